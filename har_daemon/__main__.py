@@ -1,0 +1,3 @@
+from har_daemon.cli import main
+
+raise SystemExit(main())
