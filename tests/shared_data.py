@@ -1,0 +1,19 @@
+"""Where the real data beside the checkout lives, and a skip that says why when it is absent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data").resolve()
+TUTORIAL_H5 = SHARED_DATA / "tutorial-models" / "tutorial_convlstm_4class.h5"
+TUTORIAL_CLASSES = ("WalkingWithDog", "TaiChi", "Swing", "HorseRace")
+FIGHT_DATA = SHARED_DATA / "surveillance-fight"
+
+
+def require(path: Path) -> Path:
+    """Skip the calling test, naming the missing path, when the shared data is not here."""
+    if not path.exists():
+        pytest.skip(f"real data not on this machine: {path} is absent (see shared/data/README.md)")
+    return path
