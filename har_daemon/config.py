@@ -217,8 +217,9 @@ class MqttConfig(_Section):
         max_length=100,
         pattern=TOPIC_PATTERN,
         title="Topic prefix",
-        description="First topic level(s): <prefix>/<instance>/<camera>/...; no '+', '#', "
-        "spaces or empty levels.",
+        description="First topic level(s): <prefix>/status, <prefix>/<camera>/events, ...; give "
+        "each instance its own prefix to keep their topics apart. No '+', '#', spaces or empty "
+        "levels.",
     )
     instance: str = Field(
         "default",
@@ -226,8 +227,8 @@ class MqttConfig(_Section):
         max_length=64,
         pattern=SLUG_PATTERN,
         title="Instance name",
-        description="Names this daemon in topics and the derived client id (letters, digits, "
-        "'-', '_').",
+        description="Names this daemon in the derived client id, so several instances on one "
+        "host never kick each other off the broker (letters, digits, '-', '_').",
     )
     client_id: str | None = Field(
         None,
