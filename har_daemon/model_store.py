@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import warnings
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,29 +30,36 @@ class LoadedModel:
     path: Path
 
     def __post_init__(self) -> None:
-        self._fn = None
+        self._fn: Callable[[np.ndarray], np.ndarray] | None = None
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        """Probabilities for a batch (N, T, H, W, 3) float32, via one compiled graph call.
-
-        `model.predict` builds a data pipeline on every call (tens of ms per window); a traced
-        `tf.function` with a fixed signature costs only the arithmetic.
-        """
+        """Probabilities for a batch (N, T, H, W, 3) float32, or a single window (T, H, W, 3)."""
         if self._fn is None:
-            import tensorflow as tf
-
-            model = self.model
-            spec = tf.TensorSpec((None, *self.meta.input_shape), tf.float32)
-
-            @tf.function(input_signature=[spec], reduce_retracing=True)
-            def infer(batch):  # type: ignore[no-untyped-def]
-                return model(batch, training=False)
-
-            self._fn = infer
+            self._fn = compiled_predictor(self.model, self.meta.input_shape)
         x = np.asarray(x, dtype=np.float32)
         if x.ndim == 4:
             x = x[None]
-        return np.asarray(self._fn(x))
+        return self._fn(x)
+
+
+def compiled_predictor(
+    model: object, input_shape: tuple[int, ...]
+) -> Callable[[np.ndarray], np.ndarray]:
+    """One traced graph call per batch.
+
+    `model.predict` builds a data pipeline on every call and an eager call dispatches every op
+    from Python (tens to hundreds of ms per window); a `tf.function` with a fixed signature costs
+    only the arithmetic.
+    """
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((None, *input_shape), tf.float32)
+
+    @tf.function(input_signature=[spec], reduce_retracing=True)
+    def infer(batch):  # type: ignore[no-untyped-def]
+        return model(batch, training=False)  # type: ignore[operator]
+
+    return lambda x: np.asarray(infer(np.asarray(x, dtype=np.float32)))
 
 
 def _load_keras_file(path: Path) -> object:
@@ -117,7 +124,9 @@ def save_model_dir(out_dir: Path | str, model: object, meta: ModelMeta) -> Path:
     """Write the Keras file and `model.json`; the metadata is checked against the model first."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    meta = meta.model_copy(update={"model_file": KERAS_FILE})
+    # A LiteRT export of the previous weights would silently serve the old model.
+    meta = meta.model_copy(update={"model_file": KERAS_FILE, "tflite_file": None})
+    (out_dir / "model.tflite").unlink(missing_ok=True)
     check_model_against_meta(model, meta, out_dir)
     tmp = out_dir / (KERAS_FILE + ".tmp.keras")
     model.save(tmp)  # type: ignore[attr-defined]
