@@ -451,6 +451,8 @@ def export_tflite(model_dir: Path | str) -> Path:
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(flat)
+        # mkstemp makes the file private; a model is read by the service user, like model.keras.
+        os.chmod(tmp, 0o644)
         Path(tmp).replace(out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -128,6 +128,8 @@ def test_export_writes_builtin_only_tflite_and_records_it(
     assert meta.tflite_file == TFLITE_FILE
     assert meta.model_dump(exclude={"tflite_file"}) == before.model_dump(exclude={"tflite_file"})
     assert sorted(p.name for p in model_dir.iterdir()) == ["model.json", "model.keras", TFLITE_FILE]
+    # Readable by a service user other than the one who exported it, like model.keras.
+    assert out.stat().st_mode & 0o777 == 0o644
     load_model_dir(model_dir)  # the Keras side still loads
 
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
