@@ -143,6 +143,7 @@ class Daemon:
             batch_max=cfg.model.batch_max,
             motion_gating=cfg.inference.motion_gating,
             motion_threshold=cfg.inference.motion_threshold,
+            gap_sink=self._on_gap,
         )
         if cfg.mqtt.enabled:
             self.publisher = self._make_publisher()
@@ -215,6 +216,9 @@ class Daemon:
             return
         rt.online = online
         log.info("camera.status", camera=camera, online=online, reason=reason)
+        if not online and self.scheduler is not None:
+            rt.pipeline.gap.set()
+            self.scheduler.notify(camera)
         self._publish(
             self.topics.camera_status(camera), "online" if online else "offline", retain=True
         )
@@ -230,6 +234,11 @@ class Daemon:
             )
         self._emit(rt, result.transitions)
         self._maybe_publish_state(rt, result.window_end, force=bool(result.transitions))
+
+    def _on_gap(self, camera: str, transitions: list[Transition]) -> None:
+        rt = self.cameras[camera]
+        self._emit(rt, transitions)
+        self._maybe_publish_state(rt, time.time(), force=True)
 
     # -- publishing -------------------------------------------------------------------------
 

@@ -59,6 +59,10 @@ class CameraPipeline:
     tracker: ActivityTracker
     enabled: bool = True
     stats: PipelineStats = field(default_factory=PipelineStats)
+    # Set by the capture side when the stream drops; handled on the inference thread, which
+    # owns the tracker and smoother.
+    gap: threading.Event = field(default_factory=threading.Event)
+    last_window_end: float | None = None
     _frames: np.ndarray | None = None
     _times: np.ndarray | None = None
 
@@ -80,6 +84,7 @@ class WindowResult:
 
 
 ResultSink = Callable[[WindowResult], None]
+GapSink = Callable[[str, list[Transition]], None]
 
 
 class InferenceScheduler(threading.Thread):
@@ -93,6 +98,7 @@ class InferenceScheduler(threading.Thread):
         batch_max: int = 8,
         motion_gating: bool = False,
         motion_threshold: float = 0.01,
+        gap_sink: GapSink | None = None,
     ) -> None:
         super().__init__(name="inference", daemon=True)
         self.backend = backend
@@ -102,6 +108,7 @@ class InferenceScheduler(threading.Thread):
         self.batch_max = batch_max
         self.motion_gating = motion_gating
         self.motion_threshold = motion_threshold
+        self.gap_sink = gap_sink
         self._wake = threading.Condition()
         self._pending = False
         self._stopping = threading.Event()
@@ -133,6 +140,8 @@ class InferenceScheduler(threading.Thread):
         """Take every due window and run them; returns how many windows were inferred."""
         ready: list[tuple[CameraPipeline, np.ndarray, float]] = []
         for p in self.pipelines.values():
+            if p.gap.is_set():
+                self._close_gap(p)
             window = p.take()
             if window is None:
                 continue
@@ -163,9 +172,19 @@ class InferenceScheduler(threading.Thread):
             elapsed_ms = (self.last_inference_at - started) * 1000.0
             for (p, frames, t_end), prob in zip(chunk, probs, strict=True):
                 p.stats.windows += 1
+                p.last_window_end = t_end
                 p.stats.latencies_ms.append(elapsed_ms)
                 smoothed = p.smoother.update(prob)
                 transitions = p.tracker.step(smoothed, now=t_end)
                 self.sink(WindowResult(p.name, t_end, prob, smoothed, transitions, frames))
                 done += 1
         return done
+
+    def _close_gap(self, p: CameraPipeline) -> None:
+        """A stream gap ends what was going on: the activity was last seen before the gap, and
+        smoothing must not blend scores from both sides of it."""
+        p.gap.clear()
+        p.smoother.reset()
+        transitions = p.tracker.finish(p.last_window_end or time.time())
+        if transitions and self.gap_sink is not None:
+            self.gap_sink(p.name, transitions)

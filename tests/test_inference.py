@@ -145,3 +145,35 @@ def test_thread_wakes_on_notify_and_stops(backend: RecordingBackend) -> None:
         sched.join(timeout=5)
     assert not sched.is_alive()
     assert sched.last_inference_at is not None and sched.last_inference_at <= time.monotonic()
+
+
+def test_a_stream_gap_ends_the_open_activity_at_the_last_window(
+    backend: RecordingBackend,
+) -> None:
+    meta = backend.meta
+    cam = _pipeline("a", meta)
+    # Thresholds low enough that the first window starts an activity, whatever the scores.
+    cam.tracker = ActivityTracker(
+        TrackerConfig(enter_threshold=0.01, exit_threshold=0.0, min_windows=1),
+        meta.classes,
+        camera="a",
+    )
+    gaps: list[tuple[str, list]] = []
+    results: list[WindowResult] = []
+    sched = InferenceScheduler(
+        backend, meta, [cam], results.append, gap_sink=lambda c, t: gaps.append((c, t))
+    )
+    _push(cam, 20, np.random.default_rng(5), t0=100.0)
+    sched.run_once()
+    started = [t for t in results[0].transitions if t.kind == "start"]
+    assert started and cam.tracker.active is not None
+
+    cam.gap.set()
+    sched.run_once()
+    assert not cam.gap.is_set()
+    assert len(gaps) == 1 and gaps[0][0] == "a"
+    (end,) = gaps[0][1]
+    assert end.kind == "end" and end.reason == "finish"
+    assert end.occurrence_id == started[0].occurrence_id
+    assert end.ended_at == pytest.approx(101.9)  # the last frame seen before the gap
+    assert cam.tracker.active is None and cam.smoother.value is None
