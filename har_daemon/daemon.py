@@ -63,6 +63,7 @@ class _CameraRuntime:
     pipeline: CameraPipeline
     capture: CameraCapture
     seq: int = 0
+    events: int = 0
     online: bool | None = None
     last_state_publish: float = 0.0
     last_state_activity: str | None = None
@@ -85,6 +86,8 @@ class Daemon:
         self._out_lock = threading.Lock()
         self.notifier = SystemdNotifier()
         self.publisher: Any = None
+        self.spool: Any = None  # durable outbox of event messages (with MQTT only)
+        self.spooled: Any = None
         self.cameras: dict[str, _CameraRuntime] = {}
         self.scheduler: InferenceScheduler | None = None
         self.meta: ModelMeta | None = None
@@ -146,7 +149,17 @@ class Daemon:
             gap_sink=self._on_gap,
         )
         if cfg.mqtt.enabled:
+            from har_daemon.delivery import SpooledPublisher
+            from har_daemon.spool import Spool, SpoolError
+
+            try:
+                self.spool = Spool.from_config(cfg.spool)
+            except SpoolError as exc:
+                raise ConfigError(f"spool: {exc}") from None
             self.publisher = self._make_publisher()
+            # Every event is on disk before it is sent, and leaves the disk on PUBACK only.
+            self.spooled = SpooledPublisher(self.publisher, self.spool)
+            self.spooled.start()
             self.publisher.start()
         log.info(
             "daemon.start",
@@ -245,7 +258,9 @@ class Daemon:
     def _emit(self, rt: _CameraRuntime, transitions: list[Transition]) -> None:
         assert self.meta is not None
         for tr in transitions:
-            rt.seq += 1
+            # Persistent numbers when there is a spool: replayed events never reuse a seq.
+            rt.seq = self.spool.next_seq(rt.config.name) if self.spool else rt.seq + 1
+            rt.events += 1
             payload = event_payload(tr, rt.config.name, self.meta.name, rt.seq)
             log.info(
                 "event",
@@ -257,7 +272,14 @@ class Daemon:
                 seq=rt.seq,
             )
             self._print(payload)
-            self._publish(self.topics.events(rt.config.name), payload, qos=self.config.mqtt.qos)
+            if self.spooled is not None:
+                self.spooled.send(
+                    self.topics.events(rt.config.name),
+                    payload,
+                    qos=self.config.mqtt.qos,
+                    kind="update" if tr.kind == "update" else "event",
+                    camera=rt.config.name,
+                )
 
     def _maybe_publish_state(self, rt: _CameraRuntime, now: float, force: bool) -> None:
         state = rt.pipeline.tracker.state
@@ -356,9 +378,17 @@ class Daemon:
             if rt.online:
                 rt.online = False
                 self._publish(self.topics.camera_status(rt.config.name), "offline", retain=True)
+        if self.spooled is not None:
+            # Best effort: what is not acknowledged now stays spooled for the next start.
+            self.spooled.flush(2.0)
         if self.publisher is not None:
             self.publisher.stop()
-        log.info("daemon.stopped", **self.stats())
+        stats = self.stats()
+        if self.spooled is not None:
+            self.spooled.close()
+        if self.spool is not None:
+            self.spool.close()
+        log.info("daemon.stopped", **stats)
 
     def stats(self) -> dict[str, Any]:
         cams = {}
@@ -373,11 +403,17 @@ class Daemon:
                 "stale_windows": ps.stale_windows,
                 "motion_skipped": ps.motion_skipped,
                 "reconnects": cs.reconnects,
-                "events": rt.seq,
+                "events": rt.events,
                 "latency_ms_p50": round(float(np.percentile(lat, 50)), 2),
                 "latency_ms_p95": round(float(np.percentile(lat, 95)), 2),
             }
-        return {"uptime_s": round(time.time() - self.started_at, 1), "cameras": cams}
+        out: dict[str, Any] = {
+            "uptime_s": round(time.time() - self.started_at, 1),
+            "cameras": cams,
+        }
+        if self.spooled is not None:
+            out["spool"] = self.spooled.stats()
+        return out
 
 
 def run_daemon(config: DaemonConfig, out: TextIO | None = sys.stdout) -> int:
