@@ -7,6 +7,7 @@ daemon printed as an event must reach that subscriber, first arrivals in order p
 
 from __future__ import annotations
 
+import json
 import signal
 import time
 from pathlib import Path
@@ -152,3 +153,29 @@ def test_events_spooled_by_a_killed_daemon_arrive_after_restart(
         assert second.wait(timeout=20) == 0
     finally:
         sub.stop()
+
+
+def test_retained_state_comes_back_after_a_broker_restart_without_persistence(
+    tmp_path: Path, mosquitto_factory: Any, daemons: DaemonPool, video: Path
+) -> None:
+    from tests.infra.mosquitto import MqttRecorder
+
+    broker = mosquitto_factory(persistence=False)
+    d = _start(tmp_path, daemons, broker, video)
+    with MqttRecorder(broker, "har/#") as rec:
+        rec.wait_for("har/status", b"online", timeout=30)
+        rec.wait_for(f"har/{CAMERA}/status", b"online", timeout=30)
+    broker.stop()
+    broker.start()  # an empty broker: it remembers nothing
+    deadline = time.monotonic() + 30
+    retained: dict[str, bytes] = {}
+    while time.monotonic() < deadline and len(retained) < 3:
+        with MqttRecorder(broker, "har/#") as fresh:
+            time.sleep(1.0)
+            retained = {t: p for t, p, r, _ in fresh.messages if r}
+    assert d.alive(), d.describe()
+    assert retained.get("har/status") == b"online", retained
+    assert retained.get(f"har/{CAMERA}/status") == b"online", retained
+    assert set(json.loads(retained[f"har/{CAMERA}/activity"])) == {
+        "activity", "confidence", "since", "updated_at",
+    }  # fmt: skip
