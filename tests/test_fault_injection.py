@@ -56,12 +56,16 @@ def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _start(
-    tmp_path: Path, daemons: DaemonPool, broker: MosquittoBroker, video: Path
+    tmp_path: Path,
+    daemons: DaemonPool,
+    broker: MosquittoBroker,
+    video: Path,
+    camera: dict[str, Any] | None = None,
 ) -> DaemonProcess:
     cfg = daemon_config(
         tmp_path / "har.toml",
         broker,
-        [{"name": CAMERA, "source": str(video), "loop": True, "realtime": True}],
+        [camera or {"name": CAMERA, "source": str(video), "loop": True, "realtime": True}],
         inference=CHATTY,
         mqtt={"keepalive": 5},
     )
@@ -179,3 +183,43 @@ def test_retained_state_comes_back_after_a_broker_restart_without_persistence(
     assert set(json.loads(retained[f"har/{CAMERA}/activity"])) == {
         "activity", "confidence", "since", "updated_at",
     }  # fmt: skip
+
+
+def test_rtsp_camera_and_broker_down_together(
+    tmp_path: Path,
+    broker: MosquittoBroker,
+    daemons: DaemonPool,
+    video: Path,
+    rtsp_server_factory: Any,
+) -> None:
+    server = rtsp_server_factory(video)
+    camera = {
+        "name": CAMERA,
+        "source": server.url,
+        "stall_timeout_s": 2,
+        "reconnect_initial_s": 0.5,
+        "reconnect_max_s": 2,
+    }
+    sub = SessionSubscriber(broker, f"har/{CAMERA}/events", "fault-subscriber-3").start()
+    try:
+        d = _start(tmp_path, daemons, broker, video, camera)
+        before = len(_wait_events(d, 3, 40))
+        broker.stop()
+        server.stop()
+        time.sleep(5)
+        down = d.stdout_events()[before:]
+        server.start()
+        broker.start()
+        _wait_events(d, before + len(down) + 3, 40)  # events flow again once both are back
+        d.signal(signal.SIGTERM)
+        assert d.wait(timeout=20) == 0, d.describe()
+        produced = d.stdout_events()
+        missing = _wait_delivered(sub, produced, timeout=30)
+        assert not missing, f"lost {len(missing)} of {len(produced)}: {missing[:10]}"
+        _assert_first_arrivals_in_order(sub.received)
+    finally:
+        sub.stop()
+    # The stream gap ended what was going on, while the broker was away (so it was spooled).
+    assert any(e["type"] == "end" and e["reason"] == "finish" for e in down), down
+    stopped = [x for x in d.logs() if x.get("event") == "daemon.stopped"]
+    assert stopped and stopped[0]["cameras"][CAMERA]["reconnects"] >= 1, d.describe()
