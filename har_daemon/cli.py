@@ -97,6 +97,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             workers=args.workers,
             cache_dir=args.cache_dir,
             name=args.name,
+            augment=args.augment,
+            class_weight=args.class_weight,
+            alert_class=args.alert_class,
         )
     )
     t = result.meta.training
@@ -111,7 +114,51 @@ def cmd_train(args: argparse.Namespace) -> int:
             f"held-out test: accuracy {r['accuracy']:.3f}, F1 micro {r['micro']['f1']:.3f}, "
             f"F1 macro {r['macro']['f1']:.3f} on {r['n_samples']} clips"
         )
+    if result.threshold_report:
+        r, a = result.threshold_report, t["alert_threshold"]
+        c = r["per_class"][a["class"]]
+        print(
+            f"at the validation-chosen threshold {a['threshold']:.3f} for {a['class']}: "
+            f"accuracy {r['accuracy']:.3f}, F1 macro {r['macro']['f1']:.3f}, "
+            f"{a['class']} precision {c['precision']:.3f} recall {c['recall']:.3f}"
+        )
     print(f"model directory: {result.model_dir}")
+    return 0
+
+
+def cmd_cv(args: argparse.Namespace) -> int:
+    from har_daemon.crossval import CV_FILE, cross_validate, format_table
+    from har_daemon.training import PAPER_CLASSES, TrainOptions
+
+    cv = cross_validate(
+        TrainOptions(
+            data_dir=args.data,
+            out_dir=args.report,
+            classes=(
+                PAPER_CLASSES
+                if args.classes is None
+                else None
+                if args.classes == ALL_CLASSES
+                else args.classes
+            ),
+            architecture=args.arch,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            validation_fraction=args.validation_fraction,
+            patience=args.patience,
+            learning_rate=args.learning_rate,
+            workers=args.workers,
+            cache_dir=args.cache_dir,
+            name=args.name,
+            augment=args.augment,
+            class_weight=args.class_weight,
+            alert_class=args.alert_class,
+        ),
+        folds=args.folds,
+    )
+    print(format_table(cv))
+    print(f"report: {args.report / CV_FILE}")
     return 0
 
 
@@ -287,8 +334,33 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--test-fraction", type=_fraction, default=0.2)
     t.add_argument("--validation-fraction", type=_fraction, default=0.2)
     t.add_argument("--name", help="model name recorded in model.json")
+    _extra_train_opts(t)
     _data_opts(t)
     t.set_defaults(func=cmd_train)
+
+    cv = sub.add_parser(
+        "cv", help="grouped k-fold cross-validation: one training per fold, mean +- std"
+    )
+    cv.add_argument("--data", type=Path, required=True, help="folder with one sub-folder per class")
+    cv.add_argument("--report", type=Path, required=True, help="folder for cv.json and fold models")
+    cv.add_argument("--folds", type=_folds, default=5, help="number of folds (default 5)")
+    cv.add_argument(
+        "--classes",
+        type=_classes_arg,
+        default=None,
+        help="comma-separated class folders, or 'all' (default: the paper's four classes)",
+    )
+    cv.add_argument("--arch", choices=["convlstm", "lrcn"], default="convlstm")
+    cv.add_argument("--epochs", type=_positive_int, default=50)
+    cv.add_argument("--batch-size", type=_positive_int, default=4)
+    cv.add_argument("--learning-rate", type=_positive_float, default=1e-3)
+    cv.add_argument("--patience", type=_positive_int, default=10, help="early-stopping patience")
+    cv.add_argument("--seed", type=int, default=0, help="seeds training and the fold assignment")
+    cv.add_argument("--validation-fraction", type=_fraction, default=0.2)
+    cv.add_argument("--name", help="model name prefix for the fold models")
+    _extra_train_opts(cv)
+    _data_opts(cv)
+    cv.set_defaults(func=cmd_cv)
 
     e = sub.add_parser("evaluate", help="score a model on labelled clips; write metrics and plots")
     e.add_argument("--model", type=Path, required=True, help="model directory")
@@ -362,6 +434,32 @@ def build_parser() -> argparse.ArgumentParser:
             r.add_argument("--quiet", action="store_true", help="do not print events on stdout")
         r.set_defaults(func=func)
     return p
+
+
+def _folds(value: str) -> int:
+    n = _positive_int(value)
+    if n < 2:
+        raise argparse.ArgumentTypeError(f"{value}: cross-validation needs at least 2 folds")
+    return n
+
+
+def _extra_train_opts(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--augment",
+        action="store_true",
+        help="augment training clips (flip, crop, brightness/contrast, frame timing)",
+    )
+    p.add_argument(
+        "--class-weight",
+        choices=["none", "balanced"],
+        default="none",
+        help="balanced: weigh each class n / (k * count) in the training loss (default none)",
+    )
+    p.add_argument(
+        "--alert-class",
+        help="two-class models: choose this class's probability threshold on the validation "
+        "set (max F1) and report test metrics at it as well as at argmax",
+    )
 
 
 def _data_opts(p: argparse.ArgumentParser) -> None:
