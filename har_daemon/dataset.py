@@ -334,7 +334,7 @@ def default_cache_dir() -> Path:
 
 def cache_key(path: Path, seq_len: int, size_hw: tuple[int, int], interpolation: str) -> str:
     """Hash of what determines a clip's frames: the file (path, size, mtime) and the sampling."""
-    p = Path(path).absolute()
+    p = Path(path).resolve()
     st = p.stat()
     blob = json.dumps(
         [
