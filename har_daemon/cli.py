@@ -68,23 +68,26 @@ def _fraction(value: str) -> float:
     return x
 
 
+def _train_classes(value: list[str] | str | None) -> Sequence[str] | None:
+    """--classes: the paper's four by default, every folder with 'all', or the names given."""
+    from har_daemon.training import PAPER_CLASSES
+
+    if value is None:
+        return PAPER_CLASSES
+    return None if value == ALL_CLASSES else value
+
+
 # --- subcommands -----------------------------------------------------------------------------
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from har_daemon.training import PAPER_CLASSES, TrainOptions, train
+    from har_daemon.training import TrainOptions, train
 
     result = train(
         TrainOptions(
             data_dir=args.data,
             out_dir=args.out,
-            classes=(
-                PAPER_CLASSES
-                if args.classes is None
-                else None
-                if args.classes == ALL_CLASSES
-                else args.classes
-            ),
+            classes=_train_classes(args.classes),
             architecture=args.arch,
             epochs=args.epochs,
             batch_size=args.batch_size,
@@ -128,19 +131,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_cv(args: argparse.Namespace) -> int:
     from har_daemon.crossval import CV_FILE, cross_validate, format_table
-    from har_daemon.training import PAPER_CLASSES, TrainOptions
+    from har_daemon.training import TrainOptions
 
     cv = cross_validate(
         TrainOptions(
             data_dir=args.data,
             out_dir=args.report,
-            classes=(
-                PAPER_CLASSES
-                if args.classes is None
-                else None
-                if args.classes == ALL_CLASSES
-                else args.classes
-            ),
+            classes=_train_classes(args.classes),
             architecture=args.arch,
             epochs=args.epochs,
             batch_size=args.batch_size,

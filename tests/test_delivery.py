@@ -7,9 +7,7 @@ reaches them even when it is accepted while they are reconnecting.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import os
 import queue
 import signal
@@ -22,30 +20,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
-from structlog.testing import capture_logs as _capture_logs
 
 from har_daemon.delivery import SpooledPublisher, encode_payload
 from har_daemon.mqtt_publisher import MqttPublisher
 from har_daemon.spool import Spool
+from tests.infra.logs import capture_logs
 from tests.infra.mosquitto import MosquittoBroker
 from tests.infra.procs import wait_until
 from tests.infra.session_subscriber import SessionSubscriber, assert_in_order_per_camera
 
 ROOT = Path(__file__).resolve().parents[1]
 PREFIX = "har/test"
-
-
-@contextlib.contextmanager
-def capture_logs() -> Iterator[list[dict[str, Any]]]:
-    """structlog's capture_logs at debug level, whatever level an earlier test configured."""
-    saved = structlog.get_config()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
-    try:
-        with _capture_logs() as logs:
-            yield logs
-    finally:
-        structlog.configure(**saved)
 
 
 def events_topic(camera: str) -> str:
@@ -186,7 +171,7 @@ def test_broker_outage_every_event_arrives_in_order(
     assert sender.spooled.replays >= 1
     assert len(connects) >= 2  # the daemon's own on_connected hook still runs on reconnect
     sub.wait_for_ids({f"{c}-{s}" for c in ("cam-a", "cam-b") for s in range(1, per_camera + 1)}, 20)
-    assert True in sub.sessions_present  # the subscription came from the persisted session
+    assert any(sub.sessions_present)  # the subscription came from the persisted session
     duplicates = assert_in_order_per_camera(sub, {"cam-a": per_camera, "cam-b": per_camera})
     # Duplicates only come from messages in flight when the broker went away: at most paho's
     # in-flight window (20) per outage; the spool never re-sends what paho still holds.

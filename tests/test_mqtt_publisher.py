@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -15,27 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
-from structlog.testing import capture_logs as _capture_logs
 
 from har_daemon.mqtt_publisher import Delivery, MqttPublisher
+from tests.infra.logs import capture_logs
 from tests.infra.mosquitto import MosquittoBroker, MqttRecorder
 from tests.infra.procs import wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 STATUS = "har/test/status"
-
-
-@contextlib.contextmanager
-def capture_logs() -> Iterator[list[dict[str, Any]]]:
-    """structlog's capture_logs at debug level, whatever level an earlier test configured."""
-    saved = structlog.get_config()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
-    try:
-        with _capture_logs() as logs:
-            yield logs
-    finally:
-        structlog.configure(**saved)
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@ threads."""
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import os
 import queue
 import signal
@@ -12,30 +10,16 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
-from structlog.testing import capture_logs as _capture_logs
 
 from har_daemon.config import SpoolConfig
 from har_daemon.spool import FILENAME, Spool, SpoolError
+from tests.infra.logs import capture_logs
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@contextlib.contextmanager
-def capture_logs() -> Iterator[list[dict[str, Any]]]:
-    """structlog's capture_logs at debug level, whatever level an earlier test configured."""
-    saved = structlog.get_config()
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.DEBUG))
-    try:
-        with _capture_logs() as logs:
-            yield logs
-    finally:
-        structlog.configure(**saved)
 
 
 def kinds_and_payloads(spool: Spool) -> list[tuple[str, bytes]]:
