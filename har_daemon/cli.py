@@ -14,9 +14,13 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from har_daemon import __version__
 from har_daemon.errors import HarError
+
+if TYPE_CHECKING:
+    from har_daemon.training import TrainOptions
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_ROOT.parent
@@ -77,33 +81,39 @@ def _train_classes(value: list[str] | str | None) -> Sequence[str] | None:
     return None if value == ALL_CLASSES else value
 
 
+def _train_options(args: argparse.Namespace, out_dir: Path, **extra: Any) -> TrainOptions:
+    """The TrainOptions that `train` and `cv` share, from their common flags."""
+    from har_daemon.training import TrainOptions
+
+    return TrainOptions(
+        data_dir=args.data,
+        out_dir=out_dir,
+        classes=_train_classes(args.classes),
+        architecture=args.arch,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        validation_fraction=args.validation_fraction,
+        patience=args.patience,
+        learning_rate=args.learning_rate,
+        workers=args.workers,
+        cache_dir=args.cache_dir,
+        name=args.name,
+        augment=args.augment,
+        class_weight=args.class_weight,
+        alert_class=args.alert_class,
+        **extra,
+    )
+
+
 # --- subcommands -----------------------------------------------------------------------------
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from har_daemon.training import TrainOptions, train
+    from har_daemon.training import train
 
     result = train(
-        TrainOptions(
-            data_dir=args.data,
-            out_dir=args.out,
-            classes=_train_classes(args.classes),
-            architecture=args.arch,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            split=args.split,
-            test_fraction=args.test_fraction,
-            validation_fraction=args.validation_fraction,
-            patience=args.patience,
-            learning_rate=args.learning_rate,
-            workers=args.workers,
-            cache_dir=args.cache_dir,
-            name=args.name,
-            augment=args.augment,
-            class_weight=args.class_weight,
-            alert_class=args.alert_class,
-        )
+        _train_options(args, args.out, split=args.split, test_fraction=args.test_fraction)
     )
     t = result.meta.training
     print(
@@ -131,27 +141,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_cv(args: argparse.Namespace) -> int:
     from har_daemon.crossval import CV_FILE, cross_validate, format_table
-    from har_daemon.training import TrainOptions
 
     cv = cross_validate(
-        TrainOptions(
-            data_dir=args.data,
-            out_dir=args.report,
-            classes=_train_classes(args.classes),
-            architecture=args.arch,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            seed=args.seed,
-            validation_fraction=args.validation_fraction,
-            patience=args.patience,
-            learning_rate=args.learning_rate,
-            workers=args.workers,
-            cache_dir=args.cache_dir,
-            name=args.name,
-            augment=args.augment,
-            class_weight=args.class_weight,
-            alert_class=args.alert_class,
-        ),
+        _train_options(args, args.report),
         folds=args.folds,
     )
     print(format_table(cv))
