@@ -102,6 +102,7 @@ def _train_options(args: argparse.Namespace, out_dir: Path, **extra: Any) -> Tra
         augment=args.augment,
         class_weight=args.class_weight,
         alert_class=args.alert_class,
+        input_transform=args.input.replace("-", "_"),
         **extra,
     )
 
@@ -448,6 +449,14 @@ def _extra_train_opts(p: argparse.ArgumentParser) -> None:
         "--alert-class",
         help="two-class models: choose this class's probability threshold on the validation "
         "set (max F1) and report test metrics at it as well as at argmax",
+    )
+    p.add_argument(
+        "--input",
+        choices=["frames", "frame-diff"],
+        default="frames",
+        help="frames: the paper's scaled frames; frame-diff: the change between consecutive "
+        "frames, which removes the static background (recorded in model.json, applied when "
+        "serving)",
     )
 
 

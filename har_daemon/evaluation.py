@@ -32,7 +32,9 @@ def predict_batches(
         fn = compiled_predictor(model_or_fn, meta.input_shape)
     out = []
     for i in range(0, len(x_uint8), batch_size):
-        batch = to_model_input(x_uint8[i : i + batch_size], meta.color_order, meta.input_scale)
+        batch = to_model_input(
+            x_uint8[i : i + batch_size], meta.color_order, meta.input_scale, meta.input_transform
+        )
         out.append(fn(batch))
     if not out:
         return np.zeros((0, len(meta.classes)), dtype=np.float32)

@@ -159,6 +159,7 @@ class InferenceScheduler(threading.Thread):
                 np.stack([frames for _, frames, _ in chunk]),
                 self.meta.color_order,
                 self.meta.input_scale,
+                self.meta.input_transform,
             )
             started = time.monotonic()
             try:

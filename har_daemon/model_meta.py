@@ -41,6 +41,11 @@ class ModelMeta(BaseModel):
     input_scale: float = Field(
         1.0 / 255.0, gt=0, le=1, description="Factor from uint8 pixel values to model input."
     )
+    input_transform: Literal["frames", "frame_diff"] = Field(
+        "frames",
+        description="frames: scaled frames as they are; frame_diff: the change between "
+        "consecutive scaled frames (first step zeros).",
+    )
     resize_interpolation: Literal["area", "linear"] = Field(
         "area", description="Resize filter used in training: serving must use the same."
     )

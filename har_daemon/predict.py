@@ -108,7 +108,9 @@ def classify_clip(loaded: LoadedModel, video: Path) -> dict[str, Any]:
     """The whole file as one clip, sampled exactly as training samples its clips."""
     meta = loaded.meta
     clip = extract_clip(video, meta.sequence_length, meta.frame_size, meta.resize_interpolation)
-    probs = loaded.predict(to_model_input(clip.frames, meta.color_order, meta.input_scale))[0]
+    probs = loaded.predict(
+        to_model_input(clip.frames, meta.color_order, meta.input_scale, meta.input_transform)
+    )[0]
     return {
         "activity": meta.classes[int(np.argmax(probs))],
         "probabilities": _probabilities(meta.classes, probs),

@@ -71,6 +71,7 @@ class TrainOptions:
     augment: bool = False  # augment training batches (har_daemon.augment defaults)
     class_weight: Literal["none", "balanced"] = "none"  # balanced: n / (k * count) per class
     alert_class: str | None = None  # two classes only: choose this class's alert threshold
+    input_transform: Literal["frames", "frame_diff"] = "frames"  # see preprocess.to_model_input
 
 
 @dataclass
@@ -101,6 +102,7 @@ def _batches(
     seed: int,
     color_order: str = "BGR",
     augment: AugmentConfig | None = None,
+    transform: str = "frames",
 ):  # type: ignore[no-untyped-def]
     """A Keras data source that converts uint8 clips to float per batch.
 
@@ -127,7 +129,7 @@ def _batches(
             clips = x[idx]
             if augment is not None:
                 clips = augment_batch(clips, np.random.default_rng([seed, self.epoch, i]), augment)
-            return to_model_input(clips, color_order), y[idx]  # type: ignore[arg-type]
+            return to_model_input(clips, color_order, transform=transform), y[idx]  # type: ignore[arg-type]
 
         def on_epoch_end(self) -> None:
             self.epoch += 1
@@ -242,9 +244,22 @@ def train(
     verbose = opts.verbose if opts.verbose is not None else (1 if sys.stderr.isatty() else 2)
     fit = model.fit(
         _batches(
-            x_train, _one_hot(l_train, classes), opts.batch_size, True, opts.seed, augment=augment
+            x_train,
+            _one_hot(l_train, classes),
+            opts.batch_size,
+            True,
+            opts.seed,
+            augment=augment,
+            transform=opts.input_transform,
         ),
-        validation_data=_batches(x_val, _one_hot(l_val, classes), opts.batch_size, False, 0),
+        validation_data=_batches(
+            x_val,
+            _one_hot(l_val, classes),
+            opts.batch_size,
+            False,
+            0,
+            transform=opts.input_transform,
+        ),
         epochs=opts.epochs,
         callbacks=[stopper],
         verbose=verbose,
@@ -264,6 +279,7 @@ def train(
         frame_width=opts.frame_size,
         color_order="BGR",
         resize_interpolation=opts.interpolation,
+        input_transform=opts.input_transform,
         frame_spacing_s=round(spacing, 4),
         architecture=opts.architecture,
         training={
