@@ -588,6 +588,21 @@ class SnapshotsConfig(_Section):
     enabled: bool = Field(
         False, title="Snapshots", description="Publish a JPEG of the frame that started an event."
     )
+    max_width: int = Field(
+        640,
+        ge=64,
+        le=3840,
+        title="Snapshot width",
+        description="Frames wider than this are scaled down (aspect kept) before encoding.",
+    )
+    quality: int = Field(
+        85, ge=10, le=100, title="JPEG quality", description="JPEG quality, 10 (small) to 100."
+    )
+    overlay: bool = Field(
+        True,
+        title="Overlay",
+        description="Draw the time, camera, activity and confidence onto the snapshot.",
+    )
 
 
 class ClipsConfig(_Section):
@@ -598,6 +613,53 @@ class ClipsConfig(_Section):
         default_factory=lambda: default_state_dir() / "clips",
         title="Clip directory",
         description="Default: 'clips' in the state directory (see [spool] path).",
+    )
+    pre_roll_s: Seconds = Field(
+        5.0,
+        ge=0,
+        le=60,
+        title="Pre-roll",
+        description="Seconds of video before the event's start included in its clip.",
+    )
+    post_roll_s: Seconds = Field(
+        2.0,
+        ge=0,
+        le=60,
+        title="Post-roll",
+        description="Seconds of video after the event's end included in its clip.",
+    )
+    max_clip_s: Seconds = Field(
+        120.0,
+        ge=1,
+        le=3600,
+        title="Longest clip",
+        description="A clip is closed after this long even if the activity goes on.",
+    )
+    fps: float = Field(
+        10.0,
+        ge=1,
+        le=30,
+        title="Clip frame rate",
+        description="Frames per second kept for clips (at most the camera's own rate).",
+    )
+    max_width: int = Field(
+        640,
+        ge=64,
+        le=3840,
+        title="Clip width",
+        description="Frames wider than this are scaled down (aspect kept) before writing.",
+    )
+    max_bytes: SizeBytes = Field(
+        1024**3,
+        ge=1024**2,
+        title="Disk budget",
+        description="Oldest clips are deleted when the directory grows past this (e.g. '2GB').",
+    )
+    max_age: Seconds = Field(
+        7 * 86400.0,
+        ge=60,
+        title="Clip age limit",
+        description="Clips older than this are deleted (e.g. '7d').",
     )
 
 
