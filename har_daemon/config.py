@@ -650,8 +650,8 @@ class ClipsConfig(_Section):
         description="Frames wider than this are scaled down (aspect kept) before writing.",
     )
     max_bytes: SizeBytes = Field(
-        1024**3,
-        ge=1024**2,
+        10**9,
+        ge=10**6,
         title="Disk budget",
         description="Oldest clips are deleted when the directory grows past this (e.g. '2GB').",
     )
@@ -667,7 +667,7 @@ class StatsConfig(_Section):
     """[stats]"""
 
     interval: Seconds = Field(
-        0.0,
+        60.0,
         ge=0,
         le=86400,
         title="Stats interval",

@@ -106,7 +106,7 @@ def test_defaults_without_a_file() -> None:
     assert cfg.mqtt.enabled and not cfg.mqtt.publish_scores and not cfg.mqtt.tls
     assert cfg.mqtt.effective_client_id == f"har-daemon-{socket.gethostname()}-default"
     assert not (cfg.homeassistant.enabled or cfg.snapshots.enabled or cfg.clips.enabled)
-    assert cfg.stats.interval == 0 and cfg.metrics.port == 0
+    assert cfg.stats.interval == 60 and cfg.metrics.port == 0
     assert cfg.spool.path == Path.home() / ".local" / "state" / "har-daemon"
 
 
