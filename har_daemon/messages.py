@@ -41,6 +41,26 @@ class Topics:
     def scores(self, camera: str) -> str:
         return f"{self.prefix}/{camera}/scores"
 
+    def set(self, camera: str) -> str:
+        """Commands for one camera (`{"enabled": false}`); `set("+")` is the filter for all."""
+        return f"{self.prefix}/{camera}/set"
+
+    @property
+    def set_all(self) -> str:
+        """Commands for every camera at once."""
+        return f"{self.prefix}/set"
+
+    def enabled(self, camera: str) -> str:
+        """Retained: whether the camera is enabled (`enabled_payload`)."""
+        return f"{self.prefix}/{camera}/enabled"
+
+    def snapshot(self, camera: str) -> str:
+        return f"{self.prefix}/{camera}/snapshot"
+
+    @property
+    def stats(self) -> str:
+        return f"{self.prefix}/stats"
+
 
 def event_payload(tr: Transition, camera: str, model: str, seq: int) -> dict[str, Any]:
     """`<prefix>/<camera>/events`: one start/update/end of an activity occurrence.
@@ -84,3 +104,12 @@ def scores_payload(classes: list[str], probs: Any, smoothed: Any, t: float) -> d
         "probabilities": {c: round(float(p), 4) for c, p in zip(classes, probs, strict=True)},
         "smoothed": {c: round(float(p), 4) for c, p in zip(classes, smoothed, strict=True)},
     }
+
+
+def enabled_payload(enabled: bool) -> dict[str, Any]:
+    """`<prefix>/<camera>/enabled` (retained): `{"enabled": true|false}`.
+
+    The state a Home Assistant switch reads (`value_json.enabled`); the same shape as the
+    command accepted on `<prefix>/<camera>/set`, so one template serves both.
+    """
+    return {"enabled": bool(enabled)}

@@ -40,6 +40,18 @@ What paho does with a publish while there is no connection (no socket):
   refused at once (rc MQTT_ERR_QUEUE_SIZE, `dropped == True`).
 While a connection attempt is under way (socket open, CONNACK pending) paho writes the message
 to the socket; if the broker then refuses the connection, QoS 1/2 messages stay queued as above.
+
+Subscriptions (for control topics): `subscribe(filter, callback)` remembers the filter and sends
+SUBSCRIBE at once when connected, and again after EVERY successful (re)connect: the session is
+always clean (MQTT 5 clean_start / 3.1.1 clean_session), and a broker restarted without
+persistence has forgotten every subscription anyway. Each incoming message goes to the callback
+of every remembered filter that matches its topic (paho's `topic_matches_sub`), on paho's
+network thread, as `callback(topic, payload, retained)`. `retained` is true only for a message
+the broker replays from its retained store because of a (re)subscription, not for a live one
+(MQTT 5 Retain As Published is off), so a retained message comes again after each reconnect.
+An exception in a callback is logged (`mqtt.callback_failed`) and swallowed. Overlapping filters
+are best avoided: Mosquitto then sends one copy per matching subscription, and each copy goes to
+every matching callback.
 """
 
 from __future__ import annotations
@@ -66,6 +78,27 @@ log = get_logger(__name__)
 ONLINE = "online"
 OFFLINE = "offline"
 PROTOCOLS = {"5": MQTTProtocolVersion.MQTTv5, "3.1.1": MQTTProtocolVersion.MQTTv311}
+
+MessageCallback = Callable[[str, bytes, bool], None]
+"""`callback(topic, payload, retained)`, called on paho's network thread."""
+
+
+def check_topic_filter(topic_filter: str) -> str:
+    """`topic_filter` if it is a valid MQTT filter, else ValueError (said at `subscribe()`, not
+    at some later reconnect): non-empty, no NUL, '+' and '#' only as whole levels, '#' last."""
+    if not topic_filter:
+        raise ValueError("empty topic filter")
+    if "\0" in topic_filter:
+        raise ValueError(f"NUL character in topic filter {topic_filter!r}")
+    if len(topic_filter.encode()) > 65535:
+        raise ValueError("topic filter longer than 65535 bytes")
+    levels = topic_filter.split("/")
+    for i, level in enumerate(levels):
+        if ("+" in level or "#" in level) and level not in ("+", "#"):
+            raise ValueError(f"wildcard inside a topic level in {topic_filter!r}")
+        if level == "#" and i != len(levels) - 1:
+            raise ValueError(f"'#' not at the end of {topic_filter!r}")
+    return topic_filter
 
 
 @dataclass(eq=False)
@@ -165,6 +198,7 @@ class MqttPublisher:
       call `publish*` freely. Not called for the publisher's own "online"/"offline" messages,
       nor for dropped ones (those come back from `publish*` already `dropped`). `stop()` waits
       for the acknowledgements received so far to be handed over.
+    Subscriptions (`subscribe`) are restored after each (re)connect, before `on_connected`.
     """
 
     def __init__(
@@ -222,6 +256,14 @@ class MqttPublisher:
         self._delivered_thread: threading.Thread | None = None
         self._started = False
         self._stopping = False
+        # Guards _subscriptions, _suback_filters, _early_subacks and the instant _connected is
+        # set, so a subscribe() racing a (re)connect is sent exactly by one of the two.
+        self._sub_lock = threading.Lock()
+        self._sub_cond = threading.Condition(self._sub_lock)
+        self._subscriptions: dict[str, tuple[MessageCallback, int]] = {}
+        self._granted: set[str] = set()  # filters the broker acknowledged on this connection
+        self._suback_filters: dict[int, list[str]] = {}
+        self._early_subacks: dict[int, list[ReasonCode]] = {}
 
         proto = PROTOCOLS[protocol]
         client = _Client(
@@ -251,6 +293,8 @@ class MqttPublisher:
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
         client.on_log = self._on_log
         self._client = client
 
@@ -343,6 +387,103 @@ class MqttPublisher:
             unacknowledged=self.pending_count,
         )
         return acknowledged
+
+    # -- subscribing --------------------------------------------------------------------------
+
+    def subscribe(self, topic_filter: str, callback: MessageCallback, qos: int = 1) -> None:
+        """Deliver messages matching `topic_filter` (full topic, no prefix added) to
+        `callback(topic, payload, retained)` on paho's network thread, now and after every
+        reconnect. Subscribing to a filter again replaces its callback and QoS.
+
+        Sent at once when connected, else at the next connect. A refusal in the SUBACK is
+        logged as `mqtt.subscribe_refused` (Mosquitto 2.0 grants every filter and applies its
+        ACL to each message instead). Callbacks should be quick: while one runs, no other
+        message, acknowledgement or keepalive is processed.
+        """
+        check_topic_filter(topic_filter)
+        if qos not in (0, 1, 2):
+            raise ValueError("qos must be 0, 1 or 2")
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        with self._sub_lock:
+            self._subscriptions[topic_filter] = (callback, qos)
+            send_now = self._connected.is_set()
+        log.info("mqtt.subscription_added", topic_filter=topic_filter, qos=qos, sent=send_now)
+        if send_now:
+            self._send_subscribe([(topic_filter, qos)])
+
+    def unsubscribe(self, topic_filter: str) -> None:
+        """Forget `topic_filter` (no-op when unknown); sent to the broker when connected.
+
+        Its callback gets no more messages from here on, even ones already on the way.
+        """
+        with self._sub_lock:
+            known = self._subscriptions.pop(topic_filter, None) is not None
+            self._granted.discard(topic_filter)
+            send_now = known and self._connected.is_set()
+        if send_now:
+            rc, _ = self._client.unsubscribe(topic_filter)
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                log.debug("mqtt.unsubscribe_not_sent", topic_filter=topic_filter, rc=int(rc))
+
+    def wait_subscribed(
+        self, topic_filter: str | None = None, timeout: float | None = None
+    ) -> bool:
+        """Block until the broker has acknowledged `topic_filter` (default: every remembered
+        filter) on the current connection; True when it did within `timeout` seconds.
+
+        After it returns True, messages published to matching topics reach the callback. False
+        while disconnected, and for a filter the broker refused or that is not subscribed.
+        """
+
+        def done() -> bool:
+            wanted = self._subscriptions.keys() if topic_filter is None else {topic_filter}
+            return self._connected.is_set() and all(f in self._granted for f in wanted)
+
+        with self._sub_cond:
+            return self._sub_cond.wait_for(done, timeout)
+
+    @property
+    def subscriptions(self) -> dict[str, int]:
+        """The remembered topic filters and their QoS."""
+        with self._sub_lock:
+            return {f: qos for f, (_, qos) in self._subscriptions.items()}
+
+    def _send_subscribe(self, filters: list[tuple[str, int]]) -> None:
+        """One SUBSCRIBE for `filters`; remembers its mid to name them in the SUBACK's log."""
+        if not filters:
+            return
+        rc, mid = self._client.subscribe(filters)
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
+            # The connection just dropped: the next connect subscribes again.
+            log.debug("mqtt.subscribe_not_sent", topic_filters=[f for f, _ in filters], rc=int(rc))
+            return
+        names = [f for f, _ in filters]
+        with self._sub_lock:
+            early = self._early_subacks.pop(mid, None)
+            if early is None:
+                self._suback_filters[mid] = names
+        if early is not None:
+            self._suback(names, early)
+
+    def _suback(self, filters: list[str], reason_codes: list[ReasonCode]) -> None:
+        """Record and log the broker's answer (one reason code per filter, in order)."""
+        pairs = list(zip(filters, reason_codes, strict=False))
+        with self._sub_cond:
+            for topic_filter, code in pairs:
+                if not code.is_failure and topic_filter in self._subscriptions:
+                    self._granted.add(topic_filter)
+            self._sub_cond.notify_all()
+        for topic_filter, code in pairs:
+            if code.is_failure:
+                log.warning(
+                    "mqtt.subscribe_refused",
+                    topic_filter=topic_filter,
+                    reason=str(code),
+                    reason_code=int(code.value),
+                )
+            else:
+                log.debug("mqtt.subscribed", topic_filter=topic_filter, granted_qos=int(code.value))
 
     # -- publishing ---------------------------------------------------------------------------
 
@@ -455,7 +596,13 @@ class MqttPublisher:
         )
         # "online" is submitted (pending until its PUBACK) before anyone sees is_connected.
         self._publish(self.status_topic, ONLINE.encode(), 1, True, None, False)
-        self._connected.set()
+        with self._sub_lock:
+            self._connected.set()
+            self._granted.clear()
+            filters = [(f, qos) for f, (_, qos) in self._subscriptions.items()]
+            self._suback_filters.clear()  # SUBACKs of an older connection never come
+            self._early_subacks.clear()
+        self._send_subscribe(filters)
         hook = self.on_connected
         if hook is not None:
             try:
@@ -475,7 +622,10 @@ class MqttPublisher:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         was_connected = self._connected.is_set()
-        self._connected.clear()
+        with self._sub_cond:
+            self._connected.clear()
+            self._granted.clear()
+            self._sub_cond.notify_all()
         # QoS 0 messages not yet written when the socket closed are gone (paho clears its
         # packet queue on reconnect); QoS 1/2 ones stay pending and are sent again.
         with self._lock:
@@ -516,6 +666,39 @@ class MqttPublisher:
                     self._early_acks.pop(next(iter(self._early_acks)))
                 return
         self._finish(delivery, code, reason)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        with self._sub_lock:
+            filters = self._suback_filters.pop(mid, None)
+            if filters is None:
+                # SUBACK before _send_subscribe (another thread) recorded the mid.
+                self._early_subacks[mid] = list(reason_codes)
+                if len(self._early_subacks) > 100:  # never expected; keep it bounded
+                    self._early_subacks.pop(next(iter(self._early_subacks)))
+                return
+        self._suback(filters, list(reason_codes))
+
+    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            log.warning("mqtt.bad_topic", topic=repr(message._topic[:200]))
+            return
+        with self._sub_lock:
+            targets = [
+                (f, cb)
+                for f, (cb, _) in self._subscriptions.items()
+                if mqtt.topic_matches_sub(f, topic)
+            ]
+        if not targets:
+            log.debug("mqtt.message_unmatched", topic=topic)
+            return
+        payload, retained = bytes(message.payload), bool(message.retain)
+        for topic_filter, callback in targets:
+            try:
+                callback(topic, payload, retained)
+            except Exception:
+                log.exception("mqtt.callback_failed", topic=topic, topic_filter=topic_filter)
 
     def _on_log(self, client, userdata, level, buf) -> None:
         if level not in (mqtt.MQTT_LOG_ERR, mqtt.MQTT_LOG_WARNING):

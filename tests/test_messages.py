@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 
 from har_daemon.event_state import ActivityState, Transition
-from har_daemon.messages import Topics, activity_payload, event_payload, iso_utc, scores_payload
+from har_daemon.messages import (
+    Topics,
+    activity_payload,
+    enabled_payload,
+    event_payload,
+    iso_utc,
+    scores_payload,
+)
 
 T0 = datetime(2026, 11, 18, 9, 46, 40, 250000, tzinfo=UTC).timestamp()
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -35,6 +43,20 @@ def test_topics_under_prefix() -> None:
     assert t.events("lobby") == "site/har/lobby/events"
     assert t.activity("lobby") == "site/har/lobby/activity"
     assert t.scores("lobby") == "site/har/lobby/scores"
+    assert t.set("lobby") == "site/har/lobby/set"
+    assert t.set("+") == "site/har/+/set"
+    assert t.set_all == "site/har/set"
+    assert t.enabled("lobby") == "site/har/lobby/enabled"
+    assert t.snapshot("lobby") == "site/har/lobby/snapshot"
+    assert t.stats == "site/har/stats"
+
+
+def test_enabled_payload_is_exactly_the_switch_state() -> None:
+    # Home Assistant switch templates read value_json.enabled: a JSON boolean, nothing else.
+    assert enabled_payload(True) == {"enabled": True}
+    assert enabled_payload(False) == {"enabled": False}
+    assert json.dumps(enabled_payload(False), separators=(",", ":")) == '{"enabled":false}'
+    assert enabled_payload(1)["enabled"] is True  # type: ignore[arg-type]  # JSON true, not 1
 
 
 def test_iso_utc_has_milliseconds_and_z() -> None:

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from har_daemon.control import ControlHandler
+from har_daemon.messages import Topics
 from har_daemon.mqtt_publisher import Delivery, MqttPublisher
 from tests.infra.logs import capture_logs
 from tests.infra.mosquitto import MosquittoBroker, MqttRecorder
@@ -285,3 +287,170 @@ def test_rejects_bad_parameters() -> None:
     assert publisher.topic("/cam/events") == "site/har/cam/events"
     with pytest.raises(ValueError, match="NaN|JSON"):
         publisher.publish_json("x", {"v": float("nan")})
+
+
+# -- subscriptions ------------------------------------------------------------------------------
+
+
+class Inbox:
+    """A subscribe callback recording (topic, payload, retained), with waiting."""
+
+    def __init__(self, fail_on: bytes | None = None) -> None:
+        self.messages: list[tuple[str, bytes, bool]] = []
+        self.threads: set[str] = set()
+        self.fail_on = fail_on
+        self._cond = threading.Condition()
+
+    def __call__(self, topic: str, payload: bytes, retained: bool) -> None:
+        with self._cond:
+            self.messages.append((topic, payload, retained))
+            self.threads.add(threading.current_thread().name)
+            self._cond.notify_all()
+        if payload == self.fail_on:
+            raise RuntimeError("callback bug")
+
+    def wait_for(self, payload: bytes, timeout: float = 5) -> tuple[str, bytes, bool]:
+        with self._cond:
+            found = self._cond.wait_for(
+                lambda: next((m for m in self.messages if m[1] == payload), None), timeout
+            )
+        assert found, f"{payload!r} not received; got {self.messages}"
+        return found
+
+
+def _send(broker: MosquittoBroker, topic: str, payload: bytes | str, retain: bool = False) -> None:
+    """Publish from a separate, short-lived paho client (QoS 1, acknowledged before returning)."""
+    import paho.mqtt.publish
+
+    paho.mqtt.publish.single(
+        topic, payload, qos=1, retain=retain, hostname=broker.host, port=broker.port,
+        protocol=paho.mqtt.client.MQTTv5,
+    )  # fmt: skip
+
+
+def test_subscribe_delivers_messages_to_the_callback(
+    mosquitto: MosquittoBroker, make_publisher
+) -> None:
+    _send(mosquitto, "har/test/in/old", "kept", retain=True)
+    early, late = Inbox(), Inbox()
+    publisher = MqttPublisher(
+        mosquitto.host, mosquitto.port, client_id="sub-early", topic_prefix="har/test"
+    )
+    publisher.subscribe("har/test/in/#", early)  # before start: sent on connect
+    publisher.start()
+    try:
+        assert publisher.wait_subscribed(timeout=5)
+        # From the broker's retained store: retained=True.
+        assert early.wait_for(b"kept") == ("har/test/in/old", b"kept", True)
+        other = make_publisher(mosquitto)
+        assert other.wait_connected(5)
+        other.subscribe("har/test/in/+/x", late, qos=0)  # while connected: sent at once
+        assert other.wait_subscribed("har/test/in/+/x", timeout=5)
+        assert other.subscriptions == {"har/test/in/+/x": 0}
+
+        _send(mosquitto, "har/test/in/a/x", b"\x00\xffbinary", retain=True)
+        _send(mosquitto, "har/test/in/b/y", "not for late")
+        # Live messages say retained=False even when published with retain.
+        assert early.wait_for(b"\x00\xffbinary") == ("har/test/in/a/x", b"\x00\xffbinary", False)
+        assert late.wait_for(b"\x00\xffbinary")[2] is False
+        early.wait_for(b"not for late")
+        assert [m[1] for m in late.messages] == [b"\x00\xffbinary"]
+        assert early.threads == {"paho-mqtt-client-sub-early"}
+
+        other.unsubscribe("har/test/in/+/x")
+        assert other.subscriptions == {}
+        _send(mosquitto, "har/test/in/c/x", "after unsubscribe")
+        early.wait_for(b"after unsubscribe")
+        assert len(late.messages) == 1
+    finally:
+        publisher.stop(timeout=1)
+
+
+def test_subscribe_rejects_bad_filters() -> None:
+    publisher = MqttPublisher("h", client_id="c")
+    for bad in ("", "a/#/b", "a/b#", "a/+b/c", "a\0b"):
+        with pytest.raises(ValueError):
+            publisher.subscribe(bad, Inbox())
+    with pytest.raises(ValueError, match="qos"):
+        publisher.subscribe("a/b", Inbox(), qos=3)
+    assert publisher.subscriptions == {}
+
+
+def test_a_failing_callback_does_not_stop_delivery(
+    mosquitto: MosquittoBroker, make_publisher
+) -> None:
+    inbox, bystander = Inbox(fail_on=b"boom"), Inbox()
+    publisher = make_publisher(mosquitto)
+    publisher.subscribe("har/test/cmd", inbox)
+    publisher.subscribe("har/test/+", bystander)  # overlapping: both see each message
+    assert publisher.wait_subscribed(timeout=5)
+    with capture_logs() as logs:
+        _send(mosquitto, "har/test/cmd", "boom")
+        _send(mosquitto, "har/test/cmd", "after")
+        inbox.wait_for(b"after")
+        bystander.wait_for(b"after")
+    assert inbox.messages.count(("har/test/cmd", b"boom", False)) >= 1
+    failed = [e for e in logs if e["event"] == "mqtt.callback_failed"]
+    assert failed and failed[0]["topic"] == "har/test/cmd"
+    assert failed[0]["topic_filter"] == "har/test/cmd"
+    # Same connection all along: the exception did not kill paho's thread or the socket.
+    assert publisher.is_connected and publisher.connect_count == 1
+    assert not any(e["event"] == "mqtt.disconnected" for e in logs)
+    assert publisher.publish_text("still", "ok").wait(5)
+
+
+def test_subscriptions_come_back_after_a_broker_restart_without_persistence(
+    mosquitto: MosquittoBroker, make_publisher
+) -> None:
+    assert not mosquitto.persistence
+    inbox = Inbox()
+    publisher = make_publisher(mosquitto)
+    publisher.subscribe("har/test/cmd/#", inbox)
+    assert publisher.wait_subscribed(timeout=5)
+    _send(mosquitto, "har/test/cmd/a", "before")
+    inbox.wait_for(b"before")
+
+    mosquitto.stop()  # forgets every session and subscription
+    wait_until(lambda: not publisher.is_connected, 5, message="outage not noticed")
+    assert not publisher.wait_subscribed(timeout=0.1)
+    mosquitto.start()  # same port
+    wait_until(lambda: publisher.connect_count == 2, 10, message="no reconnect")
+    assert publisher.wait_subscribed(timeout=5)
+    _send(mosquitto, "har/test/cmd/b", "after")
+    assert inbox.wait_for(b"after") == ("har/test/cmd/b", b"after", False)
+    # The broker saw a second SUBSCRIBE from this client, after its restart.
+    assert mosquitto.log_text().count(f"Received SUBSCRIBE from {publisher.client_id}") >= 2
+
+
+def test_control_handler_through_the_publisher(mosquitto: MosquittoBroker, make_publisher) -> None:
+    applied: list[tuple[str, bool]] = []
+    handler = ControlHandler(
+        Topics("har/test"), ["lobby", "yard"], lambda cam, on: applied.append((cam, on))
+    )
+    publisher = make_publisher(mosquitto)
+    for topic_filter in handler.subscriptions():
+        publisher.subscribe(topic_filter, handler)
+    assert publisher.wait_subscribed(timeout=5)
+
+    with capture_logs() as logs:
+        _send(mosquitto, "har/test/lobby/set", '{"enabled": false}')
+        wait_until(lambda: applied == [("lobby", False)], 5, message=f"got {applied}")
+        _send(mosquitto, "har/test/yard/set", "yes")
+        _send(mosquitto, "har/test/garage/set", '{"enabled": false}')
+        # A retained all-cameras command applies once, live...
+        _send(mosquitto, "har/test/set", '{"enabled": true}', retain=True)
+        wait_until(lambda: len(applied) == 3, 5, message=f"got {applied}")
+        # ...but not again when the broker replays it on (re)subscription.
+        publisher.unsubscribe("har/test/set")
+        publisher.subscribe("har/test/set", handler)
+        wait_until(
+            lambda: any(e["event"] == "control.retained_ignored" for e in logs), 5,
+            message="retained command not seen",
+        )  # fmt: skip
+    assert applied == [("lobby", False), ("lobby", True), ("yard", True)]
+    rejected = [(e["topic"], e["reason"]) for e in logs if e["event"] == "control.rejected"]
+    assert rejected == [
+        ("har/test/yard/set", "not JSON (Expecting value at char 0)"),
+        ("har/test/garage/set", "unknown camera"),
+    ]
+    assert publisher.is_connected and publisher.connect_count == 1
