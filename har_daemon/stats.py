@@ -1,0 +1,234 @@
+"""Daemon statistics: rates from counter snapshots, and the health verdict (pure, no I/O).
+
+The daemon hands over a *raw snapshot* of its counters (`RawStats`, described below) whenever it
+publishes statistics or is scraped. `StatsTracker.update` turns it into the `<prefix>/stats`
+payload by adding per-camera rates computed from counter deltas; `health` decides whether the
+daemon is doing its job, for `/healthz` and the `har_healthy` metric.
+
+Raw snapshot (`RawStats`)::
+
+    {
+      "uptime_s": float,            # seconds since the daemon started
+      "rss_mb": float,              # resident memory, MiB (see `process_rss_mb`)
+      "inference": {
+        "alive": bool,              # the inference thread is running
+        "batches": int,             # model calls that succeeded
+        "errors": int,              # model calls that raised
+        "last_inference_age_s": float | None,  # since the last successful batch; None: never
+        # optional: since the inference thread last took a window, inferred *or* skipped by
+        # motion gating. With motion gating on, a still scene runs no batch at all; give this
+        # so a quiet camera is not mistaken for a stalled inference thread.
+        "last_window_age_s": float | None,
+      },
+      "spool": {"depth": int, ...},  # SpooledPublisher.stats(); absent without a spool
+      "cameras": {
+        "<name>": {
+          "online": bool, "enabled": bool, "finished": bool,
+          "frames_read": int, "frames_sampled": int, "windows": int, "stale_windows": int,
+          "motion_skipped": int, "reconnects": int, "events": int,
+          "latency_ms_p50": float, "latency_ms_p95": float,
+          "last_frame_age_s": float | None,   # since the last frame read; None: none yet
+          "stall_timeout_s": float,           # the camera's own stall timeout
+        },
+      },
+    }
+
+The published payload (`StatsPayload`) is the same with three rates added to each camera:
+``capture_fps`` (frames read), ``sampled_fps`` (frames kept for the model) and ``inference_fps``
+(windows scored), all per second over the interval since the previous update.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import resource
+import sys
+import threading
+from dataclasses import dataclass
+from typing import Any, NotRequired, TypedDict
+
+__all__ = [
+    "CameraRaw",
+    "CameraStats",
+    "InferenceRaw",
+    "RawStats",
+    "StatsPayload",
+    "StatsTracker",
+    "health",
+    "process_rss_mb",
+]
+
+
+class InferenceRaw(TypedDict):
+    alive: bool
+    batches: int
+    errors: int
+    last_inference_age_s: float | None
+    last_window_age_s: NotRequired[float | None]
+
+
+class CameraRaw(TypedDict):
+    online: bool
+    enabled: bool
+    finished: bool
+    frames_read: int
+    frames_sampled: int
+    windows: int
+    stale_windows: int
+    motion_skipped: int
+    reconnects: int
+    events: int
+    latency_ms_p50: float
+    latency_ms_p95: float
+    last_frame_age_s: float | None
+    stall_timeout_s: float
+
+
+class CameraStats(CameraRaw):
+    capture_fps: float
+    sampled_fps: float
+    inference_fps: float
+
+
+class RawStats(TypedDict):
+    uptime_s: float
+    rss_mb: float
+    inference: InferenceRaw
+    spool: NotRequired[dict[str, Any]]
+    cameras: dict[str, CameraRaw]
+
+
+class StatsPayload(TypedDict):
+    uptime_s: float
+    rss_mb: float
+    inference: InferenceRaw
+    spool: NotRequired[dict[str, Any]]
+    cameras: dict[str, CameraStats]
+
+
+# counter name in the raw snapshot -> rate name in the payload
+_RATES = {"frames_read": "capture_fps", "frames_sampled": "sampled_fps", "windows": "inference_fps"}
+
+
+@dataclass
+class _Baseline:
+    at: float  # monotonic
+    counters: dict[str, int]
+    rates: dict[str, float]
+
+
+class StatsTracker:
+    """Adds per-camera rates to raw snapshots; thread-safe.
+
+    Rates are taken over at least `min_interval_s`: an update sooner than that after the last
+    baseline (a Prometheus scrape right after a published stats message, say) reports the
+    previous rates and leaves the baseline alone, so several callers can share one tracker
+    without producing noisy rates over tiny intervals.
+    """
+
+    def __init__(self, *, min_interval_s: float = 1.0) -> None:
+        self.min_interval_s = min_interval_s
+        self._lock = threading.Lock()
+        self._baselines: dict[str, _Baseline] = {}
+        self._latest: StatsPayload | None = None
+
+    @property
+    def latest(self) -> StatsPayload | None:
+        """The payload the last `update` returned (None before the first)."""
+        with self._lock:
+            return copy.deepcopy(self._latest)
+
+    def update(self, raw: RawStats, now_monotonic: float) -> StatsPayload:
+        """Return the stats payload for `raw`, taken at `now_monotonic` (time.monotonic())."""
+        payload: Any = copy.deepcopy(raw)
+        with self._lock:
+            seen = set()
+            for name, cam in payload.get("cameras", {}).items():
+                seen.add(name)
+                cam.update(self._rates(name, cam, now_monotonic, float(raw.get("uptime_s", 0))))
+            for gone in set(self._baselines) - seen:
+                del self._baselines[gone]
+            self._latest = payload
+            return copy.deepcopy(payload)
+
+    def _rates(self, name: str, cam: dict[str, Any], now: float, uptime: float) -> dict[str, float]:
+        counters = {key: int(cam.get(key, 0)) for key in _RATES}
+        base = self._baselines.get(name)
+        if base is None:
+            # First sight of this camera: its counters ran since the daemon started.
+            base = _Baseline(now - max(0.0, uptime), dict.fromkeys(_RATES, 0), {})
+        elif now - base.at < self.min_interval_s:
+            return {_RATES[k]: base.rates.get(k, 0.0) for k in _RATES}
+        elapsed = now - base.at
+        if elapsed <= 0:  # nothing to measure over yet (uptime 0, or a clock that stood still)
+            self._baselines[name] = _Baseline(now, counters, base.rates)
+            return {_RATES[k]: base.rates.get(k, 0.0) for k in _RATES}
+        rates = {}
+        for key, value in counters.items():
+            delta = value - base.counters[key]
+            # A counter that went backwards was reset (a recreated component): what it counts
+            # now is what happened since, as Prometheus treats counter resets. Never negative.
+            if delta < 0:
+                delta = value
+            rates[key] = _round_rate(max(0, delta) / elapsed)
+        self._baselines[name] = _Baseline(now, counters, rates)
+        return {_RATES[k]: rates[k] for k in _RATES}
+
+
+def _round_rate(rate: float) -> float:
+    """Two decimals; three significant digits below 1/s so slow rates don't read as zero."""
+    if rate == 0 or rate >= 1:
+        return round(rate, 2)
+    return float(f"{rate:.3g}")
+
+
+def health(raw: RawStats, *, inference_stall_s: float = 30.0) -> tuple[bool, list[str]]:
+    """Return (healthy, reasons): why the daemon is not doing its job, empty when it is.
+
+    Unhealthy when the inference thread is dead; when windows are due (an enabled, unfinished
+    camera is online) but inference has not run for `inference_stall_s`; or when an enabled,
+    unfinished camera is offline or has read no frame for longer than its own stall timeout.
+    Cameras paused by control (disabled) and files that ended are healthy.
+    """
+    reasons: list[str] = []
+    inf = raw.get("inference")
+    if inf is None or not inf.get("alive", False):
+        reasons.append("inference thread is not running")
+    cameras = raw.get("cameras", {})
+    due: list[str] = []
+    for name, cam in cameras.items():
+        if not cam.get("enabled", True) or cam.get("finished", False):
+            continue
+        if not cam.get("online", False):
+            reasons.append(f"camera {name!r} is offline")
+            continue
+        due.append(name)
+        age = cam.get("last_frame_age_s")
+        stall = float(cam.get("stall_timeout_s", 10.0))
+        if age is not None and age > stall:
+            reasons.append(
+                f"camera {name!r} has read no frame for {age:.1f}s (stall timeout {stall:g}s)"
+            )
+    if inf is not None and inf.get("alive", False) and due:
+        ages = [inf.get("last_inference_age_s"), inf.get("last_window_age_s")]
+        known = [a for a in ages if a is not None]
+        # Never run since start: the whole uptime counts.
+        idle = min(known) if known else float(raw.get("uptime_s", 0.0))
+        if idle > inference_stall_s:
+            reasons.append(
+                f"inference has not run for {idle:.1f}s while {', '.join(sorted(due))} "
+                f"{'is' if len(due) == 1 else 'are'} online (limit {inference_stall_s:g}s)"
+            )
+    return not reasons, reasons
+
+
+def process_rss_mb() -> float:
+    """This process's resident memory in MiB: current from /proc, else the peak (non-Linux)."""
+    try:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            pages = int(f.read().split()[1])
+        return round(pages * os.sysconf("SC_PAGE_SIZE") / 1024**2, 1)
+    except (OSError, ValueError, IndexError):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB; bytes on macOS
+        return round(peak / (1024**2 if sys.platform == "darwin" else 1024), 1)
