@@ -4,6 +4,10 @@ Cameras fail in the field all the time (power cuts, Wi-Fi, NVR reboots), so a ca
 never gives up on a live source: it releases, backs off and reconnects forever, and reports
 online/offline transitions. Only the frames the model will see are converted and resized;
 the rest are grabbed (decoded) and dropped, which is most of the CPU saved at 25-30 fps.
+
+Snapshots and clips need full-resolution frames, which the model's 64x64 ring does not keep: an
+optional `on_full_frame` hook gets every frame that a second sampler picks at `history_spacing_s`
+(typically the clip frame rate). Only frames one of the two samplers picks are retrieved.
 """
 
 from __future__ import annotations
@@ -73,6 +77,8 @@ class CaptureOptions:
 class CaptureStats:
     frames_read: int = 0
     frames_sampled: int = 0
+    frames_history: int = 0  # frames handed to `on_full_frame`
+    hook_errors: int = 0
     reconnects: int = 0
     open_failures: int = 0
     online: bool = False
@@ -95,6 +101,8 @@ class CameraCapture(threading.Thread):
         on_status: Callable[[str, bool, str], None],
         seed: int | None = None,
         backpressure: Callable[[], None] | None = None,
+        on_full_frame: Callable[[str, np.ndarray, float], None] | None = None,
+        history_spacing_s: float | None = None,
     ) -> None:
         super().__init__(name=f"capture-{options.name}", daemon=True)
         self.options = options
@@ -108,6 +116,15 @@ class CameraCapture(threading.Thread):
         # Called after each sampled frame of a file played as fast as possible: blocks until
         # inference caught up, so a one-shot run scores every window instead of dropping them.
         self.backpressure = backpressure
+        # Full-resolution BGR frames for snapshots and clips, `(camera, frame, t)` with the same
+        # `t` as the ring. The frame is shared: the hook must copy before keeping or changing it.
+        # Without `history_spacing_s` the hook sees the model's frames only.
+        self.on_full_frame = on_full_frame
+        self.history_sampler = (
+            FrameSampler(history_spacing_s)
+            if on_full_frame is not None and history_spacing_s is not None
+            else None
+        )
         self.stats = CaptureStats()
         self._stopping = threading.Event()
         self._rng = random.Random(seed)
@@ -206,6 +223,8 @@ class CameraCapture(threading.Thread):
             # A window must never mix frames from before and after a gap (or a loop's seam).
             self.ring.clear()
             self.sampler.reset()
+            if self.history_sampler is not None:
+                self.history_sampler.reset()
             if reason == "eof":
                 continue
             self._set_online(False, reason)
@@ -257,17 +276,42 @@ class CameraCapture(threading.Thread):
             # Files carry their own clock: a file played fast still yields video-time stamps.
             t = wall_start + index / fps if is_file else time.time()
             index += 1
-            if not self.sampler.offer(t):
+            for_model = self.sampler.offer(t)
+            if self.history_sampler is not None:
+                for_history = self.history_sampler.offer(t)
+            else:
+                for_history = for_model and self.on_full_frame is not None
+            if not (for_model or for_history):
                 continue
             ok, frame = cap.retrieve()
             if not ok or frame is None:
                 continue
             if frame.ndim == 2:
                 frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
-            small = resize_frame(frame, self.frame_size_hw, self.interpolation)
-            self.ring.push(np.ascontiguousarray(small), t)
-            self.stats.frames_sampled += 1
-            self.on_frame(self.options.name)
-            if is_file and not self.options.realtime and self.backpressure is not None:
+            if for_model:
+                small = resize_frame(frame, self.frame_size_hw, self.interpolation)
+                self.ring.push(np.ascontiguousarray(small), t)
+                self.stats.frames_sampled += 1
+                self.on_frame(self.options.name)
+            if for_history:
+                self._full_frame(frame, t)
+            fast_file = is_file and not self.options.realtime
+            if for_model and fast_file and self.backpressure is not None:
                 self.backpressure()
         return "stopped"
+
+    def _full_frame(self, frame: np.ndarray, t: float) -> None:
+        """Hand a full frame to the hook; a failing snapshot/clip side never stops the camera."""
+        assert self.on_full_frame is not None
+        try:
+            self.on_full_frame(self.options.name, frame, t)
+            self.stats.frames_history += 1
+        except Exception:
+            self.stats.hook_errors += 1
+            # First failure and then every 100th: a persistent fault must not flood the log.
+            if self.stats.hook_errors % 100 == 1:
+                log.exception(
+                    "camera.full_frame_hook_failed",
+                    camera=self.options.name,
+                    errors=self.stats.hook_errors,
+                )

@@ -145,3 +145,90 @@ def test_unreachable_stream_backs_off_and_stops_promptly() -> None:
     assert not cap.is_alive()
     # Reported offline once, not once per attempt.
     assert statuses.count((False, "open failed")) == 1
+
+
+def test_full_frame_hook_gets_full_frames_at_the_history_spacing(tmp_path: Path) -> None:
+    from tests.infra.media import make_test_video
+
+    video = make_test_video(tmp_path / "pattern.mp4", 2.0, fps=25, size=(320, 240))
+    ring = FrameRing(20, (16, 16, 3))
+    frames: list[str] = []
+    full: list[tuple[str, tuple[int, ...], float]] = []
+    hooked = CameraCapture(
+        CaptureOptions(name="cam", source=str(video), kind="file", realtime=False),
+        ring,
+        frame_spacing_s=0.1,
+        frame_size_hw=(16, 16),
+        interpolation="area",
+        on_frame=frames.append,
+        on_status=lambda *_: None,
+        on_full_frame=lambda cam, frame, t: full.append((cam, frame.shape, t)),
+        history_spacing_s=0.2,
+    )
+    hooked.start()
+    hooked.join(timeout=20)
+    assert not hooked.is_alive() and hooked.finished
+    assert hooked.stats.frames_read == 50
+    # The ring is still filled at the model's 0.1 s spacing...
+    assert hooked.stats.frames_sampled == 20 == len(frames)
+    window, ring_times = ring.snapshot()
+    assert window.shape == (20, 16, 16, 3)
+    # ...and the hook sees full-resolution BGR frames every 0.2 s, stamped like the ring.
+    assert len(full) == 10 == hooked.stats.frames_history
+    assert all(cam == "cam" and shape == (240, 320, 3) for cam, shape, _ in full)
+    times = np.array([t for *_, t in full])
+    assert np.allclose(np.diff(times), 0.2, atol=0.021)
+    assert set(np.round(times, 6)) <= set(np.round(ring_times, 6))
+
+
+def test_history_spacing_finer_than_the_model_retrieves_extra_frames(tmp_path: Path) -> None:
+    video = tmp_path / "counter.avi"
+    _write_counter_video(video, 50)
+    ring = FrameRing(20, (16, 16, 3))
+    full: list[tuple[np.ndarray, float]] = []
+    cap = CameraCapture(
+        CaptureOptions(name="cam", source=str(video), kind="file", realtime=False),
+        ring,
+        frame_spacing_s=0.4,
+        frame_size_hw=(16, 16),
+        interpolation="area",
+        on_frame=lambda _n: None,
+        on_status=lambda *_: None,
+        on_full_frame=lambda _c, frame, t: full.append((frame.copy(), t)),
+        history_spacing_s=0.1,
+    )
+    cap.start()
+    cap.join(timeout=10)
+    assert cap.stats.frames_sampled == 5  # 2 s at 0.4 s
+    assert len(full) == 20  # 2 s at 0.1 s, frames the model never sees included
+    brightness = [f.mean() / 4 for f, _ in full]
+    # Every 2.5th frame of the counter video: indices 0, 2/3, 5, 7/8, 10, ...
+    assert brightness[0] == pytest.approx(0, abs=1.5)
+    assert brightness[2] == pytest.approx(5, abs=1.5)
+    assert brightness[-1] == pytest.approx(47.5, abs=1.5)
+    assert all(f.shape == (72, 96, 3) for f, _ in full)
+
+
+def test_failing_full_frame_hook_does_not_stop_the_camera(tmp_path: Path) -> None:
+    video = tmp_path / "counter.avi"
+    _write_counter_video(video, 25)
+    ring = FrameRing(20, (16, 16, 3))
+
+    def broken(_c: str, _f: np.ndarray, _t: float) -> None:
+        raise RuntimeError("disk on fire")
+
+    cap = CameraCapture(
+        CaptureOptions(name="cam", source=str(video), kind="file", realtime=False),
+        ring,
+        0.1,
+        (16, 16),
+        "area",
+        on_frame=lambda _n: None,
+        on_status=lambda *_: None,
+        on_full_frame=broken,
+        history_spacing_s=0.1,
+    )
+    cap.start()
+    cap.join(timeout=10)
+    assert cap.finished and cap.stats.frames_read == 25
+    assert cap.stats.frames_sampled == 10 == cap.stats.hook_errors

@@ -1,0 +1,315 @@
+"""ClipRecorder: real MP4s written from real decoded video, read back with OpenCV."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from har_daemon.clips import PARTIAL_DIR, ClipRecorder, ClipsError, clip_filename
+from har_daemon.frame_history import FrameHistory
+from tests.infra.logs import capture_logs
+from tests.infra.media import make_test_video
+
+T0 = 1_700_000_000.0
+
+
+@pytest.fixture(scope="module")
+def source_frames(tmp_path_factory: pytest.TempPathFactory) -> list[np.ndarray]:
+    """8 s of a moving test pattern at 10 fps, 320x240, decoded."""
+    video = make_test_video(
+        tmp_path_factory.mktemp("src") / "pattern.mp4", 8.0, fps=10, size=(320, 240)
+    )
+    cap = cv2.VideoCapture(str(video))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    assert len(frames) == 80
+    return frames
+
+
+def _recorder(directory: Path, history: FrameHistory | None, **kw: float) -> ClipRecorder:
+    options = {
+        "fps": 10.0,
+        "pre_roll_s": 1.0,
+        "post_roll_s": 1.0,
+        "max_clip_s": 60.0,
+        "max_bytes": 10**9,
+        "max_age_s": 7 * 86400.0,
+    }
+    options.update(kw)
+    return ClipRecorder(directory, history=history, **options)  # type: ignore[arg-type]
+
+
+class _Camera:
+    """Feeds frames the way the daemon does: into the history, then to the recorder."""
+
+    def __init__(self, recorder: ClipRecorder, history: FrameHistory, name: str = "cam") -> None:
+        self.recorder, self.history, self.name = recorder, history, name
+
+    def feed(self, frames: list[np.ndarray], start: int, stop: int, fps: float = 10.0) -> None:
+        for i in range(start, stop):
+            t = T0 + i / fps
+            stored = self.history.push(frames[i % len(frames)], t)
+            self.recorder.add_frame(self.name, stored, t)
+
+
+def _read_clip(path: Path) -> tuple[list[np.ndarray], float]:
+    cap = cv2.VideoCapture(str(path))
+    assert cap.isOpened(), f"cannot open {path}"
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    return frames, fps
+
+
+def _partials(directory: Path) -> list[Path]:
+    return list((directory / PARTIAL_DIR).iterdir())
+
+
+def test_clip_has_pre_roll_event_and_post_roll(tmp_path: Path, source_frames: list) -> None:
+    history = FrameHistory(10.0, 640)
+    recorder = _recorder(tmp_path / "clips", history)
+    cam = _Camera(recorder, history)
+    cam.feed(source_frames, 0, 20)  # 2 s before the event is recognised
+    path = recorder.start("abcdef1234", "cam", "walking", T0 + 2.0)
+    assert path.name == "cam-20231114T221322Z-walking-abcdef12.mp4"
+    assert path.parent == tmp_path / "clips"
+    cam.feed(source_frames, 20, 40)
+    assert recorder.end("abcdef1234", T0 + 4.0) == path
+    recorder.wait_idle()
+    assert not path.exists()  # the post-roll is still to come
+    assert recorder.recording == ["abcdef1234"]
+    cam.feed(source_frames, 40, 60)
+    assert recorder.recording == []
+    assert recorder.wait_idle()
+    assert path.exists() and not _partials(tmp_path / "clips")
+    frames, fps = _read_clip(path)
+    # 1 s pre-roll + 2 s event + 1 s post-roll at 10 fps: frames 10..50 of the source.
+    assert abs(len(frames) - 41) <= 2
+    assert fps == pytest.approx(10.0)
+    assert frames[0].shape == (240, 320, 3)
+    # It is the right footage: the clip starts with the pre-roll frame from the history.
+    assert np.abs(frames[0].astype(int) - source_frames[10]).mean() < 8
+    assert (
+        np.abs(frames[0].astype(int) - source_frames[0]).mean()
+        > 2 * np.abs(frames[0].astype(int) - source_frames[10]).mean()
+    )
+    assert np.abs(frames[-1].astype(int) - source_frames[50]).mean() < 8
+    recorder.close_all()
+
+
+def test_frames_are_placed_by_time_whatever_rate_they_come_at(
+    tmp_path: Path, source_frames: list
+) -> None:
+    history = FrameHistory(10.0, 640)
+    recorder = _recorder(tmp_path, history, pre_roll_s=0.0, post_roll_s=0.0)
+    cam = _Camera(recorder, history)
+    recorder.start("fast", "cam", "running", T0)
+    cam.feed(source_frames, 0, 75, fps=25.0)  # 3 s at 25 fps into a 10 fps clip
+    recorder.end("fast", T0 + 3.0)
+    recorder.close_all()
+    fast, _ = _read_clip(tmp_path / clip_filename("cam", T0, "running", "fast"))
+    assert abs(len(fast) - 31) <= 2
+
+    recorder = _recorder(tmp_path, history, pre_roll_s=0.0, post_roll_s=0.0)
+    recorder.start("slow", "cam", "running", T0 + 100)
+    for i in range(7):  # 3 s at 2 fps: missing frames repeat, so the clip still lasts 3 s
+        t = T0 + 100 + i * 0.5
+        recorder.add_frame("cam", history.push(source_frames[i], t), t)
+    recorder.end("slow", T0 + 103.0)
+    recorder.close_all()
+    slow, _ = _read_clip(tmp_path / clip_filename("cam", T0 + 100, "running", "slow"))
+    assert abs(len(slow) - 31) <= 2
+
+
+def test_resolution_change_mid_clip_keeps_the_first_size(
+    tmp_path: Path, source_frames: list
+) -> None:
+    history = FrameHistory(10.0, 640)
+    recorder = _recorder(tmp_path, history, pre_roll_s=0.5, post_roll_s=0.5)
+    cam = _Camera(recorder, history)
+    cam.feed(source_frames, 0, 10)
+    path = recorder.start("resize", "cam", "fall", T0 + 1.0)
+    cam.feed(source_frames, 10, 20)
+    # The camera reconnects at 640x360 (another aspect, too).
+    bigger = [cv2.resize(f, (640, 360)) for f in source_frames]
+    cam.feed(bigger, 20, 30)
+    recorder.end("resize", T0 + 3.0)
+    cam.feed(bigger, 30, 40)
+    recorder.close_all()
+    frames, _ = _read_clip(path)
+    assert abs(len(frames) - 31) <= 2  # 0.5 + 2.0 + 0.5 s
+    assert {f.shape for f in frames} == {(240, 320, 3)}
+    assert np.abs(frames[-1].astype(int) - source_frames[35]).mean() < 10
+
+
+def test_max_width_and_odd_sizes(tmp_path: Path, source_frames: list) -> None:
+    history = FrameHistory(10.0, 1280)
+    recorder = _recorder(tmp_path, history, pre_roll_s=0.0, post_roll_s=0.0, max_width=161)
+    path = recorder.start("small", "cam", "sit", T0)
+    for i in range(10):
+        t = T0 + i / 10
+        recorder.add_frame("cam", history.push(source_frames[i], t), t)
+    recorder.end("small", T0 + 0.9)
+    recorder.close_all()
+    frames, _ = _read_clip(path)
+    assert frames and frames[0].shape == (120, 160, 3)  # 161x121 made even for the encoder
+
+
+def test_max_clip_s_closes_a_clip_whose_event_goes_on(tmp_path: Path, source_frames: list) -> None:
+    history = FrameHistory(10.0, 640)
+    recorder = _recorder(tmp_path, history, pre_roll_s=0.5, max_clip_s=2.0)
+    cam = _Camera(recorder, history)
+    cam.feed(source_frames, 0, 10)
+    path = recorder.start("long", "cam", "dancing", T0 + 1.0)
+    cam.feed(source_frames, 10, 60)  # the event runs 4 s past its start
+    assert recorder.recording == []
+    recorder.wait_idle()
+    frames, _ = _read_clip(path)
+    assert abs(len(frames) - 21) <= 2  # 2 s from the first pre-roll frame
+    assert recorder.end("long", T0 + 6.0) == path  # the end event still gets the path
+    assert recorder.end("unknown", T0 + 6.0) is None
+    recorder.close_all()
+
+
+def test_tick_closes_a_clip_whose_camera_went_quiet(tmp_path: Path, source_frames: list) -> None:
+    history = FrameHistory(10.0, 640)
+    recorder = _recorder(tmp_path, history)
+    cam = _Camera(recorder, history)
+    cam.feed(source_frames, 0, 20)
+    path = recorder.start("quiet", "cam", "walking", T0 + 1.5)
+    recorder.end("quiet", T0 + 2.0)  # camera offline: no post-roll frames will come
+    recorder.tick(T0 + 2.5)
+    assert recorder.recording == ["quiet"]  # still waiting for post-roll frames
+    recorder.tick(T0 + 4.5)
+    assert recorder.recording == []
+    recorder.wait_idle()
+    frames, _ = _read_clip(path)
+    assert abs(len(frames) - 15) <= 2  # T0+0.5 .. T0+1.9
+    recorder.close_all()
+
+
+def test_close_all_finishes_open_clips_and_leaves_no_partial_files(
+    tmp_path: Path, source_frames: list
+) -> None:
+    history = FrameHistory(10.0, 640)
+    recorder = _recorder(tmp_path, history)
+    cam = _Camera(recorder, history)
+    cam2 = _Camera(recorder, history, name="yard")
+    cam.feed(source_frames, 0, 20)
+    first = recorder.start("e1", "cam", "walking", T0 + 1.5)
+    second = recorder.start("e2", "cam", "running", T0 + 1.8)  # overlapping, same camera
+    other = recorder.start("e3", "yard", "sitting", T0 + 1.8)
+    assert recorder.start("e1", "cam", "walking", T0 + 1.5) == first
+    cam.feed(source_frames, 20, 30)
+    cam2.feed(source_frames, 20, 30)
+    recorder.close_all()
+    assert not _partials(tmp_path)
+    for path in (first, second, other):
+        frames, _ = _read_clip(path)
+        assert len(frames) >= 10
+    # After shutdown nothing more is recorded, and nothing fails.
+    recorder.add_frame("cam", source_frames[0], T0 + 10)
+    late = recorder.start("e4", "cam", "walking", T0 + 10)
+    assert not late.exists()
+
+
+def test_a_clip_without_frames_leaves_no_file(tmp_path: Path) -> None:
+    recorder = _recorder(tmp_path, FrameHistory(10.0, 640))
+    path = recorder.start("empty", "cam", "walking", T0)
+    recorder.close_all()
+    assert not path.exists() and not _partials(tmp_path)
+    assert recorder.stats.clips_failed == 1
+
+
+def _fake_clip(directory: Path, name: str, size: int, age_s: float) -> Path:
+    path = directory / name
+    path.write_bytes(b"\0" * size)
+    stamp = time.time() - age_s
+    os.utime(path, (stamp, stamp))
+    return path
+
+
+def test_start_up_prunes_by_budget_and_age_and_removes_partials(tmp_path: Path) -> None:
+    (tmp_path / PARTIAL_DIR).mkdir()
+    crashed = tmp_path / PARTIAL_DIR / "cam-crashed.mp4"
+    crashed.write_bytes(b"half a clip")
+    old = _fake_clip(tmp_path, "old.mp4", 1000, 10 * 86400)
+    a = _fake_clip(tmp_path, "a.mp4", 4000, 3000)
+    b = _fake_clip(tmp_path, "b.mp4", 4000, 2000)
+    c = _fake_clip(tmp_path, "c.mp4", 4000, 1000)
+    notes = _fake_clip(tmp_path, "notes.txt", 50_000, 1000)  # not a clip: never touched
+    with capture_logs() as logs:
+        recorder = _recorder(tmp_path, None, max_bytes=9000, max_age_s=86400.0)
+    recorder.close_all()
+    assert not crashed.exists()
+    assert not old.exists() and not a.exists()
+    assert b.exists() and c.exists() and notes.exists()
+    deletions = [e for e in logs if e["event"] == "clips.deleted"]
+    assert [(Path(e["path"]).name, e["reason"]) for e in deletions] == [
+        ("old.mp4", "age"),
+        ("a.mp4", "budget"),
+    ]
+    assert any(e["event"] == "clips.partial_removed" for e in logs)
+
+
+def test_each_saved_clip_prunes_the_oldest(tmp_path: Path, source_frames: list) -> None:
+    history = FrameHistory(10.0, 640)
+    olds = [_fake_clip(tmp_path, f"old{i}.mp4", 100_000, 5000 - i) for i in range(3)]
+    budget = 250_000
+    recorder = _recorder(tmp_path, history, pre_roll_s=0.0, post_roll_s=0.0, max_bytes=budget)
+    # 300 kB was over budget, so the oldest went at start-up: 200 kB left.
+    assert not olds[0].exists() and olds[1].exists() and olds[2].exists()
+    cam = _Camera(recorder, history)
+    path = recorder.start("new", "cam", "walking", T0)
+    cam.feed(source_frames, 0, 30)
+    recorder.end("new", T0 + 2.9)
+    recorder.close_all()
+    assert path.stat().st_size > 60_000  # so the new clip pushed the directory over budget
+    assert not olds[1].exists()  # oldest first
+    remaining = list(tmp_path.glob("*.mp4"))
+    assert path in remaining
+    assert sum(p.stat().st_size for p in remaining) <= budget or remaining == [path]
+
+
+def test_the_newest_clip_is_kept_even_over_budget(tmp_path: Path) -> None:
+    big = _fake_clip(tmp_path, "big.mp4", 5000, 10)
+    recorder = _recorder(tmp_path, None, max_bytes=1000)
+    recorder.close_all()
+    assert big.exists()
+
+
+def test_unwritable_directory_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ClipsError, match="clip directory .*file/clips is not writable"):
+        _recorder(blocker / "clips", None)
+    if os.geteuid() != 0:  # root can write anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir()
+        locked.chmod(0o500)
+        try:
+            with pytest.raises(ClipsError, match="not writable"):
+                _recorder(locked, None)
+        finally:
+            locked.chmod(0o700)
+
+
+def test_filenames_are_sanitised() -> None:
+    name = clip_filename("front door/../x", T0, "fall down!", "ab/cd-ef12-3456")
+    assert name == "front_door_x-20231114T221320Z-fall_down-ab_cd-ef.mp4"
+    assert clip_filename("..", T0, "", "") == "x-20231114T221320Z-x-x.mp4"
