@@ -681,6 +681,13 @@ class MetricsConfig(_Section):
     port: int = Field(
         0, ge=0, le=65535, title="Metrics port", description="Prometheus HTTP port; 0: off."
     )
+    host: str = Field(
+        "0.0.0.0",
+        min_length=1,
+        max_length=255,
+        title="Metrics address",
+        description="Address the metrics server listens on ('127.0.0.1': this host only).",
+    )
 
 
 # -- the whole file ------------------------------------------------------------------------------

@@ -26,9 +26,16 @@ from har_daemon.errors import ConfigError, HarError
 from har_daemon.event_state import ActivityTracker, Transition
 from har_daemon.inference import Backend, CameraPipeline, InferenceScheduler, WindowResult
 from har_daemon.logs import get_logger
-from har_daemon.messages import Topics, activity_payload, event_payload, scores_payload
+from har_daemon.messages import (
+    Topics,
+    activity_payload,
+    enabled_payload,
+    event_payload,
+    scores_payload,
+)
 from har_daemon.model_meta import ModelMeta, read_meta
 from har_daemon.ring_buffer import FrameRing, StrideSchedule
+from har_daemon.stats import StatsTracker, health, process_rss_mb
 from har_daemon.systemd_notify import SystemdNotifier
 
 log = get_logger(__name__)
@@ -67,6 +74,8 @@ class _CameraRuntime:
     online: bool | None = None
     last_state_publish: float = 0.0
     last_state_activity: str | None = None
+    history: Any = None  # FrameHistory of full-resolution frames (snapshots, clips)
+    best: Any = None  # BestWindow: recent windows' scores, to pick the snapshot frame
 
 
 class Daemon:
@@ -93,6 +102,14 @@ class Daemon:
         self.meta: ModelMeta | None = None
         self.exit_code = 0
         self.started_at = time.time()
+        self._started_mono = time.monotonic()
+        self.stats_tracker = StatsTracker()
+        self.control: Any = None  # ControlHandler, with MQTT
+        self.ha: Any = None  # HaDiscovery, with MQTT and [homeassistant] enabled
+        self.metrics: Any = None  # MetricsServer, with [metrics] port
+        self._ha_cleanup_due: float | None = None  # monotonic
+        self.clips: Any = None  # ClipRecorder, with [clips] enabled
+        self._window_s = 0.0  # seconds one model window spans
 
     # -- start-up ---------------------------------------------------------------------------
 
@@ -102,6 +119,11 @@ class Daemon:
         backend, meta = self._backend_factory(cfg)
         self.meta = meta
         spacing = cfg.model.frame_spacing_s or meta.frame_spacing_s
+        self._window_s = meta.sequence_length * spacing
+        keep_frames = cfg.snapshots.enabled or cfg.clips.enabled
+        history_spacing = 1.0 / cfg.clips.fps if cfg.clips.enabled else None
+        history_age = self._window_s * 2 + (cfg.clips.pre_roll_s if cfg.clips.enabled else 0) + 5
+        history_rate = 1.0 / min(spacing, history_spacing or spacing)
         pipelines = []
         for cam in cfg.enabled_cameras:
             ring = FrameRing(meta.sequence_length, (meta.frame_height, meta.frame_width, 3))
@@ -135,8 +157,23 @@ class Daemon:
                 on_frame=self._on_frame,
                 on_status=self._on_camera_status,
                 backpressure=self._make_backpressure(pipeline),
+                on_full_frame=self._on_full_frame if keep_frames else None,
+                history_spacing_s=history_spacing,
             )
-            self.cameras[cam.name] = _CameraRuntime(cam, pipeline, capture)
+            rt = _CameraRuntime(cam, pipeline, capture)
+            if keep_frames:
+                from har_daemon.frame_history import FrameHistory
+                from har_daemon.snapshots import BestWindow
+
+                rt.history = FrameHistory(
+                    history_age,
+                    max(cfg.snapshots.max_width, cfg.clips.max_width),
+                    max_frames=int(history_age * history_rate) + 10,
+                )
+                rt.best = BestWindow(max(cfg.inference.smoothing_window, 1) + 4)
+            self.cameras[cam.name] = rt
+        if cfg.clips.enabled:
+            self._make_clip_recorder()
 
         self.scheduler = InferenceScheduler(
             backend,
@@ -157,6 +194,7 @@ class Daemon:
             except SpoolError as exc:
                 raise ConfigError(f"spool: {exc}") from None
             self.publisher = self._make_publisher()
+            self._setup_subscriptions(meta)
             # Every event is on disk before it is sent, and leaves the disk on PUBACK only.
             self.spooled = SpooledPublisher(self.publisher, self.spool)
             self.spooled.start()
@@ -180,6 +218,8 @@ class Daemon:
             ),
             topic_prefix=cfg.mqtt.topic_prefix,
         )
+        if cfg.metrics.port:
+            self._start_metrics()
         self.scheduler.start()
         for rt in self.cameras.values():
             rt.capture.start()
@@ -207,6 +247,87 @@ class Daemon:
         )
         return publisher
 
+    def _setup_subscriptions(self, meta: ModelMeta) -> None:
+        """Control topics, and Home Assistant's birth message and our old discovery configs."""
+        from har_daemon.control import ControlHandler
+
+        cfg = self.config
+        self.control = ControlHandler(self.topics, list(self.cameras), self._apply_enabled, log)
+        for topic_filter in self.control.subscriptions():
+            self.publisher.subscribe(topic_filter, self.control)
+        if cfg.homeassistant.enabled:
+            from har_daemon.ha_discovery import HaDiscovery, alerting_classes
+
+            try:
+                self.ha = HaDiscovery(
+                    discovery_prefix=cfg.homeassistant.discovery_prefix,
+                    topic_prefix=cfg.mqtt.topic_prefix,
+                    cameras=list(self.cameras),
+                    classes=meta.classes,
+                    alert_activities=alerting_classes(meta.classes, cfg.inference.tracker_config()),
+                    model_name=meta.name,
+                    version=__version__,
+                    snapshots=cfg.snapshots.enabled,
+                    publish=lambda topic, payload, retain: self._publish(topic, payload, retain),
+                )
+            except ValueError as exc:
+                raise ConfigError(f"homeassistant: {exc}") from None
+            for topic_filter, callback in self.ha.subscriptions():
+                self.publisher.subscribe(topic_filter, callback)
+
+    def _make_clip_recorder(self) -> None:
+        from har_daemon.clips import ClipRecorder, ClipsError
+
+        c = self.config.clips
+        try:
+            self.clips = ClipRecorder(
+                c.path,
+                fps=c.fps,
+                pre_roll_s=c.pre_roll_s,
+                post_roll_s=c.post_roll_s,
+                max_clip_s=c.max_clip_s,
+                max_bytes=c.max_bytes,
+                max_age_s=c.max_age,
+                history={name: rt.history for name, rt in self.cameras.items()},
+                max_width=c.max_width,
+            )
+        except ClipsError as exc:
+            raise ConfigError(f"clips: {exc}") from None
+
+    def _start_metrics(self) -> None:
+        from har_daemon.metrics_server import MetricsServer, MetricsServerError
+
+        self.metrics = MetricsServer(
+            self.config.metrics.port,
+            self.config.metrics.host,
+            get_stats=self.stats_payload,
+            get_health=self.health,
+        )
+        try:
+            self.metrics.start()
+        except MetricsServerError as exc:
+            self.metrics = None
+            raise ConfigError(f"metrics: {exc}") from None
+        log.info("metrics.listening", url=self.metrics.url)
+
+    def _apply_enabled(self, camera: str, enabled: bool) -> None:
+        """From a control message (paho's thread): pause or resume detection on one camera.
+
+        Pausing ends the open activity (through the inference thread, which owns the tracker)
+        and stops scoring; capture goes on so that resuming is instant.
+        """
+        rt = self.cameras.get(camera)
+        if rt is None:
+            return
+        changed = rt.pipeline.enabled != enabled
+        rt.pipeline.enabled = enabled
+        if changed:
+            log.info("camera.detection", camera=camera, enabled=enabled)
+            if not enabled and self.scheduler is not None:
+                rt.pipeline.gap.set()
+                self.scheduler.notify(camera)
+        self._publish(self.topics.enabled(camera), enabled_payload(enabled), retain=True)
+
     def _make_backpressure(self, pipeline: CameraPipeline) -> Callable[[], None]:
         def wait_for_inference() -> None:
             ring, schedule = pipeline.ring, pipeline.schedule
@@ -223,11 +344,19 @@ class Daemon:
         if self.scheduler is not None:
             self.scheduler.notify(camera)
 
+    def _on_full_frame(self, camera: str, frame: np.ndarray, t: float) -> None:
+        rt = self.cameras[camera]
+        stored = rt.history.push(frame, t)
+        if self.clips is not None:
+            self.clips.add_frame(camera, stored, t)
+
     def _on_camera_status(self, camera: str, online: bool, reason: str) -> None:
         rt = self.cameras.get(camera)
         if rt is None:
             return
         rt.online = online
+        if not online and rt.history is not None:
+            rt.history.clear()
         log.info("camera.status", camera=camera, online=online, reason=reason)
         if not online and self.scheduler is not None:
             rt.pipeline.gap.set()
@@ -239,6 +368,8 @@ class Daemon:
     def _on_result(self, result: WindowResult) -> None:
         rt = self.cameras[result.camera]
         assert self.meta is not None
+        if rt.best is not None:
+            rt.best.add(result.window_end, result.probs)
         if self.config.mqtt.publish_scores:
             self._publish(
                 self.topics.scores(result.camera),
@@ -250,6 +381,8 @@ class Daemon:
 
     def _on_gap(self, camera: str, transitions: list[Transition]) -> None:
         rt = self.cameras[camera]
+        if rt.best is not None:
+            rt.best.clear()
         self._emit(rt, transitions)
         self._maybe_publish_state(rt, time.time(), force=True)
 
@@ -262,6 +395,13 @@ class Daemon:
             rt.seq = self.spool.next_seq(rt.config.name) if self.spool else rt.seq + 1
             rt.events += 1
             payload = event_payload(tr, rt.config.name, self.meta.name, rt.seq)
+            if tr.kind == "start":
+                payload["has_snapshot"] = self._snapshot(rt, tr)
+                if self.clips is not None:
+                    self.clips.start(tr.occurrence_id, rt.config.name, tr.activity, tr.started_at)
+            elif tr.kind == "end" and self.clips is not None:
+                clip = self.clips.end(tr.occurrence_id, tr.ended_at or tr.at)
+                payload["clip"] = str(clip) if clip is not None else None
             log.info(
                 "event",
                 camera=rt.config.name,
@@ -281,6 +421,37 @@ class Daemon:
                     camera=rt.config.name,
                 )
 
+    def _snapshot(self, rt: _CameraRuntime, tr: Transition) -> bool:
+        """Publish the picture of an event start (retained); False when there is none."""
+        if not self.config.snapshots.enabled or rt.history is None or self.meta is None:
+            return False
+        from har_daemon.snapshots import encode_snapshot, snapshot_lines
+
+        best_end = rt.best.best(self.meta.classes.index(tr.activity))
+        # The middle of the best-scoring window: where its action is, not its newest frame.
+        aim = (best_end if best_end is not None else tr.at) - self._window_s / 2
+        found = rt.history.nearest(aim)
+        if found is None:
+            return False
+        t, frame = found
+        s = self.config.snapshots
+        try:
+            jpeg = encode_snapshot(
+                frame,
+                max_width=s.max_width,
+                quality=s.quality,
+                overlay_lines=(
+                    snapshot_lines(t, rt.config.name, tr.activity, tr.confidence)
+                    if s.overlay
+                    else None
+                ),
+            )
+        except (ValueError, OSError) as exc:
+            log.warning("snapshot.failed", camera=rt.config.name, error=str(exc))
+            return False
+        self._publish(self.topics.snapshot(rt.config.name), jpeg, retain=True)
+        return self.publisher is not None
+
     def _maybe_publish_state(self, rt: _CameraRuntime, now: float, force: bool) -> None:
         state = rt.pipeline.tracker.state
         changed = state.activity != rt.last_state_activity
@@ -294,7 +465,13 @@ class Daemon:
 
     def _republish_retained(self) -> None:
         """After every (re)connect: a broker restarted without persistence has lost them."""
+        if self.ha is not None:
+            self.ha.announce()
+            if self._ha_cleanup_due is None:
+                # Our retained configs from earlier runs arrive right after subscribing.
+                self._ha_cleanup_due = time.monotonic() + 2.0
         for name, rt in self.cameras.items():
+            self._publish(self.topics.enabled(name), enabled_payload(rt.pipeline.enabled), True)
             if rt.online is not None:
                 self._publish(
                     self.topics.camera_status(name), "online" if rt.online else "offline", True
@@ -304,10 +481,16 @@ class Daemon:
                 self.topics.activity(name), activity_payload(state, time.time()), retain=True
             )
 
-    def _publish(self, topic: str, payload: dict | str, retain: bool = False, qos: int = 1) -> None:
+    def _publish(
+        self, topic: str, payload: dict | str | bytes, retain: bool = False, qos: int = 1
+    ) -> None:
         if self.publisher is None:
             return
-        data = payload if isinstance(payload, str) else json.dumps(payload, separators=(",", ":"))
+        data = (
+            payload
+            if isinstance(payload, str | bytes)
+            else json.dumps(payload, separators=(",", ":"))
+        )
         with self._publish_lock:
             self.publisher.publish(topic, data, qos=qos, retain=retain)
 
@@ -352,7 +535,14 @@ class Daemon:
                 last_watchdog = now
             if stats_every and now - last_stats >= stats_every:
                 last_stats = now
-                log.info("stats", **self.stats())
+                self._publish_stats()
+            if self.clips is not None:
+                self.clips.tick()
+            if self._ha_cleanup_due is not None and now >= self._ha_cleanup_due:
+                self._ha_cleanup_due = float("inf")
+                removed = self.ha.cleanup()
+                if removed:
+                    log.info("homeassistant.removed_entities", topics=removed)
             if all(rt.capture.finished for rt in self.cameras.values()):
                 self.request_stop("all sources ended")
         self.shutdown()
@@ -378,11 +568,15 @@ class Daemon:
             if rt.online:
                 rt.online = False
                 self._publish(self.topics.camera_status(rt.config.name), "offline", retain=True)
+        if self.clips is not None:
+            self.clips.close_all()
         if self.spooled is not None:
             # Best effort: what is not acknowledged now stays spooled for the next start.
             self.spooled.flush(2.0)
         if self.publisher is not None:
             self.publisher.stop()
+        if self.metrics is not None:
+            self.metrics.stop()
         stats = self.stats()
         if self.spooled is not None:
             self.spooled.close()
@@ -391,12 +585,16 @@ class Daemon:
         log.info("daemon.stopped", **stats)
 
     def stats(self) -> dict[str, Any]:
+        """The raw counter snapshot (`stats.RawStats`): logged at exit, the input of rates."""
+        now = time.monotonic()
         cams = {}
         for name, rt in self.cameras.items():
             cs, ps = rt.capture.stats, rt.pipeline.stats
             lat = np.asarray(ps.latencies_ms) if ps.latencies_ms else np.zeros(1)
             cams[name] = {
                 "online": cs.online,
+                "enabled": rt.pipeline.enabled,
+                "finished": cs.finished,
                 "frames_read": cs.frames_read,
                 "frames_sampled": cs.frames_sampled,
                 "windows": ps.windows,
@@ -406,14 +604,43 @@ class Daemon:
                 "events": rt.events,
                 "latency_ms_p50": round(float(np.percentile(lat, 50)), 2),
                 "latency_ms_p95": round(float(np.percentile(lat, 95)), 2),
+                "last_frame_age_s": (
+                    round(now - cs.last_frame_at, 3) if cs.last_frame_at is not None else None
+                ),
+                "stall_timeout_s": rt.config.stall_timeout_s,
             }
+        sched = self.scheduler
+
+        def age(t: float | None) -> float | None:
+            return round(now - t, 3) if t is not None else None
+
         out: dict[str, Any] = {
-            "uptime_s": round(time.time() - self.started_at, 1),
+            "uptime_s": round(now - self._started_mono, 3),
+            "rss_mb": round(process_rss_mb(), 1),
+            "inference": {
+                "alive": bool(sched is not None and sched.is_alive()),
+                "batches": sched.batches if sched is not None else 0,
+                "errors": sched.errors if sched is not None else 0,
+                "last_inference_age_s": age(sched.last_inference_at) if sched else None,
+                "last_window_age_s": age(sched.last_window_at) if sched else None,
+            },
             "cameras": cams,
         }
         if self.spooled is not None:
             out["spool"] = self.spooled.stats()
         return out
+
+    def stats_payload(self) -> dict[str, Any]:
+        """`<prefix>/stats` and /metrics: the raw snapshot with per-camera rates."""
+        return dict(self.stats_tracker.update(self.stats(), time.monotonic()))  # type: ignore[arg-type]
+
+    def health(self) -> tuple[bool, list[str]]:
+        return health(self.stats())  # type: ignore[arg-type]
+
+    def _publish_stats(self) -> None:
+        payload = self.stats_payload()
+        log.info("stats", **payload)
+        self._publish(self.topics.stats, payload, retain=True)
 
 
 def run_daemon(config: DaemonConfig, out: TextIO | None = sys.stdout) -> int:

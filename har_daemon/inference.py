@@ -114,6 +114,7 @@ class InferenceScheduler(threading.Thread):
         self._stopping = threading.Event()
         self.batches = 0
         self.last_inference_at: float | None = None  # monotonic
+        self.last_window_at: float | None = None  # monotonic: a window taken, run or skipped
         self.errors = 0
 
     def notify(self, camera: str | None = None) -> None:
@@ -146,6 +147,7 @@ class InferenceScheduler(threading.Thread):
             if window is None:
                 continue
             p.stats.stale_windows += window.skipped
+            self.last_window_at = time.monotonic()
             if not p.enabled:
                 continue
             if self.motion_gating and motion_score(window.frames) < self.motion_threshold:

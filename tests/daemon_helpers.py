@@ -32,7 +32,8 @@ EVENT_KEYS = {
     "id", "type", "camera", "activity", "confidence", "peak_confidence", "started_at", "at",
     "model", "seq",
 }  # fmt: skip
-END_KEYS = EVENT_KEYS | {"ended_at", "duration_s", "reason"}
+START_KEYS = EVENT_KEYS | {"has_snapshot"}
+END_KEYS = EVENT_KEYS | {"ended_at", "duration_s", "reason"}  # and "clip" with [clips]
 
 
 # -- config files ----------------------------------------------------------------------------
@@ -247,7 +248,9 @@ def check_event_schema(
     seen_ids: set[str] = set()
     for i, ev in enumerate(events):
         assert ev["seq"] == i + 1, f"seq gap or reorder at {i}: {ev}"
-        assert set(ev) == (END_KEYS if ev["type"] == "end" else EVENT_KEYS), ev
+        keys = set(ev) - {"clip"} if ev["type"] == "end" else set(ev)
+        expected = {"start": START_KEYS, "update": EVENT_KEYS, "end": END_KEYS}[ev["type"]]
+        assert keys == expected, ev
         assert ev["type"] in ("start", "update", "end"), ev
         assert str(uuid.UUID(ev["id"])) == ev["id"], ev
         assert ev["camera"] == camera and ev["model"] == model, ev

@@ -174,8 +174,10 @@ def test_retained_topics_after_a_clean_exit(finished_run: FinishedRun) -> None:
         run.topic("status"),
         run.topic(f"{CAMERA}/status"),
         run.topic(f"{CAMERA}/activity"),
+        run.topic(f"{CAMERA}/enabled"),
     }, by_topic
     assert all(retain for _, retain in by_topic.values()), by_topic
+    assert json.loads(by_topic[run.topic(f"{CAMERA}/enabled")][0]) == {"enabled": True}
 
     state = json.loads(by_topic[run.topic(f"{CAMERA}/activity")][0])
     assert set(state) == {"activity", "confidence", "since", "updated_at"}, state
