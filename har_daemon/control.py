@@ -159,6 +159,10 @@ class ControlHandler:
     def __call__(self, topic: str, payload: bytes, retained: bool) -> None:
         """Handle one message on a `set` topic (see the class docstring)."""
         target = camera_of_set_topic(topic, self.topics.prefix, self.cameras)
+        if not payload:
+            # How MQTT clears a retained message: every subscriber sees it; not a command.
+            self.log.debug("control.cleared", topic=topic)
+            return
         if retained:
             self.log.warning(
                 "control.retained_ignored",

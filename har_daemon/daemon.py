@@ -308,7 +308,6 @@ class Daemon:
         except MetricsServerError as exc:
             self.metrics = None
             raise ConfigError(f"metrics: {exc}") from None
-        log.info("metrics.listening", url=self.metrics.url)
 
     def _apply_enabled(self, camera: str, enabled: bool) -> None:
         """From a control message (paho's thread): pause or resume detection on one camera.

@@ -135,7 +135,13 @@ def _stats_metrics(stats: dict[str, Any]) -> Iterator[Any]:
         for key, (name, doc, is_counter) in _SPOOL.items():
             if spool.get(key) is None:
                 continue
-            if is_counter:
+            if isinstance(spool[key], dict):
+                # Per-reason counts (the spool's drops: by max_rows, max_bytes, max_age).
+                family = CounterMetricFamily(name, doc, labels=["reason"])
+                for reason, value in sorted(spool[key].items()):
+                    family.add_metric([str(reason)], value)
+                yield family
+            elif is_counter:
                 yield CounterMetricFamily(name, doc, value=spool[key])
             else:
                 yield _gauge(name, doc, spool[key])

@@ -78,8 +78,11 @@ def daemon_config(
     mqtt: Mapping[str, Any] | None = None,
     inference: Mapping[str, Any] | None = None,
     model: Mapping[str, Any] | None = None,
+    extra: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Path:
-    """A config for the bundled demo model on the LiteRT backend (no TensorFlow: fast start)."""
+    """A config for the bundled demo model on the LiteRT backend (no TensorFlow: fast start).
+
+    `extra`: more sections as they are ([snapshots], [clips], [stats], ...)."""
     mqtt_section: dict[str, Any] = {"enabled": broker is not None, "keepalive": 10}
     if broker is not None:
         mqtt_section.update(host=broker.host, port=broker.port)
@@ -91,6 +94,7 @@ def daemon_config(
     }
     if inference:
         sections["inference"] = inference
+    sections.update(extra or {})
     return write_config(path, sections, cameras)
 
 

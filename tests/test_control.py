@@ -174,8 +174,9 @@ def test_handler_rejects_garbage_and_unknown_cameras_without_applying() -> None:
         ("har/lobby/set", "'enabled' must be true or false, not 1"),
         ("har/garage/set", "unknown camera"),
         ("har/lobby/set", f"payload too large ({len(big)} bytes > {MAX_PAYLOAD})"),
-        ("har/lobby/set", "empty payload"),
     ]
+    # An empty payload is how MQTT clears a retained message: not a command, not an error.
+    assert [e["topic"] for e in logs if e["event"] == "control.cleared"] == ["har/lobby/set"]
     assert all(e["log_level"] == "warning" for e in rejected)
     # Never the whole payload in the log: its size and a short preview only.
     huge = rejected[3]

@@ -48,7 +48,14 @@ def raw_stats() -> dict[str, Any]:
         "uptime_s": 100.0,
         "rss_mb": 256.0,
         "inference": {"alive": True, "batches": 150, "errors": 2, "last_inference_age_s": 0.5},
-        "spool": {"depth": 5, "bytes": 1234, "appended": 40, "dropped": 1, "in_flight": 2},
+        "spool": {
+            "depth": 5,
+            "bytes": 1234,
+            "appended": 40,
+            # Spool.stats() counts drops per bound that caused them.
+            "dropped": {"max_rows": 1, "max_bytes": 0, "max_age": 2},
+            "in_flight": 2,
+        },
         "cameras": {"door": cam, 'yard "2"': paused},
     }
 
@@ -127,7 +134,8 @@ def test_metrics_expose_the_stats(server: MetricsServer) -> None:
     assert value(s, "har_spool_bytes") == 1234
     assert value(s, "har_spool_in_flight") == 2
     assert value(s, "har_spool_appended_total") == 40
-    assert value(s, "har_spool_dropped_total") == 1
+    assert value(s, "har_spool_dropped_total", reason="max_rows") == 1
+    assert value(s, "har_spool_dropped_total", reason="max_age") == 2
     door = {"camera": "door"}
     assert value(s, "har_camera_frames_read_total", **door) == 2500
     assert value(s, "har_camera_frames_sampled_total", **door) == 1000
