@@ -366,6 +366,14 @@ def build_parser() -> argparse.ArgumentParser:
     _data_opts(e)
     e.set_defaults(func=cmd_evaluate)
 
+    rp = sub.add_parser(
+        "report", help="one self-contained HTML page from an evaluation (and a cv.json)"
+    )
+    from har_daemon import report
+
+    report.add_arguments(rp)
+    rp.set_defaults(func=report.run)
+
     pr = sub.add_parser("predict", help="timeline of activities in a video file")
     pr.add_argument("video", type=Path)
     pr.add_argument("--model", type=Path, default=DEMO_MODEL_DIR, help="model directory")
