@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from har_daemon.errors import DataError, VideoError
 from har_daemon.logs import get_logger
-from har_daemon.preprocess import Interpolation
+from har_daemon.preprocess import RESIZE_VERSION, Interpolation
 from har_daemon.video_frames import ClipFrames, extract_clip
 
 VIDEO_EXTENSIONS: tuple[str, ...] = (".avi", ".mp4", ".mkv", ".mov", ".webm", ".mpg")
@@ -345,6 +345,7 @@ def cache_key(path: Path, seq_len: int, size_hw: tuple[int, int], interpolation:
             [int(v) for v in size_hw],
             str(interpolation),
             CACHE_VERSION,
+            RESIZE_VERSION,
         ]
     )
     return hashlib.sha256(blob.encode()).hexdigest()
