@@ -374,6 +374,15 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_arguments(rp)
     rp.set_defaults(func=report.run)
 
+    bn = sub.add_parser(
+        "bench",
+        help="speed, streams in real time, latency and memory, against model.predict in one run",
+    )
+    from har_daemon import benchmark
+
+    benchmark.add_arguments(bn)
+    bn.set_defaults(func=benchmark.run)
+
     pr = sub.add_parser("predict", help="timeline of activities in a video file")
     pr.add_argument("video", type=Path)
     pr.add_argument("--model", type=Path, default=DEMO_MODEL_DIR, help="model directory")
