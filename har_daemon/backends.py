@@ -86,9 +86,12 @@ def _set_tf_threads(threads: int) -> None:
 class LiteRTBackend:
     """`model.tflite` under ai-edge-litert with XNNPACK; TensorFlow and Keras are never imported.
 
-    One interpreter, its input resized whenever the batch size changes (measured at under a
-    millisecond, about 1 % of a window); calls are serialised because an interpreter is not
-    thread-safe.
+    One interpreter kept at batch 1: a batch is run one window at a time. Under XNNPACK a
+    batch of 8 was no faster per window (4.8-5.9 ms against 4.5 ms, bench/inference.py), while
+    resizing the input to every batch size the scheduler happens to form re-plans and
+    re-allocates the graph, and each larger size kept ~16 MB more resident (306 MB against
+    187 MB at 8 cameras, `har-daemon bench`). Calls are serialised because an interpreter is
+    not thread-safe.
     """
 
     name = "litert"
@@ -125,9 +128,14 @@ class LiteRTBackend:
                 f"{path} (input {signature}, {int(out['shape'][-1])} outputs) does not match "
                 f"{model_dir / 'model.json'}; run `har-daemon export {model_dir}` again"
             )
-        # -1: any batch size by resizing; a fixed batch (a file from elsewhere) is fed in chunks.
+        # -1: any batch size, pinned to 1 here; a fixed batch (a file from elsewhere) is fed in
+        # chunks of that size.
         self._fixed_batch = None if signature[0] == -1 else signature[0]
         self._batch = int(inp["shape"][0])
+        if self._fixed_batch is None and self._batch != 1:
+            self._interp.resize_tensor_input(self._in, [1, *self.meta.input_shape])
+            self._interp.allocate_tensors()
+            self._batch = 1
         self._lock = threading.Lock()
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
@@ -136,9 +144,7 @@ class LiteRTBackend:
         if not n:
             return np.zeros((0, len(self.meta.classes)), np.float32)
         with self._lock:
-            if self._fixed_batch is None:
-                return self._invoke(x)
-            b = self._fixed_batch
+            b = self._fixed_batch or 1
             parts = []
             for i in range(0, n, b):
                 chunk = x[i : i + b]
