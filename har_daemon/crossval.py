@@ -135,6 +135,7 @@ def cross_validate(opts: TrainOptions, folds: int = 5) -> dict[str, Any]:
             "sequence_length": opts.sequence_length,
             "frame_size": opts.frame_size,
             "interpolation": opts.interpolation,
+            "input_transform": opts.input_transform,
         },
         "n_clips": int(sum(r["n_samples"] for r in reports)),
         "summary": summarize_folds(reports),
