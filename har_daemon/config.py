@@ -154,11 +154,26 @@ class _Section(BaseModel):
 class ModelConfig(_Section):
     """[model]: which classifier to run and how often."""
 
+    @field_validator("path", mode="after")
+    @classmethod
+    def _resolve_relative(cls, v: Path) -> Path:
+        """A service's working directory is rarely where its config or models live."""
+        if v.is_absolute():
+            return v
+        toml_file = _TOML_FILE.get()
+        bases = [toml_file.parent] if toml_file is not None else []
+        for base in [*bases, PACKAGE_PARENT]:
+            if (base / v).exists():
+                return base / v
+        return v
+
     path: ExpandedPath = Field(
         default_factory=lambda: DEFAULT_MODEL_DIR,
         title="Model directory",
         description="Directory holding model.json and the model file. Default: the bundled "
-        "demo model (models/demo beside the package).",
+        "demo model (models/demo beside the package). A relative path is looked up beside the "
+        "config file, then among the bundled models (so 'models/fight' works from any "
+        "directory).",
     )
     backend: Literal["keras", "litert"] = Field(
         "keras",

@@ -354,3 +354,18 @@ def test_describe_errors_alone() -> None:
         DaemonConfig.model_validate({"mqtt": {"port": -1}, "metrics": {"port": "x"}})
     lines = describe_errors(info.value, env={})
     assert [line.split(":")[0] for line in lines] == ["mqtt.port", "metrics.port"]
+
+
+def test_relative_model_path_is_found_beside_the_config_then_among_bundled_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a service's working directory: neither of the two
+    own = tmp_path / "etc" / "mymodels" / "m1"
+    own.mkdir(parents=True)
+    cfg_file = tmp_path / "etc" / "har.toml"
+    cfg_file.write_text('[model]\npath = "mymodels/m1"\n')
+    assert load_config(cfg_file).model.path == own
+    cfg_file.write_text('[model]\npath = "models/demo"\n')
+    assert load_config(cfg_file).model.path == REPO / "models" / "demo"
+    cfg_file.write_text('[model]\npath = "nowhere/m"\n')
+    assert load_config(cfg_file).model.path == Path("nowhere/m")
