@@ -781,6 +781,13 @@ def _cv_html(cv: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------- the page
 
 
+_NO_FRAMES = (
+    '<section id="strip"><h2>Sample frames: predicted vs true</h2><p class="note">Left out '
+    "(--no-frames): the evaluated clips may not be redistributed, so neither may pictures of "
+    "them.</p></section>"
+)
+
+
 def build_report(
     *,
     evaluation_dir: Path,
@@ -788,8 +795,12 @@ def build_report(
     model_dir: Path | None = None,
     cv_json: Path | None = None,
     title: str | None = None,
+    frames: bool = True,
 ) -> Path:
     """Write one self-contained HTML report and return its path.
+
+    `frames=False` leaves out every picture of the evaluated clips (the strip and the
+    predictions.png fallback): for a report that is published while the clips may not be.
 
     `evaluation_dir` is the `--report` folder of `har-daemon evaluate` (or a model directory,
     for its held-out test figures). `model_dir` defaults to the directory itself when it is a
@@ -832,7 +843,7 @@ def build_report(
         work = Path(tmp)
         curves = _curve_figures(resolved, work) if resolved is not None else []
         cm_fig = _confusion_figure(ev, title, work)
-        strip = _strip_items(ev, meta)
+        strip = _strip_items(ev, meta) if frames else []
         cv_html = _cv_section(cv_doc, Path(cv_json)) if cv_doc is not None else ""
         sections = [
             _model_section(meta, resolved),
@@ -840,7 +851,7 @@ def build_report(
             _per_class_section(m),
             _confusion_section(m, cm_fig),
             _curves_section(meta, curves),
-            _strip_section(ev, strip),
+            _strip_section(ev, strip) if frames else _NO_FRAMES,
             _predictions_section(ev),
             cv_html,
         ]
@@ -990,6 +1001,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cv", type=Path, default=None, help="cv.json from `har-daemon cv`")
     parser.add_argument("--title", default=None, help="page title (default: model and data names)")
     parser.add_argument(
+        "--no-frames",
+        action="store_true",
+        help="leave out pictures of the evaluated clips (for data that may not be published)",
+    )
+    parser.add_argument(
         "--screenshot",
         type=Path,
         default=None,
@@ -1007,6 +1023,7 @@ def run(args: argparse.Namespace) -> int:
         model_dir=args.model,
         cv_json=args.cv,
         title=args.title,
+        frames=not args.no_frames,
     )
     print(f"report: {written}")
     if args.screenshot is not None:

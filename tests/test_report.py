@@ -235,6 +235,25 @@ def test_strip_falls_back_to_evaluates_png_when_clips_are_gone(
     assert PNG_URI + base64.b64encode(png).decode() in page
 
 
+def test_no_frames_leaves_out_every_picture_of_the_clips(built: Built, tmp_path: Path) -> None:
+    full = build_report(
+        evaluation_dir=built.eval_dir, out_path=tmp_path / "a.html", model_dir=built.model_dir
+    ).read_text()
+    bare = build_report(
+        evaluation_dir=built.eval_dir,
+        out_path=tmp_path / "b.html",
+        model_dir=built.model_dir,
+        frames=False,
+    ).read_text()
+    png = base64.b64encode((built.eval_dir / "predictions.png").read_bytes()).decode()
+    shots = [a for t, a in _parse(full).tags if "shot" in a.get("class", "").split()]
+    assert shots, "the full page should show the strip"
+    assert not [a for t, a in _parse(bare).tags if "shot" in a.get("class", "").split()]
+    assert png not in bare and "Left out" in bare
+    # Everything else is still there: the confusion matrix and the metrics.
+    assert bare.count(PNG_URI) >= 1 and 'id="strip"' in bare
+
+
 def test_a_model_directory_reports_its_held_out_figures(tmp_path: Path) -> None:
     page = build_report(evaluation_dir=DEMO, out_path=tmp_path / "demo.html").read_text()
     metrics = json.loads((DEMO / "test_metrics.json").read_text())
