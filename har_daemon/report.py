@@ -425,8 +425,25 @@ def _model_section(meta: ModelMeta | None, model_dir: Path | None) -> str:
                 f"best {t.get('best_epoch', '?')}",
             )
         )
-    if meta.evaluation:
-        rows.append(("Held-out figures at training", _plain(meta.evaluation)))
+    held_out = {k: v for k, v in meta.evaluation.items() if k != "cross_validation"}
+    if held_out:
+        rows.append(("Held-out figures at training", _plain(held_out)))
+    cv = meta.evaluation.get("cross_validation")
+    if isinstance(cv, dict) and isinstance(cv.get("accuracy"), dict):
+
+        def pm(entry: Any) -> str:
+            return f"{entry['mean']:.3f} ± {entry['std']:.3f}" if isinstance(entry, dict) else "?"
+
+        recall = cv.get("per_class_recall") or {}
+        rows.append(
+            (
+                "Cross-validation",
+                f"{cv.get('folds', '?')} folds grouped by {cv.get('grouped_by', 'group')}, "
+                f"{cv.get('n_clips', '?')} clips: accuracy {pm(cv['accuracy'])}, macro F1 "
+                f"{pm(cv.get('macro_f1'))}, recall "
+                + ", ".join(f"{c} {pm(e)}" for c, e in recall.items()),
+            )
+        )
     rows += [("Created", meta.created_at), ("Directory", str(model_dir))]
     details: list[tuple[str, object]] = []
     for key, label in (

@@ -89,6 +89,12 @@ def test_example_values_equal_the_defaults() -> None:
     """The example documents the defaults; keep the two in step."""
     example = load_config(EXAMPLE).model_dump(exclude={"cameras"})
     defaults = load_config(None).model_dump(exclude={"cameras"})
+    # What the example sets on purpose: the bundled fight model and its alerting classes.
+    assert example["model"].pop("path") == REPO / "models" / "fight"
+    assert defaults["model"].pop("path") == REPO / "models" / "demo"
+    for key, value in (("alert_activities", ["fight"]), ("ignore_activities", ["noFight"])):
+        assert example["inference"].pop(key) == value
+        assert defaults["inference"].pop(key) == []
     assert example == defaults
 
 

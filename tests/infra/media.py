@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -67,3 +68,55 @@ def probe_video(path: str | Path) -> tuple[int, int, float, int]:
         )
     finally:
         cap.release()
+
+
+def concat_clips(
+    clips: list[Path], path: str | Path, fps: int = 25, size: tuple[int, int] = (640, 480)
+) -> list[tuple[float, float]]:
+    """Join `clips` into one H.264 stream at `fps` and `size`; return each clip's (start, end) s.
+
+    Clips of mixed resolutions and rates are scaled to one size (aspect not kept: the model
+    sees every clip squeezed to a square anyway) and resampled to one rate, as a camera would
+    deliver them. Audio is dropped.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    width, height = size
+    inputs: list[str] = []
+    chains: list[str] = []
+    for i, clip in enumerate(clips):
+        inputs += ["-i", str(clip)]
+        chains.append(f"[{i}:v:0]scale={width}:{height},setsar=1,fps={fps}[v{i}]")
+    joined = "".join(f"[v{i}]" for i in range(len(clips)))
+    graph = ";".join(chains) + f";{joined}concat=n={len(clips)}:v=1:a=0[out]"
+    cmd = [
+        FFMPEG, "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *inputs,
+        "-filter_complex", graph, "-map", "[out]",
+        *_ENCODERS["h264"], "-g", str(fps), "-movflags", "+faststart", str(path),
+    ]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+    if result.returncode != 0 or not path.exists():
+        raise RuntimeError(f"ffmpeg concat failed ({result.returncode}): {result.stderr.strip()}")
+    spans: list[tuple[float, float]] = []
+    t = 0.0
+    for clip in clips:
+        # The fps filter keeps each clip's duration, so the spans follow from the durations.
+        duration = video_duration_s(clip)
+        spans.append((t, t + duration))
+        t += duration
+    return spans
+
+
+def video_duration_s(path: str | Path) -> float:
+    """Duration of the first video stream, from ffprobe (container headers can be wrong)."""
+    ffprobe = shutil.which("ffprobe") or "/usr/bin/ffprobe"
+    cmd = [
+        ffprobe, "-v", "error", "-select_streams", "v:0", "-count_packets",
+        "-show_entries", "stream=nb_read_packets,r_frame_rate,duration", "-of", "json", str(path),
+    ]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=True).stdout
+    stream = json.loads(out)["streams"][0]
+    if stream.get("duration") not in (None, "N/A"):
+        return float(stream["duration"])
+    num, den = (float(v) for v in stream["r_frame_rate"].split("/"))
+    return int(stream["nb_read_packets"]) * den / num
