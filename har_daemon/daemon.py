@@ -569,6 +569,8 @@ class Daemon:
                 self._publish(self.topics.camera_status(rt.config.name), "offline", retain=True)
         if self.clips is not None:
             self.clips.close_all()
+        if self.config.stats.interval:
+            self._publish_stats()  # the retained figures end on the final counts
         if self.spooled is not None:
             # Best effort: what is not acknowledged now stays spooled for the next start.
             self.spooled.flush(2.0)

@@ -175,9 +175,12 @@ def test_retained_topics_after_a_clean_exit(finished_run: FinishedRun) -> None:
         run.topic(f"{CAMERA}/status"),
         run.topic(f"{CAMERA}/activity"),
         run.topic(f"{CAMERA}/enabled"),
+        run.topic("stats"),  # the final figures, published at exit
     }, by_topic
     assert all(retain for _, retain in by_topic.values()), by_topic
     assert json.loads(by_topic[run.topic(f"{CAMERA}/enabled")][0]) == {"enabled": True}
+    final = json.loads(by_topic[run.topic("stats")][0])
+    assert final["cameras"][CAMERA]["finished"] is True and final["cameras"][CAMERA]["windows"] > 0
 
     state = json.loads(by_topic[run.topic(f"{CAMERA}/activity")][0])
     assert set(state) == {"activity", "confidence", "since", "updated_at"}, state
