@@ -32,6 +32,9 @@ EVENT_KEYS = {
     "id", "type", "camera", "activity", "confidence", "peak_confidence", "started_at", "at",
     "model", "seq",
 }  # fmt: skip
+# Thresholds low enough that the demo model's top class always becomes an activity: for tests
+# about delivery, shutdown and the features around events, not about classification.
+EAGER = {"enter_threshold": 0.3, "exit_threshold": 0.05, "min_windows": 1}
 START_KEYS = EVENT_KEYS | {"has_snapshot"}
 END_KEYS = EVENT_KEYS | {"ended_at", "duration_s", "reason"}  # and "clip" with [clips]
 

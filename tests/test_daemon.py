@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 
 from har_daemon.model_meta import read_meta
-from har_daemon.synth import write_activity_video
 from tests.daemon_helpers import (
     DEMO_MODEL,
+    EAGER,
     REPO,
     DaemonPool,
     DaemonProcess,
@@ -47,31 +47,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 CAMERA = "yard"
 META = read_meta(DEMO_MODEL)
-# Thresholds low enough that the demo model's top class always becomes an activity: for tests
-# about delivery and shutdown, not about how well the model classifies.
-EAGER = {"enter_threshold": 0.3, "exit_threshold": 0.05, "min_windows": 1}
-
-
-@pytest.fixture(scope="module")
-def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Synthetic activity videos, written once for the module (a fraction of a second each)."""
-    folder = tmp_path_factory.mktemp("videos")
-    return {
-        # The activity changes half-way: two occurrences, Biking then HorseRace.
-        "change": write_activity_video(
-            folder / "biking_then_horserace.mp4", [("Biking", 10.0), ("HorseRace", 10.0)], seed=7
-        ),
-        "biking": write_activity_video(folder / "biking.mp4", [("Biking", 6.0)], seed=11),
-    }
-
-
-@pytest.fixture
-def daemons(tmp_path: Path) -> Iterator[DaemonPool]:
-    pool = DaemonPool(tmp_path)
-    try:
-        yield pool
-    finally:
-        pool.close()
 
 
 def file_camera(source: Path, **options: Any) -> dict[str, Any]:

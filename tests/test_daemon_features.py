@@ -9,7 +9,6 @@ import signal
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,8 @@ import cv2
 import numpy as np
 import pytest
 
-from har_daemon.synth import write_activity_video
 from tests.daemon_helpers import (
+    EAGER,
     DaemonPool,
     check_event_schema,
     count,
@@ -32,27 +31,6 @@ from tests.infra.procs import free_port, wait_until
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 CAMERA = "yard"
-EAGER = {"enter_threshold": 0.3, "exit_threshold": 0.05, "min_windows": 1}
-
-
-@pytest.fixture(scope="module")
-def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("videos")
-    return {
-        "change": write_activity_video(
-            folder / "biking_then_horserace.mp4", [("Biking", 10.0), ("HorseRace", 10.0)], seed=7
-        ),
-        "biking": write_activity_video(folder / "biking.mp4", [("Biking", 6.0)], seed=11),
-    }
-
-
-@pytest.fixture
-def daemons(tmp_path: Path) -> Iterator[DaemonPool]:
-    pool = DaemonPool(tmp_path)
-    try:
-        yield pool
-    finally:
-        pool.close()
 
 
 def _http(url: str) -> tuple[int, bytes]:

@@ -37,15 +37,6 @@ def broker(mosquitto_factory: Any) -> MosquittoBroker:
     return mosquitto_factory(persistence=True, autosave_interval=1)
 
 
-@pytest.fixture
-def daemons(tmp_path: Path) -> Any:
-    pool = DaemonPool(tmp_path)
-    try:
-        yield pool
-    finally:
-        pool.close()
-
-
 @pytest.fixture(scope="module")
 def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_activity_video(

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from tests.daemon_helpers import DaemonPool
 from tests.infra.media import make_test_video
 from tests.infra.mosquitto import MosquittoBroker
 from tests.infra.rtsp_server import RtspServer
@@ -70,3 +71,30 @@ def rtsp_server_factory(tmp_path: Path) -> Iterator[Callable[..., RtspServer]]:
     finally:
         for server in servers:
             server.stop()
+
+
+@pytest.fixture
+def daemons(tmp_path: Path) -> Iterator[DaemonPool]:
+    """Starts `har-daemon run` processes; whatever still runs is SIGKILLed at teardown."""
+    pool = DaemonPool(tmp_path)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+@pytest.fixture(scope="session")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Synthetic activity videos for the demo model, written once per session.
+
+    "change": Biking then HorseRace, 10 s each (two occurrences); "biking": 6 s of Biking.
+    """
+    from har_daemon.synth import write_activity_video
+
+    folder = tmp_path_factory.mktemp("videos")
+    return {
+        "change": write_activity_video(
+            folder / "biking_then_horserace.mp4", [("Biking", 10.0), ("HorseRace", 10.0)], seed=7
+        ),
+        "biking": write_activity_video(folder / "biking.mp4", [("Biking", 6.0)], seed=11),
+    }
