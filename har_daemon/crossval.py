@@ -1,6 +1,6 @@
 """`har-daemon cv`: grouped k-fold cross-validation, one full training per fold.
 
-With 242 clips from 39 source videos, one held-out split of ~50 clips gives an accuracy whose
+With 242 clips from 38 source videos, one held-out split of ~50 clips gives an accuracy whose
 uncertainty is as large as the differences being compared (augmentation, class weights, LRCN
 against ConvLSTM). k folds test every clip exactly once, always by a model that saw no clip of
 its source video, and the spread across folds says how much a single figure can be trusted.
