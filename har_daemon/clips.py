@@ -15,6 +15,12 @@ index written at the end). Leftover partial files from a crash are deleted at st
 each clip, and at start-up, the oldest clips are deleted while the directory is over
 `max_bytes` (the newest clip is always kept, so an event's announced clip exists even when one
 clip exceeds the budget), and clips older than `max_age_s` are deleted.
+
+Codec: OpenCV's bundled FFmpeg writes only MPEG-4 Part 2, which browsers and Home Assistant's
+player do not play. With codec "h264" (or "auto" when the host's `ffmpeg` has libx264) the
+writer thread re-encodes each finished partial file to H.264 with the index at the front
+(`+faststart`, so a player starts before the download ends), on one thread so inference keeps
+the cores. A failed re-encode keeps the MPEG-4 file: a clip is never lost to its codec.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ import math
 import os
 import queue
 import re
+import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -31,6 +39,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
@@ -43,6 +52,8 @@ log = get_logger(__name__)
 
 PARTIAL_DIR = ".partial"
 FOURCC = "mp4v"  # MPEG-4 Part 2: what opencv-python-headless's bundled FFmpeg can encode
+Codec = Literal["auto", "h264", "mp4v"]
+CODECS: tuple[str, ...] = ("auto", "h264", "mp4v")
 _CLOSE_GRACE_S = 1.0  # how long `tick` waits past a clip's last second for late frames
 _RECENT_PATHS = 256  # ended or capped clips whose path `end` can still return
 
@@ -62,11 +73,30 @@ def clip_filename(camera: str, t_start: float, activity: str, event_id: str) -> 
     return f"{_clean(camera)}-{stamp}-{_clean(activity)}-{_clean(event_id, 8)}.mp4"
 
 
+def h264_encoder() -> str | None:
+    """The `ffmpeg` on PATH when it can encode H.264 (libx264), else None."""
+    exe = shutil.which("ffmpeg")
+    if exe is None:
+        return None
+    try:
+        listed = subprocess.run(
+            [exe, "-hide_banner", "-nostdin", "-encoders"],
+            capture_output=True,
+            text=True,
+            timeout=15,
+            check=False,
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return exe if re.search(r"\blibx264\b", listed) else None
+
+
 @dataclass
 class ClipStats:
     clips_started: int = 0
     clips_saved: int = 0
     clips_failed: int = 0
+    transcode_failed: int = 0
     frames_written: int = 0
     frames_dropped: int = 0
     files_deleted: int = 0
@@ -107,10 +137,12 @@ class ClipRecorder:
         history: FrameHistory | Mapping[str, FrameHistory] | None,
         max_width: int | None = None,
         max_queued_frames: int = 600,
+        codec: Codec = "auto",
     ) -> None:
         """`history`: one history for every camera, or one per camera name (the daemon's case).
 
-        Raises `ClipsError` when `directory` cannot be created or written.
+        Raises `ClipsError` when `directory` cannot be created or written, or when codec "h264"
+        is asked for and no ffmpeg with libx264 is on PATH.
         """
         if fps <= 0 or max_clip_s <= 0 or pre_roll_s < 0 or post_roll_s < 0:
             raise ValueError("fps and max_clip_s must be positive, the rolls not negative")
@@ -126,6 +158,8 @@ class ClipRecorder:
         self.max_width = max_width
         self.max_queued_frames = max_queued_frames
         self.stats = ClipStats()
+        self._ffmpeg = self._resolve_codec(codec)
+        self.codec = "h264" if self._ffmpeg else "mp4v"
         self._check_directory()
 
         self._lock = threading.Lock()
@@ -145,6 +179,27 @@ class ClipRecorder:
         self._thread.start()
 
     # -- start-up ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _resolve_codec(codec: str) -> str | None:
+        if codec not in CODECS:
+            raise ValueError(f"codec must be one of {CODECS}, got {codec!r}")
+        if codec == "mp4v":
+            return None
+        exe = h264_encoder()
+        if exe is None and codec == "h264":
+            raise ClipsError(
+                "codec 'h264' needs ffmpeg with libx264 on PATH (Debian/Ubuntu: apt install "
+                "ffmpeg); or set codec = 'mp4v'"
+            )
+        if exe is None:
+            log.warning(
+                "clips.h264_unavailable",
+                reason="no ffmpeg with libx264 on PATH",
+                codec="mp4v",
+                note="browsers and Home Assistant may not play MPEG-4 Part 2 clips",
+            )
+        return exe
 
     def _check_directory(self) -> None:
         try:
@@ -383,6 +438,7 @@ class ClipRecorder:
                 reason="failed" if clip.failed else "no frames",
             )
             return
+        codec = self._transcode(clip) if self._ffmpeg else "mp4v"
         os.replace(clip.partial, clip.path)
         self.stats.clips_saved += 1
         log.info(
@@ -392,8 +448,40 @@ class ClipRecorder:
             path=str(clip.path),
             frames=clip.written,
             seconds=round(clip.written / self.fps, 2),
+            codec=codec,
         )
         self.prune(keep=clip.path)
+
+    def _transcode(self, clip: _Clip) -> str:
+        """Re-encode the finished partial file to H.264 in place; its codec after that."""
+        assert self._ffmpeg is not None
+        out = clip.partial.with_name(clip.partial.stem + ".h264.mp4")
+        seconds = clip.written / self.fps
+        cmd = [
+            self._ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
+            "-i", str(clip.partial), "-an",
+            "-c:v", "libx264", "-preset", "veryfast", "-crf", "23", "-pix_fmt", "yuv420p",
+            "-threads", "1", "-movflags", "+faststart", str(out),
+        ]  # fmt: skip
+        reason = ""
+        try:
+            done = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=60 + 4 * seconds, check=False
+            )
+            if done.returncode == 0 and out.is_file() and out.stat().st_size > 0:
+                os.replace(out, clip.partial)
+                return "h264"
+            lines = (done.stderr or "").strip().splitlines()
+            reason = lines[-1][:300] if lines else f"ffmpeg exited {done.returncode}"
+        except subprocess.TimeoutExpired:
+            reason = "ffmpeg timed out"
+        except OSError as exc:
+            reason = str(exc)
+        with contextlib.suppress(OSError):
+            out.unlink()
+        self.stats.transcode_failed += 1
+        log.warning("clips.transcode_failed", event_id=clip.event_id, reason=reason, kept="mp4v")
+        return "mp4v"
 
     # -- disk budget ------------------------------------------------------------------------
 

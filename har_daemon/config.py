@@ -664,6 +664,14 @@ class ClipsConfig(_Section):
         title="Clip width",
         description="Frames wider than this are scaled down (aspect kept) before writing.",
     )
+    codec: Literal["auto", "h264", "mp4v"] = Field(
+        "auto",
+        title="Clip codec",
+        description=(
+            "'h264' (plays in browsers and Home Assistant) needs ffmpeg with libx264 on PATH; "
+            "'mp4v' is MPEG-4 Part 2, written by OpenCV itself; 'auto' uses h264 when it can."
+        ),
+    )
     max_bytes: SizeBytes = Field(
         10**9,
         ge=10**6,

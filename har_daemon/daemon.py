@@ -290,6 +290,7 @@ class Daemon:
                 max_age_s=c.max_age,
                 history={name: rt.history for name, rt in self.cameras.items()},
                 max_width=c.max_width,
+                codec=c.codec,
             )
         except ClipsError as exc:
             raise ConfigError(f"clips: {exc}") from None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from pathlib import Path
 
@@ -313,3 +314,90 @@ def test_filenames_are_sanitised() -> None:
     name = clip_filename("front door/../x", T0, "fall down!", "ab/cd-ef12-3456")
     assert name == "front_door_x-20231114T221320Z-fall_down-ab_cd-ef.mp4"
     assert clip_filename("..", T0, "", "") == "x-20231114T221320Z-x-x.mp4"
+
+
+# -- codec -------------------------------------------------------------------------------------
+
+
+def _probe(path: Path) -> tuple[str, int]:
+    """Codec name and frame count, as ffprobe (not OpenCV) reads the file."""
+    out = subprocess.run(
+        [
+            "ffprobe", "-v", "error", "-select_streams", "v:0", "-count_frames",
+            "-show_entries", "stream=codec_name,nb_read_frames", "-of", "csv=p=0", str(path),
+        ],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    codec, frames = out.split(",")
+    return codec, int(frames)
+
+
+def _one_clip(recorder: ClipRecorder, frames: list[np.ndarray], history: FrameHistory) -> Path:
+    cam = _Camera(recorder, history)
+    cam.feed(frames, 0, 10)
+    path = recorder.start("feedbeef00", "cam", "fight", T0 + 1.0)
+    cam.feed(frames, 10, 30)
+    recorder.end("feedbeef00", T0 + 3.0)
+    cam.feed(frames, 30, 45)
+    assert recorder.wait_idle(30)
+    recorder.close_all()
+    return path
+
+
+def test_h264_clips_play_in_browsers_with_the_index_first(
+    tmp_path: Path, source_frames: list
+) -> None:
+    history = FrameHistory(10.0, 640)
+    recorder = _recorder(tmp_path / "h264", history, codec="h264")  # type: ignore[arg-type]
+    assert recorder.codec == "h264"
+    with capture_logs() as logs:
+        path = _one_clip(recorder, source_frames, history)
+    codec, count = _probe(path)
+    assert codec == "h264"
+    data = path.read_bytes()
+    assert data.index(b"moov") < data.index(b"mdat")  # +faststart: playable while loading
+    saved = [e for e in logs if e["event"] == "clips.saved"]
+    assert saved and saved[0]["codec"] == "h264"
+    assert not _partials(tmp_path / "h264")
+
+    history2 = FrameHistory(10.0, 640)
+    plain = _recorder(tmp_path / "mp4v", history2, codec="mp4v")  # type: ignore[arg-type]
+    mp4v_path = _one_clip(plain, source_frames, history2)
+    assert _probe(mp4v_path) == ("mpeg4", count)  # the same frames, only the codec differs
+    frames, fps = _read_clip(path)
+    ref, _ = _read_clip(mp4v_path)
+    assert fps == pytest.approx(10.0) and len(frames) == len(ref)
+    assert np.abs(frames[5].astype(int) - ref[5]).mean() < 6
+
+
+def test_without_ffmpeg_auto_falls_back_to_mp4v_and_h264_is_a_clear_error(
+    tmp_path: Path, source_frames: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))  # a host without ffmpeg
+    with pytest.raises(ClipsError, match="codec 'h264' needs ffmpeg with libx264 on PATH"):
+        _recorder(tmp_path / "a", None, codec="h264")  # type: ignore[arg-type]
+    history = FrameHistory(10.0, 640)
+    with capture_logs() as logs:
+        recorder = _recorder(tmp_path / "b", history, codec="auto")  # type: ignore[arg-type]
+        assert recorder.codec == "mp4v"
+        path = _one_clip(recorder, source_frames, history)
+    assert [e["event"] for e in logs].count("clips.h264_unavailable") == 1
+    monkeypatch.undo()
+    assert _probe(path)[0] == "mpeg4"
+
+
+def test_a_failed_reencode_keeps_the_clip(tmp_path: Path, source_frames: list) -> None:
+    history = FrameHistory(10.0, 640)
+    recorder = _recorder(tmp_path / "clips", history, codec="h264")  # type: ignore[arg-type]
+    name = clip_filename("cam", T0 + 1.0, "fight", "feedbeef00")
+    # ffmpeg cannot write its output where a directory stands: a real encoder failure.
+    (tmp_path / "clips" / PARTIAL_DIR / (Path(name).stem + ".h264.mp4")).mkdir()
+    with capture_logs() as logs:
+        path = _one_clip(recorder, source_frames, history)
+    assert path.name == name and path.is_file()
+    assert _probe(path)[0] == "mpeg4"
+    assert recorder.stats.transcode_failed == 1 and recorder.stats.clips_saved == 1
+    failed = [e for e in logs if e["event"] == "clips.transcode_failed"]
+    assert failed and failed[0]["kept"] == "mp4v" and failed[0]["reason"]

@@ -57,6 +57,7 @@ def test_snapshots_clips_and_stats_from_a_whole_file(
                 "pre_roll_s": 1,
                 "post_roll_s": 0.5,
                 "fps": 5,
+                "codec": "h264",
             },
             "stats": {"interval": 0.5},
         },
@@ -84,13 +85,15 @@ def test_snapshots_clips_and_stats_from_a_whole_file(
         _, payload, retain, _ = fresh.wait_for(f"har/{CAMERA}/snapshot", timeout=5)
         assert retain and payload == snapshots[-1]
 
-    # Each end names its clip; every clip is a complete, readable MP4 of about its length.
+    # Each end names its clip; every clip is a complete, readable H.264 MP4 of about its length.
     assert len(ends) == 2 and all(e["clip"] for e in ends), ends
     for end in ends:
         path = Path(end["clip"])
         assert path.parent == clips_dir and path.suffix == ".mp4", end
         assert path.is_file(), sorted(clips_dir.iterdir())
         cap = cv2.VideoCapture(str(path))
+        fourcc = int(cap.get(cv2.CAP_PROP_FOURCC)).to_bytes(4, "little").decode()
+        assert fourcc in ("avc1", "h264"), fourcc  # re-encoded: browsers and HA play it
         frames = 0
         while cap.read()[0]:
             frames += 1
