@@ -2,7 +2,8 @@
 # Installs everything har-daemon's tests need on a fresh Debian/Ubuntu machine: the system
 # packages (a real Mosquitto broker, ffmpeg, GStreamer's RTSP server driven from Debian's python3
 # with python3-gi, systemd-analyze) and a virtual environment in .venv with the package and its
-# development extras. Safe to run again.
+# development extras, and Home Assistant core in .ha-venv for the discovery test. Safe to run
+# again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,3 +32,14 @@ PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[dev,litert]"
+
+# Home Assistant core for tests/test_home_assistant.py, in its own venv: its pins clash with
+# ours. Rebuilt only when tests/home-assistant-requirements.txt changes.
+HA_REQUIREMENTS=tests/home-assistant-requirements.txt
+if ! cmp -s "$HA_REQUIREMENTS" .ha-venv/requirements.txt 2>/dev/null; then
+  rm -rf .ha-venv
+  "$PYTHON" -m venv .ha-venv
+  .ha-venv/bin/python -m pip install -q --upgrade pip
+  .ha-venv/bin/python -m pip install -q -r "$HA_REQUIREMENTS"
+  cp "$HA_REQUIREMENTS" .ha-venv/requirements.txt
+fi
