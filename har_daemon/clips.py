@@ -160,6 +160,8 @@ class ClipRecorder:
         self.stats = ClipStats()
         self._ffmpeg = self._resolve_codec(codec)
         self.codec = "h264" if self._ffmpeg else "mp4v"
+        self._encoder: subprocess.Popen[str] | None = None  # the re-encode under way
+        self._shutting_down = False
         self._check_directory()
 
         self._lock = threading.Lock()
@@ -319,10 +321,19 @@ class ClipRecorder:
                     self._close(clip)
 
     def close_all(self, timeout: float = 30.0) -> None:
-        """Finish every open clip now (shutdown) and stop the writer thread."""
+        """Finish every open clip now (shutdown) and stop the writer thread.
+
+        Clips finished from here on are not re-encoded, and a re-encode under way is stopped
+        (its clip keeps MPEG-4): a stop must not wait on an encoder, nor leave a clip in
+        `.partial/` to be deleted at the next start.
+        """
         with self._lock:
             if self._closed:
                 return
+            self._shutting_down = True
+            if self._encoder is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    self._encoder.terminate()
             for clip in list(self._open.values()):
                 self._close(clip)
             self._closed = True
@@ -438,7 +449,7 @@ class ClipRecorder:
                 reason="failed" if clip.failed else "no frames",
             )
             return
-        codec = self._transcode(clip) if self._ffmpeg else "mp4v"
+        codec = self._transcode(clip) if self._ffmpeg and not self._shutting_down else "mp4v"
         os.replace(clip.partial, clip.path)
         self.stats.clips_saved += 1
         log.info(
@@ -465,16 +476,28 @@ class ClipRecorder:
         ]  # fmt: skip
         reason = ""
         try:
-            done = subprocess.run(
-                cmd, capture_output=True, text=True, timeout=60 + 4 * seconds, check=False
-            )
-            if done.returncode == 0 and out.is_file() and out.stat().st_size > 0:
+            with self._lock:
+                if self._shutting_down:
+                    return "mp4v"
+                proc = self._encoder = subprocess.Popen(
+                    cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+                )
+            try:
+                _, stderr = proc.communicate(timeout=60 + 4 * seconds)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                stderr = "ffmpeg timed out"
+            finally:
+                with self._lock:
+                    self._encoder = None
+            if proc.returncode == 0 and out.is_file() and out.stat().st_size > 0:
                 os.replace(out, clip.partial)
                 return "h264"
-            lines = (done.stderr or "").strip().splitlines()
-            reason = lines[-1][:300] if lines else f"ffmpeg exited {done.returncode}"
-        except subprocess.TimeoutExpired:
-            reason = "ffmpeg timed out"
+            lines = (stderr or "").strip().splitlines()
+            reason = lines[-1][:300] if lines else f"ffmpeg exited {proc.returncode}"
+            if self._shutting_down:
+                reason = "stopped for shutdown"
         except OSError as exc:
             reason = str(exc)
         with contextlib.suppress(OSError):

@@ -401,3 +401,20 @@ def test_a_failed_reencode_keeps_the_clip(tmp_path: Path, source_frames: list) -
     assert recorder.stats.transcode_failed == 1 and recorder.stats.clips_saved == 1
     failed = [e for e in logs if e["event"] == "clips.transcode_failed"]
     assert failed and failed[0]["kept"] == "mp4v" and failed[0]["reason"]
+
+
+def test_a_stop_does_not_wait_for_the_encoder_and_loses_no_clip(
+    tmp_path: Path, source_frames: list
+) -> None:
+    history = FrameHistory(10.0, 640)
+    recorder = _recorder(tmp_path / "clips", history, codec="h264")  # type: ignore[arg-type]
+    cam = _Camera(recorder, history)
+    cam.feed(source_frames, 0, 10)
+    path = recorder.start("cafe000001", "cam", "fight", T0 + 1.0)
+    cam.feed(source_frames, 10, 40)
+    with capture_logs() as logs:
+        recorder.close_all()  # the event is still going on: shutdown
+    assert path.is_file() and not _partials(tmp_path / "clips")
+    assert _probe(path)[0] == "mpeg4"  # kept as written rather than re-encoded at shutdown
+    saved = [e for e in logs if e["event"] == "clips.saved"]
+    assert saved and saved[0]["codec"] == "mp4v"
