@@ -320,25 +320,28 @@ class ClipRecorder:
                 if now >= clip.stop_at + _CLOSE_GRACE_S:
                     self._close(clip)
 
-    def close_all(self, timeout: float = 30.0) -> None:
+    def close_all(self, timeout: float = 15.0) -> None:
         """Finish every open clip now (shutdown) and stop the writer thread.
 
-        Clips finished from here on are not re-encoded, and a re-encode under way is stopped
-        (its clip keeps MPEG-4): a stop must not wait on an encoder, nor leave a clip in
-        `.partial/` to be deleted at the next start.
+        Re-encoding goes on for most of `timeout`; past that, the re-encode under way is
+        stopped and the clips still queued are kept as MPEG-4, so a stop (systemd allows 20 s)
+        never waits on an encoder nor leaves a clip in `.partial/` to be deleted at next start.
         """
         with self._lock:
             if self._closed:
                 return
-            self._shutting_down = True
-            if self._encoder is not None:
-                with contextlib.suppress(ProcessLookupError):
-                    self._encoder.terminate()
             for clip in list(self._open.values()):
                 self._close(clip)
             self._closed = True
             self._put("stop", None)
-        self._thread.join(timeout)
+        self._thread.join(timeout * 0.7)
+        if self._thread.is_alive():
+            with self._lock:
+                self._shutting_down = True
+                if self._encoder is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        self._encoder.terminate()
+            self._thread.join(timeout * 0.3)
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until every queued frame and close is done; False on timeout (for tests)."""

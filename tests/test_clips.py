@@ -15,6 +15,7 @@ from har_daemon.clips import PARTIAL_DIR, ClipRecorder, ClipsError, clip_filenam
 from har_daemon.frame_history import FrameHistory
 from tests.infra.logs import capture_logs
 from tests.infra.media import make_test_video
+from tests.infra.procs import wait_until
 
 T0 = 1_700_000_000.0
 
@@ -403,18 +404,33 @@ def test_a_failed_reencode_keeps_the_clip(tmp_path: Path, source_frames: list) -
     assert failed and failed[0]["kept"] == "mp4v" and failed[0]["reason"]
 
 
-def test_a_stop_does_not_wait_for_the_encoder_and_loses_no_clip(
+def test_a_stop_re_encodes_what_it_can_and_loses_no_clip(
     tmp_path: Path, source_frames: list
 ) -> None:
     history = FrameHistory(10.0, 640)
     recorder = _recorder(tmp_path / "clips", history, codec="h264")  # type: ignore[arg-type]
     cam = _Camera(recorder, history)
     cam.feed(source_frames, 0, 10)
-    path = recorder.start("cafe000001", "cam", "fight", T0 + 1.0)
+    first = recorder.start("cafe000001", "cam", "fight", T0 + 1.0)
+    cam.feed(source_frames, 10, 40)
+    recorder.close_all()  # the event is still going on: shutdown, with time to re-encode
+    assert first.is_file() and not _partials(tmp_path / "clips")
+    assert _probe(first)[0] == "h264"
+
+    # No time left: the clip is kept as written instead of waiting for the encoder.
+    history = FrameHistory(10.0, 640)
+    recorder = _recorder(tmp_path / "clips2", history, codec="h264")  # type: ignore[arg-type]
+    cam = _Camera(recorder, history)
+    cam.feed(source_frames, 0, 10)
+    second = recorder.start("cafe000002", "cam", "fight", T0 + 1.0)
     cam.feed(source_frames, 10, 40)
     with capture_logs() as logs:
-        recorder.close_all()  # the event is still going on: shutdown
-    assert path.is_file() and not _partials(tmp_path / "clips")
-    assert _probe(path)[0] == "mpeg4"  # kept as written rather than re-encoded at shutdown
+        started = time.monotonic()
+        recorder.close_all(timeout=0.01)
+        assert time.monotonic() - started < 1.0
+        wait_until(second.is_file, timeout=10, message="the clip was lost at shutdown")
+        time.sleep(0.2)
+    assert not _partials(tmp_path / "clips2")
+    assert _probe(second)[0] == "mpeg4"
     saved = [e for e in logs if e["event"] == "clips.saved"]
     assert saved and saved[0]["codec"] == "mp4v"
