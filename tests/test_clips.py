@@ -26,14 +26,7 @@ def source_frames(tmp_path_factory: pytest.TempPathFactory) -> list[np.ndarray]:
     video = make_test_video(
         tmp_path_factory.mktemp("src") / "pattern.mp4", 8.0, fps=10, size=(320, 240)
     )
-    cap = cv2.VideoCapture(str(video))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
+    frames, _ = _read_clip(video)
     assert len(frames) == 80
     return frames
 
