@@ -452,7 +452,7 @@ class ClipRecorder:
                 reason="failed" if clip.failed else "no frames",
             )
             return
-        codec = self._transcode(clip) if self._ffmpeg and not self._shutting_down else "mp4v"
+        codec = self._transcode(clip) if self._ffmpeg else "mp4v"
         os.replace(clip.partial, clip.path)
         self.stats.clips_saved += 1
         log.info(
