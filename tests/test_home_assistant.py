@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -49,15 +48,15 @@ class States:
     def wait(
         self, entity: str, state: str, timeout: float = 30.0, attribute: str = "state"
     ) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def latest() -> str | None:
             seen = self.history(entity, attribute)
-            if seen and seen[-1] == state:
-                return
-            time.sleep(0.1)
-        raise AssertionError(
-            f"{entity} {attribute} never became {state!r}; saw {self.history(entity, attribute)}"
-        )
+            return seen[-1] if seen else None
+
+        wait_until(
+            lambda: latest() == state, timeout, 0.1,
+            message=lambda: f"{entity} {attribute} never became {state!r}; "
+            f"saw {self.history(entity, attribute)}",
+        )  # fmt: skip
 
 
 def test_home_assistant_builds_and_follows_the_entities(
