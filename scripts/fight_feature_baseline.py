@@ -26,6 +26,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+CLASSES = ["fight", "noFight"]
 GRID = 8
 """Motion is summarised on an 8x8 grid of blocks: fights are local, erratic bursts."""
 
@@ -93,18 +94,27 @@ def _classifiers() -> dict[str, Callable[[], Any]]:
 
 
 def _summary(p_fight: np.ndarray, y: np.ndarray, fold: np.ndarray, k: int) -> dict[str, Any]:
-    pred = p_fight > 0.5
-    acc = [float((pred[fold == i] == y[fold == i]).mean()) for i in range(k)]
-    fight_recall = [float(pred[(fold == i) & (y == 1)].mean()) for i in range(k)]
-    nofight_recall = [float((~pred[(fold == i) & (y == 0)]).mean()) for i in range(k)]
-    r = lambda v: round(float(v), 3)  # noqa: E731
+    """Per-fold reports summarised exactly as `har-daemon cv` does (sample std over folds)."""
+    from har_daemon.metrics import classification_report, summarize_folds
+
+    true = np.where(y == 1, 0, 1)  # class indices in CLASSES order
+    pred = np.where(p_fight > 0.5, 0, 1)
+    folds = summarize_folds(
+        [classification_report(true[fold == i], pred[fold == i], CLASSES) for i in range(k)]
+    )
+    recall = folds["per_class_recall"]
+
+    def r(v: float) -> float:
+        return round(float(v), 3)
+
     return {
-        "accuracy_per_fold": [r(a) for a in acc],
-        "accuracy_mean": r(np.mean(acc)),
-        "accuracy_std": r(np.std(acc, ddof=1)),
-        "fight_recall_mean": r(np.mean(fight_recall)),
-        "fight_recall_std": r(np.std(fight_recall, ddof=1)),
-        "nofight_recall_mean": r(np.mean(nofight_recall)),
+        "accuracy_per_fold": [r(a) for a in folds["accuracy"]["per_fold"]],
+        "accuracy_mean": r(folds["accuracy"]["mean"]),
+        "accuracy_std": r(folds["accuracy"]["std"]),
+        "macro_f1_mean": r(folds["macro_f1"]["mean"]),
+        "fight_recall_mean": r(recall["fight"]["mean"]),
+        "fight_recall_std": r(recall["fight"]["std"]),
+        "nofight_recall_mean": r(recall["noFight"]["mean"]),
     }
 
 
@@ -129,7 +139,7 @@ def main() -> None:
 
     from har_daemon.dataset import build_arrays, grouped_kfold, scan_dataset
 
-    records = scan_dataset(args.data, ["fight", "noFight"])
+    records = scan_dataset(args.data, CLASSES)
     arrays = build_arrays(records, args.frames, (args.size, args.size), progress=False)
     kept = [str(r.path) for r in arrays.records]
     y = np.array([label == "fight" for label in arrays.labels], int)
