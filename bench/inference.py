@@ -49,7 +49,7 @@ def _median_ms(fn: Any, runs: int, warmup: int = 3) -> float:
 _RSS_PROBE = """
 import sys, numpy as np
 sys.path.insert(0, {repo!r})
-from har_daemon.backends import create_backend
+from har_daemon.model.backends import create_backend
 b = create_backend("litert", {model!r}, threads={threads})
 x = np.random.default_rng(0).random((1, *b.meta.input_shape), dtype=np.float32)
 for _ in range(5):
@@ -63,9 +63,9 @@ print(int(rss) / 1024)
 def run(model_dir: Path, runs: int, threads: int) -> dict[str, Any]:
     import cv2
 
-    from har_daemon.backends import create_backend
-    from har_daemon.model_store import load_model_dir
-    from har_daemon.preprocess import resize_frame
+    from har_daemon.model.backends import create_backend
+    from har_daemon.model.keras.store import load_model_dir
+    from har_daemon.model.preprocess import resize_frame
 
     loaded = load_model_dir(model_dir)
     meta = loaded.meta

@@ -28,7 +28,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from har_daemon.preprocess import resize_frame  # noqa: E402
+from har_daemon.model.preprocess import resize_frame  # noqa: E402
 
 FIGHT = REPO.parent / "shared" / "data" / "surveillance-fight"
 TARGET = (64, 64)
@@ -153,9 +153,9 @@ def gratings(h: int, w: int) -> dict[str, np.ndarray]:
 def model_check(model_dir: Path, clips: int) -> dict[str, dict[str, float]]:
     """How much a model's top-class probability moves when fed each candidate instead of exact
     area: windows of `clips` 720p/1080p CCTV videos, 20 frames spread over each clip."""
-    from har_daemon.model_store import load_model_dir
-    from har_daemon.preprocess import to_model_input
-    from har_daemon.video_frames import sample_indices
+    from har_daemon.model.keras.store import load_model_dir
+    from har_daemon.model.preprocess import to_model_input
+    from har_daemon.video.frames import sample_indices
 
     loaded = load_model_dir(model_dir)
     hw = loaded.meta.frame_size

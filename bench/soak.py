@@ -9,7 +9,7 @@ It starts a real Mosquitto (persistence on) and a subscriber with a persistent s
 (LiteRT backend), stops and starts the broker every `--bounce-every` seconds, then stops the
 daemon with SIGTERM and prints one JSON object: events produced (the daemon's stdout), delivered,
 duplicated and lost (must be 0), windows inferred, and the daemon's RSS at start and end.
-`tests/test_soak.py` runs it in a short setting.
+`tests/app/test_soak.py` runs it in a short setting.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from har_daemon.synth import write_activity_video  # noqa: E402
+from har_daemon.training.synth import write_activity_video  # noqa: E402
 from tests.infra.mosquitto import MosquittoBroker  # noqa: E402
 from tests.infra.session_subscriber import SessionSubscriber  # noqa: E402
 

@@ -95,7 +95,7 @@ def _classifiers() -> dict[str, Callable[[], Any]]:
 
 def _summary(p_fight: np.ndarray, y: np.ndarray, fold: np.ndarray, k: int) -> dict[str, Any]:
     """Per-fold reports summarised exactly as `har-daemon cv` does (sample std over folds)."""
-    from har_daemon.metrics import classification_report, summarize_folds
+    from har_daemon.training.scoring import classification_report, summarize_folds
 
     true = np.where(y == 1, 0, 1)  # class indices in CLASSES order
     pred = np.where(p_fight > 0.5, 0, 1)
@@ -137,7 +137,7 @@ def main() -> None:
     ap.add_argument("--predictions", type=Path, nargs="*", default=[])
     args = ap.parse_args()
 
-    from har_daemon.dataset import build_arrays, grouped_kfold, scan_dataset
+    from har_daemon.training.dataset import build_arrays, grouped_kfold, scan_dataset
 
     records = scan_dataset(args.data, CLASSES)
     arrays = build_arrays(records, args.frames, (args.size, args.size), progress=False)

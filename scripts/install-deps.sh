@@ -33,7 +33,7 @@ PYTHON="${PYTHON:-python3}"
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[dev,litert]"
 
-# Home Assistant core for tests/test_home_assistant.py, in its own venv: its pins clash with
+# Home Assistant core for tests/app/test_home_assistant.py, in its own venv: its pins clash with
 # ours. Rebuilt only when tests/home-assistant-requirements.txt changes.
 HA_REQUIREMENTS=tests/home-assistant-requirements.txt
 if ! cmp -s "$HA_REQUIREMENTS" .ha-venv/requirements.txt 2>/dev/null; then

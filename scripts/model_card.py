@@ -18,7 +18,7 @@ import json
 import sys
 from pathlib import Path
 
-from har_daemon.model_meta import read_meta, write_meta
+from har_daemon.model.meta import read_meta, write_meta
 
 
 def _fold_figures(cv: dict) -> dict:

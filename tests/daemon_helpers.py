@@ -24,8 +24,8 @@ from typing import Any
 
 from tests.infra.mosquitto import MosquittoBroker, MqttRecorder
 from tests.infra.procs import start_process, stop_process, tail, wait_until
+from tests.shared_data import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 DEMO_MODEL = REPO / "models" / "demo"
 ISO_MS_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 EVENT_KEYS = {

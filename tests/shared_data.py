@@ -1,4 +1,4 @@
-"""Where the real data beside the checkout lives, and a skip that says why when it is absent."""
+"""Where the checkout and the real data beside it live, and a skip that says why when absent."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ from pathlib import Path
 
 import pytest
 
-SHARED_DATA = (Path(__file__).resolve().parents[1] / ".." / "shared" / "data").resolve()
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
 TUTORIAL_H5 = SHARED_DATA / "tutorial-models" / "tutorial_convlstm_4class.h5"
 TUTORIAL_CLASSES = ("WalkingWithDog", "TaiChi", "Swing", "HorseRace")
 FIGHT_DATA = SHARED_DATA / "surveillance-fight"
+FALLS_DATA = SHARED_DATA / "falls"
 
 
 def require(path: Path) -> Path:

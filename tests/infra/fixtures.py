@@ -89,7 +89,7 @@ def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
     "change": Biking then HorseRace, 10 s each (two occurrences); "biking": 6 s of Biking.
     """
-    from har_daemon.synth import write_activity_video
+    from har_daemon.training.synth import write_activity_video
 
     folder = tmp_path_factory.mktemp("videos")
     return {

@@ -1,0 +1,370 @@
+"""Home Assistant MQTT discovery: each camera becomes an HA device with ready-made entities.
+
+Per camera (one HA device):
+- `sensor` "Activity": the current activity from the retained `<prefix>/<camera>/activity`
+  JSON, "idle" when it is null; attributes confidence, since, updated_at.
+- `binary_sensor` per alerting activity: ON while `activity` equals it (device_class safety).
+- `switch` "Detection": commands `<prefix>/<camera>/set` ({"enabled":true|false}), state from
+  the retained `<prefix>/<camera>/enabled` JSON.
+- `image` "Snapshot" (only with snapshots on): the retained JPEG on `<prefix>/<camera>/snapshot`.
+
+Config topics are `<discovery_prefix>/<component>/<node_id>/<object_id>/config`; node_id comes
+from the topic prefix, so every config topic an instance could ever publish matches
+`node_filter(...)`. That is how entities that disappear (a removed camera, an activity no longer
+alerting, snapshots turned off) are deleted: subscribe to the filter, collect the retained
+configs the broker holds, and publish an empty retained payload to those no longer produced.
+
+unique_ids and device identifiers also derive from the topic prefix: two daemons with different
+prefixes on one broker never collide in HA. Availability needs BOTH the daemon's
+`<prefix>/status` and the camera's `<prefix>/<camera>/status` to be "online"
+(availability_mode "all"), except for the Detection switch, which follows the daemon only: it
+must stay usable while the camera is down or switched off, or it could never be turned back on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from har_daemon.comms.payloads import Topics
+from har_daemon.runtime.events import TrackerConfig
+
+MANUFACTURER = "har-daemon"
+ORIGIN_NAME = "har-daemon"
+ONLINE = "online"
+OFFLINE = "offline"
+IDLE = "idle"
+"""Sensor state shown when no activity is current (the activity JSON's null)."""
+
+COMPONENTS = ("sensor", "binary_sensor", "switch", "image")
+BINARY_SENSOR_DEVICE_CLASS = "safety"
+
+_SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
+_UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
+# Characters that cannot appear in one MQTT topic level the daemon publishes to.
+_BAD_TOPIC_LEVEL = re.compile(r"[/+#\s\x00]")
+
+Publish = Callable[[str, str, bool], None]
+MessageCallback = Callable[[str, bytes, bool], None]
+
+
+def slug(name: str) -> str:
+    """`name` as a discovery-topic/unique_id component ([A-Za-z0-9_-]).
+
+    Names that are already safe are kept; others get their unsafe runs replaced by "_" plus a
+    short hash of the original, so "site/har" and "site_har" stay distinct.
+    """
+    if _SAFE.match(name):
+        return name
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]
+    cleaned = _UNSAFE_CHARS.sub("_", name).strip("_")
+    return f"{cleaned}_{digest}" if cleaned else digest
+
+
+def node_id(topic_prefix: str) -> str:
+    """The discovery node_id of the instance publishing under `topic_prefix`."""
+    return slug(topic_prefix.strip("/"))
+
+
+def check_camera(camera: str) -> str:
+    """Raise ValueError for a camera name that cannot be one MQTT topic level."""
+    if not camera or _BAD_TOPIC_LEVEL.search(camera):
+        raise ValueError(
+            f"camera name {camera!r} cannot be an MQTT topic level (empty, or contains '/', "
+            "'+', '#' or whitespace)"
+        )
+    return camera
+
+
+def alerting_classes(classes: Iterable[str], tracker: TrackerConfig) -> list[str]:
+    """The classes that raise events (what `alert_activities` should be for discovery).
+
+    Mirrors the tracker: the config's empty `alert_activities` means every non-ignored class.
+    """
+    return [c for c in classes if tracker.alerts(c)]
+
+
+def _cam_topic(topics: Topics, name: str, camera: str) -> str:
+    """`<prefix>/<camera>/<name>`, via Topics.<name>() when messages.py defines it."""
+    method = getattr(topics, name, None)
+    return method(camera) if callable(method) else f"{topics.prefix}/{camera}/{name}"
+
+
+def _jinja_str(text: str) -> str:
+    """A Jinja string literal for `text` (JSON's escaping is valid Jinja)."""
+    return json.dumps(text)
+
+
+def sensor_value_template() -> str:
+    return "{{ value_json.activity if value_json.activity else " + _jinja_str(IDLE) + " }}"
+
+
+def sensor_attributes_template() -> str:
+    return (
+        "{{ {'confidence': value_json.confidence, 'since': value_json.since, "
+        "'updated_at': value_json.updated_at} | tojson }}"
+    )
+
+
+def binary_sensor_value_template(activity: str) -> str:
+    return "{{ 'ON' if value_json.activity == " + _jinja_str(activity) + " else 'OFF' }}"
+
+
+def switch_value_template() -> str:
+    return "{{ 'ON' if value_json.enabled else 'OFF' }}"
+
+
+def discovery_messages(
+    *,
+    discovery_prefix: str,
+    topic_prefix: str,
+    camera: str,
+    classes: list[str],
+    alert_activities: list[str],
+    model_name: str,
+    version: str,
+    snapshots: bool,
+) -> list[tuple[str, str]]:
+    """(config topic, JSON payload) for every HA entity of one camera; pure.
+
+    `alert_activities` are the classes that get a binary_sensor: pass the effective list
+    (`alerting_classes`), since the config's empty list means "all".
+    """
+    check_camera(camera)
+    disc = discovery_prefix.strip("/")
+    topics = Topics(topic_prefix)
+    node = node_id(topic_prefix)
+    cam = slug(camera)
+    base_id = f"har-daemon_{node}_{cam}"
+    activity_topic = topics.activity(camera)
+
+    def availability(*status_topics: str) -> dict[str, Any]:
+        return {
+            "availability": [
+                {"topic": t, "payload_available": ONLINE, "payload_not_available": OFFLINE}
+                for t in status_topics
+            ],
+            "availability_mode": "all",
+        }
+
+    both = availability(topics.status, topics.camera_status(camera))
+    common: dict[str, Any] = {
+        "device": {
+            "identifiers": [base_id],
+            "name": f"HAR {camera}" if node == "har" else f"HAR {topic_prefix.strip('/')} {camera}",
+            "manufacturer": MANUFACTURER,
+            "model": model_name,
+            "sw_version": version,
+        },
+        "origin": {"name": ORIGIN_NAME, "sw_version": version},
+    }
+
+    entities: list[tuple[str, str, dict[str, Any]]] = []  # component, entity key, config
+    entities.append(
+        (
+            "sensor",
+            "activity",
+            {
+                "name": "Activity",
+                "icon": "mdi:motion-sensor",
+                "state_topic": activity_topic,
+                "value_template": sensor_value_template(),
+                "json_attributes_topic": activity_topic,
+                "json_attributes_template": sensor_attributes_template(),
+                "device_class": "enum",
+                "options": list(dict.fromkeys([IDLE, *classes])),
+                "qos": 1,
+                **both,
+            },
+        )
+    )
+    for activity in dict.fromkeys(alert_activities):
+        entities.append(
+            (
+                "binary_sensor",
+                f"alert_{slug(activity)}",
+                {
+                    "name": activity,
+                    "state_topic": activity_topic,
+                    "value_template": binary_sensor_value_template(activity),
+                    "payload_on": "ON",
+                    "payload_off": "OFF",
+                    "device_class": BINARY_SENSOR_DEVICE_CLASS,
+                    "qos": 1,
+                    **both,
+                },
+            )
+        )
+    entities.append(
+        (
+            "switch",
+            "detection",
+            {
+                "name": "Detection",
+                "icon": "mdi:cctv",
+                "command_topic": _cam_topic(topics, "set", camera),
+                "payload_on": json.dumps({"enabled": True}, separators=(",", ":")),
+                "payload_off": json.dumps({"enabled": False}, separators=(",", ":")),
+                "state_topic": _cam_topic(topics, "enabled", camera),
+                "value_template": switch_value_template(),
+                "state_on": "ON",
+                "state_off": "OFF",
+                "retain": False,
+                "qos": 1,
+                # The daemon only: usable while the camera is down or switched off.
+                **availability(topics.status),
+            },
+        )
+    )
+    if snapshots:
+        entities.append(
+            (
+                "image",
+                "snapshot",
+                {
+                    "name": "Snapshot",
+                    "image_topic": _cam_topic(topics, "snapshot", camera),
+                    "content_type": "image/jpeg",
+                    **both,
+                },
+            )
+        )
+
+    out = []
+    for component, key, config in entities:
+        object_id = f"{cam}_{key}"
+        payload = {"unique_id": f"{base_id}_{key}", **config, **common}
+        topic = f"{disc}/{component}/{node}/{object_id}/config"
+        out.append((topic, json.dumps(payload, separators=(",", ":"), sort_keys=False)))
+    return out
+
+
+def node_filter(discovery_prefix: str, topic_prefix: str) -> str:
+    """Subscription filter matching every config topic this instance could ever publish."""
+    return f"{discovery_prefix.strip('/')}/+/{node_id(topic_prefix)}/+/config"
+
+
+def stale_topics(seen: Iterable[str], current: Iterable[str]) -> list[str]:
+    """Config topics found on the broker that are no longer produced (to delete), sorted."""
+    return sorted(set(seen) - set(current))
+
+
+def _matches_filter(topic: str, pattern: str) -> bool:
+    """MQTT topic filter matching for '+' (and a trailing '#')."""
+    t_parts, p_parts = topic.split("/"), pattern.split("/")
+    for i, p in enumerate(p_parts):
+        if p == "#":
+            return True
+        if i >= len(t_parts) or (p != "+" and p != t_parts[i]):
+            return False
+    return len(t_parts) == len(p_parts)
+
+
+class HaDiscovery:
+    """Announces every camera's entities and deletes the ones no longer produced.
+
+    Driven by the daemon: subscribe to `subscriptions()` (callbacks take topic, payload bytes,
+    retained flag; they may run on paho's thread), call `announce()` after every (re)connect,
+    then `cleanup()` once the retained configs have had time to arrive (a second or so).
+    """
+
+    def __init__(
+        self,
+        *,
+        discovery_prefix: str,
+        topic_prefix: str,
+        cameras: Iterable[str],
+        classes: list[str],
+        alert_activities: list[str],
+        model_name: str,
+        version: str,
+        snapshots: bool,
+        publish: Publish,
+    ) -> None:
+        self.discovery_prefix = discovery_prefix.strip("/")
+        self.topic_prefix = topic_prefix
+        self.cameras = [check_camera(c) for c in cameras]
+        self._publish = publish
+        self._messages: list[tuple[str, str]] = []
+        for camera in self.cameras:
+            self._messages += discovery_messages(
+                discovery_prefix=discovery_prefix,
+                topic_prefix=topic_prefix,
+                camera=camera,
+                classes=classes,
+                alert_activities=alert_activities,
+                model_name=model_name,
+                version=version,
+                snapshots=snapshots,
+            )
+        self._check_unique()
+        self._lock = threading.Lock()
+        self._seen: set[str] = set()
+
+    def _check_unique(self) -> None:
+        """Pathological camera/activity names could map onto one topic or unique_id."""
+        topics = [t for t, _ in self._messages]
+        ids = [json.loads(p)["unique_id"] for _, p in self._messages]
+        for what, values in (("config topic", topics), ("unique_id", ids)):
+            dupes = sorted({v for v in values if values.count(v) > 1})
+            if dupes:
+                raise ValueError(f"camera/activity names collide on {what} {dupes[0]!r}")
+
+    @property
+    def messages(self) -> list[tuple[str, str]]:
+        """Every (config topic, payload) announced."""
+        return list(self._messages)
+
+    @property
+    def config_topics(self) -> list[str]:
+        return [t for t, _ in self._messages]
+
+    @property
+    def birth_topic(self) -> str:
+        """Where Home Assistant publishes "online" when it (re)starts."""
+        return f"{self.discovery_prefix}/status"
+
+    @property
+    def node_filter(self) -> str:
+        return node_filter(self.discovery_prefix, self.topic_prefix)
+
+    def subscriptions(self) -> list[tuple[str, MessageCallback]]:
+        return [(self.birth_topic, self.on_ha_status), (self.node_filter, self.on_config_seen)]
+
+    def announce(self) -> None:
+        """Publish every config, retained (HA also finds them after its own restart)."""
+        for topic, payload in self._messages:
+            self._publish(topic, payload, True)
+
+    def on_ha_status(self, topic: str, payload: bytes, retained: bool) -> None:
+        """HA's birth message: announce again, so a HA that lost its state gets everything."""
+        if topic == self.birth_topic and payload.strip() == ONLINE.encode():
+            self.announce()
+
+    def on_config_seen(self, topic: str, payload: bytes, retained: bool) -> None:
+        """Track which of this node's configs the broker holds (retained, non-empty)."""
+        if not _matches_filter(topic, self.node_filter):
+            return
+        with self._lock:
+            if not payload:
+                self._seen.discard(topic)  # deleted (by us or someone else)
+            elif retained:
+                self._seen.add(topic)
+
+    @property
+    def seen(self) -> set[str]:
+        with self._lock:
+            return set(self._seen)
+
+    def cleanup(self) -> list[str]:
+        """Delete (empty retained payload) seen configs no longer produced; returns them."""
+        with self._lock:
+            stale = stale_topics(self._seen, self.config_topics)
+            self._seen.difference_update(stale)
+        for topic in stale:
+            self._publish(topic, "", True)
+        return stale

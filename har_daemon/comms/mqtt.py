@@ -1,0 +1,710 @@
+"""The daemon's MQTT edge: one paho-mqtt 2.x client that publishes, reconnects and says so.
+
+Presence: the broker holds `<prefix>/status` retained. The Last Will is "offline" (QoS 1,
+retained), published by the broker when the connection dies without a DISCONNECT (crash, kill -9,
+network loss beyond 1.5 x keepalive). Every successful (re)connect publishes "online" (retained,
+QoS 1) and then calls `on_connected`, where the daemon re-publishes its retained per-camera
+states. `stop()` publishes "offline" itself, waits a bounded time for its PUBACK, and
+disconnects cleanly (a clean DISCONNECT makes the broker discard the Will).
+
+Protocol: MQTT 5 by default, "3.1.1" on request. MQTT 5 is chosen because its PUBACK carries a
+reason code (a broker that refuses a message, e.g. "Not authorized" by an ACL, says so, where
+3.1.1 acknowledges it silently), its CONNACK reasons are specific ("Bad user name or password",
+"Not authorized", "Server unavailable"...), and a refused connection attempt can then be logged
+with a useful reason. Mosquitto >= 1.6, EMQX, HiveMQ and the Home Assistant add-on speak it;
+"3.1.1" is there for older brokers.
+
+Connection: `start()` uses `connect_async` + `loop_start`, so it returns at once and the daemon
+runs even while the broker is down; paho's network thread retries with exponential backoff
+between `reconnect_min_delay` and `reconnect_max_delay` seconds. Each failed attempt is logged
+once: `mqtt.connect_failed` (TCP/TLS level, with the error) or `mqtt.connect_refused` (the
+broker's CONNACK, with `reason` and `reason_code`). The password is never logged.
+
+Delivery tracking (for a durable spool built on top): every publish returns a `Delivery` with
+paho's message id (`mid`) and the caller's `context` (e.g. a spool row id); when the broker
+acknowledges it (QoS 1: PUBACK; QoS 2: PUBCOMP; QoS 0: once written to the socket) the Delivery
+completes (`wait()` returns) and `on_delivered(delivery)` is called from the publisher's own
+"mqtt-delivered" thread (not paho's, whose locks are held while it reports an acknowledgement).
+The mid -> Delivery mapping is race-free even when the PUBACK arrives before `publish` returns.
+A PUBACK with a failure reason code (MQTT 5, >= 0x80) completes the Delivery with
+`accepted == False`: the broker will not deliver that message, and retrying it will not help.
+
+What paho does with a publish while there is no connection (no socket):
+- QoS 0: dropped; rc MQTT_ERR_NO_CONN; no acknowledgement ever. The Delivery comes back already
+  completed with `dropped == True`.
+- QoS 1/2: rc MQTT_ERR_NO_CONN, but paho keeps the message in its in-memory queue and sends it
+  after the next successful CONNACK (same mid); `on_delivered` fires on its PUBACK. It is lost if
+  the process exits first, hence the spool. Messages in flight when a connection drops are sent
+  again (DUP) after reconnecting, so delivery is at-least-once: subscribers may see duplicates.
+- With `max_queued_messages` > 0 and that many QoS > 0 messages unacknowledged, a new publish is
+  refused at once (rc MQTT_ERR_QUEUE_SIZE, `dropped == True`).
+While a connection attempt is under way (socket open, CONNACK pending) paho writes the message
+to the socket; if the broker then refuses the connection, QoS 1/2 messages stay queued as above.
+
+Subscriptions (for control topics): `subscribe(filter, callback)` remembers the filter and sends
+SUBSCRIBE at once when connected, and again after EVERY successful (re)connect: the session is
+always clean (MQTT 5 clean_start / 3.1.1 clean_session), and a broker restarted without
+persistence has forgotten every subscription anyway. Each incoming message goes to the callback
+of every remembered filter that matches its topic (paho's `topic_matches_sub`), on paho's
+network thread, as `callback(topic, payload, retained)`. `retained` is true only for a message
+the broker replays from its retained store because of a (re)subscription, not for a live one
+(MQTT 5 Retain As Published is off), so a retained message comes again after each reconnect.
+An exception in a callback is logged (`mqtt.callback_failed`) and swallowed. Overlapping filters
+are best avoided: Mosquitto then sends one copy per matching subscription, and each copy goes to
+every matching callback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import ssl
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
+
+from har_daemon.core.logs import get_logger
+
+log = get_logger(__name__)
+
+ONLINE = "online"
+OFFLINE = "offline"
+PROTOCOLS = {"5": MQTTProtocolVersion.MQTTv5, "3.1.1": MQTTProtocolVersion.MQTTv311}
+
+MessageCallback = Callable[[str, bytes, bool], None]
+"""`callback(topic, payload, retained)`, called on paho's network thread."""
+
+
+def check_topic_filter(topic_filter: str) -> str:
+    """`topic_filter` if it is a valid MQTT filter, else ValueError (said at `subscribe()`, not
+    at some later reconnect): non-empty, no NUL, '+' and '#' only as whole levels, '#' last."""
+    if not topic_filter:
+        raise ValueError("empty topic filter")
+    if "\0" in topic_filter:
+        raise ValueError(f"NUL character in topic filter {topic_filter!r}")
+    if len(topic_filter.encode()) > 65535:
+        raise ValueError("topic filter longer than 65535 bytes")
+    levels = topic_filter.split("/")
+    for i, level in enumerate(levels):
+        if ("+" in level or "#" in level) and level not in ("+", "#"):
+            raise ValueError(f"wildcard inside a topic level in {topic_filter!r}")
+        if level == "#" and i != len(levels) - 1:
+            raise ValueError(f"'#' not at the end of {topic_filter!r}")
+    return topic_filter
+
+
+@dataclass(eq=False)
+class Delivery:
+    """One published message and what became of it.
+
+    `rc` is paho's answer at submission: MQTT_ERR_SUCCESS (0) when written to the socket or
+    queued behind the in-flight window, MQTT_ERR_NO_CONN (4) when there was no connection
+    (QoS 0: dropped; QoS > 0: held in memory until reconnected), MQTT_ERR_QUEUE_SIZE (15) when
+    refused because paho's queue is full.
+    """
+
+    mid: int
+    topic: str
+    qos: int
+    retain: bool
+    context: Any = None
+    rc: int = 0
+    reason_code: int | None = None
+    reason: str | None = None
+    submitted_at: float = field(default_factory=time.time)
+    completed_at: float | None = None
+    _event: threading.Event = field(default_factory=threading.Event, repr=False)
+    _dropped: bool = field(default=False, repr=False)
+    _notify: bool = field(default=True, repr=False)
+
+    @property
+    def done(self) -> bool:
+        """True once acknowledged (or dropped)."""
+        return self._event.is_set()
+
+    @property
+    def acknowledged(self) -> bool:
+        """The broker acknowledged it (QoS 1 PUBACK / QoS 2 PUBCOMP; QoS 0: written)."""
+        return self._event.is_set() and not self._dropped
+
+    @property
+    def accepted(self) -> bool:
+        """Acknowledged with a success reason code (< 0x80): the broker took the message."""
+        return self.acknowledged and (self.reason_code or 0) < 0x80
+
+    @property
+    def dropped(self) -> bool:
+        """Never sent and never will be (QoS 0 without a connection, or paho's queue full)."""
+        return self._dropped
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until acknowledged or dropped; True when acknowledged within `timeout`."""
+        self._event.wait(timeout)
+        return self.acknowledged
+
+    def _complete(self, reason_code: int, reason: str) -> None:
+        self.reason_code = reason_code
+        self.reason = reason
+        self.completed_at = time.time()
+        self._event.set()
+
+    def _drop(self, reason: str) -> None:
+        self._dropped = True
+        self.reason = reason
+        self.completed_at = time.time()
+        self._event.set()
+
+
+class _Client(mqtt.Client):
+    """paho's client, remembering why the last connection attempt failed at the socket level
+    (paho's on_connect_fail does not say; TLS verification errors are only visible here)."""
+
+    last_connect_error: BaseException | None = None
+
+    def reconnect(self) -> MQTTErrorCode:
+        try:
+            rc = super().reconnect()
+        except OSError as err:
+            self.last_connect_error = err
+            raise
+        self.last_connect_error = None
+        return rc
+
+
+class MqttPublisher:
+    """Publishes the daemon's messages under `topic_prefix` and keeps `<prefix>/status` right.
+
+    Parameters are plain values (the daemon maps its config onto them). `password` is a str
+    (e.g. `SecretStr.get_secret_value()`) and is only handed to paho. TLS is on when `tls` is
+    true or any `tls_*_file` is given; without `tls_ca_file` the system CAs are used.
+    `tls_insecure` skips the hostname check (never the chain check).
+
+    Hooks; an exception in one is logged and swallowed. None may call `stop()`.
+    - `on_connected()`: after each successful (re)connect, once "online" has been published and
+      before paho re-sends what it queued during the outage; called from paho's network thread
+      (keep it short; it may call `publish*`).
+    - `on_disconnected(reason: str)`: when an established connection ends (not on stop());
+      network thread.
+    - `on_delivered(delivery)`: when a publish made through `publish*` is acknowledged, in
+      acknowledgement order, from a dedicated "mqtt-delivered" thread, so it may take locks and
+      call `publish*` freely. Not called for the publisher's own "online"/"offline" messages,
+      nor for dropped ones (those come back from `publish*` already `dropped`). `stop()` waits
+      for the acknowledgements received so far to be handed over.
+    Subscriptions (`subscribe`) are restored after each (re)connect, before `on_connected`.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int = 1883,
+        *,
+        client_id: str,
+        keepalive: int = 60,
+        username: str | None = None,
+        password: str | None = None,
+        tls: bool = False,
+        tls_ca_file: str | os.PathLike[str] | None = None,
+        tls_cert_file: str | os.PathLike[str] | None = None,
+        tls_key_file: str | os.PathLike[str] | None = None,
+        tls_insecure: bool = False,
+        topic_prefix: str = "har",
+        qos: int = 1,
+        protocol: str = "5",
+        reconnect_min_delay: float = 1.0,
+        reconnect_max_delay: float = 60.0,
+        connect_timeout: float = 5.0,
+        max_queued_messages: int = 0,
+        on_connected: Callable[[], None] | None = None,
+        on_disconnected: Callable[[str], None] | None = None,
+        on_delivered: Callable[[Delivery], None] | None = None,
+    ) -> None:
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"protocol must be one of {sorted(PROTOCOLS)}, not {protocol!r}")
+        if qos not in (0, 1, 2):
+            raise ValueError("qos must be 0, 1 or 2")
+        if password is not None and username is None:
+            raise ValueError("a password needs a username")
+        if not 0 < reconnect_min_delay <= reconnect_max_delay:
+            raise ValueError("need 0 < reconnect_min_delay <= reconnect_max_delay")
+        self.host = host
+        self.port = int(port)
+        self.client_id = client_id
+        self.keepalive = int(keepalive)
+        self.username = username
+        self.topic_prefix = topic_prefix.strip("/")
+        self.qos = qos
+        self.protocol = protocol
+        self.tls = bool(tls or tls_ca_file or tls_cert_file or tls_key_file)
+        self.on_connected = on_connected
+        self.on_disconnected = on_disconnected
+        self.on_delivered = on_delivered
+        self.connect_count = 0
+
+        self._lock = threading.Lock()
+        self._pending: dict[int, Delivery] = {}
+        self._early_acks: dict[int, tuple[int, str]] = {}
+        self._connected = threading.Event()
+        self._delivered_queue: queue.SimpleQueue[Delivery | None] = queue.SimpleQueue()
+        self._delivered_thread: threading.Thread | None = None
+        self._started = False
+        self._stopping = False
+        # Guards _subscriptions, _suback_filters, _early_subacks and the instant _connected is
+        # set, so a subscribe() racing a (re)connect is sent exactly by one of the two.
+        self._sub_lock = threading.Lock()
+        self._sub_cond = threading.Condition(self._sub_lock)
+        self._subscriptions: dict[str, tuple[MessageCallback, int]] = {}
+        self._granted: set[str] = set()  # filters the broker acknowledged on this connection
+        self._suback_filters: dict[int, list[str]] = {}
+        self._early_subacks: dict[int, list[ReasonCode]] = {}
+
+        proto = PROTOCOLS[protocol]
+        client = _Client(
+            callback_api_version=CallbackAPIVersion.VERSION2,
+            client_id=client_id,
+            protocol=proto,
+            # MQTT 3.1.1 only; MQTT 5 sets clean_start in connect_async below.
+            clean_session=True if proto != MQTTProtocolVersion.MQTTv5 else None,
+            reconnect_on_failure=True,
+        )
+        client.reconnect_delay_set(reconnect_min_delay, reconnect_max_delay)  # type: ignore[arg-type]
+        client.connect_timeout = connect_timeout
+        client.max_queued_messages_set(max_queued_messages)
+        if username is not None:
+            client.username_pw_set(username, password)
+        if self.tls:
+            client.tls_set(
+                ca_certs=str(tls_ca_file) if tls_ca_file else None,
+                certfile=str(tls_cert_file) if tls_cert_file else None,
+                keyfile=str(tls_key_file) if tls_key_file else None,
+                cert_reqs=ssl.CERT_REQUIRED,
+                tls_version=ssl.PROTOCOL_TLS_CLIENT,
+            )
+            client.tls_insecure_set(tls_insecure)
+        client.will_set(self.status_topic, OFFLINE, qos=1, retain=True)
+        client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
+        client.on_disconnect = self._on_disconnect
+        client.on_publish = self._on_publish
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        client.on_log = self._on_log
+        self._client = client
+
+    # -- topics -----------------------------------------------------------------------------
+
+    @property
+    def status_topic(self) -> str:
+        return self.topic("status")
+
+    def topic(self, suffix: str) -> str:
+        """`<prefix>/<suffix>`."""
+        suffix = suffix.strip("/")
+        if not suffix:
+            raise ValueError("empty topic suffix")
+        return f"{self.topic_prefix}/{suffix}" if self.topic_prefix else suffix
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def is_connected(self) -> bool:
+        """Connected and CONNACK accepted (False while connecting or refused)."""
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float | None = None) -> bool:
+        """Block until connected; True when connected within `timeout` seconds."""
+        return self._connected.wait(timeout)
+
+    @property
+    def pending_count(self) -> int:
+        """Messages submitted and not yet acknowledged (in flight or held by paho), including
+        the publisher's own "online"/"offline"."""
+        with self._lock:
+            return len(self._pending)
+
+    def start(self) -> None:
+        """Begin connecting in the background; returns at once, broker reachable or not."""
+        if self._started:
+            return
+        self._started = True
+        self._stopping = False
+        log.info(
+            "mqtt.starting",
+            host=self.host,
+            port=self.port,
+            client_id=self.client_id,
+            username=self.username,
+            tls=self.tls,
+            protocol=self.protocol,
+        )
+        kwargs: dict[str, Any] = {}
+        if self.protocol == "5":
+            kwargs["clean_start"] = True
+        self._delivered_thread = threading.Thread(
+            target=self._run_on_delivered, name="mqtt-delivered", daemon=True
+        )
+        self._delivered_thread.start()
+        self._client.connect_async(self.host, self.port, self.keepalive, **kwargs)
+        self._client.loop_start()
+
+    def stop(self, timeout: float = 5.0) -> bool:
+        """Publish "offline" (retained) and wait up to `timeout` s for its PUBACK; disconnect.
+
+        Returns True when "offline" was acknowledged. When it was not (no connection, or no
+        PUBACK in time) on MQTT 5 the DISCONNECT asks the broker to publish the Will instead
+        (reason 0x04), which says the same thing. Must not be called from a hook.
+        """
+        if not self._started:
+            return False
+        self._stopping = True
+        acknowledged = False
+        if self.is_connected:
+            delivery = self._publish(self.status_topic, OFFLINE.encode(), 1, True, None, False)
+            acknowledged = delivery.wait(timeout)
+        if self.protocol == "5" and not acknowledged:
+            self._client.disconnect(
+                reasoncode=ReasonCode(PacketTypes.DISCONNECT, "Disconnect with will message")
+            )
+        else:
+            self._client.disconnect()
+        self._client.loop_stop()
+        self._connected.clear()
+        self._delivered_queue.put(None)
+        if self._delivered_thread is not None:
+            self._delivered_thread.join(timeout)
+            self._delivered_thread = None
+        self._started = False
+        log.info(
+            "mqtt.stopped",
+            offline_acknowledged=acknowledged,
+            unacknowledged=self.pending_count,
+        )
+        return acknowledged
+
+    # -- subscribing --------------------------------------------------------------------------
+
+    def subscribe(self, topic_filter: str, callback: MessageCallback, qos: int = 1) -> None:
+        """Deliver messages matching `topic_filter` (full topic, no prefix added) to
+        `callback(topic, payload, retained)` on paho's network thread, now and after every
+        reconnect. Subscribing to a filter again replaces its callback and QoS.
+
+        Sent at once when connected, else at the next connect. A refusal in the SUBACK is
+        logged as `mqtt.subscribe_refused` (Mosquitto 2.0 grants every filter and applies its
+        ACL to each message instead). Callbacks should be quick: while one runs, no other
+        message, acknowledgement or keepalive is processed.
+        """
+        check_topic_filter(topic_filter)
+        if qos not in (0, 1, 2):
+            raise ValueError("qos must be 0, 1 or 2")
+        if not callable(callback):
+            raise TypeError("callback must be callable")
+        with self._sub_lock:
+            self._subscriptions[topic_filter] = (callback, qos)
+            send_now = self._connected.is_set()
+        log.info("mqtt.subscription_added", topic_filter=topic_filter, qos=qos, sent=send_now)
+        if send_now:
+            self._send_subscribe([(topic_filter, qos)])
+
+    def unsubscribe(self, topic_filter: str) -> None:
+        """Forget `topic_filter` (no-op when unknown); sent to the broker when connected.
+
+        Its callback gets no more messages from here on, even ones already on the way.
+        """
+        with self._sub_lock:
+            known = self._subscriptions.pop(topic_filter, None) is not None
+            self._granted.discard(topic_filter)
+            send_now = known and self._connected.is_set()
+        if send_now:
+            rc, _ = self._client.unsubscribe(topic_filter)
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                log.debug("mqtt.unsubscribe_not_sent", topic_filter=topic_filter, rc=int(rc))
+
+    def wait_subscribed(
+        self, topic_filter: str | None = None, timeout: float | None = None
+    ) -> bool:
+        """Block until the broker has acknowledged `topic_filter` (default: every remembered
+        filter) on the current connection; True when it did within `timeout` seconds.
+
+        After it returns True, messages published to matching topics reach the callback. False
+        while disconnected, and for a filter the broker refused or that is not subscribed.
+        """
+
+        def done() -> bool:
+            wanted = self._subscriptions.keys() if topic_filter is None else {topic_filter}
+            return self._connected.is_set() and all(f in self._granted for f in wanted)
+
+        with self._sub_cond:
+            return self._sub_cond.wait_for(done, timeout)
+
+    @property
+    def subscriptions(self) -> dict[str, int]:
+        """The remembered topic filters and their QoS."""
+        with self._sub_lock:
+            return {f: qos for f, (_, qos) in self._subscriptions.items()}
+
+    def _send_subscribe(self, filters: list[tuple[str, int]]) -> None:
+        """One SUBSCRIBE for `filters`; remembers its mid to name them in the SUBACK's log."""
+        if not filters:
+            return
+        rc, mid = self._client.subscribe(filters)
+        if rc != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
+            # The connection just dropped: the next connect subscribes again.
+            log.debug("mqtt.subscribe_not_sent", topic_filters=[f for f, _ in filters], rc=int(rc))
+            return
+        names = [f for f, _ in filters]
+        with self._sub_lock:
+            early = self._early_subacks.pop(mid, None)
+            if early is None:
+                self._suback_filters[mid] = names
+        if early is not None:
+            self._suback(names, early)
+
+    def _suback(self, filters: list[str], reason_codes: list[ReasonCode]) -> None:
+        """Record and log the broker's answer (one reason code per filter, in order)."""
+        pairs = list(zip(filters, reason_codes, strict=False))
+        with self._sub_cond:
+            for topic_filter, code in pairs:
+                if not code.is_failure and topic_filter in self._subscriptions:
+                    self._granted.add(topic_filter)
+            self._sub_cond.notify_all()
+        for topic_filter, code in pairs:
+            if code.is_failure:
+                log.warning(
+                    "mqtt.subscribe_refused",
+                    topic_filter=topic_filter,
+                    reason=str(code),
+                    reason_code=int(code.value),
+                )
+            else:
+                log.debug("mqtt.subscribed", topic_filter=topic_filter, granted_qos=int(code.value))
+
+    # -- publishing ---------------------------------------------------------------------------
+
+    def publish_json(
+        self,
+        topic_suffix: str,
+        payload: Mapping[str, Any],
+        qos: int | None = None,
+        retain: bool = False,
+        context: Any = None,
+    ) -> Delivery:
+        """Publish `payload` as compact UTF-8 JSON to `<prefix>/<topic_suffix>`.
+
+        NaN/inf are refused (ValueError): they are not JSON.
+        """
+        data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return self.publish(self.topic(topic_suffix), data, qos, retain, context)
+
+    def publish_text(
+        self,
+        topic_suffix: str,
+        text: str,
+        qos: int | None = None,
+        retain: bool = False,
+        context: Any = None,
+    ) -> Delivery:
+        """Publish UTF-8 `text` to `<prefix>/<topic_suffix>`."""
+        return self.publish(self.topic(topic_suffix), text, qos, retain, context)
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes | str,
+        qos: int | None = None,
+        retain: bool = False,
+        context: Any = None,
+    ) -> Delivery:
+        """Publish to the full `topic` (no prefix added). `qos` defaults to the publisher's.
+
+        Works before start() and while disconnected; see the module docstring for what paho
+        does then. `context` is returned on the Delivery (e.g. a spool row id).
+        """
+        data = payload.encode() if isinstance(payload, str) else bytes(payload)
+        return self._publish(topic, data, self.qos if qos is None else qos, retain, context)
+
+    def _publish(
+        self, topic: str, data: bytes, qos: int, retain: bool, context: Any, notify: bool = True
+    ) -> Delivery:
+        info = self._client.publish(topic, data, qos=qos, retain=retain)
+        delivery = Delivery(info.mid, topic, qos, retain, context, rc=int(info.rc), _notify=notify)
+        early: tuple[int, str] | None = None
+        with self._lock:
+            early = self._early_acks.pop(info.mid, None)
+            if early is None:
+                if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE or (
+                    qos == 0 and info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS
+                ):
+                    delivery._drop(mqtt.error_string(info.rc))
+                    return delivery
+                self._pending[info.mid] = delivery
+        if early is not None:
+            self._finish(delivery, *early)
+        return delivery
+
+    def _finish(self, delivery: Delivery, reason_code: int, reason: str) -> None:
+        delivery._complete(reason_code, reason)
+        if reason_code >= 0x80:
+            log.warning(
+                "mqtt.publish_refused",
+                topic=delivery.topic,
+                mid=delivery.mid,
+                reason=reason,
+                reason_code=reason_code,
+            )
+        if delivery._notify:
+            self._delivered_queue.put(delivery)
+
+    def _run_on_delivered(self) -> None:
+        while (delivery := self._delivered_queue.get()) is not None:
+            hook = self.on_delivered
+            if hook is None:
+                continue
+            try:
+                hook(delivery)
+            except Exception:
+                log.exception("mqtt.on_delivered_failed", mid=delivery.mid)
+
+    # -- paho callbacks (network thread) --------------------------------------------------------
+
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            log.warning(
+                "mqtt.connect_refused",
+                host=self.host,
+                port=self.port,
+                client_id=self.client_id,
+                username=self.username,
+                reason=str(reason_code),
+                reason_code=int(reason_code.value),
+            )
+            return
+        self.connect_count += 1
+        log.info(
+            "mqtt.connected",
+            host=self.host,
+            port=self.port,
+            client_id=self.client_id,
+            session_present=bool(flags.session_present),
+            reconnect=self.connect_count > 1,
+        )
+        # "online" is submitted (pending until its PUBACK) before anyone sees is_connected.
+        self._publish(self.status_topic, ONLINE.encode(), 1, True, None, False)
+        with self._sub_lock:
+            self._connected.set()
+            self._granted.clear()
+            filters = [(f, qos) for f, (_, qos) in self._subscriptions.items()]
+            self._suback_filters.clear()  # SUBACKs of an older connection never come
+            self._early_subacks.clear()
+        self._send_subscribe(filters)
+        hook = self.on_connected
+        if hook is not None:
+            try:
+                hook()
+            except Exception:
+                log.exception("mqtt.on_connected_failed")
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        err = getattr(client, "last_connect_error", None)
+        log.warning(
+            "mqtt.connect_failed",
+            host=self.host,
+            port=self.port,
+            client_id=self.client_id,
+            error=f"{type(err).__name__}: {err}" if err is not None else "unknown",
+        )
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        was_connected = self._connected.is_set()
+        with self._sub_cond:
+            self._connected.clear()
+            self._granted.clear()
+            self._sub_cond.notify_all()
+        # QoS 0 messages not yet written when the socket closed are gone (paho clears its
+        # packet queue on reconnect); QoS 1/2 ones stay pending and are sent again.
+        with self._lock:
+            lost = [d for d in self._pending.values() if d.qos == 0]
+            for d in lost:
+                del self._pending[d.mid]
+        for d in lost:
+            d._drop("connection lost before it was written")
+        if self._stopping:
+            return
+        if not was_connected:
+            # The end of a refused attempt (already logged as connect_refused) or a failed
+            # TLS/TCP handshake: nothing was up.
+            return
+        reason = str(reason_code)
+        log.warning(
+            "mqtt.disconnected",
+            host=self.host,
+            port=self.port,
+            reason=reason,
+            reason_code=int(reason_code.value),
+        )
+        hook = self.on_disconnected
+        if hook is not None:
+            try:
+                hook(reason)
+            except Exception:
+                log.exception("mqtt.on_disconnected_failed")
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        code, reason = int(reason_code.value), str(reason_code)
+        with self._lock:
+            delivery = self._pending.pop(mid, None)
+            if delivery is None:
+                # PUBACK before _publish registered the mid (or for a mid not ours).
+                self._early_acks[mid] = (code, reason)
+                if len(self._early_acks) > 1000:  # never expected; keep it bounded
+                    self._early_acks.pop(next(iter(self._early_acks)))
+                return
+        self._finish(delivery, code, reason)
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
+        with self._sub_lock:
+            filters = self._suback_filters.pop(mid, None)
+            if filters is None:
+                # SUBACK before _send_subscribe (another thread) recorded the mid.
+                self._early_subacks[mid] = list(reason_codes)
+                if len(self._early_subacks) > 100:  # never expected; keep it bounded
+                    self._early_subacks.pop(next(iter(self._early_subacks)))
+                return
+        self._suback(filters, list(reason_codes))
+
+    def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+        try:
+            topic = message.topic
+        except UnicodeDecodeError:
+            log.warning("mqtt.bad_topic", topic=repr(message._topic[:200]))
+            return
+        with self._sub_lock:
+            targets = [
+                (f, cb)
+                for f, (cb, _) in self._subscriptions.items()
+                if mqtt.topic_matches_sub(f, topic)
+            ]
+        if not targets:
+            log.debug("mqtt.message_unmatched", topic=topic)
+            return
+        payload, retained = bytes(message.payload), bool(message.retain)
+        for topic_filter, callback in targets:
+            try:
+                callback(topic, payload, retained)
+            except Exception:
+                log.exception("mqtt.callback_failed", topic=topic, topic_filter=topic_filter)
+
+    def _on_log(self, client, userdata, level, buf) -> None:
+        if level not in (mqtt.MQTT_LOG_ERR, mqtt.MQTT_LOG_WARNING):
+            return
+        if buf.startswith("Client is not connected"):
+            # paho's loop noticing the socket is gone after a failed attempt, already logged.
+            log.debug("mqtt.paho", message=buf)
+        else:
+            log.warning("mqtt.paho", message=buf)

@@ -1,0 +1,317 @@
+"""Camera capture: one thread per camera, feeding that camera's ring buffer.
+
+Cameras fail in the field all the time (power cuts, Wi-Fi, NVR reboots), so a capture thread
+never gives up on a live source: it releases, backs off and reconnects forever, and reports
+online/offline transitions. Only the frames the model will see are converted and resized;
+the rest are grabbed (decoded) and dropped, which is most of the CPU saved at 25-30 fps.
+
+Snapshots and clips need full-resolution frames, which the model's 64x64 ring does not keep: an
+optional `on_full_frame` hook gets every frame that a second sampler picks at `history_spacing_s`
+(typically the clip frame rate). Only frames one of the two samplers picks are retrieved.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import cv2
+import numpy as np
+
+from har_daemon.config import redact_url
+from har_daemon.core.errors import ConfigError, VideoError
+from har_daemon.core.logs import get_logger
+from har_daemon.model.preprocess import Interpolation, resize_frame
+from har_daemon.runtime.ring import FrameRing
+from har_daemon.video.sampling import FrameSampler
+
+log = get_logger(__name__)
+
+# OpenCV reads FFmpeg options from a process-wide variable at open time.
+_FFMPEG_ENV_LOCK = threading.Lock()
+
+
+def backoff_delay(
+    attempt: int, initial_s: float, max_s: float, jitter: float, rng: random.Random
+) -> float:
+    """Exponential backoff with proportional jitter, so many cameras do not retry in lockstep."""
+    base = min(max_s, initial_s * (2.0 ** max(0, attempt)))
+    return max(0.0, base * (1.0 + jitter * rng.uniform(-1.0, 1.0)))
+
+
+def check_file_source(source: str) -> None:
+    """Start-up check for file sources: fatal problems are reported before anything runs."""
+    from har_daemon.video.frames import probe_video
+
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise ConfigError(f"camera source {source}: file does not exist")
+    try:
+        probe_video(path)
+    except VideoError as exc:
+        raise ConfigError(f"camera source {source}: {exc}") from None
+
+
+@dataclass
+class CaptureOptions:
+    name: str
+    source: str | int
+    kind: Literal["webcam", "device", "stream", "file"]
+    loop: bool = False
+    realtime: bool = True
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    stall_timeout_s: float = 10.0
+    open_timeout_s: float = 10.0
+    reconnect_initial_s: float = 1.0
+    reconnect_max_s: float = 60.0
+    reconnect_jitter: float = 0.2
+
+
+@dataclass
+class CaptureStats:
+    frames_read: int = 0
+    frames_sampled: int = 0
+    frames_history: int = 0  # frames handed to `on_full_frame`
+    hook_errors: int = 0
+    reconnects: int = 0
+    open_failures: int = 0
+    online: bool = False
+    finished: bool = False
+    last_frame_at: float | None = None  # monotonic
+    started_at: float = field(default_factory=time.monotonic)
+
+
+class CameraCapture(threading.Thread):
+    """Reads one source into `ring` at the model's frame spacing until `stop()`."""
+
+    def __init__(
+        self,
+        options: CaptureOptions,
+        ring: FrameRing,
+        frame_spacing_s: float,
+        frame_size_hw: tuple[int, int],
+        interpolation: Interpolation,
+        on_frame: Callable[[str], None],
+        on_status: Callable[[str, bool, str], None],
+        seed: int | None = None,
+        backpressure: Callable[[], None] | None = None,
+        on_full_frame: Callable[[str, np.ndarray, float], None] | None = None,
+        history_spacing_s: float | None = None,
+    ) -> None:
+        super().__init__(name=f"capture-{options.name}", daemon=True)
+        self.options = options
+        self.kind = options.kind
+        self.ring = ring
+        self.sampler = FrameSampler(frame_spacing_s)
+        self.frame_size_hw = frame_size_hw
+        self.interpolation = interpolation
+        self.on_frame = on_frame
+        self.on_status = on_status
+        # Called after each sampled frame of a file played as fast as possible: blocks until
+        # inference caught up, so a one-shot run scores every window instead of dropping them.
+        self.backpressure = backpressure
+        # Full-resolution BGR frames for snapshots and clips, `(camera, frame, t)` with the same
+        # `t` as the ring. The frame is shared: the hook must copy before keeping or changing it.
+        # Without `history_spacing_s` the hook sees the model's frames only.
+        self.on_full_frame = on_full_frame
+        self.history_sampler = (
+            FrameSampler(history_spacing_s)
+            if on_full_frame is not None and history_spacing_s is not None
+            else None
+        )
+        self.stats = CaptureStats()
+        self._stopping = threading.Event()
+        self._rng = random.Random(seed)
+        self._online: bool | None = None  # unknown until the first open attempt
+        src = options.source
+        self._source_for_logs = redact_url(src) if isinstance(src, str) else str(src)
+
+    # -- control --------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    @property
+    def finished(self) -> bool:
+        return self.stats.finished
+
+    # -- status ---------------------------------------------------------------------------
+
+    def _set_online(self, online: bool, reason: str) -> None:
+        self.stats.online = online
+        if online != self._online:
+            self._online = online
+            self.on_status(self.options.name, online, reason)
+
+    # -- opening --------------------------------------------------------------------------
+
+    def _open(self) -> cv2.VideoCapture | None:
+        src = self.options.source
+        params = [
+            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+            int(self.options.open_timeout_s * 1000),
+            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+            int(self.options.stall_timeout_s * 1000),
+        ]
+        if self.kind == "webcam":
+            cap = cv2.VideoCapture(int(src), cv2.CAP_ANY)
+        elif self.kind == "device":
+            cap = cv2.VideoCapture(str(src), cv2.CAP_V4L2)
+        elif self.kind == "stream":
+            with _FFMPEG_ENV_LOCK:
+                os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = (
+                    f"rtsp_transport;{self.options.rtsp_transport}"
+                )
+                cap = cv2.VideoCapture(str(src), cv2.CAP_FFMPEG, params)
+        else:
+            cap = cv2.VideoCapture(str(Path(str(src)).expanduser()), cv2.CAP_FFMPEG)
+        if not cap.isOpened():
+            cap.release()
+            return None
+        return cap
+
+    # -- main loop ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        attempt = 0
+        while not self._stopping.is_set():
+            cap = self._open()
+            if cap is None:
+                self.stats.open_failures += 1
+                self._set_online(False, "open failed")
+                delay = self._backoff(attempt)
+                log.warning(
+                    "camera.open_failed",
+                    camera=self.options.name,
+                    source=self._source_for_logs,
+                    retry_in_s=round(delay, 2),
+                    attempt=attempt + 1,
+                )
+                attempt += 1
+                if self.kind == "file" and attempt >= 3:
+                    # A file that cannot be opened three times will not get better.
+                    log.error("camera.file_unreadable", camera=self.options.name)
+                    break
+                self._stopping.wait(delay)
+                continue
+            if attempt or self.stats.frames_read:
+                self.stats.reconnects += 1
+            attempt = 0
+            self._set_online(True, "connected")
+            log.info(
+                "camera.online",
+                camera=self.options.name,
+                source=self._source_for_logs,
+                kind=self.kind,
+            )
+            try:
+                reason = self._read(cap)
+            finally:
+                cap.release()
+            if reason == "stopped":
+                break
+            if reason == "eof" and not self.options.loop:
+                # The ring keeps the file's last frames so its final window is still inferred.
+                log.info("camera.file_ended", camera=self.options.name)
+                break
+            # A window must never mix frames from before and after a gap (or a loop's seam).
+            self.ring.clear()
+            self.sampler.reset()
+            if self.history_sampler is not None:
+                self.history_sampler.reset()
+            if reason == "eof":
+                continue
+            self._set_online(False, reason)
+            delay = self._backoff(0)
+            log.warning(
+                "camera.offline",
+                camera=self.options.name,
+                reason=reason,
+                retry_in_s=round(delay, 2),
+            )
+            self._stopping.wait(delay)
+            attempt = 1
+        self.stats.finished = True
+        self._set_online(False, "stopped" if self._stopping.is_set() else "ended")
+
+    def _backoff(self, attempt: int) -> float:
+        o = self.options
+        return backoff_delay(
+            attempt, o.reconnect_initial_s, o.reconnect_max_s, o.reconnect_jitter, self._rng
+        )
+
+    def _read(self, cap: cv2.VideoCapture) -> str:
+        """Read until the source ends, stalls or is lost; return why it stopped."""
+        is_file = self.kind == "file"
+        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+        if not fps or fps != fps or fps > 240:
+            fps = 25.0
+        wall_start = time.time()
+        mono_start = time.monotonic()
+        index = 0
+        last_frame = time.monotonic()
+        while not self._stopping.is_set():
+            if is_file and self.options.realtime:
+                due = mono_start + index / fps
+                delay = due - time.monotonic()
+                if delay > 0 and self._stopping.wait(delay):
+                    return "stopped"
+            ok = cap.grab()
+            now_mono = time.monotonic()
+            if not ok:
+                if is_file:
+                    return "eof"
+                if now_mono - last_frame >= self.options.stall_timeout_s:
+                    return "stalled"
+                return "lost"
+            last_frame = now_mono
+            self.stats.frames_read += 1
+            self.stats.last_frame_at = now_mono
+            # Files carry their own clock: a file played fast still yields video-time stamps.
+            t = wall_start + index / fps if is_file else time.time()
+            index += 1
+            for_model = self.sampler.offer(t)
+            if self.history_sampler is not None:
+                for_history = self.history_sampler.offer(t)
+            else:
+                for_history = for_model and self.on_full_frame is not None
+            if not (for_model or for_history):
+                continue
+            ok, frame = cap.retrieve()
+            if not ok or frame is None:
+                continue
+            if frame.ndim == 2:
+                frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+            if for_model:
+                small = resize_frame(frame, self.frame_size_hw, self.interpolation)
+                self.ring.push(np.ascontiguousarray(small), t)
+                self.stats.frames_sampled += 1
+                self.on_frame(self.options.name)
+            if for_history:
+                self._full_frame(frame, t)
+            fast_file = is_file and not self.options.realtime
+            if for_model and fast_file and self.backpressure is not None:
+                self.backpressure()
+        return "stopped"
+
+    def _full_frame(self, frame: np.ndarray, t: float) -> None:
+        """Hand a full frame to the hook; a failing snapshot/clip side never stops the camera."""
+        assert self.on_full_frame is not None
+        try:
+            self.on_full_frame(self.options.name, frame, t)
+            self.stats.frames_history += 1
+        except Exception:
+            self.stats.hook_errors += 1
+            # First failure and then every 100th: a persistent fault must not flood the log.
+            if self.stats.hook_errors % 100 == 1:
+                log.exception(
+                    "camera.full_frame_hook_failed",
+                    camera=self.options.name,
+                    errors=self.stats.hook_errors,
+                )

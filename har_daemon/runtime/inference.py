@@ -1,0 +1,193 @@
+"""The inference thread: one model shared by all cameras, always on the newest windows.
+
+Capture threads only push frames and poke this thread; it takes every camera's due window
+(newest only: if it fell behind, older windows are counted as stale and dropped, never queued),
+runs the windows of all ready cameras as one batch, and hands the results on. Work never piles
+up, so latency stays bounded when the machine is overloaded: accuracy of timing degrades
+gracefully instead of the daemon falling minutes behind.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from har_daemon.core.logs import get_logger
+from har_daemon.model.meta import ModelMeta
+from har_daemon.model.preprocess import to_model_input
+from har_daemon.runtime.events import ActivityTracker, Transition
+from har_daemon.runtime.ring import FrameRing, StrideSchedule
+from har_daemon.runtime.smoothing import Smoother
+
+log = get_logger(__name__)
+
+
+class Backend(Protocol):
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """Probabilities (N, classes) for float32 windows (N, T, H, W, 3)."""
+        ...
+
+
+def motion_score(frames: np.ndarray) -> float:
+    """Mean absolute change between consecutive frames, 0..1: near 0 for a static scene."""
+    diffs = np.abs(np.diff(frames.astype(np.int16), axis=0))
+    return float(diffs.mean()) / 255.0
+
+
+@dataclass
+class PipelineStats:
+    windows: int = 0
+    stale_windows: int = 0
+    motion_skipped: int = 0
+    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=512))
+
+
+@dataclass
+class CameraPipeline:
+    """Everything per camera that the inference thread owns."""
+
+    name: str
+    ring: FrameRing
+    schedule: StrideSchedule
+    smoother: Smoother
+    tracker: ActivityTracker
+    enabled: bool = True
+    stats: PipelineStats = field(default_factory=PipelineStats)
+    # Set by the capture side when the stream drops; handled on the inference thread, which
+    # owns the tracker and smoother.
+    gap: threading.Event = field(default_factory=threading.Event)
+    last_window_end: float | None = None
+    _frames: np.ndarray | None = None
+    _times: np.ndarray | None = None
+
+    def take(self):  # type: ignore[no-untyped-def]
+        if self._frames is None:
+            self._frames = np.empty((self.ring.capacity, *self.ring.frame_shape), np.uint8)
+            self._times = np.empty(self.ring.capacity, np.float64)
+        return self.ring.take(self.schedule, out=self._frames, times_out=self._times)
+
+
+@dataclass
+class WindowResult:
+    camera: str
+    window_end: float  # epoch seconds of the window's newest frame
+    probs: np.ndarray
+    smoothed: np.ndarray
+    transitions: list[Transition]
+    frames: np.ndarray  # the window (uint8), valid only during the callback
+
+
+ResultSink = Callable[[WindowResult], None]
+GapSink = Callable[[str, list[Transition]], None]
+
+
+class InferenceScheduler(threading.Thread):
+    def __init__(
+        self,
+        backend: Backend,
+        meta: ModelMeta,
+        pipelines: list[CameraPipeline],
+        sink: ResultSink,
+        *,
+        batch_max: int = 8,
+        motion_gating: bool = False,
+        motion_threshold: float = 0.01,
+        gap_sink: GapSink | None = None,
+    ) -> None:
+        super().__init__(name="inference", daemon=True)
+        self.backend = backend
+        self.meta = meta
+        self.pipelines = {p.name: p for p in pipelines}
+        self.sink = sink
+        self.batch_max = batch_max
+        self.motion_gating = motion_gating
+        self.motion_threshold = motion_threshold
+        self.gap_sink = gap_sink
+        self._wake = threading.Condition()
+        self._pending = False
+        self._stopping = threading.Event()
+        self.batches = 0
+        self.last_inference_at: float | None = None  # monotonic
+        self.last_window_at: float | None = None  # monotonic: a window taken, run or skipped
+        self.errors = 0
+
+    def notify(self, camera: str | None = None) -> None:
+        """Called by capture threads after each sampled frame."""
+        with self._wake:
+            self._pending = True
+            self._wake.notify()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.notify()
+
+    def run(self) -> None:
+        while not self._stopping.is_set():
+            with self._wake:
+                if not self._pending:
+                    self._wake.wait(timeout=0.5)
+                self._pending = False
+            if self._stopping.is_set():
+                break
+            self.run_once()
+
+    def run_once(self) -> int:
+        """Take every due window and run them; returns how many windows were inferred."""
+        ready: list[tuple[CameraPipeline, np.ndarray, float]] = []
+        for p in self.pipelines.values():
+            if p.gap.is_set():
+                self._close_gap(p)
+            window = p.take()
+            if window is None:
+                continue
+            p.stats.stale_windows += window.skipped
+            self.last_window_at = time.monotonic()
+            if not p.enabled:
+                continue
+            if self.motion_gating and motion_score(window.frames) < self.motion_threshold:
+                p.stats.motion_skipped += 1
+                continue
+            ready.append((p, window.frames, float(window.times[-1])))
+        done = 0
+        for i in range(0, len(ready), self.batch_max):
+            chunk = ready[i : i + self.batch_max]
+            batch = to_model_input(
+                np.stack([frames for _, frames, _ in chunk]),
+                self.meta.color_order,
+                self.meta.input_scale,
+                self.meta.input_transform,
+            )
+            started = time.monotonic()
+            try:
+                probs = self.backend.predict(batch)
+            except Exception:
+                self.errors += 1
+                log.exception("inference.failed", cameras=[p.name for p, _, _ in chunk])
+                continue
+            self.batches += 1
+            self.last_inference_at = time.monotonic()
+            elapsed_ms = (self.last_inference_at - started) * 1000.0
+            for (p, frames, t_end), prob in zip(chunk, probs, strict=True):
+                p.stats.windows += 1
+                p.last_window_end = t_end
+                p.stats.latencies_ms.append(elapsed_ms)
+                smoothed = p.smoother.update(prob)
+                transitions = p.tracker.step(smoothed, now=t_end)
+                self.sink(WindowResult(p.name, t_end, prob, smoothed, transitions, frames))
+                done += 1
+        return done
+
+    def _close_gap(self, p: CameraPipeline) -> None:
+        """A stream gap ends what was going on: the activity was last seen before the gap, and
+        smoothing must not blend scores from both sides of it."""
+        p.gap.clear()
+        p.smoother.reset()
+        transitions = p.tracker.finish(p.last_window_end or time.time())
+        if transitions and self.gap_sink is not None:
+            self.gap_sink(p.name, transitions)

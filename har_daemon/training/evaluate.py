@@ -1,0 +1,164 @@
+"""`har-daemon evaluate`: score a model on labelled clips and write the figures people read."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from har_daemon.core.errors import DataError
+from har_daemon.core.logs import get_logger
+from har_daemon.model.meta import ModelMeta
+from har_daemon.model.preprocess import to_model_input
+from har_daemon.training.dataset import build_arrays, scan_dataset
+from har_daemon.training.scoring import classification_report
+
+log = get_logger(__name__)
+
+
+def predict_batches(
+    model_or_fn: object, x_uint8: np.ndarray, meta: ModelMeta, batch_size: int = 8
+) -> np.ndarray:
+    """Probabilities for uint8 clips, converted to model input one batch at a time."""
+    if hasattr(model_or_fn, "predict") and hasattr(model_or_fn, "meta"):
+        fn: Callable[[np.ndarray], np.ndarray] = model_or_fn.predict  # type: ignore[attr-defined]
+    else:
+        from har_daemon.model.keras.store import compiled_predictor
+
+        fn = compiled_predictor(model_or_fn, meta.input_shape)
+    out = []
+    for i in range(0, len(x_uint8), batch_size):
+        batch = to_model_input(
+            x_uint8[i : i + batch_size], meta.color_order, meta.input_scale, meta.input_transform
+        )
+        out.append(fn(batch))
+    if not out:
+        return np.zeros((0, len(meta.classes)), dtype=np.float32)
+    return np.concatenate(out)
+
+
+def write_evaluation(
+    out_dir: Path,
+    probs: np.ndarray,
+    true_labels: Sequence[str],
+    classes: Sequence[str],
+    *,
+    title: str,
+    prefix: str = "",
+) -> dict[str, Any]:
+    """Write `<prefix>metrics.json` and `<prefix>confusion_matrix.png`; return the metrics."""
+    from har_daemon.reporting.plots import plot_confusion_matrix
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    index = {c: i for i, c in enumerate(classes)}
+    y_true = np.array([index[label] for label in true_labels], dtype=int)
+    y_pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=int)
+    report = classification_report(y_true, y_pred, list(classes))
+    (out_dir / f"{prefix}metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+    plot_confusion_matrix(
+        np.asarray(report["confusion_matrix"]),
+        list(classes),
+        out_dir / f"{prefix}confusion_matrix.png",
+        title=title,
+    )
+    return report
+
+
+def evaluate(
+    model_dir: Path,
+    data_dir: Path,
+    report_dir: Path,
+    *,
+    split: Literal["all", "test"] = "all",
+    workers: int = 2,
+    cache_dir: Path | None = None,
+) -> dict[str, Any]:
+    """Score every clip under `data_dir` whose folder is one of the model's classes.
+
+    With split="test", only the clips the model's training held out (listed in its
+    `model.json`), so the figure is comparable with the one printed at training time.
+    """
+    from har_daemon.model.keras.store import load_model_dir
+    from har_daemon.reporting.plots import plot_prediction_strip
+
+    loaded = load_model_dir(model_dir)
+    meta = loaded.meta
+    data_dir = Path(data_dir)
+    found = scan_dataset(data_dir, None)
+    records = [r for r in found if r.label in meta.classes]
+    ignored = sorted({r.label for r in found} - set(meta.classes))
+    if ignored:
+        log.warning("evaluate.classes_ignored", classes=ignored, reason="not in the model")
+    if split == "test":
+        held_out = set(meta.training.get("test_clips", []))
+        if not held_out:
+            raise DataError(f"{model_dir}: model.json lists no held-out test clips")
+        records = [r for r in records if relative_clip_path(r.path, data_dir) in held_out]
+    if not records:
+        raise DataError(f"{data_dir}: no clips of the model's classes {meta.classes} to score")
+
+    arrays = build_arrays(
+        records,
+        seq_len=meta.sequence_length,
+        size_hw=meta.frame_size,
+        interpolation=meta.resize_interpolation,
+        workers=workers,
+        cache_dir=cache_dir,
+    )
+    probs = predict_batches(loaded, arrays.x, meta)
+    report = write_evaluation(
+        report_dir,
+        probs,
+        arrays.labels,
+        meta.classes,
+        title=f"{meta.name} on {data_dir.name}" + (" (held-out test)" if split == "test" else ""),
+    )
+    report["model"] = str(model_dir)
+    report["data"] = str(data_dir)
+    report["split"] = split
+    report["skipped"] = [{"clip": str(r.path), "reason": why} for r, why in arrays.skipped]
+    report_dir = Path(report_dir)
+    (report_dir / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
+
+    with (report_dir / "predictions.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["clip", "true", "predicted", "confidence", *meta.classes])
+        for rec, label, p in zip(arrays.records, arrays.labels, probs, strict=True):
+            clip = relative_clip_path(rec.path, data_dir)
+            predicted = meta.classes[int(p.argmax())]
+            writer.writerow([clip, label, predicted, f"{p.max():.4f}", *(f"{v:.4f}" for v in p)])
+    items = [
+        {
+            "frame": arrays.x[i][meta.sequence_length // 2],
+            "true": arrays.labels[i],
+            "pred": meta.classes[int(probs[i].argmax())],
+            "confidence": float(probs[i].max()),
+        }
+        for i in _strip_sample(arrays.labels, probs, meta.classes)
+    ]
+    plot_prediction_strip(items, report_dir / "predictions.png")
+    return report
+
+
+def _strip_sample(labels: Sequence[str], probs: np.ndarray, classes: Sequence[str]) -> list[int]:
+    """Up to two clips per class, a mistake first where there is one: what people look for."""
+    chosen: list[int] = []
+    for c in classes:
+        idx = [i for i, label in enumerate(labels) if label == c]
+        wrong = [i for i in idx if classes[int(probs[i].argmax())] != c]
+        right = [i for i in idx if i not in wrong]
+        chosen += (wrong[:1] + right)[:2]
+    return chosen[:8]
+
+
+def relative_clip_path(path: Path | str, root: Path) -> str:
+    """Clip paths relative to the data root, so a held-out list survives moving the data."""
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)

@@ -1,0 +1,482 @@
+"""`har-daemon train`: the paper's training set-up, with a split that does not leak actors.
+
+The paper splits UCF50 clips at random, so clips of one actor and scene (one `gNN` group) land
+on both sides and the test score partly measures recognising the scene. Here the test set and
+the validation set used for early stopping are whole groups.
+
+Options beyond the paper (all off by default): `augment` (per-clip flips, crops, colour and
+frame-timing changes on training batches, see `har_daemon.training.augment`),
+`class_weight="balanced"` (each class weighs n / (k * count) in the training loss), and
+`alert_class` for two-class alerting models (a probability threshold for that class chosen on
+the validation set).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from har_daemon.core.errors import DataError
+from har_daemon.core.logs import get_logger
+from har_daemon.model.meta import ModelMeta, read_meta
+from har_daemon.model.preprocess import to_model_input
+from har_daemon.training.augment import AugmentConfig, augment_batch
+from har_daemon.training.dataset import (
+    ClipArrays,
+    ClipRecord,
+    build_arrays,
+    group_split,
+    median_spacing_s,
+    random_split,
+    scan_dataset,
+)
+from har_daemon.training.evaluate import predict_batches, relative_clip_path, write_evaluation
+from har_daemon.training.scoring import classification_report
+
+PAPER_CLASSES: tuple[str, ...] = ("HorseRace", "Biking", "Swing", "PizzaTossing")
+
+log = get_logger(__name__)
+
+
+@dataclass
+class TrainOptions:
+    data_dir: Path
+    out_dir: Path
+    classes: Sequence[str] | None = PAPER_CLASSES  # None: every class folder found
+    architecture: str = "convlstm"
+    epochs: int = 50
+    batch_size: int = 4
+    learning_rate: float = 1e-3
+    seed: int = 0
+    test_fraction: float = 0.2
+    validation_fraction: float = 0.2
+    patience: int = 10
+    split: Literal["group", "random"] = "group"
+    sequence_length: int = 20
+    frame_size: int = 64
+    interpolation: Literal["area", "linear"] = "area"
+    workers: int = 2
+    cache_dir: Path | None = None
+    name: str | None = None
+    provenance: dict[str, Any] = field(default_factory=dict)
+    export_tflite: bool = True  # the light LiteRT path the daemon can serve without TensorFlow
+    verbose: int | None = None  # Keras fit verbosity; None: bar on a terminal, a line per epoch
+    #                             otherwise
+    augment: bool = False  # augment training batches (har_daemon.training.augment defaults)
+    class_weight: Literal["none", "balanced"] = "none"  # balanced: n / (k * count) per class
+    alert_class: str | None = None  # two classes only: choose this class's alert threshold
+    input_transform: Literal["frames", "frame_diff"] = "frames"  # see preprocess.to_model_input
+
+
+@dataclass
+class TrainResult:
+    model_dir: Path
+    history: dict[str, list[float]]
+    test_report: dict[str, Any] | None
+    meta: ModelMeta
+    threshold_report: dict[str, Any] | None = None  # test metrics at the alert threshold
+    test_probabilities: np.ndarray | None = None  # (n_test, n_classes), rows in test_labels order
+    test_labels: list[str] = field(default_factory=list)
+    test_clips: list[str] = field(default_factory=list)  # relative to data_dir
+
+
+def _split(
+    records: list[ClipRecord], fraction: float, how: str, seed: int
+) -> tuple[list[ClipRecord], list[ClipRecord]]:
+    if how == "group":
+        return group_split(records, test_fraction=fraction, seed=seed)
+    return random_split(records, test_fraction=fraction, seed=seed)
+
+
+def _batches(
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    color_order: str = "BGR",
+    augment: AugmentConfig | None = None,
+    transform: str = "frames",
+):  # type: ignore[no-untyped-def]
+    """A Keras data source that converts uint8 clips to float per batch.
+
+    Holding the whole set as float32 would take 4x the memory (about 1 MB per clip). With
+    `augment`, each batch is augmented with a generator seeded by (seed, epoch, batch), so a
+    run is reproducible whatever order batches are asked for in.
+    """
+    import keras
+
+    class ClipBatches(keras.utils.PyDataset):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rng = np.random.default_rng(seed)
+            self.epoch = 0
+            self.order = np.arange(len(x))
+            if shuffle:
+                self.rng.shuffle(self.order)
+
+        def __len__(self) -> int:
+            return int(np.ceil(len(x) / batch_size))
+
+        def __getitem__(self, i: int):  # type: ignore[no-untyped-def]
+            idx = np.sort(self.order[i * batch_size : (i + 1) * batch_size])
+            clips = x[idx]
+            if augment is not None:
+                clips = augment_batch(clips, np.random.default_rng([seed, self.epoch, i]), augment)
+            return to_model_input(clips, color_order, transform=transform), y[idx]  # type: ignore[arg-type]
+
+        def on_epoch_end(self) -> None:
+            self.epoch += 1
+            if shuffle:
+                self.rng.shuffle(self.order)
+
+    return ClipBatches()
+
+
+def _one_hot(labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
+    index = {c: i for i, c in enumerate(classes)}
+    y = np.zeros((len(labels), len(classes)), dtype=np.float32)
+    y[np.arange(len(labels)), [index[label] for label in labels]] = 1.0
+    return y
+
+
+def _subset(arrays: ClipArrays, wanted: list[ClipRecord]) -> tuple[np.ndarray, list[str]]:
+    keep = {r.path for r in wanted}
+    idx = [i for i, r in enumerate(arrays.records) if r.path in keep]
+    return arrays.x[idx], [arrays.labels[i] for i in idx]
+
+
+def train(
+    opts: TrainOptions,
+    *,
+    train_records: Sequence[ClipRecord] | None = None,
+    test_records: Sequence[ClipRecord] | None = None,
+) -> TrainResult:
+    """Train, evaluate on the held-out groups, and write a complete model directory.
+
+    `train_records` and `test_records` (both or neither; cross-validation passes each fold's
+    sides) replace the test split; validation is still held out of `train_records`.
+    """
+    import keras
+    import tensorflow as tf
+
+    from har_daemon.model.keras.arch import build_model
+    from har_daemon.model.keras.store import save_model_dir
+    from har_daemon.reporting.plots import plot_history
+
+    started = time.monotonic()
+    if (train_records is None) != (test_records is None):
+        raise ValueError("give both train_records and test_records, or neither")
+    if train_records is not None and test_records is not None:
+        pool, test = list(train_records), list(test_records)
+        shared = {r.path for r in pool} & {r.path for r in test}
+        if shared:
+            raise ValueError(f"{len(shared)} clip(s) on both sides, e.g. {min(shared)}")
+        records = pool + test
+    else:
+        records = scan_dataset(opts.data_dir, opts.classes)
+        pool, test = [], []
+    classes = sorted({r.label for r in records}, key=_class_order(opts.classes))
+    if len(classes) < 2:
+        raise DataError(f"{opts.data_dir}: need at least two classes to train, found {classes}")
+    if opts.alert_class is not None and (len(classes) != 2 or opts.alert_class not in classes):
+        raise DataError(
+            f"alert class {opts.alert_class!r} needs a two-class model with that class; "
+            f"classes are {', '.join(classes)}"
+        )
+
+    if train_records is None:
+        pool, test = _split(records, opts.test_fraction, opts.split, opts.seed)
+    train_recs, val_recs = _split(pool, opts.validation_fraction, opts.split, opts.seed + 1)
+    if not val_recs or not train_recs:
+        raise DataError(
+            f"{opts.data_dir}: too few {'groups' if opts.split == 'group' else 'clips'} to hold "
+            f"out validation data ({len(pool)} clips after the test split)"
+        )
+    log.info(
+        "train.split",
+        split=opts.split,
+        train=len(train_recs),
+        validation=len(val_recs),
+        test=len(test),
+        classes=classes,
+    )
+
+    size_hw = (opts.frame_size, opts.frame_size)
+    arrays = build_arrays(
+        records,
+        seq_len=opts.sequence_length,
+        size_hw=size_hw,
+        interpolation=opts.interpolation,
+        workers=opts.workers,
+        cache_dir=opts.cache_dir,
+    )
+    for rec, reason in arrays.skipped:
+        log.warning("train.clip_skipped", clip=str(rec.path), reason=reason)
+    spacing = median_spacing_s(arrays)
+
+    x_train, l_train = _subset(arrays, train_recs)
+    x_val, l_val = _subset(arrays, val_recs)
+    x_test, l_test = _subset(arrays, test)
+    if len(x_train) == 0 or len(x_val) == 0:
+        raise DataError(f"{opts.data_dir}: no readable clips left for training or validation")
+
+    class_weight = _class_weights(l_train, classes) if opts.class_weight == "balanced" else None
+    augment = AugmentConfig() if opts.augment else None
+
+    keras.utils.set_random_seed(opts.seed)
+    tf.config.experimental.enable_op_determinism()
+    model = build_model(opts.architecture, len(classes), opts.sequence_length, size_hw)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=opts.learning_rate),
+        loss="categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    stopper = keras.callbacks.EarlyStopping(
+        monitor="val_loss", patience=opts.patience, restore_best_weights=True, mode="min"
+    )
+    verbose = opts.verbose if opts.verbose is not None else (1 if sys.stderr.isatty() else 2)
+    fit = model.fit(
+        _batches(
+            x_train,
+            _one_hot(l_train, classes),
+            opts.batch_size,
+            True,
+            opts.seed,
+            augment=augment,
+            transform=opts.input_transform,
+        ),
+        validation_data=_batches(
+            x_val,
+            _one_hot(l_val, classes),
+            opts.batch_size,
+            False,
+            0,
+            transform=opts.input_transform,
+        ),
+        epochs=opts.epochs,
+        callbacks=[stopper],
+        verbose=verbose,
+        class_weight=(
+            {i: class_weight[c] for i, c in enumerate(classes)} if class_weight else None
+        ),
+    )
+    history = {k: [float(v) for v in vs] for k, vs in fit.history.items()}
+    epochs_run = len(history.get("loss", []))
+    best_epoch = int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else epochs_run
+
+    meta = ModelMeta(
+        name=opts.name or f"{opts.architecture}-{len(classes)}class",
+        classes=classes,
+        sequence_length=opts.sequence_length,
+        frame_height=opts.frame_size,
+        frame_width=opts.frame_size,
+        color_order="BGR",
+        resize_interpolation=opts.interpolation,
+        input_transform=opts.input_transform,
+        frame_spacing_s=round(spacing, 4),
+        architecture=opts.architecture,
+        training={
+            "data_dir": str(opts.data_dir),
+            "split": opts.split if train_records is None else "given",
+            "seed": opts.seed,
+            "test_fraction": opts.test_fraction,
+            "validation_fraction": opts.validation_fraction,
+            "clips": {"train": len(x_train), "validation": len(x_val), "test": len(x_test)},
+            "skipped_clips": len(arrays.skipped),
+            "test_groups": sorted({r.group for r in test}),
+            "test_clips": sorted(relative_clip_path(r.path, opts.data_dir) for r in test),
+            "epochs_requested": opts.epochs,
+            "epochs_run": epochs_run,
+            "best_epoch": best_epoch,
+            "batch_size": opts.batch_size,
+            "optimizer": "adam",
+            "learning_rate": opts.learning_rate,
+            "loss": "categorical_crossentropy",
+            "early_stopping": {"monitor": "val_loss", "patience": opts.patience},
+            "augment": augment.to_dict() if augment else False,
+            "class_weight": {"mode": "balanced", "weights": class_weight}
+            if class_weight
+            else "none",
+            "final": {k: v[best_epoch - 1] for k, v in history.items() if len(v) >= best_epoch},
+            "seconds": round(time.monotonic() - started, 1),
+            "keras_version": keras.__version__,
+            "tensorflow_version": tf.__version__,
+        },
+        provenance=dict(opts.provenance),
+    )
+
+    out = Path(opts.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "history.json").write_text(json.dumps(history, indent=2) + "\n")
+    plot_history(history, out)
+
+    alert = None
+    if opts.alert_class is not None:
+        a = classes.index(opts.alert_class)
+        val_probs = predict_batches(model, x_val, meta)
+        alert = choose_alert_threshold(
+            val_probs[:, a], np.array([label == opts.alert_class for label in l_val])
+        )
+        alert = {"class": opts.alert_class, **alert}
+        meta.training["alert_threshold"] = alert
+
+    report = None
+    thr_report = None
+    probs = None
+    if len(x_test):
+        probs = predict_batches(model, x_test, meta)
+        report = write_evaluation(
+            out, probs, l_test, classes, title=f"{meta.name}: held-out test set", prefix="test_"
+        )
+        evaluation: dict[str, Any] = {
+            "set": f"held-out test {'groups' if opts.split == 'group' else 'clips'}",
+            "n_clips": report["n_samples"],
+            "accuracy": report["accuracy"],
+            "f1_micro": report["micro"]["f1"],
+            "f1_macro": report["macro"]["f1"],
+            "recall": {c: report["per_class"][c]["recall"] for c in classes},
+        }
+        if alert is not None:
+            thr_report = write_evaluation(
+                out,
+                _thresholded(probs, classes.index(alert["class"]), alert["threshold"]),
+                l_test,
+                classes,
+                title=f"{meta.name}: test, {alert['class']} if p >= {alert['threshold']:.3f}",
+                prefix="test_threshold_",
+            )
+            c = alert["class"]
+            evaluation["at_alert_threshold"] = {
+                "class": c,
+                "threshold": alert["threshold"],
+                "accuracy": thr_report["accuracy"],
+                "f1_macro": thr_report["macro"]["f1"],
+                "recall": {k: thr_report["per_class"][k]["recall"] for k in classes},
+                "alert_precision": thr_report["per_class"][c]["precision"],
+                "alert_f1": thr_report["per_class"][c]["f1"],
+            }
+        meta = meta.model_copy(update={"evaluation": evaluation})
+    save_model_dir(out, model, meta)
+    if opts.export_tflite:
+        from har_daemon.model.keras.export import export_tflite
+
+        export_tflite(out)
+        meta = read_meta(out)
+    log.info(
+        "train.done",
+        model_dir=str(out),
+        epochs_run=epochs_run,
+        best_epoch=best_epoch,
+        test_accuracy=report["accuracy"] if report else None,
+        seconds=meta.training["seconds"],
+    )
+    return TrainResult(
+        model_dir=out,
+        history=history,
+        test_report=report,
+        meta=meta,
+        threshold_report=thr_report,
+        test_probabilities=probs,
+        test_labels=list(l_test),
+        test_clips=[
+            relative_clip_path(r.path, opts.data_dir) for r in _subset_records(arrays, test)
+        ],
+    )
+
+
+def _subset_records(arrays: ClipArrays, wanted: list[ClipRecord]) -> list[ClipRecord]:
+    """The readable records of `wanted`, in the order `_subset` returns their clips."""
+    keep = {r.path for r in wanted}
+    return [r for r in arrays.records if r.path in keep]
+
+
+def _class_weights(labels: Sequence[str], classes: Sequence[str]) -> dict[str, float]:
+    """Balanced weights n / (k * count): every class contributes equally to the loss."""
+    counts = {c: 0 for c in classes}
+    for label in labels:
+        counts[label] += 1
+    missing = [c for c, n in counts.items() if n == 0]
+    if missing:
+        raise DataError(f"no training clips of class {', '.join(missing)}: cannot weight classes")
+    n, k = len(labels), len(classes)
+    return {c: n / (k * counts[c]) for c in classes}
+
+
+def _thresholded(probs: np.ndarray, alert: int, threshold: float) -> np.ndarray:
+    """One-hot predictions of a two-class model: `alert` when its probability >= threshold."""
+    pred = np.where(probs[:, alert] >= threshold, alert, 1 - alert)
+    out = np.zeros_like(probs)
+    out[np.arange(len(pred)), pred] = 1.0
+    return out
+
+
+def choose_alert_threshold(scores: np.ndarray, positive: np.ndarray) -> dict[str, Any]:
+    """The probability threshold for the alert class that maximises its F1 on these clips.
+
+    Meant for the validation set only (the test set must not choose it). Candidates are the
+    distinct scores (alert when score >= candidate); ties in F1 go to the higher recall (a
+    missed fight costs more than a second look). The threshold returned lies midway between
+    the chosen score and the next lower one, so the clips here get the same predictions but
+    the boundary is not on a single clip's score. With no clip of one side it falls back to
+    0.5 (argmax) and says why.
+    """
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    pos = np.asarray(positive, dtype=bool).ravel()
+    if s.shape != pos.shape:
+        raise ValueError(f"scores and positive differ in length: {s.shape} != {pos.shape}")
+    rule = "max F1 of the alert class on the validation set, ties -> higher recall"
+    if not pos.any() or pos.all():
+        return {
+            "threshold": 0.5,
+            "rule": rule,
+            "fallback": "validation set lacks "
+            + ("alert-class clips" if not pos.any() else "other-class clips")
+            + ": argmax threshold",
+            "validation": _binary_counts(s >= 0.5, pos),
+        }
+    candidates = np.unique(s)
+    best_i, best_key = 0, (-1.0, -1.0)
+    for i, t in enumerate(candidates):
+        c = _binary_counts(s >= t, pos)
+        key = (c["f1"], c["recall"])
+        if key > best_key:
+            best_i, best_key = i, key
+    lower = candidates[best_i - 1] if best_i > 0 else 0.0
+    threshold = float((candidates[best_i] + lower) / 2.0)
+    return {
+        "threshold": threshold,
+        "rule": rule,
+        "validation": _binary_counts(s >= threshold, pos),
+        "validation_at_argmax": _binary_counts(s >= 0.5, pos),
+    }
+
+
+def _binary_counts(pred: np.ndarray, pos: np.ndarray) -> dict[str, Any]:
+    report = classification_report(pos.astype(int), pred.astype(int), ["other", "alert"])
+    a = report["per_class"]["alert"]
+    return {
+        "n_clips": len(pos),
+        "precision": a["precision"],
+        "recall": a["recall"],
+        "f1": a["f1"],
+        "tp": a["tp"],
+        "fp": a["fp"],
+        "fn": a["fn"],
+        "tn": a["tn"],
+    }
+
+
+def _class_order(requested: Sequence[str] | None):  # type: ignore[no-untyped-def]
+    """Keep the user's class order (it becomes the output order); otherwise alphabetical."""
+    if requested is None:
+        return lambda c: (0, c)
+    order = {c: i for i, c in enumerate(requested)}
+    return lambda c: (order.get(c, len(order)), c)

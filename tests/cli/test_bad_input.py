@@ -1,0 +1,188 @@
+"""Bad input everywhere: each case gets exit 2 and a message naming the problem, no traceback.
+
+Fatal problems are found at start-up, before any thread, camera or broker connection starts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.shared_data import REPO
+
+DEMO = REPO / "models" / "demo"
+CLIP = DEMO / "sample.mp4"
+
+GOOD = f"""
+[model]
+path = "{DEMO}"
+[mqtt]
+host = "127.0.0.1"
+port = 1
+[[cameras]]
+name = "lobby"
+source = "{CLIP}"
+"""
+
+
+def _run(
+    args: list[str], tmp: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("HAR_")}
+    full_env.update(
+        TF_CPP_MIN_LOG_LEVEL="3",
+        XDG_STATE_HOME=str(tmp / "state"),
+        PYTHONPATH=str(REPO),
+        **(env or {}),
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "har_daemon", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp,
+        env=full_env,
+    )
+
+
+def _config(tmp: Path, text: str) -> Path:
+    path = tmp / "har.toml"
+    path.write_text(text)
+    return path
+
+
+def _edit(old: str, new: str) -> Callable[[Path], Path]:
+    def make(tmp: Path) -> Path:
+        assert old in GOOD
+        return _config(tmp, GOOD.replace(old, new, 1))
+
+    return make
+
+
+def _append(extra: str) -> Callable[[Path], Path]:
+    return lambda tmp: _config(tmp, GOOD + extra)
+
+
+def _model_copy(tmp: Path, change: Callable[[Path], None]) -> Path:
+    model = tmp / "model"
+    shutil.copytree(DEMO, model)
+    change(model)
+    return _config(tmp, GOOD.replace(str(DEMO), str(model)))
+
+
+def _meta_edit(**fields: object) -> Callable[[Path], Path]:
+    def change(model: Path) -> None:
+        meta = json.loads((model / "model.json").read_text())
+        meta.update(fields)
+        (model / "model.json").write_text(json.dumps(meta))
+
+    return lambda tmp: _model_copy(tmp, change)
+
+
+def _source(make_file: Callable[[Path], Path]) -> Callable[[Path], Path]:
+    def make(tmp: Path) -> Path:
+        return _config(tmp, GOOD.replace(str(CLIP), str(make_file(tmp))))
+
+    return make
+
+
+def _written(name: str, data: bytes) -> Callable[[Path], Path]:
+    def make(tmp: Path) -> Path:
+        (tmp / name).write_bytes(data)
+        return tmp / name
+
+    return make
+
+
+def _truncated_clip(tmp: Path) -> Path:
+    out = tmp / "truncated.mp4"
+    out.write_bytes(CLIP.read_bytes()[:2000])
+    return out
+
+
+# (case id, command, how to make the config, extra env, expected fragments in the error)
+CASES: list[tuple[str, str, Callable[[Path], Path], dict[str, str], tuple[str, ...]]] = [
+    ("missing config file", "check-config", lambda t: t / "nope.toml", {}, ("nope.toml", "not found")),
+    ("toml syntax error", "check-config", _append("[mqtt\n"), {}, ("TOML syntax error", "line")),
+    ("unknown section", "check-config", _append("[mqqt]\nhost = 'x'\n"), {}, ("mqqt",)),
+    ("unknown key", "check-config", _edit('host = "127.0.0.1"', 'hots = "x"'), {}, ("mqtt.hots",)),
+    ("wrong type", "check-config", _edit("port = 1", 'port = "many"'), {}, ("mqtt.port",)),
+    ("port out of range", "check-config", _edit("port = 1", "port = 70000"), {}, ("mqtt.port",)),
+    (
+        "exit threshold above enter",
+        "check-config",
+        _append("[inference]\nenter_threshold = 0.5\nexit_threshold = 0.7\n"),
+        {},
+        ("exit_threshold",),
+    ),
+    (
+        "duplicate camera names",
+        "check-config",
+        _append(f'[[cameras]]\nname = "lobby"\nsource = "{CLIP}"\n'),
+        {},
+        ("duplicate camera name",),
+    ),
+    ("bad camera name", "check-config", _edit('name = "lobby"', 'name = "front door"'), {}, ("cameras[0].name",)),
+    ("stride zero", "check-config", _edit(f'path = "{DEMO}"', f'path = "{DEMO}"\nstride = 0'), {}, ("model.stride",)),
+    ("env override wrong type", "check-config", lambda t: _config(t, GOOD), {"HAR_MQTT__KEEPALIVE": "often"}, ("HAR_MQTT__KEEPALIVE",)),
+    ("password without username", "check-config", _edit("port = 1", 'port = 1\npassword = "s3cret"'), {}, ("mqtt.password",)),
+    ("missing TLS CA file", "check-config", _edit("port = 1", 'port = 1\ntls = true\ntls_ca_file = "/nonexistent/ca.pem"'), {}, ("tls_ca_file",)),
+    ("missing model directory", "check-config", _edit(f'path = "{DEMO}"', 'path = "/nonexistent/model"'), {}, ("/nonexistent/model", "does not exist")),
+    ("model dir without model.json", "check-config", lambda t: _model_copy(t, lambda m: (m / "model.json").unlink()), {}, ("no model.json",)),
+    ("corrupt model.json", "check-config", lambda t: _model_copy(t, lambda m: (m / "model.json").write_text("{")), {}, ("not valid JSON",)),
+    ("unknown alert activity", "check-config", _append("[inference]\nalert_activities = ['Dancing']\n"), {}, ("Dancing",)),
+    ("missing file source", "check-config", _source(lambda t: t / "gone.mp4"), {}, ("gone.mp4", "does not exist")),
+    ("source is not a video", "check-config", _source(_written("notes.mp4", b"just some text\n" * 50)), {}, ("notes.mp4",)),
+    ("empty video file", "check-config", _source(_written("empty.mp4", b"")), {}, ("empty.mp4",)),
+    ("truncated video file", "check-config", _source(_truncated_clip), {}, ("truncated.mp4",)),
+    ("model.json does not fit the model", "run", _meta_edit(classes=["a", "b", "c"]), {}, ("lists 3 classes",)),
+    ("litert without export", "run", lambda t: _model_copy(t, lambda m: (m / "model.tflite").unlink()), {"HAR_MODEL__BACKEND": "litert"}, ("har-daemon export",)),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("command", "make", "env", "fragments"), [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+def test_bad_input_is_a_clear_fatal_error(
+    tmp_path: Path,
+    command: str,
+    make: Callable[[Path], Path],
+    env: dict[str, str],
+    fragments: tuple[str, ...],
+) -> None:
+    config = make(tmp_path)
+    result = _run([command, "--config", str(config), "--no-mqtt"], tmp_path, env)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("har-daemon: error:")]
+    assert len(errors) == 1, result.stderr
+    # The error line, and for configuration errors one line per bad field after it.
+    lines = result.stderr.splitlines()
+    message = "\n".join(lines[lines.index(errors[0]) :])
+    for fragment in fragments:
+        assert fragment in message, message
+    # Nothing started: no event printed, no spool written.
+    assert result.stdout.strip() == "" or command == "check-config"
+    assert not (tmp_path / "state").exists()
+
+
+def test_unreachable_broker_is_not_fatal(tmp_path: Path) -> None:
+    """The broker may be down or mistyped: the daemon keeps watching and prints events."""
+    config = _config(
+        tmp_path,
+        GOOD.replace('host = "127.0.0.1"', 'host = "broker.invalid"').replace(
+            f'source = "{CLIP}"', f'source = "{CLIP}"\nrealtime = false'
+        ),
+    )
+    result = _run(["run", "--config", str(config)], tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    assert {e["activity"] for e in events if e["type"] == "start"} >= {"Swing", "Biking"}
+    assert "mqtt.connect_failed" in result.stderr

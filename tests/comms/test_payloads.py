@@ -1,0 +1,110 @@
+"""The topic and payload contract integrators script against."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+
+from har_daemon.comms.payloads import (
+    Topics,
+    activity_payload,
+    enabled_payload,
+    event_payload,
+    iso_utc,
+    scores_payload,
+)
+from har_daemon.runtime.events import ActivityState, Transition
+
+T0 = datetime(2026, 11, 18, 9, 46, 40, 250000, tzinfo=UTC).timestamp()
+ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
+def _transition(kind: str, **kw: object) -> Transition:
+    fields: dict = {
+        "kind": kind,
+        "activity": "fight",
+        "occurrence_id": "6f1c1f4e-0000-4000-8000-000000000001",
+        "confidence": 0.91234,
+        "peak_confidence": 0.95,
+        "started_at": T0,
+        "at": T0 + 4.25,
+        "ended_at": None,
+        "duration_s": 0.0,
+    }
+    fields.update(kw)
+    return Transition(**fields)
+
+
+def test_topics_under_prefix() -> None:
+    t = Topics("site/har/")
+    assert t.status == "site/har/status"
+    assert t.camera_status("lobby") == "site/har/lobby/status"
+    assert t.events("lobby") == "site/har/lobby/events"
+    assert t.activity("lobby") == "site/har/lobby/activity"
+    assert t.scores("lobby") == "site/har/lobby/scores"
+    assert t.set("lobby") == "site/har/lobby/set"
+    assert t.set("+") == "site/har/+/set"
+    assert t.set_all == "site/har/set"
+    assert t.enabled("lobby") == "site/har/lobby/enabled"
+    assert t.snapshot("lobby") == "site/har/lobby/snapshot"
+    assert t.stats == "site/har/stats"
+
+
+def test_enabled_payload_is_exactly_the_switch_state() -> None:
+    # Home Assistant switch templates read value_json.enabled: a JSON boolean, nothing else.
+    assert enabled_payload(True) == {"enabled": True}
+    assert enabled_payload(False) == {"enabled": False}
+    assert json.dumps(enabled_payload(False), separators=(",", ":")) == '{"enabled":false}'
+    assert enabled_payload(1)["enabled"] is True  # type: ignore[arg-type]  # JSON true, not 1
+
+
+def test_iso_utc_has_milliseconds_and_z() -> None:
+    assert iso_utc(0.0) == "1970-01-01T00:00:00.000Z"
+    assert iso_utc(T0) == "2026-11-18T09:46:40.250Z"
+    assert iso_utc(None) is None
+
+
+def test_start_event_schema() -> None:
+    p = event_payload(_transition("start"), "lobby", "fight-convlstm", 7)
+    assert set(p) == {
+        "id", "type", "camera", "activity", "confidence", "peak_confidence", "started_at", "at",
+        "model", "seq",
+    }  # fmt: skip
+    assert p["type"] == "start"
+    assert p["id"] == "6f1c1f4e-0000-4000-8000-000000000001"
+    assert p["confidence"] == 0.9123
+    assert p["seq"] == 7
+    assert ISO_MS.match(p["started_at"])
+    assert "ended_at" not in p and "duration_s" not in p
+
+
+def test_end_event_carries_end_time_and_duration() -> None:
+    tr = _transition(
+        "end", ended_at=T0 + 10.5, duration_s=10.5, reason="below_exit", confidence=0.2
+    )
+    p = event_payload(tr, "lobby", "m", 9)
+    assert p["type"] == "end"
+    assert ISO_MS.match(p["ended_at"])
+    assert p["ended_at"] == "2026-11-18T09:46:50.750Z"
+    assert p["duration_s"] == 10.5
+    assert p["reason"] == "below_exit"
+
+
+def test_activity_state_payload() -> None:
+    state = ActivityState("fight", 0.876543, T0 - 0.25, True, "x", "lobby")
+    p = activity_payload(state, T0 + 0.75)
+    assert p == {
+        "activity": "fight",
+        "confidence": 0.8765,
+        "since": "2026-11-18T09:46:40.000Z",
+        "updated_at": "2026-11-18T09:46:41.000Z",
+    }
+    idle = activity_payload(ActivityState(None, 0.0, None, False, None), T0)
+    assert idle["activity"] is None and idle["since"] is None
+
+
+def test_scores_payload_names_every_class() -> None:
+    p = scores_payload(["a", "b"], [0.25, 0.75], [0.5, 0.5], 0.0)
+    assert p["probabilities"] == {"a": 0.25, "b": 0.75}
+    assert p["smoothed"] == {"a": 0.5, "b": 0.5}

@@ -1,0 +1,198 @@
+"""`har-daemon bench`: its pieces and one tiny end-to-end run. No timing is asserted (figures
+depend on the machine); only that every figure is produced, with sane types and values."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from har_daemon.comms.payloads import iso_utc
+from har_daemon.config import load_config
+from har_daemon.core.paths import DEMO_MODEL_DIR
+from har_daemon.model.meta import read_meta
+from har_daemon.tools import bench as benchmark
+from tests.shared_data import REPO
+
+needs_mosquitto = pytest.mark.skipif(
+    benchmark.find_mosquitto() is None, reason="mosquitto is not installed"
+)
+
+REQUIRED = {
+    "predict_ms": float,
+    "fast_ms": float,
+    "batch8_ms_per_window": float,
+    "speedup": float,
+    "preprocess_us_1080p": float,
+    "streams_realtime": int,
+    "latency_p95_ms": float,
+    "rss_mb": float,
+    "model": str,
+    "backend": str,
+    "stream": dict,
+    "cpu_count": int,
+    "machine": str,
+}
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    benchmark.add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def test_arguments_default_to_the_bundled_model_and_issue_settings() -> None:
+    args = parse()
+    assert args.model == DEMO_MODEL_DIR
+    assert (args.width, args.height, args.fps) == (640, 480, 25)
+    assert args.latency_streams == 8
+    assert not args.json
+    args = parse("--json", "--streams-max", "2", "--seconds", "6")
+    assert args.json and args.streams_max == 2 and args.seconds == 6.0
+
+
+def test_stream_counts_double_to_eight_then_step_by_four() -> None:
+    assert benchmark.stream_counts(0) == []
+    assert benchmark.stream_counts(2) == [1, 2]
+    assert benchmark.stream_counts(10) == [1, 2, 4, 8, 10]
+    assert benchmark.stream_counts(24) == [1, 2, 4, 8, 12, 16, 20, 24]
+
+
+def test_generated_config_is_accepted_by_the_daemon_loader(tmp_path: Path) -> None:
+    video = tmp_path / "a clip.mp4"
+    path = benchmark.write_config(
+        tmp_path / "c.toml", 3, video, DEMO_MODEL_DIR, 1883, tmp_path / "state"
+    )
+    config = load_config(path)
+    assert config.model.backend == "litert"
+    assert config.mqtt.publish_scores and config.mqtt.port == 1883
+    assert config.stats.interval == 1
+    assert [c.name for c in config.cameras] == ["cam01", "cam02", "cam03"]
+    assert all(c.realtime and c.source_kind == "file" for c in config.cameras)
+    assert config.cameras[0].source == str(video)
+    off = benchmark.write_config(
+        tmp_path / "d.toml", 1, video, DEMO_MODEL_DIR, None, tmp_path / "state"
+    )
+    assert not load_config(off).mqtt.enabled
+
+
+def _stats_line(t: float, read: int, sampled: int, stale: int = 0, windows: int = 0) -> str:
+    cams = {
+        "cam01": {
+            "frames_read": read,
+            "frames_sampled": sampled,
+            "windows": windows,
+            "stale_windows": stale,
+        }
+    }
+    return json.dumps({"event": "stats", "timestamp": iso_utc(t), "cameras": cams})
+
+
+def test_judge_passes_on_schedule_and_names_each_failure(tmp_path: Path) -> None:
+    t0 = 1_800_000_000.0
+    log = tmp_path / "daemon.log"
+    expected = 1 / 0.1
+
+    def judge(lines: list[str]) -> benchmark.StepResult:
+        log.write_text("\n".join(lines) + "\n")
+        result = benchmark.StepResult(streams=1, ok=False)
+        benchmark._judge(result, log, t0, t0 + 10, 25.0, expected, 0.03)
+        return result
+
+    ok = judge([_stats_line(t0, 100, 40), _stats_line(t0 + 10, 350, 140, windows=20)])
+    assert ok.ok, ok.reason
+    assert ok.cameras["cam01"] == {"read_fps": 25.0, "sampled_fps": 10.0, "stale_windows": 0}
+    slow = judge([_stats_line(t0, 100, 40), _stats_line(t0 + 10, 300, 120)])
+    assert not slow.ok and "read 20.00 fps" in slow.reason and "sampled 8.00/s" in slow.reason
+    stale = judge([_stats_line(t0, 100, 40), _stats_line(t0 + 10, 350, 140, stale=3)])
+    assert not stale.ok and "3 stale windows" in stale.reason
+    empty = judge([_stats_line(t0 + 9, 100, 40)])
+    assert not empty.ok and "too few stats lines" in empty.reason
+
+
+@needs_mosquitto
+def test_broker_and_subscriber_measure_latency_from_at(tmp_path: Path) -> None:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    broker = benchmark.Broker(benchmark.find_mosquitto() or "", tmp_path).start()
+    try:
+        sub = benchmark.ScoresSubscriber(broker.port).start()
+        pub = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+        pub.connect("127.0.0.1", broker.port)
+        pub.loop_start()
+        begin = time.time()
+        payload = json.dumps({"at": iso_utc(begin - 0.25), "probabilities": {}})
+        pub.publish(f"{benchmark.TOPIC_PREFIX}/cam01/scores", payload).wait_for_publish(5)
+        pub.publish(f"{benchmark.TOPIC_PREFIX}/cam01/events", payload).wait_for_publish(5)
+        deadline = time.monotonic() + 5
+        while not sub.samples and time.monotonic() < deadline:
+            time.sleep(0.02)
+        pub.loop_stop()
+        pub.disconnect()
+        sub.stop()
+    finally:
+        broker.stop()
+    latencies = sub.latencies_ms(begin - 1, time.time() + 1)
+    assert len(latencies) == 1  # scores only
+    assert 250 <= latencies[0] < 5000
+
+
+def test_without_a_broker_latency_is_skipped_with_a_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(benchmark, "find_mosquitto", lambda: None)
+    args = parse("--streams-max", "1", "--latency-streams", "1", "--seconds", "3")
+    args.warmup = 2.5
+    out = benchmark.measure_streams(args, read_meta(DEMO_MODEL_DIR), tmp_path)
+    assert "mosquitto not found" in out["latency_note"]
+    assert out["latency_p95_ms"] is None
+    assert out["streams_realtime"] in (0, 1)
+    assert out["steps"][0]["scores_messages"] == 0
+    assert out["rss_mb"] > 0
+
+
+@needs_mosquitto
+def test_bench_json_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The whole command with tiny settings: one JSON line on stdout, every figure present."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HAR_")}
+    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    cmd = [sys.executable, "-m", "har_daemon", "bench", "--json", "--streams-max", "2",
+           "--seconds", "6", "--warmup", "3", "--latency-streams", "2", "--runs", "5",
+           "--workdir", str(tmp_path)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1, proc.stdout
+    result = json.loads(lines[0])
+    for key, kind in REQUIRED.items():
+        assert isinstance(result.get(key), kind if kind is not float else (int, float)), key
+    assert result["backend"] == "litert" and result["fast_backend"] == "litert"
+    assert result["predict_ms"] > 0 and result["fast_ms"] > 0 and result["speedup"] > 0
+    assert result["speedup"] == pytest.approx(result["predict_ms"] / result["fast_ms"], rel=0.02)
+    assert result["batch8_ms_per_window"] > 0 and result["preprocess_us_1080p"] > 0
+    assert 1 <= result["streams_realtime"] <= 2, result["steps"]
+    assert result["latency_streams"] == 2
+    assert 0 < result["latency_p95_ms"] < 10_000
+    assert 20 < result["rss_mb"] < 4000
+    assert result["cpu_count"] == os.cpu_count()
+    assert result["stream"]["width"] == 640 and result["stream"]["fps"] == 25
+    steps = result["steps"]
+    assert [s["streams"] for s in steps][:1] == [1]
+    first = steps[0]
+    assert first["ok"], first["reason"]
+    assert first["stale_windows"] == 0 and first["scores_messages"] > 0
+    assert first["read_fps_min"] > 20 and first["sampled_fps_min"] > 8
+    # The daemon left its logs, config and the generated clip in the work folder.
+    assert (tmp_path / "stream.mp4").stat().st_size > 0
+    assert '"daemon.stopped"' in (tmp_path / "daemon-1.log").read_text()
+    # The readable form prints the same figures.
+    benchmark.print_table(result)
+    text = capsys.readouterr().out
+    assert "model.predict" in text and "latency p95 at 2 streams" in text
