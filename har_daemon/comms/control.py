@@ -7,7 +7,7 @@ Topics (under the daemon's prefix):
 The daemon answers with the retained state on `<prefix>/<camera>/enabled` (same JSON shape,
 `messages.enabled_payload`), which is what a Home Assistant switch reads.
 
-`ControlHandler` plugs into `MqttPublisher.subscribe` (it is a `(topic, payload, retained)`
+`ControlHandler` plugs into `MqttClient.subscribe` (it is a `(topic, payload, retained)`
 callback) and calls `apply(camera, enabled)` for each camera a valid command names.
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from har_daemon.comms.payloads import Topics
+from har_daemon.comms.topics import Topics
 from har_daemon.core.logs import get_logger
 
 MAX_PAYLOAD = 4096
@@ -100,12 +100,7 @@ def camera_of_set_topic(
     topics = Topics(prefix)
     if topic == topics.set_all:
         return ALL_CAMERAS
-    head, tail = f"{topics.prefix}/", "/set"
-    if not (topic.startswith(head) and topic.endswith(tail)):
-        return None
-    camera = topic[len(head) : -len(tail)]
-    if not camera or "/" in camera:
-        return None
+    camera = topics.camera_of(topic, "set")
     return camera if camera in cameras else None
 
 

@@ -30,13 +30,20 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from har_daemon.comms.payloads import Topics
+from paho.mqtt.client import topic_matches_sub
+
+from har_daemon.comms.payloads import enabled_payload, encode_json
+from har_daemon.comms.topics import (
+    OFFLINE,
+    ONLINE,
+    MessageCallback,
+    Topics,
+    check_topic_level,
+)
 from har_daemon.runtime.events import TrackerConfig
 
 MANUFACTURER = "har-daemon"
 ORIGIN_NAME = "har-daemon"
-ONLINE = "online"
-OFFLINE = "offline"
 IDLE = "idle"
 """Sensor state shown when no activity is current (the activity JSON's null)."""
 
@@ -45,11 +52,8 @@ BINARY_SENSOR_DEVICE_CLASS = "safety"
 
 _SAFE = re.compile(r"^[A-Za-z0-9_-]+$")
 _UNSAFE_CHARS = re.compile(r"[^A-Za-z0-9_-]+")
-# Characters that cannot appear in one MQTT topic level the daemon publishes to.
-_BAD_TOPIC_LEVEL = re.compile(r"[/+#\s\x00]")
 
 Publish = Callable[[str, str, bool], None]
-MessageCallback = Callable[[str, bytes, bool], None]
 
 
 def slug(name: str) -> str:
@@ -70,28 +74,12 @@ def node_id(topic_prefix: str) -> str:
     return slug(topic_prefix.strip("/"))
 
 
-def check_camera(camera: str) -> str:
-    """Raise ValueError for a camera name that cannot be one MQTT topic level."""
-    if not camera or _BAD_TOPIC_LEVEL.search(camera):
-        raise ValueError(
-            f"camera name {camera!r} cannot be an MQTT topic level (empty, or contains '/', "
-            "'+', '#' or whitespace)"
-        )
-    return camera
-
-
 def alerting_classes(classes: Iterable[str], tracker: TrackerConfig) -> list[str]:
     """The classes that raise events (what `alert_activities` should be for discovery).
 
     Mirrors the tracker: the config's empty `alert_activities` means every non-ignored class.
     """
     return [c for c in classes if tracker.alerts(c)]
-
-
-def _cam_topic(topics: Topics, name: str, camera: str) -> str:
-    """`<prefix>/<camera>/<name>`, via Topics.<name>() when messages.py defines it."""
-    method = getattr(topics, name, None)
-    return method(camera) if callable(method) else f"{topics.prefix}/{camera}/{name}"
 
 
 def _jinja_str(text: str) -> str:
@@ -134,7 +122,7 @@ def discovery_messages(
     `alert_activities` are the classes that get a binary_sensor: pass the effective list
     (`alerting_classes`), since the config's empty list means "all".
     """
-    check_camera(camera)
+    check_topic_level(camera)
     disc = discovery_prefix.strip("/")
     topics = Topics(topic_prefix)
     node = node_id(topic_prefix)
@@ -206,10 +194,10 @@ def discovery_messages(
             {
                 "name": "Detection",
                 "icon": "mdi:cctv",
-                "command_topic": _cam_topic(topics, "set", camera),
-                "payload_on": json.dumps({"enabled": True}, separators=(",", ":")),
-                "payload_off": json.dumps({"enabled": False}, separators=(",", ":")),
-                "state_topic": _cam_topic(topics, "enabled", camera),
+                "command_topic": topics.set(camera),
+                "payload_on": encode_json(enabled_payload(True)).decode(),
+                "payload_off": encode_json(enabled_payload(False)).decode(),
+                "state_topic": topics.enabled(camera),
                 "value_template": switch_value_template(),
                 "state_on": "ON",
                 "state_off": "OFF",
@@ -227,7 +215,7 @@ def discovery_messages(
                 "snapshot",
                 {
                     "name": "Snapshot",
-                    "image_topic": _cam_topic(topics, "snapshot", camera),
+                    "image_topic": topics.snapshot(camera),
                     "content_type": "image/jpeg",
                     **both,
                 },
@@ -239,7 +227,7 @@ def discovery_messages(
         object_id = f"{cam}_{key}"
         payload = {"unique_id": f"{base_id}_{key}", **config, **common}
         topic = f"{disc}/{component}/{node}/{object_id}/config"
-        out.append((topic, json.dumps(payload, separators=(",", ":"), sort_keys=False)))
+        out.append((topic, encode_json(payload).decode()))
     return out
 
 
@@ -251,17 +239,6 @@ def node_filter(discovery_prefix: str, topic_prefix: str) -> str:
 def stale_topics(seen: Iterable[str], current: Iterable[str]) -> list[str]:
     """Config topics found on the broker that are no longer produced (to delete), sorted."""
     return sorted(set(seen) - set(current))
-
-
-def _matches_filter(topic: str, pattern: str) -> bool:
-    """MQTT topic filter matching for '+' (and a trailing '#')."""
-    t_parts, p_parts = topic.split("/"), pattern.split("/")
-    for i, p in enumerate(p_parts):
-        if p == "#":
-            return True
-        if i >= len(t_parts) or (p != "+" and p != t_parts[i]):
-            return False
-    return len(t_parts) == len(p_parts)
 
 
 class HaDiscovery:
@@ -287,7 +264,7 @@ class HaDiscovery:
     ) -> None:
         self.discovery_prefix = discovery_prefix.strip("/")
         self.topic_prefix = topic_prefix
-        self.cameras = [check_camera(c) for c in cameras]
+        self.cameras = [check_topic_level(c) for c in cameras]
         self._publish = publish
         self._messages: list[tuple[str, str]] = []
         for camera in self.cameras:
@@ -347,7 +324,7 @@ class HaDiscovery:
 
     def on_config_seen(self, topic: str, payload: bytes, retained: bool) -> None:
         """Track which of this node's configs the broker holds (retained, non-empty)."""
-        if not _matches_filter(topic, self.node_filter):
+        if not topic_matches_sub(self.node_filter, topic):
             return
         with self._lock:
             if not payload:

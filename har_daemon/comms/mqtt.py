@@ -14,56 +14,23 @@ reason code (a broker that refuses a message, e.g. "Not authorized" by an ACL, s
 with a useful reason. Mosquitto >= 1.6, EMQX, HiveMQ and the Home Assistant add-on speak it;
 "3.1.1" is there for older brokers.
 
+Deliveries (`har_daemon.comms.delivery`) and subscriptions (`har_daemon.comms.subscriptions`)
+are tracked in their own modules, whose docstrings say what paho does with each.
+
 Connection: `start()` uses `connect_async` + `loop_start`, so it returns at once and the daemon
 runs even while the broker is down; paho's network thread retries with exponential backoff
 between `reconnect_min_delay` and `reconnect_max_delay` seconds. Each failed attempt is logged
 once: `mqtt.connect_failed` (TCP/TLS level, with the error) or `mqtt.connect_refused` (the
 broker's CONNACK, with `reason` and `reason_code`). The password is never logged.
 
-Delivery tracking (for a durable spool built on top): every publish returns a `Delivery` with
-paho's message id (`mid`) and the caller's `context` (e.g. a spool row id); when the broker
-acknowledges it (QoS 1: PUBACK; QoS 2: PUBCOMP; QoS 0: once written to the socket) the Delivery
-completes (`wait()` returns) and `on_delivered(delivery)` is called from the publisher's own
-"mqtt-delivered" thread (not paho's, whose locks are held while it reports an acknowledgement).
-The mid -> Delivery mapping is race-free even when the PUBACK arrives before `publish` returns.
-A PUBACK with a failure reason code (MQTT 5, >= 0x80) completes the Delivery with
-`accepted == False`: the broker will not deliver that message, and retrying it will not help.
-
-What paho does with a publish while there is no connection (no socket):
-- QoS 0: dropped; rc MQTT_ERR_NO_CONN; no acknowledgement ever. The Delivery comes back already
-  completed with `dropped == True`.
-- QoS 1/2: rc MQTT_ERR_NO_CONN, but paho keeps the message in its in-memory queue and sends it
-  after the next successful CONNACK (same mid); `on_delivered` fires on its PUBACK. It is lost if
-  the process exits first, hence the spool. Messages in flight when a connection drops are sent
-  again (DUP) after reconnecting, so delivery is at-least-once: subscribers may see duplicates.
-- With `max_queued_messages` > 0 and that many QoS > 0 messages unacknowledged, a new publish is
-  refused at once (rc MQTT_ERR_QUEUE_SIZE, `dropped == True`).
-While a connection attempt is under way (socket open, CONNACK pending) paho writes the message
-to the socket; if the broker then refuses the connection, QoS 1/2 messages stay queued as above.
-
-Subscriptions (for control topics): `subscribe(filter, callback)` remembers the filter and sends
-SUBSCRIBE at once when connected, and again after EVERY successful (re)connect: the session is
-always clean (MQTT 5 clean_start / 3.1.1 clean_session), and a broker restarted without
-persistence has forgotten every subscription anyway. Each incoming message goes to the callback
-of every remembered filter that matches its topic (paho's `topic_matches_sub`), on paho's
-network thread, as `callback(topic, payload, retained)`. `retained` is true only for a message
-the broker replays from its retained store because of a (re)subscription, not for a live one
-(MQTT 5 Retain As Published is off), so a retained message comes again after each reconnect.
-An exception in a callback is logged (`mqtt.callback_failed`) and swallowed. Overlapping filters
-are best avoided: Mosquitto then sends one copy per matching subscription, and each copy goes to
-every matching callback.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import queue
 import ssl
 import threading
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -71,96 +38,15 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
+from har_daemon.comms.delivery import Delivery, DeliveryTracker
+from har_daemon.comms.payloads import encode_json
+from har_daemon.comms.subscriptions import SubscriptionTable
+from har_daemon.comms.topics import OFFLINE, ONLINE, MessageCallback, check_topic_filter
 from har_daemon.core.logs import get_logger
 
 log = get_logger(__name__)
 
-ONLINE = "online"
-OFFLINE = "offline"
 PROTOCOLS = {"5": MQTTProtocolVersion.MQTTv5, "3.1.1": MQTTProtocolVersion.MQTTv311}
-
-MessageCallback = Callable[[str, bytes, bool], None]
-"""`callback(topic, payload, retained)`, called on paho's network thread."""
-
-
-def check_topic_filter(topic_filter: str) -> str:
-    """`topic_filter` if it is a valid MQTT filter, else ValueError (said at `subscribe()`, not
-    at some later reconnect): non-empty, no NUL, '+' and '#' only as whole levels, '#' last."""
-    if not topic_filter:
-        raise ValueError("empty topic filter")
-    if "\0" in topic_filter:
-        raise ValueError(f"NUL character in topic filter {topic_filter!r}")
-    if len(topic_filter.encode()) > 65535:
-        raise ValueError("topic filter longer than 65535 bytes")
-    levels = topic_filter.split("/")
-    for i, level in enumerate(levels):
-        if ("+" in level or "#" in level) and level not in ("+", "#"):
-            raise ValueError(f"wildcard inside a topic level in {topic_filter!r}")
-        if level == "#" and i != len(levels) - 1:
-            raise ValueError(f"'#' not at the end of {topic_filter!r}")
-    return topic_filter
-
-
-@dataclass(eq=False)
-class Delivery:
-    """One published message and what became of it.
-
-    `rc` is paho's answer at submission: MQTT_ERR_SUCCESS (0) when written to the socket or
-    queued behind the in-flight window, MQTT_ERR_NO_CONN (4) when there was no connection
-    (QoS 0: dropped; QoS > 0: held in memory until reconnected), MQTT_ERR_QUEUE_SIZE (15) when
-    refused because paho's queue is full.
-    """
-
-    mid: int
-    topic: str
-    qos: int
-    retain: bool
-    context: Any = None
-    rc: int = 0
-    reason_code: int | None = None
-    reason: str | None = None
-    submitted_at: float = field(default_factory=time.time)
-    completed_at: float | None = None
-    _event: threading.Event = field(default_factory=threading.Event, repr=False)
-    _dropped: bool = field(default=False, repr=False)
-    _notify: bool = field(default=True, repr=False)
-
-    @property
-    def done(self) -> bool:
-        """True once acknowledged (or dropped)."""
-        return self._event.is_set()
-
-    @property
-    def acknowledged(self) -> bool:
-        """The broker acknowledged it (QoS 1 PUBACK / QoS 2 PUBCOMP; QoS 0: written)."""
-        return self._event.is_set() and not self._dropped
-
-    @property
-    def accepted(self) -> bool:
-        """Acknowledged with a success reason code (< 0x80): the broker took the message."""
-        return self.acknowledged and (self.reason_code or 0) < 0x80
-
-    @property
-    def dropped(self) -> bool:
-        """Never sent and never will be (QoS 0 without a connection, or paho's queue full)."""
-        return self._dropped
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until acknowledged or dropped; True when acknowledged within `timeout`."""
-        self._event.wait(timeout)
-        return self.acknowledged
-
-    def _complete(self, reason_code: int, reason: str) -> None:
-        self.reason_code = reason_code
-        self.reason = reason
-        self.completed_at = time.time()
-        self._event.set()
-
-    def _drop(self, reason: str) -> None:
-        self._dropped = True
-        self.reason = reason
-        self.completed_at = time.time()
-        self._event.set()
 
 
 class _Client(mqtt.Client):
@@ -179,7 +65,7 @@ class _Client(mqtt.Client):
         return rc
 
 
-class MqttPublisher:
+class MqttClient:
     """Publishes the daemon's messages under `topic_prefix` and keeps `<prefix>/status` right.
 
     Parameters are plain values (the daemon maps its config onto them). `password` is a str
@@ -248,22 +134,11 @@ class MqttPublisher:
         self.on_delivered = on_delivered
         self.connect_count = 0
 
-        self._lock = threading.Lock()
-        self._pending: dict[int, Delivery] = {}
-        self._early_acks: dict[int, tuple[int, str]] = {}
+        self._deliveries = DeliveryTracker(lambda d: self.on_delivered)
         self._connected = threading.Event()
-        self._delivered_queue: queue.SimpleQueue[Delivery | None] = queue.SimpleQueue()
-        self._delivered_thread: threading.Thread | None = None
         self._started = False
         self._stopping = False
-        # Guards _subscriptions, _suback_filters, _early_subacks and the instant _connected is
-        # set, so a subscribe() racing a (re)connect is sent exactly by one of the two.
-        self._sub_lock = threading.Lock()
-        self._sub_cond = threading.Condition(self._sub_lock)
-        self._subscriptions: dict[str, tuple[MessageCallback, int]] = {}
-        self._granted: set[str] = set()  # filters the broker acknowledged on this connection
-        self._suback_filters: dict[int, list[str]] = {}
-        self._early_subacks: dict[int, list[ReasonCode]] = {}
+        self._subs = SubscriptionTable()
 
         proto = PROTOCOLS[protocol]
         client = _Client(
@@ -326,8 +201,7 @@ class MqttPublisher:
     def pending_count(self) -> int:
         """Messages submitted and not yet acknowledged (in flight or held by paho), including
         the publisher's own "online"/"offline"."""
-        with self._lock:
-            return len(self._pending)
+        return self._deliveries.pending_count
 
     def start(self) -> None:
         """Begin connecting in the background; returns at once, broker reachable or not."""
@@ -347,10 +221,7 @@ class MqttPublisher:
         kwargs: dict[str, Any] = {}
         if self.protocol == "5":
             kwargs["clean_start"] = True
-        self._delivered_thread = threading.Thread(
-            target=self._run_on_delivered, name="mqtt-delivered", daemon=True
-        )
-        self._delivered_thread.start()
+        self._deliveries.start()
         self._client.connect_async(self.host, self.port, self.keepalive, **kwargs)
         self._client.loop_start()
 
@@ -376,10 +247,7 @@ class MqttPublisher:
             self._client.disconnect()
         self._client.loop_stop()
         self._connected.clear()
-        self._delivered_queue.put(None)
-        if self._delivered_thread is not None:
-            self._delivered_thread.join(timeout)
-            self._delivered_thread = None
+        self._deliveries.stop(timeout)
         self._started = False
         log.info(
             "mqtt.stopped",
@@ -405,8 +273,8 @@ class MqttPublisher:
             raise ValueError("qos must be 0, 1 or 2")
         if not callable(callback):
             raise TypeError("callback must be callable")
-        with self._sub_lock:
-            self._subscriptions[topic_filter] = (callback, qos)
+        with self._subs.lock:
+            self._subs.add_locked(topic_filter, callback, qos)
             send_now = self._connected.is_set()
         log.info("mqtt.subscription_added", topic_filter=topic_filter, qos=qos, sent=send_now)
         if send_now:
@@ -417,10 +285,7 @@ class MqttPublisher:
 
         Its callback gets no more messages from here on, even ones already on the way.
         """
-        with self._sub_lock:
-            known = self._subscriptions.pop(topic_filter, None) is not None
-            self._granted.discard(topic_filter)
-            send_now = known and self._connected.is_set()
+        send_now = self._subs.remove(topic_filter) and self._connected.is_set()
         if send_now:
             rc, _ = self._client.unsubscribe(topic_filter)
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
@@ -436,18 +301,12 @@ class MqttPublisher:
         while disconnected, and for a filter the broker refused or that is not subscribed.
         """
 
-        def done() -> bool:
-            wanted = self._subscriptions.keys() if topic_filter is None else {topic_filter}
-            return self._connected.is_set() and all(f in self._granted for f in wanted)
-
-        with self._sub_cond:
-            return self._sub_cond.wait_for(done, timeout)
+        return self._subs.wait_granted(topic_filter, self._connected.is_set, timeout)
 
     @property
     def subscriptions(self) -> dict[str, int]:
         """The remembered topic filters and their QoS."""
-        with self._sub_lock:
-            return {f: qos for f, (_, qos) in self._subscriptions.items()}
+        return self._subs.qos_by_filter()
 
     def _send_subscribe(self, filters: list[tuple[str, int]]) -> None:
         """One SUBSCRIBE for `filters`; remembers its mid to name them in the SUBACK's log."""
@@ -459,21 +318,14 @@ class MqttPublisher:
             log.debug("mqtt.subscribe_not_sent", topic_filters=[f for f, _ in filters], rc=int(rc))
             return
         names = [f for f, _ in filters]
-        with self._sub_lock:
-            early = self._early_subacks.pop(mid, None)
-            if early is None:
-                self._suback_filters[mid] = names
+        early = self._subs.sent(mid, names)
         if early is not None:
             self._suback(names, early)
 
     def _suback(self, filters: list[str], reason_codes: list[ReasonCode]) -> None:
         """Record and log the broker's answer (one reason code per filter, in order)."""
         pairs = list(zip(filters, reason_codes, strict=False))
-        with self._sub_cond:
-            for topic_filter, code in pairs:
-                if not code.is_failure and topic_filter in self._subscriptions:
-                    self._granted.add(topic_filter)
-            self._sub_cond.notify_all()
+        self._subs.grant(filters, reason_codes)
         for topic_filter, code in pairs:
             if code.is_failure:
                 log.warning(
@@ -499,8 +351,7 @@ class MqttPublisher:
 
         NaN/inf are refused (ValueError): they are not JSON.
         """
-        data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        return self.publish(self.topic(topic_suffix), data, qos, retain, context)
+        return self.publish(self.topic(topic_suffix), encode_json(payload), qos, retain, context)
 
     def publish_text(
         self,
@@ -534,42 +385,10 @@ class MqttPublisher:
     ) -> Delivery:
         info = self._client.publish(topic, data, qos=qos, retain=retain)
         delivery = Delivery(info.mid, topic, qos, retain, context, rc=int(info.rc), _notify=notify)
-        early: tuple[int, str] | None = None
-        with self._lock:
-            early = self._early_acks.pop(info.mid, None)
-            if early is None:
-                if info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE or (
-                    qos == 0 and info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS
-                ):
-                    delivery._drop(mqtt.error_string(info.rc))
-                    return delivery
-                self._pending[info.mid] = delivery
-        if early is not None:
-            self._finish(delivery, *early)
-        return delivery
-
-    def _finish(self, delivery: Delivery, reason_code: int, reason: str) -> None:
-        delivery._complete(reason_code, reason)
-        if reason_code >= 0x80:
-            log.warning(
-                "mqtt.publish_refused",
-                topic=delivery.topic,
-                mid=delivery.mid,
-                reason=reason,
-                reason_code=reason_code,
-            )
-        if delivery._notify:
-            self._delivered_queue.put(delivery)
-
-    def _run_on_delivered(self) -> None:
-        while (delivery := self._delivered_queue.get()) is not None:
-            hook = self.on_delivered
-            if hook is None:
-                continue
-            try:
-                hook(delivery)
-            except Exception:
-                log.exception("mqtt.on_delivered_failed", mid=delivery.mid)
+        dropped = info.rc == MQTTErrorCode.MQTT_ERR_QUEUE_SIZE or (
+            qos == 0 and info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS
+        )
+        return self._deliveries.submitted(delivery, mqtt.error_string(info.rc) if dropped else None)
 
     # -- paho callbacks (network thread) --------------------------------------------------------
 
@@ -596,12 +415,9 @@ class MqttPublisher:
         )
         # "online" is submitted (pending until its PUBACK) before anyone sees is_connected.
         self._publish(self.status_topic, ONLINE.encode(), 1, True, None, False)
-        with self._sub_lock:
+        with self._subs.lock:
             self._connected.set()
-            self._granted.clear()
-            filters = [(f, qos) for f, (_, qos) in self._subscriptions.items()]
-            self._suback_filters.clear()  # SUBACKs of an older connection never come
-            self._early_subacks.clear()
+            filters = self._subs.new_connection_locked()
         self._send_subscribe(filters)
         hook = self.on_connected
         if hook is not None:
@@ -622,18 +438,11 @@ class MqttPublisher:
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         was_connected = self._connected.is_set()
-        with self._sub_cond:
-            self._connected.clear()
-            self._granted.clear()
-            self._sub_cond.notify_all()
+        self._connected.clear()
+        self._subs.connection_lost()
         # QoS 0 messages not yet written when the socket closed are gone (paho clears its
         # packet queue on reconnect); QoS 1/2 ones stay pending and are sent again.
-        with self._lock:
-            lost = [d for d in self._pending.values() if d.qos == 0]
-            for d in lost:
-                del self._pending[d.mid]
-        for d in lost:
-            d._drop("connection lost before it was written")
+        self._deliveries.connection_lost()
         if self._stopping:
             return
         if not was_connected:
@@ -656,27 +465,13 @@ class MqttPublisher:
                 log.exception("mqtt.on_disconnected_failed")
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
-        code, reason = int(reason_code.value), str(reason_code)
-        with self._lock:
-            delivery = self._pending.pop(mid, None)
-            if delivery is None:
-                # PUBACK before _publish registered the mid (or for a mid not ours).
-                self._early_acks[mid] = (code, reason)
-                if len(self._early_acks) > 1000:  # never expected; keep it bounded
-                    self._early_acks.pop(next(iter(self._early_acks)))
-                return
-        self._finish(delivery, code, reason)
+        self._deliveries.acknowledged(mid, int(reason_code.value), str(reason_code))
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties) -> None:
-        with self._sub_lock:
-            filters = self._suback_filters.pop(mid, None)
-            if filters is None:
-                # SUBACK before _send_subscribe (another thread) recorded the mid.
-                self._early_subacks[mid] = list(reason_codes)
-                if len(self._early_subacks) > 100:  # never expected; keep it bounded
-                    self._early_subacks.pop(next(iter(self._early_subacks)))
-                return
-        self._suback(filters, list(reason_codes))
+        # None: the SUBACK came before _send_subscribe (another thread) recorded the mid.
+        filters = self._subs.acknowledged(mid, list(reason_codes))
+        if filters is not None:
+            self._suback(filters, list(reason_codes))
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
         try:
@@ -684,12 +479,7 @@ class MqttPublisher:
         except UnicodeDecodeError:
             log.warning("mqtt.bad_topic", topic=repr(message._topic[:200]))
             return
-        with self._sub_lock:
-            targets = [
-                (f, cb)
-                for f, (cb, _) in self._subscriptions.items()
-                if mqtt.topic_matches_sub(f, topic)
-            ]
+        targets = self._subs.targets(topic)
         if not targets:
             log.debug("mqtt.message_unmatched", topic=topic)
             return

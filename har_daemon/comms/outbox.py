@@ -1,6 +1,6 @@
 """At-least-once event delivery: every event goes to the durable spool first, then to MQTT.
 
-`SpooledPublisher.send()` appends the message to the `Spool` (fsynced) and only then publishes it
+`Outbox.send()` appends the message to the `Spool` (fsynced) and only then publishes it
 (QoS >= 1, `context` = row id). The row is deleted when the broker's PUBACK (PUBCOMP for QoS 2)
 accepts it. So an event survives a broker outage, a network outage and a daemon crash: after a
 restart the rows still in the spool are sent again. Duplicates are possible (a PUBACK lost in an
@@ -32,30 +32,22 @@ after a restart (or ages out), since re-sending it now would be refused again.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from har_daemon.comms.mqtt import Delivery, MqttPublisher
+from har_daemon.comms.delivery import Delivery
+from har_daemon.comms.mqtt import MqttClient
+from har_daemon.comms.payloads import encode_json
 from har_daemon.comms.spool import Kind, Spool
 from har_daemon.core.logs import get_logger
 
 log = get_logger(__name__)
 
 
-def encode_payload(payload: Mapping[str, Any] | bytes | str) -> bytes:
-    """Compact UTF-8 JSON for a mapping (as `MqttPublisher.publish_json`), bytes as they are."""
-    if isinstance(payload, bytes | bytearray | memoryview):
-        return bytes(payload)
-    if isinstance(payload, str):
-        return payload.encode()
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-
-
-class SpooledPublisher:
-    """Spool-first, in-order, at-least-once publishing of events over an `MqttPublisher`.
+class Outbox:
+    """Spool-first, in-order, at-least-once publishing of events over an `MqttClient`.
 
     Create it before `publisher.start()`: it chains itself into the publisher's
     `on_connected`, `on_disconnected` and `on_delivered` hooks (hooks already set keep being
@@ -66,7 +58,7 @@ class SpooledPublisher:
 
     def __init__(
         self,
-        publisher: MqttPublisher,
+        publisher: MqttClient,
         spool: Spool,
         *,
         window: int = 100,
@@ -172,7 +164,7 @@ class SpooledPublisher:
         Returns the row id; None when the spool failed (then it is published unspooled, best
         effort, and an error is logged).
         """
-        data = encode_payload(payload)
+        data = encode_json(payload)
         qos = max(1, int(qos))
         with self._cond:
             caught_up = self._cursor >= self._tail

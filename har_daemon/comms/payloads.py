@@ -1,15 +1,30 @@
-"""Topic names and payloads: the contract integrators subscribe to (pure, no I/O).
+"""Payloads: the message half of the contract integrators subscribe to (pure, no I/O).
 
 Changing a key here breaks dashboards and automations in the field, so the schema lives in one
-place and is pinned by tests.
+place and is pinned by tests; `encode_json` is the one way any of it becomes bytes.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 from har_daemon.runtime.events import ActivityState, Transition
+
+
+def encode_json(payload: Mapping[str, Any] | bytes | str) -> bytes:
+    """Compact UTF-8 JSON for a mapping; bytes and text pass through as they are.
+
+    NaN and infinities are refused (ValueError): they are not JSON, and a dashboard's parser
+    would drop the whole message.
+    """
+    if isinstance(payload, bytes | bytearray | memoryview):
+        return bytes(payload)
+    if isinstance(payload, str):
+        return payload.encode()
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
 
 
 def iso_utc(t: float | None) -> str | None:
@@ -17,49 +32,6 @@ def iso_utc(t: float | None) -> str | None:
     if t is None:
         return None
     return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class Topics:
-    """All topics under one prefix, so several instances can share a broker."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix.strip("/")
-
-    @property
-    def status(self) -> str:
-        return f"{self.prefix}/status"
-
-    def camera_status(self, camera: str) -> str:
-        return f"{self.prefix}/{camera}/status"
-
-    def events(self, camera: str) -> str:
-        return f"{self.prefix}/{camera}/events"
-
-    def activity(self, camera: str) -> str:
-        return f"{self.prefix}/{camera}/activity"
-
-    def scores(self, camera: str) -> str:
-        return f"{self.prefix}/{camera}/scores"
-
-    def set(self, camera: str) -> str:
-        """Commands for one camera (`{"enabled": false}`); `set("+")` is the filter for all."""
-        return f"{self.prefix}/{camera}/set"
-
-    @property
-    def set_all(self) -> str:
-        """Commands for every camera at once."""
-        return f"{self.prefix}/set"
-
-    def enabled(self, camera: str) -> str:
-        """Retained: whether the camera is enabled (`enabled_payload`)."""
-        return f"{self.prefix}/{camera}/enabled"
-
-    def snapshot(self, camera: str) -> str:
-        return f"{self.prefix}/{camera}/snapshot"
-
-    @property
-    def stats(self) -> str:
-        return f"{self.prefix}/stats"
 
 
 def event_payload(tr: Transition, camera: str, model: str, seq: int) -> dict[str, Any]:

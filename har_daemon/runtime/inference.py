@@ -14,24 +14,18 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 
 from har_daemon.core.logs import get_logger
+from har_daemon.model.backends import Backend
 from har_daemon.model.meta import ModelMeta
 from har_daemon.model.preprocess import to_model_input
-from har_daemon.runtime.events import ActivityTracker, Transition
+from har_daemon.runtime.events import ActivityState, ActivityTracker, Transition
 from har_daemon.runtime.ring import FrameRing, StrideSchedule
 from har_daemon.runtime.smoothing import Smoother
 
 log = get_logger(__name__)
-
-
-class Backend(Protocol):
-    def predict(self, batch: np.ndarray) -> np.ndarray:
-        """Probabilities (N, classes) for float32 windows (N, T, H, W, 3)."""
-        ...
 
 
 def motion_score(frames: np.ndarray) -> float:
@@ -73,18 +67,30 @@ class CameraPipeline:
         return self.ring.take(self.schedule, out=self._frames, times_out=self._times)
 
 
-@dataclass
+@dataclass(frozen=True)
 class WindowResult:
+    """One scored window and what the camera's tracker made of it, for the event side."""
+
     camera: str
     window_end: float  # epoch seconds of the window's newest frame
     probs: np.ndarray
     smoothed: np.ndarray
     transitions: list[Transition]
-    frames: np.ndarray  # the window (uint8), valid only during the callback
+    state: ActivityState  # the tracker's state after this window
+
+
+@dataclass(frozen=True)
+class GapResult:
+    """A stream gap closed the camera's activity (or a pause did): no window, only endings."""
+
+    camera: str
+    at: float
+    transitions: list[Transition]
+    state: ActivityState
 
 
 ResultSink = Callable[[WindowResult], None]
-GapSink = Callable[[str, list[Transition]], None]
+GapSink = Callable[[GapResult], None]
 
 
 class InferenceScheduler(threading.Thread):
@@ -173,21 +179,32 @@ class InferenceScheduler(threading.Thread):
             self.batches += 1
             self.last_inference_at = time.monotonic()
             elapsed_ms = (self.last_inference_at - started) * 1000.0
-            for (p, frames, t_end), prob in zip(chunk, probs, strict=True):
+            for (p, _, t_end), prob in zip(chunk, probs, strict=True):
                 p.stats.windows += 1
                 p.last_window_end = t_end
                 p.stats.latencies_ms.append(elapsed_ms)
                 smoothed = p.smoother.update(prob)
                 transitions = p.tracker.step(smoothed, now=t_end)
-                self.sink(WindowResult(p.name, t_end, prob, smoothed, transitions, frames))
+                self.sink(WindowResult(p.name, t_end, prob, smoothed, transitions, p.tracker.state))
                 done += 1
         return done
+
+    def finish(self, p: CameraPipeline) -> None:
+        """End the camera's open activity at its newest frame (shutdown, end of a file).
+
+        Call only once this thread has stopped: the tracker is this thread's to change."""
+        times = p.ring.snapshot()[1]
+        at = float(times[-1]) if len(times) else (p.last_window_end or time.time())
+        transitions = p.tracker.finish(at)
+        if self.gap_sink is not None:
+            self.gap_sink(GapResult(p.name, at, transitions, p.tracker.state))
 
     def _close_gap(self, p: CameraPipeline) -> None:
         """A stream gap ends what was going on: the activity was last seen before the gap, and
         smoothing must not blend scores from both sides of it."""
         p.gap.clear()
         p.smoother.reset()
-        transitions = p.tracker.finish(p.last_window_end or time.time())
-        if transitions and self.gap_sink is not None:
-            self.gap_sink(p.name, transitions)
+        at = p.last_window_end or time.time()
+        transitions = p.tracker.finish(at)
+        if self.gap_sink is not None:
+            self.gap_sink(GapResult(p.name, at, transitions, p.tracker.state))

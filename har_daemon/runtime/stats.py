@@ -20,7 +20,7 @@ Raw snapshot (`RawStats`)::
         # so a quiet camera is not mistaken for a stalled inference thread.
         "last_window_age_s": float | None,
       },
-      "spool": {"depth": int, ...},  # SpooledPublisher.stats(); absent without a spool
+      "spool": {"depth": int, ...},  # Outbox.stats(); absent without a spool
       "cameras": {
         "<name>": {
           "online": bool, "enabled": bool, "finished": bool,
@@ -45,8 +45,14 @@ import os
 import resource
 import sys
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
+
+import numpy as np
+
+from har_daemon.runtime.camera import Camera
+from har_daemon.runtime.inference import InferenceScheduler
 
 __all__ = [
     "CameraRaw",
@@ -55,6 +61,7 @@ __all__ = [
     "RawStats",
     "StatsPayload",
     "StatsTracker",
+    "collect_raw",
     "health",
     "process_rss_mb",
 ]
@@ -174,6 +181,58 @@ class StatsTracker:
             rates[key] = _round_rate(max(0, delta) / elapsed)
         self._baselines[name] = _Baseline(now, counters, rates)
         return {_RATES[k]: rates[k] for k in _RATES}
+
+
+def _age(now: float, t: float | None) -> float | None:
+    return round(max(0.0, now - t), 3) if t is not None else None
+
+
+def _camera_raw(camera: Camera, events: int, now: float) -> CameraRaw:
+    cs, ps = camera.capture.stats, camera.pipeline.stats
+    lat = np.asarray(ps.latencies_ms) if ps.latencies_ms else np.zeros(1)
+    return {
+        "online": cs.online,
+        "enabled": camera.pipeline.enabled,
+        "finished": cs.finished,
+        "frames_read": cs.frames_read,
+        "frames_sampled": cs.frames_sampled,
+        "windows": ps.windows,
+        "stale_windows": ps.stale_windows,
+        "motion_skipped": ps.motion_skipped,
+        "reconnects": cs.reconnects,
+        "events": events,
+        "latency_ms_p50": round(float(np.percentile(lat, 50)), 2),
+        "latency_ms_p95": round(float(np.percentile(lat, 95)), 2),
+        "last_frame_age_s": _age(now, cs.last_frame_at),
+        "stall_timeout_s": camera.config.stall_timeout_s,
+    }
+
+
+def collect_raw(
+    cameras: Mapping[str, Camera],
+    scheduler: InferenceScheduler | None,
+    *,
+    events: Callable[[str], int],
+    uptime_s: float,
+    now: float,
+    spool: dict[str, Any] | None = None,
+) -> RawStats:
+    """The raw snapshot of the daemon's counters; `now` and `uptime_s` are monotonic."""
+    raw: RawStats = {
+        "uptime_s": round(uptime_s, 3),
+        "rss_mb": process_rss_mb(),
+        "inference": {
+            "alive": bool(scheduler is not None and scheduler.is_alive()),
+            "batches": scheduler.batches if scheduler is not None else 0,
+            "errors": scheduler.errors if scheduler is not None else 0,
+            "last_inference_age_s": _age(now, scheduler.last_inference_at) if scheduler else None,
+            "last_window_age_s": _age(now, scheduler.last_window_at) if scheduler else None,
+        },
+        "cameras": {name: _camera_raw(cam, events(name), now) for name, cam in cameras.items()},
+    }
+    if spool is not None:
+        raw["spool"] = spool
+    return raw
 
 
 def _round_rate(rate: float) -> float:

@@ -17,7 +17,7 @@ from har_daemon.comms.control import (
     camera_of_set_topic,
     parse_control,
 )
-from har_daemon.comms.payloads import Topics
+from har_daemon.comms.topics import Topics
 from tests.infra.logs import capture_logs
 
 CAMERAS = ["lobby", "yard", "set"]

@@ -24,7 +24,8 @@ from har_daemon.comms.homeassistant import (
     slug,
     stale_topics,
 )
-from har_daemon.comms.payloads import Topics, activity_payload
+from har_daemon.comms.payloads import activity_payload
+from har_daemon.comms.topics import Topics
 from har_daemon.runtime.events import ActivityState, TrackerConfig
 from tests.infra.mosquitto import MosquittoBroker, MqttRecorder
 from tests.infra.procs import wait_until

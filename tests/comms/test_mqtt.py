@@ -1,4 +1,4 @@
-"""MqttPublisher against a real Mosquitto broker, with real paho subscribers (no mocks)."""
+"""MqttClient against a real Mosquitto broker, with real paho subscribers (no mocks)."""
 
 from __future__ import annotations
 
@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 
 from har_daemon.comms.control import ControlHandler
-from har_daemon.comms.mqtt import Delivery, MqttPublisher
-from har_daemon.comms.payloads import Topics
+from har_daemon.comms.delivery import Delivery
+from har_daemon.comms.mqtt import MqttClient
+from har_daemon.comms.topics import Topics
 from tests.infra.logs import capture_logs
 from tests.infra.mosquitto import MosquittoBroker, MqttRecorder
 from tests.infra.procs import wait_until
@@ -26,16 +27,16 @@ STATUS = "har/test/status"
 
 
 @pytest.fixture
-def make_publisher() -> Iterator[Callable[..., MqttPublisher]]:
+def make_publisher() -> Iterator[Callable[..., MqttClient]]:
     """make(broker, **options) -> a started publisher with fast reconnects; stopped at teardown."""
-    made: list[MqttPublisher] = []
+    made: list[MqttClient] = []
 
-    def make(broker: MosquittoBroker, *, port: int | None = None, **options: Any) -> MqttPublisher:
+    def make(broker: MosquittoBroker, *, port: int | None = None, **options: Any) -> MqttClient:
         options.setdefault("client_id", f"pub-{len(made)}")
         options.setdefault("topic_prefix", "har/test")
         options.setdefault("reconnect_min_delay", 0.1)
         options.setdefault("reconnect_max_delay", 0.5)
-        publisher = MqttPublisher(broker.host, port or broker.port, **options)
+        publisher = MqttClient(broker.host, port or broker.port, **options)
         made.append(publisher)
         publisher.start()
         return publisher
@@ -60,9 +61,9 @@ def test_online_is_retained_on_connect(mosquitto: MosquittoBroker, make_publishe
 _VICTIM = """
 import sys, time
 from har_daemon.core.logs import configure_logging
-from har_daemon.comms.mqtt import MqttPublisher
+from har_daemon.comms.mqtt import MqttClient
 configure_logging("info")  # JSON on stderr
-p = MqttPublisher("127.0.0.1", int(sys.argv[1]), client_id="victim", topic_prefix="har/test",
+p = MqttClient("127.0.0.1", int(sys.argv[1]), client_id="victim", topic_prefix="har/test",
                   keepalive=30)
 p.start()
 assert p.wait_connected(10), "no connection"
@@ -280,10 +281,10 @@ def test_mutual_tls_with_a_client_certificate(mosquitto_factory, make_publisher)
 
 def test_rejects_bad_parameters() -> None:
     with pytest.raises(ValueError, match="protocol"):
-        MqttPublisher("h", client_id="c", protocol="4")
+        MqttClient("h", client_id="c", protocol="4")
     with pytest.raises(ValueError, match="password needs a username"):
-        MqttPublisher("h", client_id="c", password="p")
-    publisher = MqttPublisher("h", client_id="c", topic_prefix="site/har/")
+        MqttClient("h", client_id="c", password="p")
+    publisher = MqttClient("h", client_id="c", topic_prefix="site/har/")
     assert publisher.topic("/cam/events") == "site/har/cam/events"
     with pytest.raises(ValueError, match="NaN|JSON"):
         publisher.publish_json("x", {"v": float("nan")})
@@ -333,7 +334,7 @@ def test_subscribe_delivers_messages_to_the_callback(
 ) -> None:
     _send(mosquitto, "har/test/in/old", "kept", retain=True)
     early, late = Inbox(), Inbox()
-    publisher = MqttPublisher(
+    publisher = MqttClient(
         mosquitto.host, mosquitto.port, client_id="sub-early", topic_prefix="har/test"
     )
     publisher.subscribe("har/test/in/#", early)  # before start: sent on connect
@@ -367,7 +368,7 @@ def test_subscribe_delivers_messages_to_the_callback(
 
 
 def test_subscribe_rejects_bad_filters() -> None:
-    publisher = MqttPublisher("h", client_id="c")
+    publisher = MqttClient("h", client_id="c")
     for bad in ("", "a/#/b", "a/b#", "a/+b/c", "a\0b"):
         with pytest.raises(ValueError):
             publisher.subscribe(bad, Inbox())

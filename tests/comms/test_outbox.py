@@ -21,8 +21,9 @@ from typing import Any
 
 import pytest
 
-from har_daemon.comms.mqtt import MqttPublisher
-from har_daemon.comms.outbox import SpooledPublisher, encode_payload
+from har_daemon.comms.mqtt import MqttClient
+from har_daemon.comms.outbox import Outbox
+from har_daemon.comms.payloads import encode_json
 from har_daemon.comms.spool import Spool
 from tests.infra.logs import capture_logs
 from tests.infra.mosquitto import MosquittoBroker
@@ -67,11 +68,11 @@ def subscriber_factory() -> Iterator[Callable[..., SessionSubscriber]]:
 
 
 class Sender:
-    """A publisher + spool + SpooledPublisher, wired as the daemon wires them."""
+    """A publisher + spool + Outbox, wired as the daemon wires them."""
 
     def __init__(self, broker: MosquittoBroker, spool_path: Path, client_id: str, **kw: Any):
         self.spool = Spool(spool_path)
-        self.publisher = MqttPublisher(
+        self.publisher = MqttClient(
             broker.host,
             broker.port,
             client_id=client_id,
@@ -80,7 +81,7 @@ class Sender:
             reconnect_max_delay=0.5,
             **kw,
         )
-        self.spooled = SpooledPublisher(self.publisher, self.spool)
+        self.spooled = Outbox(self.publisher, self.spool)
         self.spooled.start()
         self.publisher.start()
 
@@ -198,16 +199,17 @@ def test_rows_left_by_earlier_run_go_out_before_new_events(
 
 _KILLED_SENDER = """
 import sys, time
-from har_daemon.comms.outbox import SpooledPublisher, encode_payload
+from har_daemon.comms.outbox import Outbox
+from har_daemon.comms.payloads import encode_json
 from har_daemon.core.logs import configure_logging
-from har_daemon.comms.mqtt import MqttPublisher
+from har_daemon.comms.mqtt import MqttClient
 from har_daemon.comms.spool import Spool
 configure_logging("info")  # stderr; stdout carries only the returned row ids
 spool = Spool(sys.argv[1])
-publisher = MqttPublisher("127.0.0.1", int(sys.argv[2]), client_id="victim",
+publisher = MqttClient("127.0.0.1", int(sys.argv[2]), client_id="victim",
                           topic_prefix="har/test", reconnect_min_delay=0.1,
                           reconnect_max_delay=0.5)
-spooled = SpooledPublisher(publisher, spool)
+spooled = Outbox(publisher, spool)
 spooled.start()
 publisher.start()
 for seq in range(1, int(sys.argv[3]) + 1):
@@ -293,11 +295,11 @@ def test_spool_failure_falls_back_to_publishing(
     assert [e["log_level"] for e in logs if e["event"] == "spool.append_failed"] == ["error"]
 
 
-def test_encode_payload() -> None:
+def test_encode_json() -> None:
     assert (
-        encode_payload({"id": "x", "seq": 1, "name": "é"})
+        encode_json({"id": "x", "seq": 1, "name": "é"})
         == '{"id":"x","seq":1,"name":"é"}'.encode()
     )
-    assert encode_payload(b"raw") == b"raw" and encode_payload("text") == b"text"
+    assert encode_json(b"raw") == b"raw" and encode_json("text") == b"text"
     with pytest.raises(ValueError):
-        encode_payload({"confidence": float("nan")})
+        encode_json({"confidence": float("nan")})

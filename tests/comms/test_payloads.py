@@ -7,13 +7,13 @@ import re
 from datetime import UTC, datetime
 
 from har_daemon.comms.payloads import (
-    Topics,
     activity_payload,
     enabled_payload,
     event_payload,
     iso_utc,
     scores_payload,
 )
+from har_daemon.comms.topics import Topics
 from har_daemon.runtime.events import ActivityState, Transition
 
 T0 = datetime(2026, 11, 18, 9, 46, 40, 250000, tzinfo=UTC).timestamp()

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from har_daemon.core.errors import ConfigError, ModelError
-from har_daemon.model.backends import KerasBackend, LiteRTBackend, create_backend
+from har_daemon.model.keras.backend import KerasBackend
+from har_daemon.model.litert import LiteRTBackend
+from har_daemon.model.registry import create_backend, resolve_kind
 from har_daemon.model.keras.export import EXPORT_ATOL
 from har_daemon.model.meta import read_meta, write_meta
 from tests.model.test_export import model_dir_for, random_windows, real_windows, save_random
@@ -58,7 +60,7 @@ def test_litert_runs_without_tensorflow_or_keras(convlstm_dir: Path) -> None:
         f"""
         import json, sys
         import numpy as np
-        from har_daemon.model.backends import create_backend
+        from har_daemon.model.registry import create_backend, resolve_kind
         backend = create_backend("litert", {str(convlstm_dir)!r}, threads=2)
         x = np.random.default_rng(0).random((2, *backend.meta.input_shape), dtype=np.float32)
         probs = backend.predict(x)
@@ -111,8 +113,17 @@ def test_export_that_disagrees_with_model_json_is_refused(
 
 
 def test_unknown_backend_is_a_config_error(convlstm_dir: Path) -> None:
-    with pytest.raises(ConfigError, match="choose from keras, litert"):
+    with pytest.raises(ConfigError, match="choose from auto, keras, litert"):
         create_backend("onnx", convlstm_dir)
+
+
+def test_auto_serves_the_export_and_falls_back_to_keras(tmp_path: Path, convlstm_dir: Path) -> None:
+    assert resolve_kind("auto", convlstm_dir) == "litert"
+    assert create_backend("auto", convlstm_dir).name == "litert"
+    no_export = save_random(tmp_path / "m", "lrcn")
+    assert resolve_kind("auto", no_export) == "keras"
+    assert create_backend("auto", no_export).name == "keras"
+    assert resolve_kind("keras", convlstm_dir) == "keras"
 
 
 def test_fixed_batch_export_is_fed_in_padded_chunks(

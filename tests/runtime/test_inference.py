@@ -8,10 +8,11 @@ import time
 import numpy as np
 import pytest
 
-from har_daemon.model.backends import create_backend
+from har_daemon.model.registry import create_backend
 from har_daemon.runtime.events import ActivityTracker, TrackerConfig
 from har_daemon.runtime.inference import (
     CameraPipeline,
+    GapResult,
     InferenceScheduler,
     WindowResult,
     motion_score,
@@ -158,11 +159,9 @@ def test_a_stream_gap_ends_the_open_activity_at_the_last_window(
         meta.classes,
         camera="a",
     )
-    gaps: list[tuple[str, list]] = []
+    gaps: list[GapResult] = []
     results: list[WindowResult] = []
-    sched = InferenceScheduler(
-        backend, meta, [cam], results.append, gap_sink=lambda c, t: gaps.append((c, t))
-    )
+    sched = InferenceScheduler(backend, meta, [cam], results.append, gap_sink=gaps.append)
     _push(cam, 20, np.random.default_rng(5), t0=100.0)
     sched.run_once()
     started = [t for t in results[0].transitions if t.kind == "start"]
@@ -171,8 +170,9 @@ def test_a_stream_gap_ends_the_open_activity_at_the_last_window(
     cam.gap.set()
     sched.run_once()
     assert not cam.gap.is_set()
-    assert len(gaps) == 1 and gaps[0][0] == "a"
-    (end,) = gaps[0][1]
+    assert len(gaps) == 1 and gaps[0].camera == "a"
+    assert gaps[0].state.activity is None
+    (end,) = gaps[0].transitions
     assert end.kind == "end" and end.reason == "finish"
     assert end.occurrence_id == started[0].occurrence_id
     assert end.ended_at == pytest.approx(101.9)  # the last frame seen before the gap

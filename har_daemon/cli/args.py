@@ -1,0 +1,84 @@
+"""Argument types and option groups shared by several commands (no heavy imports)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+ALL_CLASSES = "all"
+
+
+def classes_arg(value: str) -> list[str] | str:
+    if value.strip().lower() == ALL_CLASSES:
+        return ALL_CLASSES
+    names = [c.strip() for c in value.split(",") if c.strip()]
+    if len(names) < 2:
+        raise argparse.ArgumentTypeError("give at least two class names, comma-separated")
+    return names
+
+
+def positive_int(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return n
+
+
+def positive_float(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not x > 0:
+        raise argparse.ArgumentTypeError(f"{value} must be greater than 0")
+    return x
+
+
+def fraction(value: str) -> float:
+    x = positive_float(value)
+    if x >= 1:
+        raise argparse.ArgumentTypeError(f"{value} must be between 0 and 1")
+    return x
+
+
+def folds(value: str) -> int:
+    n = positive_int(value)
+    if n < 2:
+        raise argparse.ArgumentTypeError(f"{value}: cross-validation needs at least 2 folds")
+    return n
+
+
+def add_training_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--augment",
+        action="store_true",
+        help="augment training clips (flip, crop, brightness/contrast, frame timing)",
+    )
+    p.add_argument(
+        "--class-weight",
+        choices=["none", "balanced"],
+        default="none",
+        help="balanced: weigh each class n / (k * count) in the training loss (default none)",
+    )
+    p.add_argument(
+        "--alert-class",
+        help="two-class models: choose this class's probability threshold on the validation "
+        "set (max F1) and report test metrics at it as well as at argmax",
+    )
+    p.add_argument(
+        "--input",
+        choices=["frames", "frame-diff"],
+        default="frames",
+        help="frames: the paper's scaled frames; frame-diff: the change between consecutive "
+        "frames, which removes the static background (recorded in model.json, applied when "
+        "serving)",
+    )
+
+
+def add_data_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=positive_int, default=min(2, os.cpu_count() or 1))
+    p.add_argument("--cache-dir", type=Path, help="where extracted frames are cached")

@@ -1,0 +1,56 @@
+"""`run` and `check-config`: the daemon, and the checks it would make before starting."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from har_daemon.app import run_daemon, validate_startup
+from har_daemon.config import DaemonConfig, load_config
+from har_daemon.core.logs import configure_logging
+from har_daemon.core.paths import DEMO_CLIP
+
+DEFAULT_CAMERA = "demo"
+
+
+def load_daemon_config(args: argparse.Namespace) -> DaemonConfig:
+    """The config file with the command line's overrides.
+
+    `--source` runs that source alone, as one camera (named by `--camera-name`, else after the
+    config's first camera, else "demo"): the config's other cameras are not started. Without
+    `--source` and without cameras, the bundled clip plays.
+    """
+    config = load_config(args.config)
+    overrides: dict[str, Any] = {}
+    if args.source is not None or not config.cameras:
+        name = args.camera_name or (config.cameras[0].name if config.cameras else DEFAULT_CAMERA)
+        source = args.source if args.source is not None else str(DEMO_CLIP)
+        overrides["cameras"] = [{"name": name, "source": source}]
+    elif args.camera_name:
+        first = config.cameras[0].model_dump()
+        first["name"] = args.camera_name
+        overrides["cameras"] = [first, *(c.model_dump() for c in config.cameras[1:])]
+    if args.no_mqtt:
+        overrides["mqtt"] = {**config.mqtt.model_dump(), "enabled": False}
+    if overrides:
+        config = load_config(args.config, overrides=overrides)
+    return config
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_daemon_config(args)
+    configure_logging(config.logging.level, config.logging.json_output)
+    return run_daemon(config, out=None if args.quiet else sys.stdout)
+
+
+def check_config(args: argparse.Namespace) -> int:
+    config = load_daemon_config(args)
+    meta = validate_startup(config)
+    cams = ", ".join(f"{c.name} ({c.source_kind})" for c in config.enabled_cameras)
+    print(
+        f"configuration OK: model {meta.name} ({len(meta.classes)} classes), cameras: {cams}, "
+        f"mqtt: {config.mqtt.host}:{config.mqtt.port}"
+        + ("" if config.mqtt.enabled else " (disabled)")
+    )
+    return 0

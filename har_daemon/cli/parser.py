@@ -1,0 +1,180 @@
+"""The command line's shape: every subcommand, its options, and which module runs it.
+
+Building the parser imports nothing heavy: each subcommand names its handler as
+"module:function" (a module of this package, or a dotted path), imported only when that
+command runs, and the packages it needs beyond the daemon's own (`needs`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from har_daemon import __version__
+from har_daemon.cli.args import (
+    add_data_options,
+    add_training_options,
+    classes_arg,
+    folds,
+    fraction,
+    positive_float,
+    positive_int,
+)
+from har_daemon.core.paths import DEMO_MODEL_DIR
+
+TRAIN = ("tensorflow",)
+"""What commands of the [train] extra need; the daemon itself needs none of it."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="har-daemon",
+        description="Real-time human-activity recognition: train, evaluate, predict, serve.",
+    )
+    p.add_argument("--version", action="version", version=f"har-daemon {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    t = sub.add_parser("train", help="train a model on a UCF50-layout folder of clips")
+    t.add_argument("--data", type=Path, required=True, help="folder with one sub-folder per class")
+    t.add_argument("--out", type=Path, required=True, help="model directory to write")
+    t.add_argument(
+        "--classes",
+        type=classes_arg,
+        default=None,
+        help="comma-separated class folders, or 'all' "
+        "(default: the paper's HorseRace,Biking,Swing,PizzaTossing)",
+    )
+    t.add_argument("--arch", choices=["convlstm", "lrcn"], default="convlstm")
+    t.add_argument("--epochs", type=positive_int, default=50)
+    t.add_argument("--batch-size", type=positive_int, default=4)
+    t.add_argument("--learning-rate", type=positive_float, default=1e-3)
+    t.add_argument("--patience", type=positive_int, default=10, help="early-stopping patience")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument(
+        "--split",
+        choices=["group", "random"],
+        default="group",
+        help="group: whole gNN groups held out (default); random: the paper's clip-level split, "
+        "which puts one actor's clips on both sides and overstates accuracy",
+    )
+    t.add_argument("--test-fraction", type=fraction, default=0.2)
+    t.add_argument("--validation-fraction", type=fraction, default=0.2)
+    t.add_argument("--name", help="model name recorded in model.json")
+    add_training_options(t)
+    add_data_options(t)
+    t.set_defaults(handler="training:train", needs=TRAIN)
+
+    cv = sub.add_parser(
+        "cv", help="grouped k-fold cross-validation: one training per fold, mean +- std"
+    )
+    cv.add_argument("--data", type=Path, required=True, help="folder with one sub-folder per class")
+    cv.add_argument("--report", type=Path, required=True, help="folder for cv.json and fold models")
+    cv.add_argument("--folds", type=folds, default=5, help="number of folds (default 5)")
+    cv.add_argument(
+        "--classes",
+        type=classes_arg,
+        default=None,
+        help="comma-separated class folders, or 'all' (default: the paper's four classes)",
+    )
+    cv.add_argument("--arch", choices=["convlstm", "lrcn"], default="convlstm")
+    cv.add_argument("--epochs", type=positive_int, default=50)
+    cv.add_argument("--batch-size", type=positive_int, default=4)
+    cv.add_argument("--learning-rate", type=positive_float, default=1e-3)
+    cv.add_argument("--patience", type=positive_int, default=10, help="early-stopping patience")
+    cv.add_argument("--seed", type=int, default=0, help="seeds training and the fold assignment")
+    cv.add_argument("--validation-fraction", type=fraction, default=0.2)
+    cv.add_argument("--name", help="model name prefix for the fold models")
+    add_training_options(cv)
+    add_data_options(cv)
+    cv.set_defaults(handler="training:cv", needs=TRAIN)
+
+    e = sub.add_parser("evaluate", help="score a model on labelled clips; write metrics and plots")
+    e.add_argument("--model", type=Path, required=True, help="model directory")
+    e.add_argument("--data", type=Path, required=True, help="folder with one sub-folder per class")
+    e.add_argument("--report", type=Path, required=True, help="folder for metrics.json and PNGs")
+    e.add_argument(
+        "--split",
+        choices=["all", "test"],
+        default="all",
+        help="all clips (default) or only the clips held out when the model was trained",
+    )
+    e.add_argument("--json", action="store_true", help="print metrics.json to stdout")
+    add_data_options(e)
+    e.set_defaults(handler="evaluation:evaluate", needs=TRAIN)
+
+    rp = sub.add_parser(
+        "report", help="one self-contained HTML page from an evaluation (and a cv.json)"
+    )
+    from har_daemon.reporting import report
+
+    report.add_arguments(rp)
+    rp.set_defaults(handler="har_daemon.reporting.report:run", needs=TRAIN)
+
+    bn = sub.add_parser(
+        "bench",
+        help="speed, streams in real time, latency and memory, against model.predict in one run",
+    )
+    from har_daemon.tools import bench as benchmark
+
+    benchmark.add_arguments(bn)
+    bn.set_defaults(handler="har_daemon.tools.bench:run", needs=TRAIN)
+
+    pr = sub.add_parser("predict", help="timeline of activities in a video file")
+    pr.add_argument("video", type=Path)
+    pr.add_argument("--model", type=Path, default=DEMO_MODEL_DIR, help="model directory")
+    pr.add_argument("--output", type=Path, help="write the video with labels drawn on it (.mp4)")
+    pr.add_argument("--json", action="store_true", help="print one JSON document")
+    pr.add_argument(
+        "--clip",
+        action="store_true",
+        help="classify the whole file as one clip, sampled exactly as in training",
+    )
+    pr.add_argument("--stride", type=positive_int, default=5, help="sampled frames per window step")
+    pr.add_argument("--min-confidence", type=float, default=0.5)
+    pr.set_defaults(handler="evaluation:predict", needs=TRAIN)
+
+    im = sub.add_parser("import-model", help="turn a Keras 2 .h5 (tutorial code) into a model dir")
+    im.add_argument("h5", type=Path)
+    im.add_argument("--classes", type=classes_arg, required=True, help="names in output order")
+    im.add_argument("--out", type=Path, required=True)
+    im.add_argument(
+        "--frame-spacing",
+        type=positive_float,
+        default=0.2,
+        help="seconds between the frames the model was trained on (tutorial: clip length / 20; "
+        "UCF50 clips average about 4 s, hence 0.2)",
+    )
+    im.add_argument("--interpolation", choices=["linear", "area"], default="linear")
+    im.add_argument("--color-order", choices=["BGR", "RGB"], default="BGR")
+    im.set_defaults(handler="models:import_model", needs=TRAIN)
+
+    ex = sub.add_parser(
+        "export", help="write model.tflite (LiteRT, builtin ops only) beside a model's Keras file"
+    )
+    ex.add_argument("model_dir", type=Path)
+    ex.set_defaults(handler="models:export", needs=TRAIN)
+
+    sd = sub.add_parser("synth-data", help="write synthetic clips in the UCF50 folder layout")
+    sd.add_argument("--out", type=Path, required=True)
+    sd.add_argument("--classes", type=classes_arg, default=None)
+    sd.add_argument("--groups", type=positive_int, default=6)
+    sd.add_argument("--clips-per-group", type=positive_int, default=3)
+    sd.add_argument("--seed", type=int, default=0)
+    sd.set_defaults(handler="training:synth_data")
+
+    for name, handler, helptext in (
+        ("run", "daemon:run", "run the daemon (defaults: bundled model on the bundled clip)"),
+        ("check-config", "daemon:check_config", "validate a config without starting anything"),
+    ):
+        r = sub.add_parser(name, help=helptext)
+        r.add_argument("--config", type=Path, help="TOML file (see config.example.toml)")
+        r.add_argument(
+            "--source",
+            help="watch only this source (file, URL, webcam index) instead of the config's cameras",
+        )
+        r.add_argument("--camera-name", help="name of the --source camera (or the first camera)")
+        r.add_argument("--no-mqtt", action="store_true", help="do not connect to a broker")
+        if name == "run":
+            r.add_argument("--quiet", action="store_true", help="do not print events on stdout")
+        r.set_defaults(handler=handler)
+    return p

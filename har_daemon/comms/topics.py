@@ -1,0 +1,108 @@
+"""Topic names and the rules they follow: the addressing half of the contract (pure, no I/O).
+
+Integrators subscribe to these names, so every topic the daemon uses is spelt here once, and so
+is every check of a topic or a topic filter. Camera names are checked by the config's slug
+pattern; `check_topic_level` is the last line of defence for anything that becomes one level.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+ONLINE = "online"
+"""Availability payload of a live daemon or camera (retained)."""
+OFFLINE = "offline"
+"""Availability payload of a daemon that is gone (its Last Will) or of a camera that is down."""
+
+MessageCallback = Callable[[str, bytes, bool], None]
+"""`callback(topic, payload, retained)` for a subscription; runs on the MQTT network thread."""
+
+_BAD_TOPIC_LEVEL = re.compile(r"[/+#\s\x00]")
+
+
+def availability(online: bool) -> str:
+    return ONLINE if online else OFFLINE
+
+
+def check_topic_level(name: str, what: str = "camera name") -> str:
+    """`name` if it can be one MQTT topic level, else ValueError naming the problem."""
+    if not name or _BAD_TOPIC_LEVEL.search(name):
+        raise ValueError(
+            f"{what} {name!r} cannot be an MQTT topic level (empty, or contains '/', "
+            "'+', '#' or whitespace)"
+        )
+    return name
+
+
+def check_topic_filter(topic_filter: str) -> str:
+    """`topic_filter` if it is a valid MQTT filter, else ValueError (said at `subscribe()`, not
+    at some later reconnect): non-empty, no NUL, '+' and '#' only as whole levels, '#' last."""
+    if not topic_filter:
+        raise ValueError("empty topic filter")
+    if "\0" in topic_filter:
+        raise ValueError(f"NUL character in topic filter {topic_filter!r}")
+    if len(topic_filter.encode()) > 65535:
+        raise ValueError("topic filter longer than 65535 bytes")
+    levels = topic_filter.split("/")
+    for i, level in enumerate(levels):
+        if ("+" in level or "#" in level) and level not in ("+", "#"):
+            raise ValueError(f"wildcard inside a topic level in {topic_filter!r}")
+        if level == "#" and i != len(levels) - 1:
+            raise ValueError(f"'#' not at the end of {topic_filter!r}")
+    return topic_filter
+
+
+class Topics:
+    """All topics under one prefix, so several instances can share a broker."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix.strip("/")
+
+    def _camera(self, camera: str, leaf: str) -> str:
+        return f"{self.prefix}/{camera}/{leaf}"
+
+    @property
+    def status(self) -> str:
+        """Retained availability of the daemon (the Last Will's topic)."""
+        return f"{self.prefix}/status"
+
+    def camera_status(self, camera: str) -> str:
+        return self._camera(camera, "status")
+
+    def events(self, camera: str) -> str:
+        return self._camera(camera, "events")
+
+    def activity(self, camera: str) -> str:
+        return self._camera(camera, "activity")
+
+    def scores(self, camera: str) -> str:
+        return self._camera(camera, "scores")
+
+    def set(self, camera: str) -> str:
+        """Commands for one camera (`{"enabled": false}`); `set("+")` is the filter for all."""
+        return self._camera(camera, "set")
+
+    @property
+    def set_all(self) -> str:
+        """Commands for every camera at once."""
+        return f"{self.prefix}/set"
+
+    def enabled(self, camera: str) -> str:
+        """Retained: whether the camera is enabled (`payloads.enabled_payload`)."""
+        return self._camera(camera, "enabled")
+
+    def snapshot(self, camera: str) -> str:
+        return self._camera(camera, "snapshot")
+
+    @property
+    def stats(self) -> str:
+        return f"{self.prefix}/stats"
+
+    def camera_of(self, topic: str, leaf: str) -> str | None:
+        """The camera level of `<prefix>/<camera>/<leaf>`, or None when `topic` is not one."""
+        head, tail = f"{self.prefix}/", f"/{leaf}"
+        if not (topic.startswith(head) and topic.endswith(tail)):
+            return None
+        camera = topic[len(head) : -len(tail)]
+        return camera if camera and "/" not in camera else None

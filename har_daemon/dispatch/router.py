@@ -1,0 +1,247 @@
+"""The event router: one thread that turns window outcomes into messages, off the hot path.
+
+The inference thread hands every outcome (`WindowResult`, `GapResult`) to `submit` and goes
+back to inferring. Everything slow happens here instead: message numbers (an fsynced spool
+transaction each), snapshot encoding, clip bookkeeping, printing, the outbox's spool append and
+publishing. A slow disk therefore delays events, never windows.
+
+The queue is bounded. Outcomes that carry transitions are never dropped: when the queue is full
+`submit` waits for room (events are rare; a full queue means this thread is stuck, which the
+daemon's supervisor notices). Outcomes without transitions (scores, state refreshes) are
+dropped and counted instead, since the next window brings fresher ones. An exception while
+handling one outcome is logged (throttled) and counted; the thread goes on with the next.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TextIO
+
+from har_daemon.comms.messenger import Messenger
+from har_daemon.comms.outbox import Outbox
+from har_daemon.comms.payloads import (
+    activity_payload,
+    encode_json,
+    event_payload,
+    scores_payload,
+)
+from har_daemon.comms.topics import Topics
+from har_daemon.core.logs import LogThrottle, get_logger
+from har_daemon.dispatch.sequencer import Sequencer
+from har_daemon.dispatch.snapshot import EventSnapshots
+from har_daemon.outputs.clips import ClipRecorder
+from har_daemon.runtime.events import ActivityState, Transition
+from har_daemon.runtime.inference import GapResult, WindowResult
+
+log = get_logger(__name__)
+
+Outcome = WindowResult | GapResult
+
+
+@dataclass
+class _CameraEvents:
+    events: int = 0
+    state: ActivityState | None = None
+    state_published_at: float | None = None  # monotonic
+    state_activity: str | None = None
+
+
+@dataclass(frozen=True)
+class RouterSettings:
+    model_name: str
+    classes: Sequence[str]
+    event_qos: int
+    publish_scores: bool
+    state_interval_s: float
+    queue_size: int = 1024
+
+
+class EventRouter(threading.Thread):
+    def __init__(
+        self,
+        cameras: Iterable[str],
+        settings: RouterSettings,
+        *,
+        topics: Topics,
+        messenger: Messenger,
+        sequencer: Sequencer,
+        outbox: Outbox | None = None,
+        snapshots: EventSnapshots | None = None,
+        clips: ClipRecorder | None = None,
+        out: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(name="event-router", daemon=True)
+        self.settings = settings
+        self.topics = topics
+        self.messenger = messenger
+        self.sequencer = sequencer
+        self.outbox = outbox
+        self.snapshots = snapshots
+        self.clips = clips
+        self.out = out
+        self._clock = clock
+        self._cameras = {name: _CameraEvents() for name in cameras}
+        self._queue: queue.Queue[Outcome | None] = queue.Queue(settings.queue_size)
+        self._state_lock = threading.Lock()
+        self._throttle = LogThrottle(30.0, clock)
+        self.dropped = 0
+        self.errors = 0
+
+    # -- the inference side ----------------------------------------------------------------
+
+    def submit(self, outcome: Outcome) -> None:
+        """Queue an outcome; waits only when it carries transitions and the queue is full."""
+        if not outcome.transitions:
+            try:
+                self._queue.put_nowait(outcome)
+            except queue.Full:
+                self.dropped += 1
+            return
+        while True:
+            try:
+                self._queue.put(outcome, timeout=1.0)
+                return
+            except queue.Full:
+                if not self.is_alive():
+                    self.dropped += 1
+                    log.error("router.dead", camera=outcome.camera, lost=len(outcome.transitions))
+                    return
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until everything submitted so far is handled; False on timeout."""
+        q = self._queue
+        with q.all_tasks_done:
+            return q.all_tasks_done.wait_for(lambda: q.unfinished_tasks == 0, timeout)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Handle what is queued, then end the thread."""
+        if self.is_alive():
+            self._queue.put(None)
+            self.join(timeout)
+
+    def run(self) -> None:
+        while (outcome := self._queue.get()) is not None:
+            try:
+                self.handle(outcome)
+            except Exception:
+                self.errors += 1
+                held = self._throttle.allow("handle")
+                if held is not None:
+                    log.exception("router.failed", camera=outcome.camera, suppressed=held)
+            finally:
+                self._queue.task_done()
+        self._queue.task_done()
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def queued(self) -> int:
+        return self._queue.qsize()
+
+    def events(self, camera: str) -> int:
+        """Event messages sent for `camera` so far."""
+        return self._cameras[camera].events
+
+    def states(self) -> dict[str, ActivityState | None]:
+        """The last activity state seen per camera (re-published after a reconnect)."""
+        with self._state_lock:
+            return {name: cam.state for name, cam in self._cameras.items()}
+
+    # -- handling (this thread) --------------------------------------------------------------
+
+    def handle(self, outcome: Outcome) -> None:
+        camera = outcome.camera
+        if isinstance(outcome, WindowResult):
+            if self.snapshots is not None:
+                self.snapshots.note_window(camera, outcome.window_end, outcome.probs)
+            if self.settings.publish_scores:
+                self.messenger.publish(
+                    self.topics.scores(camera),
+                    scores_payload(
+                        list(self.settings.classes),
+                        outcome.probs,
+                        outcome.smoothed,
+                        outcome.window_end,
+                    ),
+                    qos=0,
+                )
+            at = outcome.window_end
+        else:
+            if self.snapshots is not None:
+                self.snapshots.forget(camera)
+            at = outcome.at
+        for tr in outcome.transitions:
+            self._event(camera, tr)
+        self._state(camera, outcome.state, at, force=bool(outcome.transitions))
+
+    def _event(self, camera: str, tr: Transition) -> None:
+        seq = self.sequencer.next(camera)
+        self._cameras[camera].events += 1
+        payload = event_payload(tr, camera, self.settings.model_name, seq)
+        if tr.kind == "start":
+            payload["has_snapshot"] = self._snapshot(camera, tr)
+            if self.clips is not None:
+                self.clips.start(tr.occurrence_id, camera, tr.activity, tr.started_at)
+        elif tr.kind == "end" and self.clips is not None:
+            clip = self.clips.end(tr.occurrence_id, tr.ended_at or tr.at)
+            payload["clip"] = str(clip) if clip is not None else None
+        log.info(
+            "event",
+            camera=camera,
+            type=tr.kind,
+            activity=tr.activity,
+            id=tr.occurrence_id,
+            confidence=payload["confidence"],
+            seq=seq,
+        )
+        if self.out is not None:
+            self.out.write(encode_json(payload).decode() + "\n")
+            self.out.flush()
+        if self.outbox is not None:
+            self.outbox.send(
+                self.topics.events(camera),
+                payload,
+                qos=self.settings.event_qos,
+                kind="update" if tr.kind == "update" else "event",
+                camera=camera,
+            )
+
+    def _snapshot(self, camera: str, tr: Transition) -> bool:
+        """Publish the start's picture (retained); True when a subscriber can get one."""
+        if self.snapshots is None:
+            return False
+        try:
+            jpeg = self.snapshots.jpeg(camera, tr)
+        except (ValueError, OSError) as exc:
+            log.warning("snapshot.failed", camera=camera, error=str(exc))
+            return False
+        if jpeg is None:
+            return False
+        self.messenger.publish(self.topics.snapshot(camera), jpeg, retain=True)
+        return self.messenger.enabled
+
+    def _state(self, camera: str, state: ActivityState, at: float, *, force: bool) -> None:
+        """The retained activity topic: on every change, else every `state_interval_s`."""
+        cam = self._cameras[camera]
+        now = self._clock()
+        with self._state_lock:
+            cam.state = state
+        due = (
+            force
+            or cam.state_published_at is None
+            or state.activity != cam.state_activity
+            or now - cam.state_published_at >= self.settings.state_interval_s
+        )
+        if due:
+            cam.state_published_at = now
+            cam.state_activity = state.activity
+            self.messenger.publish(
+                self.topics.activity(camera), activity_payload(state, at), retain=True
+            )

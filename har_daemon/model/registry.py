@@ -1,0 +1,52 @@
+"""Which backend serves a model directory, and building it.
+
+`auto` (the default) serves the LiteRT export when the directory has one, so a daemon installed
+without the `[train]` extra never needs TensorFlow; only a model without an export falls back
+to Keras. The Keras backend is imported only when it is chosen: that one lazy import is the
+only way the daemon's packages reach TensorFlow (import-linter lists it as the exception).
+"""
+
+from __future__ import annotations
+
+from importlib.util import find_spec
+from pathlib import Path
+
+from har_daemon.core.errors import ConfigError, ModelError
+from har_daemon.model.backends import BACKENDS, Backend, BackendKind
+from har_daemon.model.litert import LiteRTBackend
+from har_daemon.model.meta import read_meta
+
+TRAIN_EXTRA_HINT = "pip install 'har-daemon[train]'"
+
+
+def resolve_kind(kind: BackendKind | str, model_dir: Path | str) -> str:
+    """`keras` or `litert` for `kind`, resolving `auto` by what the model directory holds."""
+    if kind not in BACKENDS:
+        raise ConfigError(f"unknown inference backend {kind!r}; choose from {', '.join(BACKENDS)}")
+    if kind != "auto":
+        return kind
+    meta = read_meta(Path(model_dir))
+    exported = meta.tflite_file is not None and (Path(model_dir) / meta.tflite_file).is_file()
+    return "litert" if exported else "keras"
+
+
+def require_tensorflow(what: str) -> None:
+    """One line naming the extra to install, instead of an ImportError deep in a stack."""
+    if find_spec("tensorflow") is None:
+        raise ModelError(f"{what} needs TensorFlow, which is not installed: {TRAIN_EXTRA_HINT}")
+
+
+def create_backend(
+    kind: BackendKind | str, model_dir: Path | str, threads: int | None = None
+) -> Backend:
+    """The backend `kind` (resolved) for the model directory, ready to predict."""
+    resolved = resolve_kind(kind, model_dir)
+    if resolved == "litert":
+        return LiteRTBackend(model_dir, threads)
+    require_tensorflow(
+        f"the keras backend for {model_dir} (it has no model.tflite; "
+        "`har-daemon export` writes one)"
+    )
+    from har_daemon.model.keras.backend import KerasBackend  # the one sanctioned lazy edge
+
+    return KerasBackend(model_dir, threads)

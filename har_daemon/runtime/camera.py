@@ -1,0 +1,149 @@
+"""One camera's runtime parts, built together: capture thread -> ring -> inference pipeline.
+
+The capture thread fills the ring with the model's frames (and, when snapshots or clips are on,
+a short history of full-resolution ones); the inference thread reads the ring through the
+pipeline, which owns the camera's smoother and tracker. A stream gap or a pause marks the
+pipeline so the inference thread, the tracker's owner, ends the open activity itself.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from har_daemon.config import CameraConfig
+from har_daemon.core.logs import get_logger
+from har_daemon.model.meta import ModelMeta
+from har_daemon.runtime.capture import CameraCapture, CaptureOptions
+from har_daemon.runtime.history import FrameHistory
+from har_daemon.runtime.inference import CameraPipeline
+from har_daemon.runtime.policy import DecisionPolicy
+from har_daemon.runtime.ring import FrameRing, StrideSchedule
+
+log = get_logger(__name__)
+
+StatusListener = Callable[[str, bool], None]
+"""`listener(camera, online)` after the camera went online or offline (capture thread)."""
+FrameListener = Callable[[str, np.ndarray, float], None]
+"""`listener(camera, stored_frame, t)` for each full-resolution frame kept in the history."""
+
+
+class Camera:
+    def __init__(
+        self,
+        config: CameraConfig,
+        meta: ModelMeta,
+        policy: DecisionPolicy,
+        *,
+        spacing_s: float,
+        stride: int,
+        on_sampled: Callable[[str], None],
+        on_status: StatusListener,
+        history: FrameHistory | None = None,
+        history_spacing_s: float | None = None,
+        on_history_frame: FrameListener | None = None,
+    ) -> None:
+        self.config = config
+        self.name = config.name
+        self.history = history
+        self.online: bool | None = None  # unknown until the first open attempt
+        self._on_status = on_status
+        self._on_history_frame = on_history_frame
+        self._stopping = threading.Event()
+        ring = FrameRing(meta.sequence_length, (meta.frame_height, meta.frame_width, 3))
+        self.pipeline = CameraPipeline(
+            name=self.name,
+            ring=ring,
+            schedule=StrideSchedule(stride),
+            smoother=policy.smoother(),
+            tracker=policy.tracker(meta.classes, camera=self.name),
+        )
+        self.capture = CameraCapture(
+            CaptureOptions(
+                name=config.name,
+                source=config.source,
+                kind=config.source_kind,
+                loop=config.loop,
+                realtime=config.realtime,
+                rtsp_transport=config.rtsp_transport,
+                stall_timeout_s=config.stall_timeout_s,
+                reconnect_initial_s=config.reconnect_initial_s,
+                reconnect_max_s=config.reconnect_max_s,
+                reconnect_jitter=config.reconnect_jitter,
+            ),
+            ring,
+            spacing_s,
+            meta.frame_size,
+            meta.resize_interpolation,
+            on_frame=on_sampled,
+            on_status=self._status,
+            backpressure=self._wait_for_inference,
+            on_full_frame=self._full_frame if history is not None else None,
+            history_spacing_s=history_spacing_s,
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.capture.start()
+
+    def stop(self) -> None:
+        """Ask the capture thread to end (join it with `join`)."""
+        self._stopping.set()
+        self.capture.stop()
+
+    def join(self, timeout: float) -> None:
+        if self.capture.is_alive():
+            self.capture.join(timeout)
+
+    @property
+    def finished(self) -> bool:
+        """The source ended for good (a file without loop, or a stop)."""
+        return self.capture.finished
+
+    @property
+    def failed(self) -> bool:
+        """The capture thread died without finishing: a bug, not a camera fault."""
+        return self.capture.ident is not None and not self.capture.is_alive() and not self.finished
+
+    # -- control -------------------------------------------------------------------------------
+
+    def set_enabled(self, enabled: bool) -> bool:
+        """Pause or resume detection (capture goes on so resuming is instant); True if changed.
+
+        A pause ends the open activity, through the inference thread that owns the tracker.
+        """
+        changed = self.pipeline.enabled != enabled
+        self.pipeline.enabled = enabled
+        if changed and not enabled:
+            self.pipeline.gap.set()
+        return changed
+
+    # -- capture-thread hooks --------------------------------------------------------------------
+
+    def _status(self, camera: str, online: bool, reason: str) -> None:
+        self.online = online
+        if not online:
+            if self.history is not None:
+                self.history.clear()
+            self.pipeline.gap.set()
+        log.info("camera.status", camera=camera, online=online, reason=reason)
+        self._on_status(camera, online)
+
+    def _full_frame(self, camera: str, frame: np.ndarray, t: float) -> None:
+        assert self.history is not None
+        stored = self.history.push(frame, t)
+        if self._on_history_frame is not None:
+            self._on_history_frame(camera, stored, t)
+
+    def _wait_for_inference(self) -> None:
+        """A file played as fast as possible waits for each due window to be taken, so a
+        one-shot run scores every window instead of dropping them as stale."""
+        ring, schedule = self.pipeline.ring, self.pipeline.schedule
+        while not self._stopping.is_set() and schedule.ready(
+            ring.count, ring.full, ring.full_since
+        ):
+            time.sleep(0.002)

@@ -1,0 +1,54 @@
+"""The decision policy: how window scores become activity events, from the config, once.
+
+The daemon and the offline tools (`predict`, `evaluate-stream`) build their smoothers and
+trackers here, so a recording replayed offline raises exactly the events the daemon would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from har_daemon.config import InferenceConfig
+from har_daemon.runtime.events import ActivityTracker, TrackerConfig
+from har_daemon.runtime.smoothing import Smoother, SmoothingMethod
+
+
+@dataclass(frozen=True)
+class DecisionPolicy:
+    """Smoothing and the event state machine's thresholds for one model's classes."""
+
+    smoothing: SmoothingMethod
+    smoothing_window: int
+    ema_alpha: float
+    tracker_config: TrackerConfig
+
+    @classmethod
+    def from_config(cls, inference: InferenceConfig) -> DecisionPolicy:
+        return cls(
+            smoothing=inference.smoothing,
+            smoothing_window=inference.smoothing_window,
+            ema_alpha=inference.ema_alpha,
+            tracker_config=TrackerConfig(
+                enter_threshold=inference.enter_threshold,
+                exit_threshold=inference.exit_threshold,
+                min_windows=inference.min_windows,
+                update_interval_s=inference.update_interval_s,
+                alert_activities=frozenset(inference.alert_activities) or None,
+                ignore_activities=frozenset(inference.ignore_activities),
+            ),
+        )
+
+    def check_classes(self, classes: Sequence[str]) -> None:
+        """ValueError naming a configured activity the model does not have."""
+        self.tracker_config.check_classes(classes)
+
+    def alerting(self, classes: Sequence[str]) -> list[str]:
+        """The classes that raise events (the config's empty list means every non-ignored)."""
+        return [c for c in classes if self.tracker_config.alerts(c)]
+
+    def smoother(self) -> Smoother:
+        return Smoother(self.smoothing, window=self.smoothing_window, alpha=self.ema_alpha)
+
+    def tracker(self, classes: Sequence[str], camera: str | None = None) -> ActivityTracker:
+        return ActivityTracker(self.tracker_config, classes, camera=camera)
