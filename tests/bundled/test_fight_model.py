@@ -56,8 +56,8 @@ def _held_out_clips(meta: Any) -> dict[str, list[Path]]:
     streaming machinery (sampling, ring, smoothing, hysteresis) makes of a real stream, so it
     builds the stream from clips whose clip-level label the model agrees with.
     """
-    from har_daemon.model.registry import create_backend
     from har_daemon.model.preprocess import to_model_input
+    from har_daemon.model.registry import create_backend
     from har_daemon.video.frames import extract_clip
 
     backend = create_backend("litert", FIGHT_MODEL)

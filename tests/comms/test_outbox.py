@@ -297,8 +297,7 @@ def test_spool_failure_falls_back_to_publishing(
 
 def test_encode_json() -> None:
     assert (
-        encode_json({"id": "x", "seq": 1, "name": "é"})
-        == '{"id":"x","seq":1,"name":"é"}'.encode()
+        encode_json({"id": "x", "seq": 1, "name": "é"}) == '{"id":"x","seq":1,"name":"é"}'.encode()
     )
     assert encode_json(b"raw") == b"raw" and encode_json("text") == b"text"
     with pytest.raises(ValueError):

@@ -14,10 +14,10 @@ import pytest
 
 from har_daemon.core.errors import ConfigError, ModelError
 from har_daemon.model.keras.backend import KerasBackend
-from har_daemon.model.litert import LiteRTBackend
-from har_daemon.model.registry import create_backend, resolve_kind
 from har_daemon.model.keras.export import EXPORT_ATOL
+from har_daemon.model.litert import LiteRTBackend
 from har_daemon.model.meta import read_meta, write_meta
+from har_daemon.model.registry import create_backend, resolve_kind
 from tests.model.test_export import model_dir_for, random_windows, real_windows, save_random
 from tests.shared_data import REPO as ROOT
 
