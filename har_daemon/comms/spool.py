@@ -39,19 +39,20 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from har_daemon.comms.spool_file import (
     FILENAME,
     KINDS,
     SCHEMA_VERSION,
     CorruptSpool,
+    Kind,
     SpoolError,
     is_corruption,
     move_aside,
     open_spool,
 )
-from har_daemon.config import SpoolConfig
+from har_daemon.config import SpoolConfig, default_of
 from har_daemon.core.logs import get_logger
 
 log = get_logger(__name__)
@@ -69,9 +70,10 @@ __all__ = [
 ]
 
 DROP_REASONS = ("max_rows", "max_bytes", "max_age")
-Kind = Literal["event", "update"]
-_DEFAULT = {name: field.default for name, field in SpoolConfig.model_fields.items()}
-"""[spool]'s defaults: the bounds of a spool built without them (tests, tools)."""
+# A spool built without bounds (tests, tools) gets [spool]'s defaults.
+_DEFAULT_MAX_ROWS: int = default_of(SpoolConfig, "max_rows")
+_DEFAULT_MAX_BYTES: int = default_of(SpoolConfig, "max_bytes")
+_DEFAULT_MAX_AGE_S: float = default_of(SpoolConfig, "max_age")
 
 
 DroppedRow = tuple[int, str, str | None, int]
@@ -122,9 +124,9 @@ class Spool:
     def __init__(
         self,
         path: str | os.PathLike[str],
-        max_rows: int = _DEFAULT["max_rows"],
-        max_bytes: int = _DEFAULT["max_bytes"],
-        max_age_s: float = _DEFAULT["max_age"],
+        max_rows: int = _DEFAULT_MAX_ROWS,
+        max_bytes: int = _DEFAULT_MAX_BYTES,
+        max_age_s: float = _DEFAULT_MAX_AGE_S,
         *,
         clock: Callable[[], float] = time.time,
         expire_interval_s: float = 10.0,

@@ -11,13 +11,16 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import typing
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 FILENAME = "spool.sqlite3"
 SCHEMA_VERSION = 1
-KINDS = ("event", "update")
+Kind = Literal["event", "update"]
+"""'update' messages are dropped before events when the spool is over its bounds."""
+KINDS: tuple[str, ...] = typing.get_args(Kind)
 
 _SQLITE_CORRUPT = 11
 _SQLITE_NOTADB = 26

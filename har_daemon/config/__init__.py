@@ -37,9 +37,11 @@ from har_daemon.config.types import (
     TOPIC_PATTERN,
     CameraSource,
     ExpandedPath,
+    FrameWidth,
     Seconds,
     SizeBytes,
     SourceKind,
+    default_of,
 )
 
 # Transitional: runtime.capture still imports redact_url from here; it lives in core.redact.
@@ -60,6 +62,7 @@ __all__ = [
     "ClipsConfig",
     "DaemonConfig",
     "ExpandedPath",
+    "FrameWidth",
     "HomeAssistantConfig",
     "InferenceConfig",
     "LogLevel",
@@ -75,6 +78,7 @@ __all__ = [
     "SourceKind",
     "SpoolConfig",
     "StatsConfig",
+    "default_of",
     "default_state_dir",
     "describe_errors",
     "load_config",

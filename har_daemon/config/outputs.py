@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import Field
 
 from har_daemon.config.paths import default_state_dir
-from har_daemon.config.types import ExpandedPath, Seconds, Section, SizeBytes
+from har_daemon.config.types import ExpandedPath, FrameWidth, Seconds, Section, SizeBytes
 
 ClipCodec = Literal["auto", "h264", "mp4v"]
 """'h264' re-encodes with the host's ffmpeg; 'mp4v' is what OpenCV writes itself; 'auto': h264
@@ -21,10 +21,8 @@ class SnapshotsConfig(Section):
     enabled: bool = Field(
         False, title="Snapshots", description="Publish a JPEG of the frame that started an event."
     )
-    max_width: int = Field(
+    max_width: FrameWidth = Field(
         640,
-        ge=64,
-        le=3840,
         title="Snapshot width",
         description="Frames wider than this are scaled down (aspect kept) before encoding.",
     )
@@ -80,10 +78,8 @@ class ClipsConfig(Section):
         title="Clip frame rate",
         description="Frames per second kept for clips (at most the camera's own rate).",
     )
-    max_width: int = Field(
+    max_width: FrameWidth = Field(
         640,
-        ge=64,
-        le=3840,
         title="Clip width",
         description="Frames wider than this are scaled down (aspect kept) before writing.",
     )

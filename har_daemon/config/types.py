@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 SLUG_PATTERN = r"^[A-Za-z0-9_-]+$"
 """Names that become topic levels and file names (cameras, instances)."""
@@ -37,6 +37,12 @@ class Section(BaseModel):
     """A config section: unknown keys are errors, so a typo never goes unnoticed."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+def default_of(section: type[BaseModel], name: str) -> Any:
+    """A field's default, for code that takes the same setting as a plain argument (so the
+    default is written once, here in the config)."""
+    return section.model_fields[name].get_default(call_default_factory=True)
 
 
 def _parse_with_units(value: Any, units: Mapping[str, float], what: str, example: str) -> Any:
@@ -103,3 +109,5 @@ Seconds = Annotated[float, BeforeValidator(parse_duration)]
 SizeBytes = Annotated[int, BeforeValidator(parse_size)]
 ExpandedPath = Annotated[Path, BeforeValidator(expand_path)]
 CameraSource = Annotated[int | str, BeforeValidator(parse_source)]
+FrameWidth = Annotated[int, Field(ge=64, le=3840)]
+"""Widest frame kept for snapshots and clips; wider ones are scaled down, aspect kept."""

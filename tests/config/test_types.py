@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from har_daemon.config import ClipsConfig, SpoolConfig
 from har_daemon.config.errors import format_loc
 from har_daemon.config.paths import default_state_dir
 from har_daemon.config.types import (
+    default_of,
     expand_path,
     parse_duration,
     parse_size,
@@ -116,3 +118,9 @@ def test_format_loc() -> None:
     assert format_loc(("cameras", 0, "name")) == "cameras[0].name"
     assert format_loc(("mqtt", "port")) == "mqtt.port"
     assert format_loc(()) == "(top level)"
+
+
+def test_default_of(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert default_of(SpoolConfig, "max_rows") == SpoolConfig().max_rows == 100_000
+    monkeypatch.setenv("STATE_DIRECTORY", "/srv/state")
+    assert default_of(ClipsConfig, "path") == Path("/srv/state/clips")  # factories are called

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from har_daemon.config import ClipsConfig, default_of
 from har_daemon.core.logs import get_logger
 from har_daemon.outputs.clips import retention
 from har_daemon.outputs.clips.encoder import ClipWriter, Codec, H264Transcoder, resolve_codec
@@ -37,6 +38,7 @@ log = get_logger(__name__)
 
 _CLOSE_GRACE_S = 1.0  # how long `tick` waits past a clip's last second for late frames
 _RECENT_PATHS = 256  # ended or capped clips whose path `end` can still return
+_DEFAULT_CODEC: Codec = default_of(ClipsConfig, "codec")
 
 
 @dataclass
@@ -85,7 +87,7 @@ class ClipRecorder:
         history: FrameHistory | Mapping[str, FrameHistory] | None,
         max_width: int | None = None,
         max_queued_frames: int = 600,
-        codec: Codec = "auto",
+        codec: Codec = _DEFAULT_CODEC,
     ) -> None:
         """`history`: one history for every camera, or one per camera name (the daemon's case).
 
