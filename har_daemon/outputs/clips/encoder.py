@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from har_daemon.config.outputs import ClipCodec
+from har_daemon.core.geometry import fit_width_size
 from har_daemon.core.logs import get_logger
 from har_daemon.outputs.clips.files import ClipsError
 
@@ -81,8 +82,7 @@ def resolve_codec(codec: str) -> str | None:
 def clip_size(width: int, height: int, max_width: int | None) -> tuple[int, int]:
     """(width, height) of a clip whose first frame is `width` x `height`: scaled down to
     `max_width` (aspect kept), and even, as MPEG-4 encoders and most players need."""
-    if max_width is not None and width > max_width:
-        height, width = max(1, round(height * max_width / width)), max_width
+    width, height = fit_width_size(width, height, max_width)
     return max(2, width - width % 2), max(2, height - height % 2)
 
 
