@@ -25,8 +25,8 @@ old ids), because a row id is the delivery context of a message that may still b
 Thread-safe: one connection behind a lock (the inference thread appends, the MQTT delivery
 thread acks). One process per file: two daemons sharing a spool would send every row twice.
 
-The file itself (schema, opening checks, moving a corrupt file aside) is `spool_file`'s job;
-the bounds' defaults are [spool]'s (`SpoolConfig`).
+The file itself (schema, opening checks, moving a corrupt file aside) is `spool_file`'s job,
+which rows the bounds drop is `spool_bounds`'s; the bounds' defaults are [spool]'s.
 """
 
 from __future__ import annotations
@@ -41,6 +41,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from har_daemon.comms.spool_bounds import (
+    DROP_REASONS,
+    Drop,
+    enforce_bounds,
+    summarize_drops,
+)
 from har_daemon.comms.spool_file import (
     FILENAME,
     KINDS,
@@ -66,38 +72,12 @@ __all__ = [
     "Spool",
     "SpoolError",
     "SpoolRow",
-    "summarize_drops",
 ]
 
-DROP_REASONS = ("max_rows", "max_bytes", "max_age")
 # A spool built without bounds (tests, tools) gets [spool]'s defaults.
 _DEFAULT_MAX_ROWS: int = default_of(SpoolConfig, "max_rows")
 _DEFAULT_MAX_BYTES: int = default_of(SpoolConfig, "max_bytes")
 _DEFAULT_MAX_AGE_S: float = default_of(SpoolConfig, "max_age")
-
-
-DroppedRow = tuple[int, str, str | None, int]
-"""A dropped row as the bounds see it: id, kind, camera, size."""
-_IDS_LISTED = 20
-
-
-def summarize_drops(drops: Iterable[tuple[str, DroppedRow]]) -> dict[str, dict[str, Any]]:
-    """Per reason, in order of first appearance: the fields of one `spool.dropped` line (count,
-    events, updates, cameras, and the ids, as a range when there are over 20)."""
-    by_reason: dict[str, list[DroppedRow]] = {}
-    for reason, row in drops:
-        by_reason.setdefault(reason, []).append(row)
-    summaries = {}
-    for reason, rows in by_reason.items():
-        ids = [r[0] for r in rows]
-        summaries[reason] = {
-            "count": len(rows),
-            "events": sum(1 for r in rows if r[1] == "event"),
-            "updates": sum(1 for r in rows if r[1] == "update"),
-            "cameras": sorted({r[2] for r in rows if r[2] is not None}),
-            "ids": ids if len(ids) <= _IDS_LISTED else f"{ids[0]}..{ids[-1]}",
-        }
-    return summaries
 
 
 @dataclass(frozen=True)
@@ -275,14 +255,16 @@ class Spool:
         size = len(topic.encode()) + len(data)
         now = self._clock()
 
-        def op(conn: sqlite3.Connection) -> tuple[int, list[tuple[str, DroppedRow]], int, int]:
+        def op(conn: sqlite3.Connection) -> tuple[int, list[Drop], int, int]:
             cur = conn.execute(
                 "INSERT INTO outbox (created, topic, payload, qos, retain, kind, camera, size)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (now, topic, data, int(qos), int(bool(retain)), kind, camera, size),
             )
             row_id = int(cur.lastrowid or 0)
-            drops, rows, nbytes = self._enforce_bounds(conn, self._rows + 1, self._bytes + size)
+            drops, rows, nbytes = enforce_bounds(
+                conn, self._rows + 1, self._bytes + size, self.max_rows, self.max_bytes
+            )
             return row_id, drops, rows, nbytes
 
         with self._lock:
@@ -296,33 +278,6 @@ class Spool:
                 except sqlite3.Error as err:  # the row is stored; ageing out can wait
                     log.warning("spool.expire_failed", path=str(self.path), error=str(err))
         return row_id
-
-    def _enforce_bounds(
-        self, conn: sqlite3.Connection, rows: int, nbytes: int
-    ) -> tuple[list[tuple[str, DroppedRow]], int, int]:
-        """Delete oldest updates, then oldest events, until within bounds (in the transaction).
-
-        Returns the drops and the new row and byte counts.
-        """
-        drops: list[tuple[str, DroppedRow]] = []
-        for kind in ("update", "event"):
-            if rows <= self.max_rows and nbytes <= self.max_bytes:
-                break
-            cur = conn.execute(
-                "SELECT id, kind, camera, size FROM outbox WHERE kind = ? ORDER BY id", (kind,)
-            )
-            doomed = []
-            while rows > self.max_rows or nbytes > self.max_bytes:
-                row = cur.fetchone()
-                if row is None:
-                    break
-                drops.append(("max_rows" if rows > self.max_rows else "max_bytes", row))
-                doomed.append((row[0],))
-                rows -= 1
-                nbytes -= row[3]
-            cur.close()
-            conn.executemany("DELETE FROM outbox WHERE id = ?", doomed)
-        return drops, rows, nbytes
 
     def _expire_locked(self, force: bool = False) -> int:
         now = self._clock()
@@ -342,7 +297,7 @@ class Spool:
         self._report([("max_age", row) for row in rows])
         return len(rows)
 
-    def _report(self, drops: list[tuple[str, DroppedRow]]) -> None:
+    def _report(self, drops: list[Drop]) -> None:
         """Count and log drops: one warning per reason per operation, naming every row id."""
         for reason, summary in summarize_drops(drops).items():
             self._dropped[reason] += summary["count"]

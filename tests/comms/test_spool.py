@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from har_daemon.comms.spool import FILENAME, Spool, SpoolError, summarize_drops
+from har_daemon.comms.spool import FILENAME, Spool, SpoolError
+from har_daemon.comms.spool_bounds import summarize_drops
 from har_daemon.config import SpoolConfig
 from tests.infra.logs import capture_logs
 from tests.shared_data import REPO as ROOT
