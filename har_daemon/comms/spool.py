@@ -24,6 +24,9 @@ old ids), because a row id is the delivery context of a message that may still b
 
 Thread-safe: one connection behind a lock (the inference thread appends, the MQTT delivery
 thread acks). One process per file: two daemons sharing a spool would send every row twice.
+
+The file itself (schema, opening checks, moving a corrupt file aside) is `spool_file`'s job,
+which rows the bounds drop is `spool_bounds`'s; the bounds' defaults are [spool]'s.
 """
 
 from __future__ import annotations
@@ -35,55 +38,46 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
+from har_daemon.comms.spool_bounds import (
+    DROP_REASONS,
+    Drop,
+    enforce_bounds,
+    summarize_drops,
+)
+from har_daemon.comms.spool_file import (
+    FILENAME,
+    KINDS,
+    SCHEMA_VERSION,
+    CorruptSpool,
+    Kind,
+    SpoolError,
+    is_corruption,
+    move_aside,
+    open_spool,
+)
+from har_daemon.config import SpoolConfig, default_of
 from har_daemon.core.logs import get_logger
 
 log = get_logger(__name__)
 
-FILENAME = "spool.sqlite3"
-SCHEMA_VERSION = 1
-KINDS = ("event", "update")
-DROP_REASONS = ("max_rows", "max_bytes", "max_age")
-Kind = Literal["event", "update"]
+__all__ = [
+    "DROP_REASONS",
+    "FILENAME",
+    "KINDS",
+    "SCHEMA_VERSION",
+    "Kind",
+    "Spool",
+    "SpoolError",
+    "SpoolRow",
+]
 
-_SQLITE_CORRUPT = 11
-_SQLITE_NOTADB = 26
-_COLUMNS = ["id", "created", "topic", "payload", "qos", "retain", "kind", "camera", "size"]
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    created REAL NOT NULL,
-    topic TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    qos INTEGER NOT NULL,
-    retain INTEGER NOT NULL,
-    kind TEXT NOT NULL CHECK (kind IN ('event', 'update')),
-    camera TEXT,
-    size INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS outbox_kind_id ON outbox (kind, id);
-CREATE INDEX IF NOT EXISTS outbox_created ON outbox (created);
-CREATE TABLE IF NOT EXISTS counters (
-    name TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-);
-"""
-
-
-class SpoolError(RuntimeError):
-    """The spool cannot be used (e.g. its directory is not writable); not corruption."""
-
-
-class _Corrupt(Exception):
-    """Internal: the file is not a usable spool; move it aside."""
-
-
-def _is_corruption(err: BaseException) -> bool:
-    code = getattr(err, "sqlite_errorcode", None)
-    return code is not None and (code & 0xFF) in (_SQLITE_CORRUPT, _SQLITE_NOTADB)
+# A spool built without bounds (tests, tools) gets [spool]'s defaults.
+_DEFAULT_MAX_ROWS: int = default_of(SpoolConfig, "max_rows")
+_DEFAULT_MAX_BYTES: int = default_of(SpoolConfig, "max_bytes")
+_DEFAULT_MAX_AGE_S: float = default_of(SpoolConfig, "max_age")
 
 
 @dataclass(frozen=True)
@@ -110,9 +104,9 @@ class Spool:
     def __init__(
         self,
         path: str | os.PathLike[str],
-        max_rows: int = 100_000,
-        max_bytes: int = 100_000_000,
-        max_age_s: float = 7 * 86400.0,
+        max_rows: int = _DEFAULT_MAX_ROWS,
+        max_bytes: int = _DEFAULT_MAX_BYTES,
+        max_age_s: float = _DEFAULT_MAX_AGE_S,
         *,
         clock: Callable[[], float] = time.time,
         expire_interval_s: float = 10.0,
@@ -152,7 +146,7 @@ class Spool:
         )
 
     @classmethod
-    def from_config(cls, config: Any) -> Spool:
+    def from_config(cls, config: SpoolConfig) -> Spool:
         """From a `[spool]` section (`SpoolConfig`): `spool.sqlite3` in its `path` directory."""
         directory = Path(config.path).expanduser()
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -164,85 +158,18 @@ class Spool:
         """Open (or create) the file; a corrupt one is moved aside and replaced, once."""
         try:
             self._connect()
-        except _Corrupt as err:
+        except CorruptSpool as err:
             self._move_aside(str(err))
             try:
                 self._connect()
-            except (_Corrupt, sqlite3.Error) as err2:
+            except (CorruptSpool, sqlite3.Error) as err2:
                 raise SpoolError(f"cannot create a fresh spool at {self.path}: {err2}") from err2
 
     def _connect(self) -> None:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            created = not self.path.exists()
-            conn = sqlite3.connect(
-                self.path, isolation_level=None, check_same_thread=False, timeout=5.0
-            )
-        except (OSError, sqlite3.Error) as err:
-            raise SpoolError(f"cannot open spool {self.path}: {err}") from err
-        try:
-            self._setup(conn)
-        except _Corrupt:
-            conn.close()
-            raise
-        except sqlite3.Error as err:
-            conn.close()
-            if _is_corruption(err):
-                raise _Corrupt(str(err)) from err
-            raise SpoolError(f"cannot open spool {self.path}: {err}") from err
-        self._conn = conn
-        if created:
-            _fsync_dir(self.path.parent)
-
-    def _setup(self, conn: sqlite3.Connection) -> None:
-        mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise SpoolError(f"spool {self.path}: cannot enable WAL (journal_mode={mode})")
-        conn.execute("PRAGMA synchronous=FULL")
-        problems = [r[0] for r in conn.execute("PRAGMA quick_check")]
-        if problems != ["ok"]:
-            raise _Corrupt("; ".join(str(p) for p in problems[:5]))
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-        if "outbox" in tables:
-            columns = [r[1] for r in conn.execute("PRAGMA table_info(outbox)")]
-            if columns != _COLUMNS or version != SCHEMA_VERSION:
-                raise _Corrupt(f"not a spool of this version (user_version {version})")
-        elif tables - {"sqlite_sequence"}:
-            raise _Corrupt(f"not a spool: tables {sorted(tables)}")
-        conn.executescript(_SCHEMA + f"PRAGMA user_version={SCHEMA_VERSION};")
-        rows, size, top = conn.execute(
-            "SELECT count(*), coalesce(sum(size), 0), coalesce(max(id), 0) FROM outbox"
-        ).fetchone()
-        seq = conn.execute("SELECT seq FROM sqlite_sequence WHERE name='outbox'").fetchone()
-        if self._high_id > max(int(top), int(seq[0]) if seq else 0):
-            # A fresh file after a runtime recovery: never hand out an id that was in use.
-            if seq is None:
-                conn.execute(
-                    "INSERT INTO sqlite_sequence (name, seq) VALUES ('outbox', ?)",
-                    (self._high_id,),
-                )
-            else:
-                conn.execute(
-                    "UPDATE sqlite_sequence SET seq = ? WHERE name='outbox'", (self._high_id,)
-                )
-        self._rows, self._bytes = int(rows), int(size)
-        self._high_id = max(self._high_id, int(top), int(seq[0]) if seq else 0)
+        self._conn, self._rows, self._bytes, self._high_id = open_spool(self.path, self._high_id)
 
     def _move_aside(self, why: str) -> None:
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
-        target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}")
-        n = 0
-        while target.exists():
-            n += 1
-            target = self.path.with_name(f"{self.path.name}.corrupt-{stamp}-{n}")
-        if self.path.exists():
-            os.replace(self.path, target)
-        wal = self.path.with_name(self.path.name + "-wal")
-        if wal.exists():
-            os.replace(wal, target.with_name(target.name + "-wal"))
-        self.path.with_name(self.path.name + "-shm").unlink(missing_ok=True)
-        _fsync_dir(self.path.parent)
+        target = move_aside(self.path)
         self.corrupt_moved_to = target
         self._rows = self._bytes = 0
         log.error(
@@ -280,7 +207,7 @@ class Spool:
                     raise
                 return result
             except sqlite3.DatabaseError as err:
-                if attempt == 0 and _is_corruption(err):
+                if attempt == 0 and is_corruption(err):
                     self._recover_locked(err)
                     continue
                 raise
@@ -328,14 +255,16 @@ class Spool:
         size = len(topic.encode()) + len(data)
         now = self._clock()
 
-        def op(conn: sqlite3.Connection) -> tuple[int, list[tuple[str, Any]], int, int]:
+        def op(conn: sqlite3.Connection) -> tuple[int, list[Drop], int, int]:
             cur = conn.execute(
                 "INSERT INTO outbox (created, topic, payload, qos, retain, kind, camera, size)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (now, topic, data, int(qos), int(bool(retain)), kind, camera, size),
             )
             row_id = int(cur.lastrowid or 0)
-            drops, rows, nbytes = self._enforce_bounds(conn, self._rows + 1, self._bytes + size)
+            drops, rows, nbytes = enforce_bounds(
+                conn, self._rows + 1, self._bytes + size, self.max_rows, self.max_bytes
+            )
             return row_id, drops, rows, nbytes
 
         with self._lock:
@@ -349,33 +278,6 @@ class Spool:
                 except sqlite3.Error as err:  # the row is stored; ageing out can wait
                     log.warning("spool.expire_failed", path=str(self.path), error=str(err))
         return row_id
-
-    def _enforce_bounds(
-        self, conn: sqlite3.Connection, rows: int, nbytes: int
-    ) -> tuple[list[tuple[str, Any]], int, int]:
-        """Delete oldest updates, then oldest events, until within bounds (in the transaction).
-
-        Returns the drops and the new row and byte counts.
-        """
-        drops: list[tuple[str, Any]] = []
-        for kind in ("update", "event"):
-            if rows <= self.max_rows and nbytes <= self.max_bytes:
-                break
-            cur = conn.execute(
-                "SELECT id, kind, camera, size FROM outbox WHERE kind = ? ORDER BY id", (kind,)
-            )
-            doomed = []
-            while rows > self.max_rows or nbytes > self.max_bytes:
-                row = cur.fetchone()
-                if row is None:
-                    break
-                drops.append(("max_rows" if rows > self.max_rows else "max_bytes", row))
-                doomed.append((row[0],))
-                rows -= 1
-                nbytes -= row[3]
-            cur.close()
-            conn.executemany("DELETE FROM outbox WHERE id = ?", doomed)
-        return drops, rows, nbytes
 
     def _expire_locked(self, force: bool = False) -> int:
         now = self._clock()
@@ -395,22 +297,14 @@ class Spool:
         self._report([("max_age", row) for row in rows])
         return len(rows)
 
-    def _report(self, drops: list[tuple[str, Any]]) -> None:
+    def _report(self, drops: list[Drop]) -> None:
         """Count and log drops: one warning per reason per operation, naming every row id."""
-        by_reason: dict[str, list[Any]] = {}
-        for reason, row in drops:
-            by_reason.setdefault(reason, []).append(row)
-        for reason, rows in by_reason.items():
-            self._dropped[reason] += len(rows)
-            ids = [r[0] for r in rows]
+        for reason, summary in summarize_drops(drops).items():
+            self._dropped[reason] += summary["count"]
             log.warning(
                 "spool.dropped",
                 reason=reason,
-                count=len(rows),
-                events=sum(1 for r in rows if r[1] == "event"),
-                updates=sum(1 for r in rows if r[1] == "update"),
-                cameras=sorted({r[2] for r in rows if r[2] is not None}),
-                ids=ids if len(ids) <= 20 else f"{ids[0]}..{ids[-1]}",
+                **summary,
                 depth=self._rows,
                 bytes=self._bytes,
                 max_rows=self.max_rows,
@@ -541,16 +435,3 @@ class Spool:
 
     def __repr__(self) -> str:
         return f"Spool({str(self.path)!r}, depth={self._rows}, bytes={self._bytes})"
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make a created/renamed directory entry durable (best effort: not every FS allows it)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)

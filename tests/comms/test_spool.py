@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from har_daemon.comms.spool import FILENAME, Spool, SpoolError
+from har_daemon.comms.spool_bounds import summarize_drops
 from har_daemon.config import SpoolConfig
 from tests.infra.logs import capture_logs
 from tests.shared_data import REPO as ROOT
@@ -164,6 +165,38 @@ def test_over_max_rows_drops_oldest_updates_then_oldest_events(tmp_path: Path) -
     ]
     assert all(d["log_level"] == "warning" for d in drops)
     assert drops[0]["ids"] == [2] and drops[2]["cameras"] == ["a"]
+
+
+def test_drop_summaries_one_per_reason() -> None:
+    drops = [
+        ("max_rows", (1, "update", "a", 10)),
+        ("max_age", (2, "event", None, 10)),
+        ("max_rows", (3, "event", "b", 10)),
+        ("max_rows", (4, "event", "a", 10)),
+    ]
+    assert summarize_drops(drops) == {
+        "max_rows": {
+            "count": 3,
+            "events": 2,
+            "updates": 1,
+            "cameras": ["a", "b"],
+            "ids": [1, 3, 4],
+        },
+        "max_age": {"count": 1, "events": 1, "updates": 0, "cameras": [], "ids": [2]},
+    }
+    many = [("max_age", (i, "event", "a", 1)) for i in range(5, 27)]
+    assert summarize_drops(many)["max_age"]["ids"] == "5..26"
+    assert summarize_drops([]) == {}
+
+
+def test_default_bounds_are_the_configs(tmp_path: Path) -> None:
+    defaults = SpoolConfig(path=tmp_path)
+    with Spool(tmp_path) as spool:
+        assert (spool.max_rows, spool.max_bytes, spool.max_age_s) == (
+            defaults.max_rows,
+            defaults.max_bytes,
+            defaults.max_age,
+        )
 
 
 def test_over_max_bytes_drops_updates_first(tmp_path: Path) -> None:

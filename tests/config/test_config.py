@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
-from har_daemon import config as cfgmod
-from har_daemon.config import (
-    DaemonConfig,
-    describe_errors,
-    load_config,
-    redact_url,
-)
+from har_daemon.config import DaemonConfig, describe_errors, load_config
+from har_daemon.config.errors import unwrap_model
 from har_daemon.core.errors import ConfigError
 from har_daemon.core.paths import DEMO_MODEL_DIR
-from har_daemon.runtime.smoothing import Smoother
 from tests.shared_data import REPO
 
 EXAMPLE = REPO / "config.example.toml"
@@ -27,8 +22,6 @@ EXAMPLE = REPO / "config.example.toml"
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests see only the HAR_* variables they set themselves."""
-    import os
-
     for name in list(os.environ):
         if name.upper().startswith("HAR_") or name in ("STATE_DIRECTORY", "XDG_STATE_HOME"):
             monkeypatch.delenv(name)
@@ -69,7 +62,7 @@ def test_example_loads_with_its_cameras() -> None:
 def _section_models() -> dict[str, type[BaseModel]]:
     out = {}
     for name, field in DaemonConfig.model_fields.items():
-        model = cfgmod._unwrap_model(field.annotation)
+        model = unwrap_model(field.annotation)
         assert model is not None
         out[name] = model
     return out
@@ -252,6 +245,30 @@ def test_cameras_inherit_capture_defaults(tmp_path: Path) -> None:
     )
 
 
+def test_camera_exposes_every_capture_option(tmp_path: Path) -> None:
+    """The capture thread reads its settings from the camera: each one is there, inherited."""
+    text = (
+        "[capture]\nopen_timeout_s = 20\nreconnect_jitter = 0\n"
+        '[[cameras]]\nname = "a"\nsource = "rtsp://u:pw@cam/s"\nopen_timeout_s = 5\n'
+        '[[cameras]]\nname = "b"\nsource = "rtsp://cam/t"\n'
+    )
+    cfg = load_config(write(tmp_path, text))
+    a, b = cfg.cameras
+    assert (a.open_timeout_s, b.open_timeout_s, b.reconnect_jitter) == (5, 20, 0)
+    assert (a.source_kind, a.redacted_source) == ("stream", "rtsp://u:***@cam/s")
+    assert set(cfg.capture.model_dump()) == {
+        "rtsp_transport",
+        "open_timeout_s",
+        "stall_timeout_s",
+        "reconnect_initial_s",
+        "reconnect_max_s",
+        "reconnect_jitter",
+    }
+    assert load_config(None).capture.open_timeout_s == 10.0
+    [line] = problems(tmp_path, "[capture]\nopen_timeout_s = 0.5\n")
+    assert line.startswith("capture.open_timeout_s: ") and "1" in line
+
+
 def test_missing_tls_file(tmp_path: Path) -> None:
     missing = tmp_path / "nope-ca.pem"
     [line] = problems(tmp_path, f'[mqtt]\ntls = true\ntls_ca_file = "{missing}"\n')
@@ -317,8 +334,18 @@ def test_password_not_leaked_by_errors(tmp_path: Path) -> None:
 def test_camera_url_password_hidden_in_errors(tmp_path: Path) -> None:
     [line] = problems(tmp_path, '[[cameras]]\nname = "a b"\nsource = "rtsp://u:topsecret@cam/"\n')
     assert "topsecret" not in line
-    assert redact_url("rtsp://u:pw@cam:554/s?x=1") == "rtsp://u:***@cam:554/s?x=1"
-    assert redact_url("rtsp://cam/s") == "rtsp://cam/s"
+
+
+def test_camera_url_query_secrets_hidden(tmp_path: Path) -> None:
+    url = "rtsp://cam/cam/realmonitor?channel=1&user=admin&password=qu3ry"
+    cfg = load_config(write(tmp_path, f'[[cameras]]\nname = "dahua"\nsource = "{url}"\n'))
+    cam = cfg.cameras[0]
+    assert cam.source == url  # the capture thread still gets the real URL
+    assert cam.redacted_source == url.replace("qu3ry", "***")
+    for text in (repr(cam), str(cam), repr(cfg), str(cfg.redacted_dict())):
+        assert "qu3ry" not in text
+    [line] = problems(tmp_path, f'[[cameras]]\nname = "a b"\nsource = "{url}"\n')
+    assert "qu3ry" not in line
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -338,24 +365,7 @@ def test_sizes_durations_and_sources(tmp_path: Path) -> None:
     assert line.startswith("spool.max_age: ") and "'7d'" in line
 
 
-def test_inference_builds_tracker_and_smoother() -> None:
-    inf = load_config(
-        None,
-        overrides={
-            "inference": {"smoothing": "ema", "ema_alpha": 0.3, "alert_activities": ["fight"]}
-        },
-    ).inference
-    tc = inf.tracker_config()
-    assert tc.alert_activities == frozenset({"fight"})
-    assert (tc.enter_threshold, tc.exit_threshold, tc.min_windows) == (0.6, 0.4, 2)
-    assert load_config(None).inference.tracker_config().alert_activities is None
-    sm = inf.make_smoother()
-    assert isinstance(sm, Smoother) and (sm.method, sm.alpha) == ("ema", 0.3)
-
-
 def test_describe_errors_alone() -> None:
-    from pydantic import ValidationError
-
     with pytest.raises(ValidationError) as info:
         DaemonConfig.model_validate({"mqtt": {"port": -1}, "metrics": {"port": "x"}})
     lines = describe_errors(info.value, env={})

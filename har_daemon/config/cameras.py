@@ -1,0 +1,117 @@
+"""[capture] and [[cameras]]: what each camera reads and how a failing stream is handled.
+
+`CaptureOptions` is the one definition of the stream-handling settings: [capture] holds the
+defaults, each [[cameras]] entry inherits them (see `DaemonConfig`) and may override any, and
+the capture thread reads them from the camera's `CameraConfig`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Literal
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from har_daemon.config.types import SLUG_PATTERN, CameraSource, Section, SourceKind, source_kind
+from har_daemon.core.redact import redact_url
+
+RtspTransport = Literal["tcp", "udp"]
+
+
+class CaptureOptions(Section):
+    """Options shared by [capture] (the defaults) and each [[cameras]] entry."""
+
+    rtsp_transport: RtspTransport = Field(
+        "tcp",
+        title="RTSP transport",
+        description="'tcp' (robust, default) or 'udp' (lower latency, drops on lossy links).",
+    )
+    open_timeout_s: float = Field(
+        10.0,
+        ge=1,
+        le=300,
+        title="Open timeout",
+        description="Seconds a stream may take to open (connect and answer) before the attempt "
+        "counts as failed and is retried.",
+    )
+    stall_timeout_s: float = Field(
+        10.0,
+        ge=1,
+        le=600,
+        title="Stall timeout",
+        description="Seconds without a frame before a stream counts as stalled and reconnects.",
+    )
+    reconnect_initial_s: float = Field(
+        1.0,
+        ge=0.1,
+        le=600,
+        title="First reconnect delay",
+        description="Seconds before the first reconnect attempt; doubles per failure.",
+    )
+    reconnect_max_s: float = Field(
+        60.0,
+        ge=0.1,
+        le=3600,
+        title="Longest reconnect delay",
+        description="Cap of the doubling reconnect delay (>= reconnect_initial_s).",
+    )
+    reconnect_jitter: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        title="Reconnect jitter",
+        description="Random +/- fraction applied to each delay, so cameras do not retry in step.",
+    )
+
+    @field_validator("reconnect_max_s")
+    @classmethod
+    def _max_not_below_initial(cls, v: float, info: ValidationInfo) -> float:
+        initial = info.data.get("reconnect_initial_s")
+        if initial is not None and v < initial:
+            raise ValueError(f"must be >= reconnect_initial_s ({initial})")
+        return v
+
+
+class CaptureConfig(CaptureOptions):
+    """[capture]: stream-handling defaults that every camera inherits."""
+
+
+class CameraConfig(CaptureOptions):
+    """One [[cameras]] entry."""
+
+    name: str = Field(
+        ...,
+        min_length=1,
+        max_length=64,
+        pattern=SLUG_PATTERN,
+        title="Camera name",
+        description="Unique; used in topics and logs (letters, digits, '-', '_').",
+    )
+    source: CameraSource = Field(
+        ...,
+        title="Video source",
+        description="Webcam index (0), a /dev/videoN path, an rtsp:// or http(s):// URL, or a "
+        "video file.",
+    )
+    enabled: bool = Field(True, title="Enabled", description="false: keep it but do not open it.")
+    loop: bool = Field(False, title="Loop file", description="Files only: start again at the end.")
+    realtime: bool = Field(
+        True,
+        title="Real-time playback",
+        description="Files only: read at the file's frame rate (false: as fast as possible).",
+    )
+
+    @property
+    def source_kind(self) -> SourceKind:
+        """How the source is opened: 'webcam', 'device', 'stream' or 'file'."""
+        return source_kind(self.source)
+
+    @property
+    def redacted_source(self) -> str:
+        """The source with URL credentials hidden: what logs may show."""
+        return redact_url(self.source) if isinstance(self.source, str) else str(self.source)
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        """repr() and str() never show a URL's credentials."""
+        for key, value in super().__repr_args__():
+            yield key, (redact_url(value) if key == "source" and isinstance(value, str) else value)

@@ -1,0 +1,165 @@
+"""[model] and [inference]: which classifier runs, and how its scores become events.
+
+These sections are the single source of the smoothing and event-tracker settings and their
+defaults; the daemon builds its runtime `Smoother` and `TrackerConfig` from them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from har_daemon.config.paths import resolve_model_dir
+from har_daemon.config.types import ExpandedPath, Seconds, Section
+from har_daemon.core.paths import DEMO_MODEL_DIR
+
+Backend = Literal["keras", "litert"]
+SmoothingMethod = Literal["mean", "ema"]
+
+
+class ModelConfig(Section):
+    """[model]: which classifier to run and how often."""
+
+    path: ExpandedPath = Field(
+        default_factory=lambda: DEMO_MODEL_DIR,
+        title="Model directory",
+        description="Directory holding model.json and the model file. Default: the bundled "
+        "demo model (models/demo beside the package). A relative path is looked up beside the "
+        "config file, then among the bundled models (so 'models/fight' works from any "
+        "directory).",
+    )
+    backend: Backend = Field(
+        "keras",
+        title="Inference backend",
+        description="'keras' (TensorFlow) or 'litert' (the directory's .tflite export; needs "
+        "the [litert] extra).",
+    )
+    frame_spacing_s: float | None = Field(
+        None,
+        gt=0,
+        le=60,
+        title="Frame spacing override",
+        description="Seconds between sampled frames. Default (unset): the spacing recorded in "
+        "model.json, which matches training.",
+    )
+    stride: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        title="Window stride",
+        description="Classify a camera's window every N newly sampled frames.",
+    )
+    batch_max: int = Field(
+        8,
+        ge=1,
+        le=256,
+        title="Largest batch",
+        description="Most windows (across cameras) classified in one model call.",
+    )
+
+    @field_validator("path", mode="after")
+    @classmethod
+    def _resolve_relative(cls, v: Path) -> Path:
+        return resolve_model_dir(v)
+
+
+class InferenceConfig(Section):
+    """[inference]: smoothing and the event state machine."""
+
+    smoothing: SmoothingMethod = Field(
+        "mean",
+        title="Smoothing",
+        description="'mean' of the last smoothing_window windows, or 'ema' (exponential).",
+    )
+    smoothing_window: int = Field(
+        3, ge=1, le=100, title="Smoothing window", description="Windows averaged by 'mean'."
+    )
+    ema_alpha: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        title="EMA weight",
+        description="Weight of the newest window in 'ema' (1 = no smoothing).",
+    )
+    enter_threshold: float = Field(
+        0.6,
+        gt=0,
+        le=1,
+        title="Enter threshold",
+        description="Smoothed score an activity must reach (as the top class) to start.",
+    )
+    exit_threshold: float = Field(
+        0.4,
+        ge=0,
+        lt=1,
+        title="Exit threshold",
+        description="An active activity ends when its smoothed score falls below this "
+        "(< enter_threshold).",
+    )
+    min_windows: int = Field(
+        2,
+        ge=1,
+        le=100,
+        title="Windows to start",
+        description="Consecutive windows at or above enter_threshold before an activity starts.",
+    )
+    update_interval_s: Seconds = Field(
+        10.0,
+        ge=0,
+        le=86400,
+        title="Update interval",
+        description="Least seconds between 'update' events while active (0: every window).",
+    )
+    alert_activities: list[str] = Field(
+        default_factory=list,
+        max_length=1000,
+        title="Alerting activities",
+        description="Classes that raise events; empty: all. Others only show in the state.",
+    )
+    ignore_activities: list[str] = Field(
+        default_factory=list,
+        max_length=1000,
+        title="Ignored classes",
+        description="Background classes (e.g. NonViolence) that never become an activity.",
+    )
+    motion_gating: bool = Field(
+        False,
+        title="Motion gating",
+        description="Skip classifying windows without motion (saves compute on still scenes).",
+    )
+    motion_threshold: float = Field(
+        0.02,
+        ge=0,
+        le=1,
+        title="Motion threshold",
+        description="Mean absolute change between sampled frames, as a fraction of full "
+        "scale, below which a window counts as still.",
+    )
+
+    @field_validator("exit_threshold")
+    @classmethod
+    def _exit_below_enter(cls, v: float, info: ValidationInfo) -> float:
+        """Hysteresis needs a gap: an exit at or above the enter threshold would flap."""
+        enter = info.data.get("enter_threshold")
+        if enter is not None and v >= enter:
+            raise ValueError(f"must be lower than enter_threshold ({enter})")
+        return v
+
+    @field_validator("alert_activities", "ignore_activities")
+    @classmethod
+    def _names(cls, v: list[str]) -> list[str]:
+        if any(not name.strip() for name in v):
+            raise ValueError("activity names must not be empty")
+        if len(set(v)) != len(v):
+            raise ValueError("activity names must be unique")
+        return v
+
+    @field_validator("ignore_activities")
+    @classmethod
+    def _not_both(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        both = sorted(set(v) & set(info.data.get("alert_activities") or ()))
+        if both:
+            raise ValueError(f"also in alert_activities: {', '.join(both)}")
+        return v
