@@ -40,7 +40,6 @@ from har_daemon.comms.topics import (
     Topics,
     check_topic_level,
 )
-from har_daemon.runtime.events import TrackerConfig
 
 MANUFACTURER = "har-daemon"
 ORIGIN_NAME = "har-daemon"
@@ -72,14 +71,6 @@ def slug(name: str) -> str:
 def node_id(topic_prefix: str) -> str:
     """The discovery node_id of the instance publishing under `topic_prefix`."""
     return slug(topic_prefix.strip("/"))
-
-
-def alerting_classes(classes: Iterable[str], tracker: TrackerConfig) -> list[str]:
-    """The classes that raise events (what `alert_activities` should be for discovery).
-
-    Mirrors the tracker: the config's empty `alert_activities` means every non-ignored class.
-    """
-    return [c for c in classes if tracker.alerts(c)]
 
 
 def _jinja_str(text: str) -> str:
@@ -120,7 +111,7 @@ def discovery_messages(
     """(config topic, JSON payload) for every HA entity of one camera; pure.
 
     `alert_activities` are the classes that get a binary_sensor: pass the effective list
-    (`alerting_classes`), since the config's empty list means "all".
+    (`DecisionPolicy.alerting`), since the config's empty list means "all".
     """
     check_topic_level(camera)
     disc = discovery_prefix.strip("/")

@@ -44,9 +44,6 @@ from har_daemon.config.types import (
     default_of,
 )
 
-# Transitional: runtime.capture still imports redact_url from here; it lives in core.redact.
-from har_daemon.core.redact import redact_url
-
 __all__ = [
     "ENV_NESTED_DELIMITER",
     "ENV_PREFIX",
@@ -82,5 +79,4 @@ __all__ = [
     "default_state_dir",
     "describe_errors",
     "load_config",
-    "redact_url",
 ]

@@ -15,7 +15,7 @@ from har_daemon.config.paths import resolve_model_dir
 from har_daemon.config.types import ExpandedPath, Seconds, Section
 from har_daemon.core.paths import DEMO_MODEL_DIR
 
-Backend = Literal["keras", "litert"]
+Backend = Literal["auto", "keras", "litert"]
 SmoothingMethod = Literal["mean", "ema"]
 
 
@@ -31,10 +31,10 @@ class ModelConfig(Section):
         "directory).",
     )
     backend: Backend = Field(
-        "keras",
+        "auto",
         title="Inference backend",
-        description="'keras' (TensorFlow) or 'litert' (the directory's .tflite export; needs "
-        "the [litert] extra).",
+        description="'litert' (the directory's .tflite export, no TensorFlow), 'keras' (needs "
+        "TensorFlow: the [train] extra) or 'auto': litert when the model has an export.",
     )
     frame_spacing_s: float | None = Field(
         None,

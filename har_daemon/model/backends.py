@@ -7,14 +7,15 @@ The backends themselves live in `model.litert` (the daemon's, no TensorFlow) and
 from __future__ import annotations
 
 import os
-from typing import Literal, Protocol
+from typing import Protocol, get_args
 
 import numpy as np
 
+from har_daemon.config import Backend
 from har_daemon.model.meta import ModelMeta
 
-BackendKind = Literal["auto", "keras", "litert"]
-BACKENDS: tuple[str, ...] = ("auto", "keras", "litert")
+BackendKind = Backend
+BACKENDS: tuple[str, ...] = get_args(Backend)
 """`auto`: `litert` when the model directory has its LiteRT export, else `keras`."""
 
 

@@ -17,7 +17,7 @@ import numpy as np
 from har_daemon.config import CameraConfig
 from har_daemon.core.logs import get_logger
 from har_daemon.model.meta import ModelMeta
-from har_daemon.runtime.capture import CameraCapture, CaptureOptions
+from har_daemon.runtime.capture import CameraCapture
 from har_daemon.runtime.history import FrameHistory
 from har_daemon.runtime.inference import CameraPipeline
 from har_daemon.runtime.policy import DecisionPolicy
@@ -62,18 +62,7 @@ class Camera:
             tracker=policy.tracker(meta.classes, camera=self.name),
         )
         self.capture = CameraCapture(
-            CaptureOptions(
-                name=config.name,
-                source=config.source,
-                kind=config.source_kind,
-                loop=config.loop,
-                realtime=config.realtime,
-                rtsp_transport=config.rtsp_transport,
-                stall_timeout_s=config.stall_timeout_s,
-                reconnect_initial_s=config.reconnect_initial_s,
-                reconnect_max_s=config.reconnect_max_s,
-                reconnect_jitter=config.reconnect_jitter,
-            ),
+            config,
             ring,
             spacing_s,
             meta.frame_size,

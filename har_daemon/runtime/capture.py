@@ -19,14 +19,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import cv2
 import numpy as np
 
-from har_daemon.config import redact_url
+from har_daemon.config import CameraConfig
 from har_daemon.core.errors import ConfigError, VideoError
 from har_daemon.core.logs import get_logger
+from har_daemon.core.redact import redact_url
 from har_daemon.model.preprocess import Interpolation, resize_frame
 from har_daemon.runtime.ring import FrameRing
 from har_daemon.video.sampling import FrameSampler
@@ -59,21 +59,6 @@ def check_file_source(source: str) -> None:
 
 
 @dataclass
-class CaptureOptions:
-    name: str
-    source: str | int
-    kind: Literal["webcam", "device", "stream", "file"]
-    loop: bool = False
-    realtime: bool = True
-    rtsp_transport: Literal["tcp", "udp"] = "tcp"
-    stall_timeout_s: float = 10.0
-    open_timeout_s: float = 10.0
-    reconnect_initial_s: float = 1.0
-    reconnect_max_s: float = 60.0
-    reconnect_jitter: float = 0.2
-
-
-@dataclass
 class CaptureStats:
     frames_read: int = 0
     frames_sampled: int = 0
@@ -92,7 +77,7 @@ class CameraCapture(threading.Thread):
 
     def __init__(
         self,
-        options: CaptureOptions,
+        options: CameraConfig,
         ring: FrameRing,
         frame_spacing_s: float,
         frame_size_hw: tuple[int, int],
@@ -106,7 +91,7 @@ class CameraCapture(threading.Thread):
     ) -> None:
         super().__init__(name=f"capture-{options.name}", daemon=True)
         self.options = options
-        self.kind = options.kind
+        self.kind = options.source_kind
         self.ring = ring
         self.sampler = FrameSampler(frame_spacing_s)
         self.frame_size_hw = frame_size_hw

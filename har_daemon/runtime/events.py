@@ -35,6 +35,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from har_daemon.config import InferenceConfig, default_of
+
 TransitionKind = Literal["start", "update", "end"]
 EndReason = Literal["below_exit", "takeover", "finish"]
 
@@ -43,10 +45,10 @@ EndReason = Literal["below_exit", "takeover", "finish"]
 class TrackerConfig:
     """Thresholds and filters of the event state machine."""
 
-    enter_threshold: float = 0.6
-    exit_threshold: float = 0.4
-    min_windows: int = 2
-    update_interval_s: float = 10.0
+    enter_threshold: float = default_of(InferenceConfig, "enter_threshold")
+    exit_threshold: float = default_of(InferenceConfig, "exit_threshold")
+    min_windows: int = default_of(InferenceConfig, "min_windows")
+    update_interval_s: float = default_of(InferenceConfig, "update_interval_s")
     alert_activities: frozenset[str] | None = None
     """Activities that raise events; None means every (not ignored) class."""
     ignore_activities: frozenset[str] = field(default_factory=frozenset)

@@ -16,6 +16,8 @@ from collections import deque
 import cv2
 import numpy as np
 
+from har_daemon.core.geometry import fit_width_size
+
 
 def fit_width(frame: np.ndarray, max_width: int) -> np.ndarray:
     """`frame` scaled down to `max_width` (aspect kept, INTER_AREA); a narrower frame is copied.
@@ -23,10 +25,10 @@ def fit_width(frame: np.ndarray, max_width: int) -> np.ndarray:
     Always returns a new array, so the caller's (capture) buffer can be reused safely.
     """
     height, width = frame.shape[:2]
-    if width <= max_width:
+    size = fit_width_size(width, height, max_width)
+    if size == (width, height):
         return frame.copy()
-    new_h = max(1, round(height * max_width / width))
-    return cv2.resize(frame, (max_width, new_h), interpolation=cv2.INTER_AREA)
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
 
 
 class FrameHistory:

@@ -8,19 +8,29 @@ smoothed value equals the first prediction.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import get_args
 
 import numpy as np
 import numpy.typing as npt
 
-SmoothingMethod = Literal["mean", "ema"]
+from har_daemon.config import InferenceConfig, SmoothingMethod, default_of
+
+METHODS: tuple[str, ...] = get_args(SmoothingMethod)
+DEFAULT_METHOD: SmoothingMethod = default_of(InferenceConfig, "smoothing")
+DEFAULT_WINDOW: int = default_of(InferenceConfig, "smoothing_window")
+DEFAULT_ALPHA: float = default_of(InferenceConfig, "ema_alpha")
 
 
 class Smoother:
     """Smooths a stream of equally long probability vectors."""
 
-    def __init__(self, method: SmoothingMethod = "mean", window: int = 3, alpha: float = 0.5):
-        if method not in ("mean", "ema"):
+    def __init__(
+        self,
+        method: SmoothingMethod = DEFAULT_METHOD,
+        window: int = DEFAULT_WINDOW,
+        alpha: float = DEFAULT_ALPHA,
+    ):
+        if method not in METHODS:
             raise ValueError(f"smoothing method must be 'mean' or 'ema', got {method!r}")
         if window < 1:
             raise ValueError(f"smoothing window must be >= 1, got {window}")

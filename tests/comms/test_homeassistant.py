@@ -17,7 +17,6 @@ from paho.mqtt.enums import CallbackAPIVersion
 from har_daemon.comms.homeassistant import (
     IDLE,
     HaDiscovery,
-    alerting_classes,
     discovery_messages,
     node_filter,
     node_id,
@@ -26,7 +25,7 @@ from har_daemon.comms.homeassistant import (
 )
 from har_daemon.comms.payloads import activity_payload
 from har_daemon.comms.topics import Topics
-from har_daemon.runtime.events import ActivityState, TrackerConfig
+from har_daemon.runtime.events import ActivityState
 from tests.infra.mosquitto import MosquittoBroker, MqttRecorder
 from tests.infra.procs import wait_until
 
@@ -468,10 +467,6 @@ def test_pure_helpers() -> None:
         node_filter("homeassistant/", "har/test") == f"homeassistant/+/{node_id(PREFIX)}/+/config"
     )
     assert stale_topics(["a", "b", "c"], ["b", "d"]) == ["a", "c"]
-    tracker = TrackerConfig(ignore_activities=frozenset({"NonViolence"}))
-    assert alerting_classes(CLASSES, tracker) == ["Violence", "fall"]
-    tracker = TrackerConfig(alert_activities=frozenset({"fall"}))
-    assert alerting_classes(CLASSES, tracker) == ["fall"]
     hd = make_discovery(lambda *a: None)
     # Non-retained, foreign and empty messages are not "held by the broker".
     hd.on_config_seen(f"{DISC}/sensor/{node_id(PREFIX)}/gone_activity/config", b"{}", False)

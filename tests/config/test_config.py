@@ -95,7 +95,7 @@ def test_defaults_without_a_file() -> None:
     cfg = load_config(None)
     assert cfg.cameras == []
     assert cfg.model.path == DEMO_MODEL_DIR == REPO / "models" / "demo"
-    assert (cfg.model.backend, cfg.model.stride, cfg.model.frame_spacing_s) == ("keras", 5, None)
+    assert (cfg.model.backend, cfg.model.stride, cfg.model.frame_spacing_s) == ("auto", 5, None)
     assert (cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.qos, cfg.mqtt.topic_prefix) == (
         "localhost",
         1883,

@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
+from har_daemon.config import CameraConfig
 from har_daemon.core.errors import ConfigError
 from har_daemon.runtime.capture import (
     CameraCapture,
-    CaptureOptions,
     backoff_delay,
     check_file_source,
 )
@@ -52,7 +52,7 @@ def test_check_file_source(tmp_path: Path) -> None:
 def _capture(path: Path, ring: FrameRing, **kw: object) -> tuple[CameraCapture, list, list]:
     statuses: list[tuple[bool, str]] = []
     frames: list[str] = []
-    options = CaptureOptions(name="cam", source=str(path), kind="file", **kw)  # type: ignore[arg-type]
+    options = CameraConfig(name="cam", source=str(path), **kw)  # type: ignore[arg-type]
     cap = CameraCapture(
         options,
         ring,
@@ -123,11 +123,10 @@ def test_unreachable_stream_backs_off_and_stops_promptly() -> None:
     ring = FrameRing(20, (16, 16, 3))
     statuses: list[tuple[bool, str]] = []
     cap = CameraCapture(
-        CaptureOptions(
+        CameraConfig(
             name="gone",
             source="rtsp://127.0.0.1:9/nothing",
-            kind="stream",
-            reconnect_initial_s=0.05,
+            reconnect_initial_s=0.1,
             reconnect_max_s=0.2,
             open_timeout_s=1.0,
         ),
@@ -160,7 +159,7 @@ def test_full_frame_hook_gets_full_frames_at_the_history_spacing(tmp_path: Path)
     frames: list[str] = []
     full: list[tuple[str, tuple[int, ...], float]] = []
     hooked = CameraCapture(
-        CaptureOptions(name="cam", source=str(video), kind="file", realtime=False),
+        CameraConfig(name="cam", source=str(video), realtime=False),
         ring,
         frame_spacing_s=0.1,
         frame_size_hw=(16, 16),
@@ -192,7 +191,7 @@ def test_history_spacing_finer_than_the_model_retrieves_extra_frames(tmp_path: P
     ring = FrameRing(20, (16, 16, 3))
     full: list[tuple[np.ndarray, float]] = []
     cap = CameraCapture(
-        CaptureOptions(name="cam", source=str(video), kind="file", realtime=False),
+        CameraConfig(name="cam", source=str(video), realtime=False),
         ring,
         frame_spacing_s=0.4,
         frame_size_hw=(16, 16),
@@ -223,7 +222,7 @@ def test_failing_full_frame_hook_does_not_stop_the_camera(tmp_path: Path) -> Non
         raise RuntimeError("disk on fire")
 
     cap = CameraCapture(
-        CaptureOptions(name="cam", source=str(video), kind="file", realtime=False),
+        CameraConfig(name="cam", source=str(video), realtime=False),
         ring,
         0.1,
         (16, 16),

@@ -1,0 +1,46 @@
+"""runtime.policy: the config's [inference] section as the smoother and tracker everyone uses."""
+
+from __future__ import annotations
+
+import pytest
+
+from har_daemon.config import InferenceConfig
+from har_daemon.runtime.policy import DecisionPolicy
+
+CLASSES = ["NonViolence", "Violence", "fall"]
+
+
+def test_thresholds_and_filters_come_from_the_config() -> None:
+    policy = DecisionPolicy.from_config(
+        InferenceConfig(
+            enter_threshold=0.7, exit_threshold=0.2, min_windows=3, alert_activities=["fall"]
+        )
+    )
+    tc = policy.tracker_config
+    assert (tc.enter_threshold, tc.exit_threshold, tc.min_windows) == (0.7, 0.2, 3)
+    assert tc.alert_activities == frozenset({"fall"})
+    assert DecisionPolicy.from_config(InferenceConfig()).tracker_config.alert_activities is None
+
+
+def test_smoother_follows_the_config() -> None:
+    smoother = DecisionPolicy.from_config(
+        InferenceConfig(smoothing="ema", ema_alpha=0.3)
+    ).smoother()
+    assert (smoother.method, smoother.alpha) == ("ema", 0.3)
+    smoother.update([1.0, 0.0])
+    assert smoother.update([0.0, 1.0]).tolist() == pytest.approx([0.7, 0.3])
+
+
+def test_alerting_classes_mirror_the_tracker() -> None:
+    ignore = DecisionPolicy.from_config(InferenceConfig(ignore_activities=["NonViolence"]))
+    assert ignore.alerting(CLASSES) == ["Violence", "fall"]
+    only = DecisionPolicy.from_config(InferenceConfig(alert_activities=["fall"]))
+    assert only.alerting(CLASSES) == ["fall"]
+
+
+def test_unknown_activity_is_named() -> None:
+    policy = DecisionPolicy.from_config(InferenceConfig(alert_activities=["fight"]))
+    with pytest.raises(ValueError, match="unknown activity 'fight'"):
+        policy.check_classes(CLASSES)
+    tracker = policy.tracker(["fight", "noFight"], camera="yard")
+    assert tracker.camera == "yard" and tracker.config is policy.tracker_config
