@@ -31,7 +31,7 @@ fi
 PYTHON="${PYTHON:-python3}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[dev,litert]"
+.venv/bin/python -m pip install -q -e ".[dev]"
 
 # Home Assistant core for tests/app/test_home_assistant.py, in its own venv: its pins clash with
 # ours. Rebuilt only when tests/home-assistant-requirements.txt changes.

@@ -1,8 +1,9 @@
 """Where the bundled models live, in a checkout and in an installed wheel alike.
 
-A wheel carries the repository's `models/` as `har_daemon/bundled_models/` (see pyproject's
-package-dir mapping); a checkout or an editable install reads `models/` beside the package.
-Every default that names a bundled model or clip is built here, once.
+`har_daemon/bundled_models` is a symlink to the repository's `models/`; building a wheel copies
+the files behind it into the package (pyproject's package-data), so a checkout, an editable
+install and an installed wheel all find them at the same place. Every default that names a
+bundled model or clip is built here, once.
 """
 
 from __future__ import annotations
@@ -14,10 +15,7 @@ BUNDLED_PREFIX = "models"
 """How configs and commands name a bundled model: `models/fight`, `models/demo`."""
 
 
-def bundled_models_dir() -> Path:
-    """The folder holding the bundled model directories."""
-    inside = PACKAGE_DIR / "bundled_models"
-    return inside if inside.is_dir() else PACKAGE_DIR.parent / BUNDLED_PREFIX
+BUNDLED_MODELS_DIR = PACKAGE_DIR / "bundled_models"
 
 
 def bundled(relative: str | Path) -> Path:
@@ -25,7 +23,7 @@ def bundled(relative: str | Path) -> Path:
     parts = Path(relative).parts
     if parts and parts[0] == BUNDLED_PREFIX:
         parts = parts[1:]
-    return bundled_models_dir().joinpath(*parts)
+    return BUNDLED_MODELS_DIR.joinpath(*parts)
 
 
 DEMO_MODEL_DIR = bundled("models/demo")

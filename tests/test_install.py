@@ -1,0 +1,115 @@
+"""Installed as a user or an installer would: a wheel without extras, in a fresh venv.
+
+The daemon must install without TensorFlow, find its bundled models inside the installed
+package (not in a checkout beside it), run the README's service recipe (the example config
+copied to another folder), and a `[train]` command must say in one line what to install.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.shared_data import REPO
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+
+
+def _run(cmd: list[str | Path], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith("HAR_")}
+    env.pop("PYTHONPATH", None)  # nothing from the checkout may leak into the venv
+    env["XDG_STATE_HOME"] = str(cwd / "state")
+    return subprocess.run(
+        [str(c) for c in cmd], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="module")
+def daemon_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`pip install <checkout>` (not editable, no extras) into a new venv."""
+    root = tmp_path_factory.mktemp("install")
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    # A copy of the tracked files, so no build directory of the checkout is touched.
+    src = root / "src"
+    files = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split("\0")
+    for name in filter(None, files):
+        source = REPO / name
+        if source.is_file() or source.is_symlink():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            if source.is_symlink():
+                os.symlink(os.readlink(source), src / name)
+            else:
+                shutil.copy2(source, src / name)
+    result = _run([venv / "bin" / "pip", "install", "-q", src], cwd=root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return venv
+
+
+def test_daemon_install_has_no_tensorflow(daemon_venv: Path, tmp_path: Path) -> None:
+    python = daemon_venv / "bin" / "python"
+    probe = _run(
+        [python, "-c", "import importlib.util as u; print(u.find_spec('tensorflow') is None)"],
+        cwd=tmp_path,
+    )
+    assert probe.stdout.strip() == "True", probe.stderr
+    where = _run(
+        [python, "-c", "import har_daemon, pathlib; print(pathlib.Path(har_daemon.__file__))"],
+        cwd=tmp_path,
+    )
+    assert str(daemon_venv) in where.stdout, "har_daemon must come from the venv, not the checkout"
+
+
+def test_default_run_uses_litert_and_the_bundled_clip(daemon_venv: Path, tmp_path: Path) -> None:
+    """README's first command, on the installed package: bundled model and clip, no broker."""
+    result = _run([daemon_venv / "bin" / "har-daemon", "run", "--no-mqtt"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert events and {e["type"] for e in events} >= {"start", "end"}
+    logs = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    start = next(e for e in logs if e["event"] == "daemon.start")
+    assert start["backend"] == "litert"
+    stopped = next(e for e in logs if e["event"] == "daemon.stopped")
+    print(f"installed daemon, bundled clip: RSS {stopped['rss_mb']} MB, {len(events)} events")
+    assert stopped["rss_mb"] < 250
+
+
+def test_service_recipe_from_a_copied_config(daemon_venv: Path, tmp_path: Path) -> None:
+    """README's "Running as a service": the example config copied to /etc-like folder."""
+    etc = tmp_path / "etc" / "har-daemon"
+    etc.mkdir(parents=True)
+    config = etc / "config.toml"
+    shutil.copy(REPO / "config.example.toml", config)
+    har = daemon_venv / "bin" / "har-daemon"
+    check = _run([har, "check-config", "--config", config], cwd=tmp_path)
+    assert check.returncode == 0, check.stderr
+    assert check.stdout.startswith("configuration OK"), check.stdout
+    clip = REPO / "models" / "demo" / "sample.mp4"
+    run = _run(
+        [har, "run", "--config", config, "--source", clip, "--no-mqtt"], cwd=tmp_path, timeout=300
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    logs = [json.loads(line) for line in run.stderr.splitlines() if line.startswith("{")]
+    start = next(e for e in logs if e["event"] == "daemon.start")
+    assert [c["name"] for c in start["cameras"]] == ["front-door"], "--source runs it alone"
+    assert start["model"].startswith("fight")
+    stopped = next(e for e in logs if e["event"] == "daemon.stopped")
+    assert stopped["cameras"]["front-door"]["windows"] > 0
+
+
+def test_train_command_names_the_extra(daemon_venv: Path, tmp_path: Path) -> None:
+    result = _run(
+        [daemon_venv / "bin" / "har-daemon", "train", "--data", tmp_path, "--out", tmp_path / "m"],
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "har-daemon[train]" in lines[0], result.stderr
