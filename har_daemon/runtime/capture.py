@@ -29,6 +29,7 @@ from har_daemon.core.logs import get_logger
 from har_daemon.core.redact import redact_url
 from har_daemon.model.preprocess import Interpolation, resize_frame
 from har_daemon.runtime.ring import FrameRing
+from har_daemon.video.frames import probe_video
 from har_daemon.video.sampling import FrameSampler
 
 log = get_logger(__name__)
@@ -47,8 +48,6 @@ def backoff_delay(
 
 def check_file_source(source: str) -> None:
     """Start-up check for file sources: fatal problems are reported before anything runs."""
-    from har_daemon.video.frames import probe_video
-
     path = Path(source).expanduser()
     if not path.exists():
         raise ConfigError(f"camera source {source}: file does not exist")

@@ -16,7 +16,8 @@ import pytest
 from keras import layers
 
 from har_daemon.core.errors import ModelError
-from har_daemon.model.keras.arch import build_convlstm, build_lrcn, keras2_hard_sigmoid
+from har_daemon.model.keras.arch import build_convlstm, build_lrcn
+from har_daemon.model.keras.compat import keras2_hard_sigmoid
 from har_daemon.model.keras.export import (
     EXPORT_ATOL,
     TFLITE_FILE,

@@ -190,7 +190,7 @@ def test_keras3_hard_sigmoid_would_differ(tmp_path: Path) -> None:
     """Guards the test above: without the Keras 2 gate the outputs really change."""
     import keras
 
-    from har_daemon.model.keras import arch as model_module
+    from har_daemon.model.keras import compat as model_module
 
     h5 = require(TUTORIAL_H5)
     objects = dict(model_module.KERAS2_CUSTOM_OBJECTS)

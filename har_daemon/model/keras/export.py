@@ -23,10 +23,16 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
+import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
+from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
 from har_daemon.core.errors import ModelError
 from har_daemon.core.logs import get_logger
+from har_daemon.model.keras.compat import keras2_hard_sigmoid
+from har_daemon.model.keras.store import load_model_dir
 from har_daemon.model.meta import read_meta, write_meta
 
 log = get_logger(__name__)
@@ -36,25 +42,17 @@ EXPORT_ATOL = 1e-4
 """Largest difference in probability between the export and the Keras model we accept."""
 
 
-def _keras() -> Any:
-    import keras
-
-    return keras
-
-
 def _affine_clip(fn: Any) -> tuple[float, float] | None:
     """(slope, offset) if `fn` is clip(slope * x + offset, 0, 1), the two hard sigmoids."""
-    from har_daemon.model.keras.arch import keras2_hard_sigmoid
-
     if fn is keras2_hard_sigmoid:
         return 0.2, 0.5
-    if fn is _keras().activations.hard_sigmoid:
+    if fn is keras.activations.hard_sigmoid:
         return 1.0 / 6.0, 0.5
     return None
 
 
 def _clip01(x: Any) -> Any:
-    return _keras().ops.clip(x, 0.0, 1.0)
+    return keras.ops.clip(x, 0.0, 1.0)
 
 
 def _gate_weights(layer: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any, int]:
@@ -88,8 +86,7 @@ def _gate_weights(layer: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any, 
 
 
 def _make_stage_classes() -> dict[str, type]:
-    """Keras layer classes for the twin, defined lazily so importing this module stays light."""
-    keras = _keras()
+    """Keras layer classes for the twin (built once, on first use)."""
     ops = keras.ops
 
     class _Recurrent(keras.layers.Layer):
@@ -264,7 +261,7 @@ def _chain(model: Any) -> list[tuple[Any, tuple[Any, ...]]]:
 
 
 def _is_dropout(layer: Any) -> bool:
-    layers = _keras().layers
+    layers = keras.layers
     return isinstance(
         layer,
         layers.Dropout
@@ -279,7 +276,7 @@ def _is_dropout(layer: Any) -> bool:
 
 def _frame_pool(layer: Any) -> Any | None:
     """A per-frame 2-D pooling layer equal to this 3-D one, or None if it pools over time."""
-    layers = _keras().layers
+    layers = keras.layers
     if layer.data_format != "channels_last":
         return None
     if layer.pool_size[0] != 1 or layer.strides[0] != 1:
@@ -311,7 +308,7 @@ def build_inference_twin(model: Any) -> Any:
     frame), TimeDistributed(any layer), dropout-like layers, Flatten and any other layer that is
     used as-is (Dense, Activation, ...).
     """
-    layers = _keras().layers
+    layers = keras.layers
     window = tuple(model.input_shape)[1:]
     if len(window) != 4 or any(d is None for d in window):
         raise ModelError(
@@ -385,11 +382,6 @@ def convert_to_tflite(
     `input_shape` is one window's shape (T, H, W, C); `batch` None leaves the batch axis open,
     which costs nothing at run time (measured) and lets one file serve any batch size.
     """
-    import tensorflow as tf
-    from tensorflow.python.framework.convert_to_constants import (
-        convert_variables_to_constants_v2,
-    )
-
     spec = tf.TensorSpec((batch, *input_shape), tf.float32, name="frames")
 
     @tf.function(input_signature=[spec])
@@ -411,13 +403,7 @@ def convert_to_tflite(
 
 
 def run_tflite(flatbuffer: bytes, batch: np.ndarray, threads: int | None = None) -> np.ndarray:
-    """Probabilities from a LiteRT flatbuffer (ai-edge-litert if installed, else TF's copy)."""
-    try:
-        from ai_edge_litert.interpreter import Interpreter
-    except ImportError:  # the `litert` extra is optional; TF still ships an interpreter
-        import tensorflow as tf
-
-        Interpreter = tf.lite.Interpreter
+    """Probabilities from a LiteRT flatbuffer, through the interpreter the daemon uses."""
     interpreter = Interpreter(model_content=flatbuffer, num_threads=threads)
     inp = interpreter.get_input_details()[0]
     interpreter.resize_tensor_input(inp["index"], list(batch.shape))
@@ -433,8 +419,6 @@ def export_tflite(model_dir: Path | str) -> Path:
     The export is checked against the Keras model on random windows before anything is
     written: a converter or delegate bug must not reach a camera as wrong probabilities.
     """
-    from har_daemon.model.keras.store import load_model_dir
-
     model_dir = Path(model_dir)
     loaded = load_model_dir(model_dir)
     twin = build_inference_twin(loaded.model)

@@ -13,9 +13,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
+import keras
 import numpy as np
+import tensorflow as tf
 
 from har_daemon.core.errors import ModelError
+from har_daemon.model.keras import compat
 from har_daemon.model.meta import ModelMeta, read_meta, write_meta
 
 KERAS_FILE = "model.keras"
@@ -25,7 +29,7 @@ KERAS_FILE = "model.keras"
 class LoadedModel:
     """A Keras model with the metadata that says how to feed it."""
 
-    model: object  # keras.Model; typed loosely so importers need not import keras
+    model: keras.Model
     meta: ModelMeta
     path: Path
 
@@ -51,8 +55,6 @@ def compiled_predictor(
     from Python (tens to hundreds of ms per window); a `tf.function` with a fixed signature costs
     only the arithmetic.
     """
-    import tensorflow as tf
-
     spec = tf.TensorSpec((None, *input_shape), tf.float32)
 
     @tf.function(input_signature=[spec], reduce_retracing=True)
@@ -63,16 +65,12 @@ def compiled_predictor(
 
 
 def _load_keras_file(path: Path) -> object:
-    import keras
-
-    from har_daemon.model.keras import arch as _model  # registers the Keras 2 compatibility objects
-
     try:
         if path.suffix == ".h5":
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 return keras.models.load_model(
-                    path, compile=False, custom_objects=_model.KERAS2_CUSTOM_OBJECTS
+                    path, compile=False, custom_objects=compat.KERAS2_CUSTOM_OBJECTS
                 )
         if path.suffix == ".keras" and not zipfile.is_zipfile(path):
             raise ModelError(f"cannot load model file {path}: not a valid .keras archive")
@@ -160,7 +158,6 @@ def import_keras2_h5(
     _, seq, h, w, _ = in_shape
     if None in (seq, h, w):
         raise ModelError(f"{h5_path}: input shape {in_shape} must fix frames, height and width")
-    import keras
 
     meta = ModelMeta(
         name=name or h5_path.stem,
@@ -185,8 +182,6 @@ def import_keras2_h5(
 
 
 def _h5_keras_version(path: Path) -> str | None:
-    import h5py
-
     with h5py.File(path, "r") as f:
         v = f.attrs.get("keras_version")
     return v.decode() if isinstance(v, bytes) else (str(v) if v is not None else None)
