@@ -34,7 +34,6 @@ from har_daemon.config import DaemonConfig
 from har_daemon.core.errors import ConfigError, HarError
 from har_daemon.core.logs import get_logger
 from har_daemon.dispatch.router import EventRouter, RouterSettings
-from har_daemon.dispatch.sequencer import Sequencer
 from har_daemon.dispatch.snapshot import EventSnapshots
 from har_daemon.model.backends import Backend
 from har_daemon.model.meta import ModelMeta, read_meta
@@ -271,7 +270,6 @@ class App:
             ),
             topics=self.topics,
             messenger=self.messenger,
-            sequencer=Sequencer(self.spool.next_seq if self.spool is not None else None),
             outbox=self.outbox,
             snapshots=snapshots,
             clips=self.clips,

@@ -16,7 +16,7 @@ APT_PACKAGES=(
   python3-gi gir1.2-gst-rtsp-server-1.0
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
-  systemd openssl
+  systemd openssl strace
   chromium fonts-dejavu-core
 )
 missing=()

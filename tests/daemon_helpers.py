@@ -119,7 +119,15 @@ def daemon_env(tmp: Path) -> dict[str, str]:
 class DaemonProcess:
     """One `har-daemon run --config F` child; stdout and stderr go to files in `workdir`."""
 
-    def __init__(self, config: Path, workdir: Path, args: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        config: Path,
+        workdir: Path,
+        args: Sequence[str] = (),
+        wrapper: Sequence[str] = (),
+    ) -> None:
+        """`wrapper`: a command the daemon runs under (e.g. strace ... --); its child is then
+        the daemon, and `pid` stays the wrapper's."""
         workdir.mkdir(parents=True, exist_ok=True)
         self.config = config
         self.stdout_path = workdir / "daemon.stdout"
@@ -127,7 +135,16 @@ class DaemonProcess:
         self.started = time.monotonic()
         with open(self.stdout_path, "wb") as out:
             self.proc: subprocess.Popen = start_process(
-                [sys.executable, "-m", "har_daemon", "run", "--config", str(config), *args],
+                [
+                    *wrapper,
+                    sys.executable,
+                    "-m",
+                    "har_daemon",
+                    "run",
+                    "--config",
+                    str(config),
+                    *args,
+                ],
                 self.stderr_path,
                 env=daemon_env(workdir),
                 cwd=REPO,
@@ -180,8 +197,10 @@ class DaemonPool:
         self.workdir = workdir
         self.daemons: list[DaemonProcess] = []
 
-    def start(self, config: Path, args: Sequence[str] = ()) -> DaemonProcess:
-        d = DaemonProcess(config, self.workdir / f"daemon-{len(self.daemons)}", args)
+    def start(
+        self, config: Path, args: Sequence[str] = (), wrapper: Sequence[str] = ()
+    ) -> DaemonProcess:
+        d = DaemonProcess(config, self.workdir / f"daemon-{len(self.daemons)}", args, wrapper)
         self.daemons.append(d)
         return d
 

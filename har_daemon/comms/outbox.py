@@ -34,14 +34,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from har_daemon.comms.delivery import Delivery
 from har_daemon.comms.mqtt import MqttClient
 from har_daemon.comms.payloads import encode_json
-from har_daemon.comms.spool import Kind, Spool
-from har_daemon.core.logs import get_logger
+from har_daemon.comms.spool import Kind, Message, Spool
+from har_daemon.core.logs import LogThrottle, get_logger
 
 log = get_logger(__name__)
 
@@ -85,6 +85,7 @@ class Outbox:
         self._replay_started: float | None = None
         self._replay_sent = 0
         self._thread: threading.Thread | None = None
+        self._throttle = LogThrottle(30.0)
 
         self.sent = 0
         self.acknowledged = 0
@@ -157,7 +158,7 @@ class Outbox:
         kind: Kind = "event",
         camera: str | None = None,
     ) -> int | None:
-        """Spool the message (durably), then publish it unless older rows must go first.
+        """Spool one message (durably), then publish it unless older rows must go first.
 
         `topic` is the full topic. `qos` 0 is raised to 1: only an acknowledgement can release
         a row. `kind`: "update" rows are dropped before "event" rows when the spool is full.
@@ -165,29 +166,58 @@ class Outbox:
         effort, and an error is logged).
         """
         data = encode_json(payload)
-        qos = max(1, int(qos))
+        message = Message(topic, lambda _seq: data, qos, retain, kind, camera)
+        return self._send([message], numbered=False)[0][0]
+
+    def send_numbered(self, messages: Sequence[Message]) -> list[tuple[int, bytes]]:
+        """Spool `messages` in one transaction, each numbered with its camera's next `seq`,
+        then publish them in order; returns (seq, payload) for each.
+
+        When the spool fails (a full disk), each gets `at_least` as its number and is
+        published unspooled (counted, logged): events go on, without the crash guarantee.
+        """
+        return [(seq, data) for _, seq, data in self._send(messages, numbered=True)]
+
+    def _send(
+        self, messages: Sequence[Message], *, numbered: bool
+    ) -> list[tuple[int | None, int, bytes]]:
         with self._cond:
             caught_up = self._cursor >= self._tail
             try:
-                row_id = self.spool.append(topic, data, qos, retain, kind, camera)
+                stored = self.spool.append_many(messages, numbered=numbered)
             except Exception as err:
-                self.unspooled += 1
-                log.error(
-                    "spool.append_failed",
-                    topic=topic,
-                    camera=camera,
-                    error=f"{type(err).__name__}: {err}",
-                    action="published without the spool; lost if the daemon dies before "
-                    "the broker has it",
-                )
-                self.publisher.publish(topic, data, qos, retain)
-                return None
-            self._tail = max(self._tail, row_id)
-            if caught_up and self._may_submit_locked():
-                self._submit_locked(row_id, topic, data, qos, retain)
-            else:
-                self._cond.notify_all()
-        return row_id
+                return self._send_unspooled_locked(messages, err)
+            for message, (row_id, _, data) in zip(messages, stored, strict=True):
+                self._tail = max(self._tail, row_id)
+                if caught_up and self._may_submit_locked():
+                    caught_up = self._submit_locked(
+                        row_id, message.topic, data, max(1, message.qos), message.retain
+                    )
+                else:
+                    caught_up = False
+            self._cond.notify_all()
+        return [(row_id, seq, data) for row_id, seq, data in stored]
+
+    def _send_unspooled_locked(
+        self, messages: Sequence[Message], err: Exception
+    ) -> list[tuple[int | None, int, bytes]]:
+        self.unspooled += len(messages)
+        held = self._throttle.allow("append")
+        if held is not None:
+            log.error(
+                "spool.append_failed",
+                messages=len(messages),
+                error=f"{type(err).__name__}: {err}",
+                action="published without the spool; lost if the daemon dies before "
+                "the broker has them",
+                suppressed=held,
+            )
+        out: list[tuple[int | None, int, bytes]] = []
+        for m in messages:
+            data = bytes(m.build(m.at_least))
+            self.publisher.publish(m.topic, data, max(1, m.qos), m.retain)
+            out.append((None, m.at_least, data))
+        return out
 
     def _may_submit_locked(self) -> bool:
         if not self._connected or self._closing or len(self._inflight) >= self.window:

@@ -1,9 +1,11 @@
 """The event router: one thread that turns window outcomes into messages, off the hot path.
 
 The inference thread hands every outcome (`WindowResult`, `GapResult`) to `submit` and goes
-back to inferring. Everything slow happens here instead: message numbers (an fsynced spool
-transaction each), snapshot encoding, clip bookkeeping, printing, the outbox's spool append and
-publishing. A slow disk therefore delays events, never windows.
+back to inferring. Everything slow happens here instead: snapshot encoding, clip bookkeeping,
+numbering and storing events in the spool, publishing and printing. Whatever queued up while
+one batch was handled is handled as the next batch, its events numbered and stored in one
+transaction: a slow disk delays events (one fsync per batch, not per event), never windows.
+An event is printed only once it is stored, so a printed event is never lost.
 
 The queue is bounded. Outcomes that carry transitions are never dropped: when the queue is full
 `submit` waits for room (events are rare; a full queue means this thread is stuck, which the
@@ -19,7 +21,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from functools import partial
+from typing import Any, TextIO
 
 from har_daemon.comms.messenger import Messenger
 from har_daemon.comms.outbox import Outbox
@@ -29,9 +32,9 @@ from har_daemon.comms.payloads import (
     event_payload,
     scores_payload,
 )
+from har_daemon.comms.spool import Message
 from har_daemon.comms.topics import Topics
 from har_daemon.core.logs import LogThrottle, get_logger
-from har_daemon.dispatch.sequencer import Sequencer
 from har_daemon.dispatch.snapshot import EventSnapshots
 from har_daemon.outputs.clips import ClipRecorder
 from har_daemon.runtime.events import ActivityState, Transition
@@ -58,6 +61,7 @@ class RouterSettings:
     publish_scores: bool
     state_interval_s: float
     queue_size: int = 1024
+    batch_max: int = 64
 
 
 class EventRouter(threading.Thread):
@@ -68,7 +72,6 @@ class EventRouter(threading.Thread):
         *,
         topics: Topics,
         messenger: Messenger,
-        sequencer: Sequencer,
         outbox: Outbox | None = None,
         snapshots: EventSnapshots | None = None,
         clips: ClipRecorder | None = None,
@@ -79,7 +82,6 @@ class EventRouter(threading.Thread):
         self.settings = settings
         self.topics = topics
         self.messenger = messenger
-        self.sequencer = sequencer
         self.outbox = outbox
         self.snapshots = snapshots
         self.clips = clips
@@ -89,6 +91,7 @@ class EventRouter(threading.Thread):
         self._queue: queue.Queue[Outcome | None] = queue.Queue(settings.queue_size)
         self._state_lock = threading.Lock()
         self._throttle = LogThrottle(30.0, clock)
+        self._last_seq: dict[str, int] = {}
         self.dropped = 0
         self.errors = 0
 
@@ -127,17 +130,27 @@ class EventRouter(threading.Thread):
             self.join(timeout)
 
     def run(self) -> None:
-        while (outcome := self._queue.get()) is not None:
+        running = True
+        while running:
+            batch = [self._queue.get()]
+            while len(batch) < self.settings.batch_max:
+                try:
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            if None in batch:
+                running = False
+            outcomes = [o for o in batch if o is not None]
             try:
-                self.handle(outcome)
+                self.handle(outcomes)
             except Exception:
                 self.errors += 1
                 held = self._throttle.allow("handle")
                 if held is not None:
-                    log.exception("router.failed", camera=outcome.camera, suppressed=held)
+                    log.exception("router.failed", outcomes=len(outcomes), suppressed=held)
             finally:
-                self._queue.task_done()
-        self._queue.task_done()
+                for _ in batch:
+                    self._queue.task_done()
 
     # -- state -------------------------------------------------------------------------------
 
@@ -156,62 +169,90 @@ class EventRouter(threading.Thread):
 
     # -- handling (this thread) --------------------------------------------------------------
 
-    def handle(self, outcome: Outcome) -> None:
+    def handle(self, outcomes: Sequence[Outcome]) -> None:
+        """Everything queued at once: the events of all of them are stored in one spool
+        transaction (one fsync), then each camera's retained state follows."""
+        pending: list[tuple[str, Transition, dict[str, Any]]] = []
+        for outcome in outcomes:
+            self._note(outcome)
+            pending += [
+                (outcome.camera, tr, self._extras(outcome.camera, tr)) for tr in outcome.transitions
+            ]
+        if pending:
+            self._send_events(pending)
+        for outcome in outcomes:
+            at = outcome.window_end if isinstance(outcome, WindowResult) else outcome.at
+            self._state(outcome.camera, outcome.state, at, force=bool(outcome.transitions))
+
+    def _note(self, outcome: Outcome) -> None:
+        """Snapshot bookkeeping and scores: what a window says besides its transitions."""
         camera = outcome.camera
-        if isinstance(outcome, WindowResult):
-            if self.snapshots is not None:
-                self.snapshots.note_window(camera, outcome.window_end, outcome.probs)
-            if self.settings.publish_scores:
-                self.messenger.publish(
-                    self.topics.scores(camera),
-                    scores_payload(
-                        list(self.settings.classes),
-                        outcome.probs,
-                        outcome.smoothed,
-                        outcome.window_end,
-                    ),
-                    qos=0,
-                )
-            at = outcome.window_end
-        else:
+        if isinstance(outcome, GapResult):
             if self.snapshots is not None:
                 self.snapshots.forget(camera)
-            at = outcome.at
-        for tr in outcome.transitions:
-            self._event(camera, tr)
-        self._state(camera, outcome.state, at, force=bool(outcome.transitions))
+            return
+        if self.snapshots is not None:
+            self.snapshots.note_window(camera, outcome.window_end, outcome.probs)
+        if self.settings.publish_scores:
+            classes = list(self.settings.classes)
+            self.messenger.publish(
+                self.topics.scores(camera),
+                scores_payload(classes, outcome.probs, outcome.smoothed, outcome.window_end),
+                qos=0,
+            )
 
-    def _event(self, camera: str, tr: Transition) -> None:
-        seq = self.sequencer.next(camera)
-        self._cameras[camera].events += 1
-        payload = event_payload(tr, camera, self.settings.model_name, seq)
+    def _extras(self, camera: str, tr: Transition) -> dict[str, Any]:
+        """The snapshot of a start and the clip of an end, done before the event is sent."""
         if tr.kind == "start":
-            payload["has_snapshot"] = self._snapshot(camera, tr)
             if self.clips is not None:
                 self.clips.start(tr.occurrence_id, camera, tr.activity, tr.started_at)
-        elif tr.kind == "end" and self.clips is not None:
+            return {"has_snapshot": self._snapshot(camera, tr)}
+        if tr.kind == "end" and self.clips is not None:
             clip = self.clips.end(tr.occurrence_id, tr.ended_at or tr.at)
-            payload["clip"] = str(clip) if clip is not None else None
-        log.info(
-            "event",
-            camera=camera,
-            type=tr.kind,
-            activity=tr.activity,
-            id=tr.occurrence_id,
-            confidence=payload["confidence"],
-            seq=seq,
-        )
-        if self.out is not None:
-            self.out.write(encode_json(payload).decode() + "\n")
-            self.out.flush()
-        if self.outbox is not None:
-            self.outbox.send(
-                self.topics.events(camera),
-                payload,
-                qos=self.settings.event_qos,
-                kind="update" if tr.kind == "update" else "event",
-                camera=camera,
+            return {"clip": str(clip) if clip is not None else None}
+        return {}
+
+    def _send_events(self, pending: list[tuple[str, Transition, dict[str, Any]]]) -> None:
+        """Number, store and publish events; print and log each once it is stored."""
+        next_seq = dict(self._last_seq)
+        messages = []
+        for camera, tr, extras in pending:
+            next_seq[camera] = next_seq.get(camera, 0) + 1
+            messages.append(
+                Message(
+                    topic=self.topics.events(camera),
+                    build=partial(self._payload, camera, tr, extras),
+                    qos=self.settings.event_qos,
+                    kind="update" if tr.kind == "update" else "event",
+                    camera=camera,
+                    at_least=next_seq[camera],
+                )
             )
+        if self.outbox is not None:
+            sent = self.outbox.send_numbered(messages)
+        else:
+            sent = [(m.at_least, m.build(m.at_least)) for m in messages]
+        for (camera, tr, _), (seq, data) in zip(pending, sent, strict=True):
+            self._last_seq[camera] = max(self._last_seq.get(camera, 0), seq)
+            self._cameras[camera].events += 1
+            log.info(
+                "event",
+                camera=camera,
+                type=tr.kind,
+                activity=tr.activity,
+                id=tr.occurrence_id,
+                confidence=round(float(tr.confidence), 4),
+                seq=seq,
+            )
+            if self.out is not None:
+                self.out.write(data.decode() + "\n")
+        if self.out is not None:
+            self.out.flush()
+
+    def _payload(self, camera: str, tr: Transition, extras: dict[str, Any], seq: int) -> bytes:
+        payload = event_payload(tr, camera, self.settings.model_name, seq)
+        payload.update(extras)
+        return encode_json(payload)
 
     def _snapshot(self, camera: str, tr: Transition) -> bool:
         """Publish the start's picture (retained); True when a subscriber can get one."""

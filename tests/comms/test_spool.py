@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from har_daemon.comms.spool import FILENAME, Spool, SpoolError
+from har_daemon.comms.spool import FILENAME, Message, Spool, SpoolError
 from har_daemon.comms.spool_bounds import summarize_drops
 from har_daemon.config import SpoolConfig
 from tests.infra.logs import capture_logs
@@ -361,12 +361,50 @@ def test_concurrent_appends_and_acks(tmp_path: Path) -> None:
         assert (reopened.depth, reopened.bytes) == (len(remaining), expected_bytes)
 
 
+def _numbered(camera: str, at_least: int = 1) -> Message:
+    return Message(
+        f"har/{camera}/events",
+        lambda seq: f'{{"seq":{seq}}}'.encode(),
+        1,
+        False,
+        "event",
+        camera,
+        at_least,
+    )
+
+
 def test_sequence_numbers_continue_across_reopen(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
-    assert [spool.next_seq("lobby") for _ in range(3)] == [1, 2, 3]
-    assert spool.next_seq("yard") == 1
+    stored = spool.append_many([_numbered("lobby"), _numbered("lobby"), _numbered("yard")])
+    assert [seq for _, seq, _ in stored] == [1, 2, 1]
+    assert [data for _, _, data in stored] == [b'{"seq":1}', b'{"seq":2}', b'{"seq":1}']
+    assert [r.payload for r in spool.pending(10)] == [data for _, _, data in stored]
     spool.close()
     reopened = Spool(tmp_path)
-    assert reopened.next_seq("lobby") == 4
-    assert reopened.next_seq("yard") == 2
+    assert [s for _, s, _ in reopened.append_many([_numbered("lobby"), _numbered("yard")])] == [
+        3,
+        2,
+    ]
     reopened.close()
+
+
+def test_numbers_handed_out_elsewhere_are_never_reused(tmp_path: Path) -> None:
+    """While the spool failed the router numbered events in memory (up to 7, say): the
+    spool's next number for that camera must be above them."""
+    with Spool(tmp_path) as spool:
+        spool.append_many([_numbered("lobby")])
+        ((_, seq, _),) = spool.append_many([_numbered("lobby", at_least=8)])
+        assert seq == 8
+        ((_, seq, _),) = spool.append_many([_numbered("lobby", at_least=2)])
+        assert seq == 9
+
+
+def test_a_batch_is_one_transaction(tmp_path: Path) -> None:
+    with Spool(tmp_path) as spool:
+        before = spool.appended
+        bad = Message("har/x/events", lambda seq: 1 / 0, camera="x")  # type: ignore[arg-type]
+        with pytest.raises(ZeroDivisionError):
+            spool.append_many([_numbered("x"), bad])
+        assert spool.depth == 0 and spool.appended == before
+        ((_, seq, _),) = spool.append_many([_numbered("x")])
+        assert seq == 1, "the failed batch's number was rolled back with it"
