@@ -11,12 +11,45 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from har_daemon.core.errors import ModelError
 
 FORMAT_VERSION = 1
 META_FILE = "model.json"
+
+
+class PersonRegion(BaseModel):
+    """How a person-centric model's windows are cut: the same in training and serving.
+
+    Frames are scaled to `working_width` (aspect kept); the person detector runs on every
+    `detect_every`-th sampled frame; the people found over a window are grouped (boxes closer
+    than `group_gap` times the taller one's height belong together), and each group becomes one
+    square region: its boxes' union, `pad` of its longer side added on each side, at least
+    `min_side` pixels, shifted into the frame. The window's frames are cropped to the region
+    and resized to the model's frame size.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    working_width: int = Field(
+        480, ge=64, le=3840, description="Frame width for detection and crops."
+    )
+    detect_every: int = Field(5, ge=1, le=100, description="Sampled frames between detections.")
+    pad: float = Field(0.25, ge=0, le=2, description="Margin added on each side of a group.")
+    min_side: int = Field(48, ge=8, le=3840, description="Smallest region side, in pixels.")
+    group_gap: float = Field(
+        0.5, ge=0, le=10, description="People closer than this x the taller's height are one group."
+    )
+    max_regions: int = Field(4, ge=1, le=32, description="Most regions classified per window.")
+    min_score: float = Field(0.35, gt=0, lt=1, description="Detector score a person needs.")
 
 
 class ModelMeta(BaseModel):
@@ -48,6 +81,14 @@ class ModelMeta(BaseModel):
     )
     resize_interpolation: Literal["area", "linear"] = Field(
         "area", description="Resize filter used in training: serving must use the same."
+    )
+    input_region: Literal["frame", "person"] = Field(
+        "frame",
+        description="frame: the whole frame resized (the paper's models); person: windows "
+        "cropped around the people a detector finds (`person_region` says how).",
+    )
+    person_region: PersonRegion | None = Field(
+        None, description="The crop rules of a person-centric model (input_region person)."
     )
     frame_sampling: Literal["even_over_clip"] = Field(
         "even_over_clip",
@@ -87,6 +128,14 @@ class ModelMeta(BaseModel):
         if any(not c.strip() for c in v):
             raise ValueError("class names must not be empty")
         return v
+
+    @model_validator(mode="after")
+    def _person_region_needs_rules(self) -> ModelMeta:
+        if self.input_region == "person" and self.person_region is None:
+            self.person_region = PersonRegion()
+        if self.input_region == "frame" and self.person_region is not None:
+            raise ValueError("person_region is set, but input_region is 'frame'")
+        return self
 
     @property
     def input_shape(self) -> tuple[int, int, int, int]:
