@@ -35,14 +35,16 @@ from har_daemon.core.errors import ConfigError, HarError
 from har_daemon.core.logs import get_logger
 from har_daemon.dispatch.router import EventRouter, RouterSettings
 from har_daemon.dispatch.snapshot import EventSnapshots
-from har_daemon.model.backends import Backend
+from har_daemon.model.backends import Backend, default_threads
 from har_daemon.model.meta import ModelMeta, read_meta
+from har_daemon.model.person import PersonDetector
 from har_daemon.model.registry import create_backend, resolve_kind
 from har_daemon.outputs.clips import ClipRecorder, ClipsError
 from har_daemon.runtime.camera import Camera
 from har_daemon.runtime.capture import check_file_source
 from har_daemon.runtime.history import FrameHistory
 from har_daemon.runtime.inference import InferenceScheduler
+from har_daemon.runtime.people import PeopleStage
 from har_daemon.runtime.policy import DecisionPolicy
 from har_daemon.runtime.stats import RawStats, StatsTracker, collect_raw, health
 from har_daemon.service.housekeeping import Housekeeping
@@ -141,7 +143,11 @@ class App:
         clip_spacing = 1.0 / cfg.clips.fps if cfg.clips.enabled else None
         history_age = window_s * 2 + (cfg.clips.pre_roll_s if cfg.clips.enabled else 0) + 5
         history_rate = 1.0 / min(spacing, clip_spacing or spacing)
+        detector = PersonDetector(threads=default_threads()) if meta.person_region else None
         for cam in cfg.enabled_cameras:
+            people = None
+            if detector is not None and meta.person_region is not None:
+                people = PeopleStage(detector, meta.person_region, policy.smoother, window_s)
             history = (
                 FrameHistory(
                     history_age,
@@ -162,6 +168,7 @@ class App:
                 history=history,
                 history_spacing_s=clip_spacing,
                 on_history_frame=self._on_history_frame if cfg.clips.enabled else None,
+                people=people,
             )
 
     def _start_clips(self) -> None:

@@ -92,6 +92,7 @@ class EventRouter(threading.Thread):
         self._state_lock = threading.Lock()
         self._throttle = LogThrottle(30.0, clock)
         self._last_seq: dict[str, int] = {}
+        self._regions: dict[str, list[float]] = {}
         self.dropped = 0
         self.errors = 0
 
@@ -175,8 +176,10 @@ class EventRouter(threading.Thread):
         pending: list[tuple[str, Transition, dict[str, Any]]] = []
         for outcome in outcomes:
             self._note(outcome)
+            region = self._region(outcome)
             pending += [
-                (outcome.camera, tr, self._extras(outcome.camera, tr)) for tr in outcome.transitions
+                (outcome.camera, tr, self._extras(outcome.camera, tr, region))
+                for tr in outcome.transitions
             ]
         if pending:
             self._send_events(pending)
@@ -201,16 +204,24 @@ class EventRouter(threading.Thread):
                 qos=0,
             )
 
-    def _extras(self, camera: str, tr: Transition) -> dict[str, Any]:
+    def _region(self, outcome: Outcome) -> list[float] | None:
+        """Where the people of a person-centric model's event are (the last region seen, for
+        an ending without a window)."""
+        if isinstance(outcome, WindowResult) and outcome.region is not None:
+            self._regions[outcome.camera] = outcome.region
+        return self._regions.get(outcome.camera)
+
+    def _extras(self, camera: str, tr: Transition, region: list[float] | None) -> dict[str, Any]:
         """The snapshot of a start and the clip of an end, done before the event is sent."""
+        extras: dict[str, Any] = {} if region is None else {"region": region}
         if tr.kind == "start":
             if self.clips is not None:
                 self.clips.start(tr.occurrence_id, camera, tr.activity, tr.started_at)
-            return {"has_snapshot": self._snapshot(camera, tr)}
-        if tr.kind == "end" and self.clips is not None:
+            extras["has_snapshot"] = self._snapshot(camera, tr, region)
+        elif tr.kind == "end" and self.clips is not None:
             clip = self.clips.end(tr.occurrence_id, tr.ended_at or tr.at)
-            return {"clip": str(clip) if clip is not None else None}
-        return {}
+            extras["clip"] = str(clip) if clip is not None else None
+        return extras
 
     def _send_events(self, pending: list[tuple[str, Transition, dict[str, Any]]]) -> None:
         """Number, store and publish events; print and log each once it is stored."""
@@ -254,12 +265,12 @@ class EventRouter(threading.Thread):
         payload.update(extras)
         return encode_json(payload)
 
-    def _snapshot(self, camera: str, tr: Transition) -> bool:
+    def _snapshot(self, camera: str, tr: Transition, region: list[float] | None) -> bool:
         """Publish the start's picture (retained); True when a subscriber can get one."""
         if self.snapshots is None:
             return False
         try:
-            jpeg = self.snapshots.jpeg(camera, tr)
+            jpeg = self.snapshots.jpeg(camera, tr, region)
         except (ValueError, OSError) as exc:
             log.warning("snapshot.failed", camera=camera, error=str(exc))
             return False

@@ -42,7 +42,7 @@ class EventSnapshots:
         """A stream gap: windows from before it do not show what happens after."""
         self._best[camera].clear()
 
-    def jpeg(self, camera: str, tr: Transition) -> bytes | None:
+    def jpeg(self, camera: str, tr: Transition, region: list[float] | None) -> bytes | None:
         """The event's picture, or None when the history holds no frame near it.
 
         Raises ValueError or OSError when encoding fails.
@@ -56,5 +56,5 @@ class EventSnapshots:
         s = self.config
         caption = snapshot_lines(t, camera, tr.activity, tr.confidence) if s.overlay else None
         return encode_snapshot(
-            frame, max_width=s.max_width, quality=s.quality, overlay_lines=caption
+            frame, max_width=s.max_width, quality=s.quality, overlay_lines=caption, box=region
         )

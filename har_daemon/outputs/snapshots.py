@@ -51,14 +51,27 @@ def draw_overlay(frame: np.ndarray, lines: list[str]) -> None:
         cv2.putText(frame, line, (pad, y), font, scale, (255, 255, 255), thickness, cv2.LINE_AA)
 
 
+def draw_box(frame: np.ndarray, box: list[float]) -> None:
+    """Outline `box` (fractions of the frame) in place: a dark line under a bright one, so it
+    shows on any scene."""
+    h, w = frame.shape[:2]
+    p1 = (round(box[0] * w), round(box[1] * h))
+    p2 = (round(box[2] * w) - 1, round(box[3] * h) - 1)
+    thickness = max(1, round(w / 320))
+    cv2.rectangle(frame, p1, p2, (0, 0, 0), thickness + 2)
+    cv2.rectangle(frame, p1, p2, (0, 215, 255), thickness)
+
+
 def encode_snapshot(
     frame_bgr: np.ndarray,
     *,
     max_width: int,
     quality: int,
     overlay_lines: list[str] | None = None,
+    box: list[float] | None = None,
 ) -> bytes:
-    """A JPEG of `frame_bgr`, scaled down to `max_width` (aspect kept) and captioned.
+    """A JPEG of `frame_bgr`, scaled down to `max_width` (aspect kept) and captioned, with the
+    event's region (`box`: x1, y1, x2, y2 as fractions of the frame) outlined.
 
     The caller's frame is never modified (it usually lives in a `FrameHistory`).
     """
@@ -67,6 +80,8 @@ def encode_snapshot(
     if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3 or frame_bgr.size == 0:
         raise ValueError(f"expected a BGR frame, got shape {frame_bgr.shape}")
     image = fit_width(frame_bgr, max_width)  # always a copy
+    if box is not None:
+        draw_box(image, box)
     if overlay_lines:
         draw_overlay(image, overlay_lines)
     ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, int(quality)])

@@ -11,15 +11,18 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
 from har_daemon.config import CameraConfig
 from har_daemon.core.logs import get_logger
 from har_daemon.model.meta import ModelMeta
+from har_daemon.model.regions import ring_frame
 from har_daemon.runtime.capture import CameraCapture
 from har_daemon.runtime.history import FrameHistory
 from har_daemon.runtime.inference import CameraPipeline
+from har_daemon.runtime.people import PeopleStage
 from har_daemon.runtime.policy import DecisionPolicy
 from har_daemon.runtime.ring import FrameRing, StrideSchedule
 
@@ -45,30 +48,35 @@ class Camera:
         history: FrameHistory | None = None,
         history_spacing_s: float | None = None,
         on_history_frame: FrameListener | None = None,
+        people: PeopleStage | None = None,
     ) -> None:
         self.config = config
         self.name = config.name
         self.history = history
         self.online: bool | None = None  # unknown until the first open attempt
         self._on_status = on_status
+        self._on_sampled = on_sampled
         self._on_history_frame = on_history_frame
         self._stopping = threading.Event()
-        ring = FrameRing(meta.sequence_length, (meta.frame_height, meta.frame_width, 3))
+        # Person-centric models keep working-resolution frames, whose size the camera decides.
+        frame_shape = None if meta.person_region else (meta.frame_height, meta.frame_width, 3)
+        ring = FrameRing(meta.sequence_length, frame_shape)
         self.pipeline = CameraPipeline(
             name=self.name,
             ring=ring,
             schedule=StrideSchedule(stride),
             smoother=policy.smoother(),
             tracker=policy.tracker(meta.classes, camera=self.name),
+            people=people,
         )
         self.capture = CameraCapture(
             config,
             ring,
             spacing_s,
-            meta.frame_size,
-            meta.resize_interpolation,
+            partial(ring_frame, meta=meta),
             on_frame=on_sampled,
             on_status=self._status,
+            on_cut=self._cut,
             backpressure=self._wait_for_inference,
             on_full_frame=self._full_frame if history is not None else None,
             history_spacing_s=history_spacing_s,
@@ -121,6 +129,11 @@ class Camera:
             self.pipeline.gap.set()
         log.info("camera.status", camera=camera, online=online, reason=reason)
         self._on_status(camera, online)
+
+    def _cut(self, camera: str) -> None:
+        """The picture changed abruptly: like a gap, what was going on before says nothing."""
+        self.pipeline.gap.set()
+        self._on_sampled(camera)
 
     def _full_frame(self, camera: str, frame: np.ndarray, t: float) -> None:
         assert self.history is not None

@@ -27,7 +27,7 @@ from har_daemon.config import CameraConfig
 from har_daemon.core.errors import ConfigError, VideoError
 from har_daemon.core.logs import get_logger
 from har_daemon.core.redact import redact_url
-from har_daemon.model.preprocess import Interpolation, resize_frame
+from har_daemon.runtime.cuts import CutDetector
 from har_daemon.runtime.ring import FrameRing
 from har_daemon.video.frames import probe_video
 from har_daemon.video.sampling import FrameSampler
@@ -64,6 +64,7 @@ class CaptureStats:
     frames_history: int = 0  # frames handed to `on_full_frame`
     hook_errors: int = 0
     reconnects: int = 0
+    cuts: int = 0  # abrupt picture changes that restarted the ring
     open_failures: int = 0
     online: bool = False
     finished: bool = False
@@ -79,10 +80,10 @@ class CameraCapture(threading.Thread):
         options: CameraConfig,
         ring: FrameRing,
         frame_spacing_s: float,
-        frame_size_hw: tuple[int, int],
-        interpolation: Interpolation,
+        prepare: Callable[[np.ndarray], np.ndarray],
         on_frame: Callable[[str], None],
         on_status: Callable[[str, bool, str], None],
+        on_cut: Callable[[str], None] | None = None,
         seed: int | None = None,
         backpressure: Callable[[], None] | None = None,
         on_full_frame: Callable[[str, np.ndarray, float], None] | None = None,
@@ -93,10 +94,12 @@ class CameraCapture(threading.Thread):
         self.kind = options.source_kind
         self.ring = ring
         self.sampler = FrameSampler(frame_spacing_s)
-        self.frame_size_hw = frame_size_hw
-        self.interpolation = interpolation
+        # What the ring keeps of a sampled frame (`model.regions.ring_frame`).
+        self.prepare = prepare
+        self.cuts = CutDetector()
         self.on_frame = on_frame
         self.on_status = on_status
+        self.on_cut = on_cut or (lambda _camera: None)
         # Called after each sampled frame of a file played as fast as possible: blocks until
         # inference caught up, so a one-shot run scores every window instead of dropping them.
         self.backpressure = backpressure
@@ -206,6 +209,7 @@ class CameraCapture(threading.Thread):
                 break
             # A window must never mix frames from before and after a gap (or a loop's seam).
             self.ring.clear()
+            self.cuts.reset()
             self.sampler.reset()
             if self.history_sampler is not None:
                 self.history_sampler.reset()
@@ -273,8 +277,13 @@ class CameraCapture(threading.Thread):
             if frame.ndim == 2:
                 frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
             if for_model:
-                small = resize_frame(frame, self.frame_size_hw, self.interpolation)
-                self.ring.push(np.ascontiguousarray(small), t)
+                small = np.ascontiguousarray(self.prepare(frame))
+                if self.cuts.update(small):
+                    # A new scene (PTZ move, switched feed, splice): no window spans the cut.
+                    self.ring.clear()
+                    self.stats.cuts += 1
+                    self.on_cut(self.options.name)
+                self.ring.push(small, t)
                 self.stats.frames_sampled += 1
                 self.on_frame(self.options.name)
             if for_history:

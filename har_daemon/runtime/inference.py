@@ -21,8 +21,10 @@ from har_daemon.core.logs import get_logger
 from har_daemon.model.backends import Backend
 from har_daemon.model.meta import ModelMeta
 from har_daemon.model.preprocess import to_model_input
+from har_daemon.model.regions import crop_window, normalised
 from har_daemon.runtime.events import ActivityState, ActivityTracker, Transition
-from har_daemon.runtime.ring import FrameRing, StrideSchedule
+from har_daemon.runtime.people import PeopleStage, RegionTrack
+from har_daemon.runtime.ring import FrameRing, StrideSchedule, Window
 from har_daemon.runtime.smoothing import Smoother
 
 log = get_logger(__name__)
@@ -57,14 +59,33 @@ class CameraPipeline:
     # owns the tracker and smoother.
     gap: threading.Event = field(default_factory=threading.Event)
     last_window_end: float | None = None
+    people: PeopleStage | None = None  # person-centric models: where to crop the windows
     _frames: np.ndarray | None = None
     _times: np.ndarray | None = None
 
-    def take(self):  # type: ignore[no-untyped-def]
-        if self._frames is None:
-            self._frames = np.empty((self.ring.capacity, *self.ring.frame_shape), np.uint8)
+    def alert_mask(self) -> np.ndarray:
+        """Which classes raise events (all of them when none would)."""
+        classes = self.tracker.classes or []
+        mask = np.array([self.tracker.config.alerts(c) for c in classes], bool)
+        return mask if mask.any() else np.ones(len(classes), bool)
+
+    def take(self) -> Window | None:
+        shape = (self.ring.capacity, *self.ring.frame_shape)
+        if self._frames is None or self._frames.shape != shape:
+            self._frames = np.empty(shape, np.uint8)
             self._times = np.empty(self.ring.capacity, np.float64)
         return self.ring.take(self.schedule, out=self._frames, times_out=self._times)
+
+
+@dataclass
+class _Job:
+    """One model input: a camera's window, or the crop of one region of it."""
+
+    pipeline: CameraPipeline
+    frames: np.ndarray
+    t_end: float
+    track: RegionTrack | None = None
+    region: list[float] | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +98,7 @@ class WindowResult:
     smoothed: np.ndarray
     transitions: list[Transition]
     state: ActivityState  # the tracker's state after this window
+    region: list[float] | None = None  # person-centric models: the region scored, normalised
 
 
 @dataclass(frozen=True)
@@ -144,11 +166,14 @@ class InferenceScheduler(threading.Thread):
             self.run_once()
 
     def run_once(self) -> int:
-        """Take every due window and run them; returns how many windows were inferred."""
-        ready: list[tuple[CameraPipeline, np.ndarray, float]] = []
+        """Look for people where due, take every due window and run them; returns how many
+        camera windows were scored."""
+        jobs: list[_Job] = []
         for p in self.pipelines.values():
             if p.gap.is_set():
                 self._close_gap(p)
+            if p.people is not None and p.enabled:
+                self._look(p)
             window = p.take()
             if window is None:
                 continue
@@ -156,15 +181,60 @@ class InferenceScheduler(threading.Thread):
             self.last_window_at = time.monotonic()
             if not p.enabled:
                 continue
-            if self.motion_gating and motion_score(window.frames) < self.motion_threshold:
-                p.stats.motion_skipped += 1
-                continue
-            ready.append((p, window.frames, float(window.times[-1])))
-        done = 0
-        for i in range(0, len(ready), self.batch_max):
-            chunk = ready[i : i + self.batch_max]
+            t_end = float(window.times[-1])
+            if p.people is None:
+                if self.motion_gating and motion_score(window.frames) < self.motion_threshold:
+                    p.stats.motion_skipped += 1
+                    continue
+                jobs.append(_Job(p, window.frames, t_end))
+            else:
+                jobs += self._region_jobs(p, window.frames, window.times)
+        scored = self._predict(jobs)
+        by_camera: dict[str, list[tuple[_Job, np.ndarray]]] = {}
+        for job, prob in scored:
+            by_camera.setdefault(job.pipeline.name, []).append((job, prob))
+        for items in by_camera.values():
+            self._decide(items)
+        return len(by_camera)
+
+    def _look(self, p: CameraPipeline) -> None:
+        assert p.people is not None
+        latest = p.ring.latest()
+        if latest is not None and p.people.due(latest[2]):
+            p.people.look(*latest)
+
+    def _region_jobs(self, p: CameraPipeline, frames: np.ndarray, times: np.ndarray) -> list[_Job]:
+        """One job per region of people; none (and the activity ends) when nobody is there."""
+        assert p.people is not None
+        frame_hw = (int(frames.shape[1]), int(frames.shape[2]))
+        regions = p.people.regions(float(times[0]), float(times[-1]), frame_hw)
+        tracks = p.people.tracks_for(regions)
+        t_end = float(times[-1])
+        if not regions:
+            p.people.stats.no_person_windows += 1
+            p.last_window_end = t_end
+            transitions = p.tracker.finish(t_end)
+            if transitions and self.gap_sink is not None:
+                self.gap_sink(GapResult(p.name, t_end, transitions, p.tracker.state))
+            return []
+        size = self.meta.frame_size
+        return [
+            _Job(
+                p,
+                crop_window(frames, region, size, self.meta.resize_interpolation),
+                t_end,
+                track,
+                normalised(region, frame_hw),
+            )
+            for region, track in zip(regions, tracks, strict=True)
+        ]
+
+    def _predict(self, jobs: list[_Job]) -> list[tuple[_Job, np.ndarray]]:
+        out: list[tuple[_Job, np.ndarray]] = []
+        for i in range(0, len(jobs), self.batch_max):
+            chunk = jobs[i : i + self.batch_max]
             batch = to_model_input(
-                np.stack([frames for _, frames, _ in chunk]),
+                np.stack([job.frames for job in chunk]),
                 self.meta.color_order,
                 self.meta.input_scale,
                 self.meta.input_transform,
@@ -174,20 +244,34 @@ class InferenceScheduler(threading.Thread):
                 probs = self.backend.predict(batch)
             except Exception:
                 self.errors += 1
-                log.exception("inference.failed", cameras=[p.name for p, _, _ in chunk])
+                log.exception("inference.failed", cameras=sorted({j.pipeline.name for j in chunk}))
                 continue
             self.batches += 1
             self.last_inference_at = time.monotonic()
             elapsed_ms = (self.last_inference_at - started) * 1000.0
-            for (p, _, t_end), prob in zip(chunk, probs, strict=True):
-                p.stats.windows += 1
-                p.last_window_end = t_end
-                p.stats.latencies_ms.append(elapsed_ms)
-                smoothed = p.smoother.update(prob)
-                transitions = p.tracker.step(smoothed, now=t_end)
-                self.sink(WindowResult(p.name, t_end, prob, smoothed, transitions, p.tracker.state))
-                done += 1
-        return done
+            for job in chunk:
+                job.pipeline.stats.latencies_ms.append(elapsed_ms)
+            out += list(zip(chunk, probs, strict=True))
+        return out
+
+    def _decide(self, items: list[tuple[_Job, np.ndarray]]) -> None:
+        """Smooth each region's scores on its own track; the most alarming region speaks for
+        the camera (its tracker and its event's region)."""
+        p = items[0][0].pipeline
+        if p.people is None:
+            ((job, prob),) = items
+            smoothed = p.smoother.update(prob)
+        else:
+            ranked = [(job, prob, job.track.smoother.update(prob)) for job, prob in items]
+            alert = p.alert_mask()
+            job, prob, smoothed = max(ranked, key=lambda r: float(np.max(r[2][alert])))
+        t_end = job.t_end
+        p.stats.windows += 1
+        p.last_window_end = t_end
+        transitions = p.tracker.step(smoothed, now=t_end)
+        self.sink(
+            WindowResult(p.name, t_end, prob, smoothed, transitions, p.tracker.state, job.region)
+        )
 
     def finish(self, p: CameraPipeline) -> None:
         """End the camera's open activity at its newest frame (shutdown, end of a file).
@@ -204,6 +288,8 @@ class InferenceScheduler(threading.Thread):
         smoothing must not blend scores from both sides of it."""
         p.gap.clear()
         p.smoother.reset()
+        if p.people is not None:
+            p.people.reset()
         at = p.last_window_end or time.time()
         transitions = p.tracker.finish(at)
         if self.gap_sink is not None:

@@ -90,15 +90,23 @@ class FrameRing:
 
     `push` is O(1): the frame is copied into the next slot. `snapshot` returns the frames in
     time order (oldest first). All methods are safe to call from different threads.
+
+    `frame_shape` None: the shape is taken from the first frame pushed (a person-centric
+    model's ring keeps working-resolution frames, whose size depends on the camera). A frame of
+    another shape later (the stream changed resolution) starts the ring afresh, like `clear`.
     """
 
     def __init__(
-        self, capacity: int, frame_shape: tuple[int, ...], dtype: npt.DTypeLike = np.uint8
+        self,
+        capacity: int,
+        frame_shape: tuple[int, ...] | None,
+        dtype: npt.DTypeLike = np.uint8,
     ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self.capacity = int(capacity)
-        self.frame_shape = tuple(int(s) for s in frame_shape)
+        self.fixed_shape = frame_shape is not None
+        self.frame_shape: tuple[int, ...] = tuple(int(s) for s in frame_shape or ())
         self.dtype = np.dtype(dtype)
         self._frames = np.zeros((self.capacity, *self.frame_shape), dtype=self.dtype)
         self._times = np.zeros(self.capacity, dtype=np.float64)
@@ -116,7 +124,11 @@ class FrameRing:
         Returns the push count after this frame.
         """
         if frame.shape != self.frame_shape:
-            raise ValueError(f"frame shape {frame.shape} != ring frame shape {self.frame_shape}")
+            if self.fixed_shape:
+                raise ValueError(
+                    f"frame shape {frame.shape} != ring frame shape {self.frame_shape}"
+                )
+            self._reshape(frame.shape)
         with self._lock:
             np.copyto(self._frames[self._head], frame)
             self._times[self._head] = t
@@ -127,6 +139,21 @@ class FrameRing:
                 if self._filled == self.capacity:
                     self._full_since = self._count
             return self._count
+
+    def _reshape(self, shape: tuple[int, ...]) -> None:
+        with self._lock:
+            self.frame_shape = tuple(shape)
+            self._frames = np.zeros((self.capacity, *self.frame_shape), dtype=self.dtype)
+            self._filled = 0
+            self._head = 0
+
+    def latest(self) -> tuple[np.ndarray, float, int] | None:
+        """A copy of the newest frame, its time and the push count; None when empty."""
+        with self._lock:
+            if not self._filled:
+                return None
+            slot = (self._head - 1) % self.capacity
+            return self._frames[slot].copy(), float(self._times[slot]), self._count
 
     def clear(self) -> None:
         """Drop the buffered frames (after a stream gap); `count` keeps counting."""

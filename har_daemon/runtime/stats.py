@@ -26,6 +26,9 @@ Raw snapshot (`RawStats`)::
           "online": bool, "enabled": bool, "finished": bool,
           "frames_read": int, "frames_sampled": int, "windows": int, "stale_windows": int,
           "motion_skipped": int, "reconnects": int, "events": int,
+          "cuts": int,                  # abrupt picture changes that restarted the ring
+          "detections": int,            # person-centric models: frames the detector saw
+          "no_person_windows": int,     # ... and windows skipped because nobody was there
           "latency_ms_p50": float, "latency_ms_p95": float,
           "last_frame_age_s": float | None,   # since the last frame read; None: none yet
           "stall_timeout_s": float,           # the camera's own stall timeout
@@ -85,6 +88,9 @@ class CameraRaw(TypedDict):
     stale_windows: int
     motion_skipped: int
     reconnects: int
+    cuts: int
+    detections: int
+    no_person_windows: int
     events: int
     latency_ms_p50: float
     latency_ms_p95: float
@@ -189,6 +195,7 @@ def _age(now: float, t: float | None) -> float | None:
 
 def _camera_raw(camera: Camera, events: int, now: float) -> CameraRaw:
     cs, ps = camera.capture.stats, camera.pipeline.stats
+    people = camera.pipeline.people.stats if camera.pipeline.people is not None else None
     lat = np.asarray(ps.latencies_ms) if ps.latencies_ms else np.zeros(1)
     return {
         "online": cs.online,
@@ -200,6 +207,9 @@ def _camera_raw(camera: Camera, events: int, now: float) -> CameraRaw:
         "stale_windows": ps.stale_windows,
         "motion_skipped": ps.motion_skipped,
         "reconnects": cs.reconnects,
+        "cuts": cs.cuts,
+        "detections": people.detections if people else 0,
+        "no_person_windows": people.no_person_windows if people else 0,
         "events": events,
         "latency_ms_p50": round(float(np.percentile(lat, 50)), 2),
         "latency_ms_p95": round(float(np.percentile(lat, 95)), 2),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 import threading
+import time
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -12,6 +14,7 @@ import pytest
 
 from har_daemon.config import CameraConfig
 from har_daemon.core.errors import ConfigError
+from har_daemon.model.preprocess import resize_frame
 from har_daemon.runtime.capture import (
     CameraCapture,
     backoff_delay,
@@ -57,8 +60,7 @@ def _capture(path: Path, ring: FrameRing, **kw: object) -> tuple[CameraCapture, 
         options,
         ring,
         frame_spacing_s=0.1,
-        frame_size_hw=(16, 16),
-        interpolation="area",
+        prepare=partial(resize_frame, size_hw=(16, 16)),
         on_frame=frames.append,
         on_status=lambda _n, online, why: statuses.append((online, why)),
     )
@@ -132,14 +134,11 @@ def test_unreachable_stream_backs_off_and_stops_promptly() -> None:
         ),
         ring,
         0.1,
-        (16, 16),
-        "area",
+        partial(resize_frame, size_hw=(16, 16)),
         on_frame=lambda _n: None,
         on_status=lambda _n, online, why: statuses.append((online, why)),
     )
     cap.start()
-    import time
-
     deadline = time.monotonic() + 10
     while cap.stats.open_failures < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -162,8 +161,7 @@ def test_full_frame_hook_gets_full_frames_at_the_history_spacing(tmp_path: Path)
         CameraConfig(name="cam", source=str(video), realtime=False),
         ring,
         frame_spacing_s=0.1,
-        frame_size_hw=(16, 16),
-        interpolation="area",
+        prepare=partial(resize_frame, size_hw=(16, 16)),
         on_frame=frames.append,
         on_status=lambda *_: None,
         on_full_frame=lambda cam, frame, t: full.append((cam, frame.shape, t)),
@@ -194,8 +192,7 @@ def test_history_spacing_finer_than_the_model_retrieves_extra_frames(tmp_path: P
         CameraConfig(name="cam", source=str(video), realtime=False),
         ring,
         frame_spacing_s=0.4,
-        frame_size_hw=(16, 16),
-        interpolation="area",
+        prepare=partial(resize_frame, size_hw=(16, 16)),
         on_frame=lambda _n: None,
         on_status=lambda *_: None,
         on_full_frame=lambda _c, frame, t: full.append((frame.copy(), t)),
@@ -225,8 +222,7 @@ def test_failing_full_frame_hook_does_not_stop_the_camera(tmp_path: Path) -> Non
         CameraConfig(name="cam", source=str(video), realtime=False),
         ring,
         0.1,
-        (16, 16),
-        "area",
+        partial(resize_frame, size_hw=(16, 16)),
         on_frame=lambda _n: None,
         on_status=lambda *_: None,
         on_full_frame=broken,

@@ -31,6 +31,9 @@ def raw_stats() -> dict[str, Any]:
         "stale_windows": 3,
         "motion_skipped": 7,
         "reconnects": 1,
+        "cuts": 2,
+        "detections": 40,
+        "no_person_windows": 5,
         "events": 4,
         "latency_ms_p50": 12.5,
         "latency_ms_p95": 40.0,
@@ -143,6 +146,9 @@ def test_metrics_expose_the_stats(server: MetricsServer) -> None:
     assert value(s, "har_camera_stale_windows_total", **door) == 3
     assert value(s, "har_camera_motion_skipped_total", **door) == 7
     assert value(s, "har_camera_reconnects_total", **door) == 1
+    assert value(s, "har_camera_cuts_total", **door) == 2
+    assert value(s, "har_camera_person_detections_total", **door) == 40
+    assert value(s, "har_camera_no_person_windows_total", **door) == 5
     assert value(s, "har_camera_events_total", **door) == 4
     assert value(s, "har_camera_online", **door) == 1.0
     assert value(s, "har_camera_enabled", **door) == 1.0
