@@ -14,7 +14,8 @@ from har_daemon.core.errors import DataError
 from har_daemon.core.logs import get_logger
 from har_daemon.model.meta import ModelMeta
 from har_daemon.model.preprocess import to_model_input
-from har_daemon.training.dataset import build_arrays, scan_dataset
+from har_daemon.training.dataset import scan_dataset
+from har_daemon.training.extraction import build_arrays
 from har_daemon.training.scoring import classification_report
 
 log = get_logger(__name__)

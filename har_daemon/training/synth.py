@@ -40,7 +40,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
-PAPER_CLASSES: tuple[str, ...] = ("HorseRace", "Biking", "Swing", "PizzaTossing")
+from har_daemon.training.dataset import PAPER_CLASSES
+
 IDLE = "Idle"
 ACTIVITIES: tuple[str, ...] = (*PAPER_CLASSES, IDLE)
 """Every activity name the generator can draw."""

@@ -29,18 +29,15 @@ from har_daemon.model.meta import ModelMeta, read_meta
 from har_daemon.model.preprocess import to_model_input
 from har_daemon.training.augment import AugmentConfig, augment_batch
 from har_daemon.training.dataset import (
-    ClipArrays,
+    PAPER_CLASSES,
     ClipRecord,
-    build_arrays,
     group_split,
-    median_spacing_s,
     random_split,
     scan_dataset,
 )
 from har_daemon.training.evaluate import predict_batches, relative_clip_path, write_evaluation
+from har_daemon.training.extraction import ClipArrays, build_arrays, median_spacing_s
 from har_daemon.training.scoring import classification_report
-
-PAPER_CLASSES: tuple[str, ...] = ("HorseRace", "Biking", "Swing", "PizzaTossing")
 
 log = get_logger(__name__)
 
