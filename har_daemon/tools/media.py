@@ -7,6 +7,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import cv2
+import numpy as np
+
 __all__ = [
     "FFMPEG",
     "FFPROBE",
@@ -15,6 +18,7 @@ __all__ = [
     "concat_clips",
     "make_stream_video",
     "make_test_video",
+    "read_video",
     "video_duration_s",
 ]
 
@@ -131,3 +135,17 @@ def video_duration_s(path: str | Path) -> float:
         return float(stream["duration"])
     num, den = (float(v) for v in stream["r_frame_rate"].split("/"))
     return int(stream["nb_read_packets"]) * den / num
+
+
+def read_video(path: str | Path) -> list[np.ndarray]:
+    """Every frame OpenCV decodes from `path`, BGR, in order (empty when it cannot open it)."""
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                return frames
+            frames.append(frame)
+    finally:
+        cap.release()
