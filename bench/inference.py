@@ -4,10 +4,12 @@ Run by hand (never a timed test):
 
     .venv/bin/python bench/inference.py [--model models/demo] [--runs 50] [--threads 2]
 
-Prints one JSON object with medians in milliseconds per window:
+`har-daemon bench`'s own inference figures (`har_daemon.tools.inference`), and more. Prints one
+JSON object with medians in milliseconds per window:
 - `predict_ms`: the tutorial's way, `model.predict` on one window (the baseline);
 - `keras_compiled_ms`: the keras backend (one traced graph call);
-- `fast_ms`: the litert backend (fused, unrolled ConvLSTM under XNNPACK), one window;
+- `fast_ms`: the faster backend (`fast_backend`, in practice litert: a fused, unrolled
+  ConvLSTM under XNNPACK), one window;
 - `batch8_ms_per_window`: litert on a batch of 8 windows, divided by 8;
 - `speedup` = predict_ms / fast_ms, and each path's ratio to the baseline;
 - `preprocess_us_1080p`: resizing one 1920x1080 frame to the model's size with the shipped
@@ -22,29 +24,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-
-def _median_ms(fn: Any, runs: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000.0)
-    return statistics.median(times)
-
+from har_daemon.model.meta import read_meta  # noqa: E402
+from har_daemon.tools.inference import measure_inference, median_ms  # noqa: E402
 
 _RSS_PROBE = """
 import sys, numpy as np
@@ -61,31 +53,15 @@ print(int(rss) / 1024)
 
 
 def run(model_dir: Path, runs: int, threads: int) -> dict[str, Any]:
-    import cv2
+    """`har-daemon bench`'s inference figures, with ratios, INTER_LINEAR and a litert-only RSS."""
+    figures = measure_inference(model_dir, runs, threads)
+    meta = read_meta(model_dir)
+    predict_ms, fast_ms = figures["predict_ms"], figures["fast_ms"]
+    keras_ms, batch8_ms = figures["keras_ms"], figures["batch8_ms_per_window"]
 
-    from har_daemon.model.backends import create_backend
-    from har_daemon.model.keras.store import load_model_dir
-    from har_daemon.model.preprocess import resize_frame
-
-    loaded = load_model_dir(model_dir)
-    meta = loaded.meta
-    rng = np.random.default_rng(0)
-    one = rng.random((1, *meta.input_shape), dtype=np.float32)
-    eight = rng.random((8, *meta.input_shape), dtype=np.float32)
-
-    predict_ms = _median_ms(lambda: loaded.model.predict(one, verbose=0), max(10, runs // 3))
-    keras_ms = _median_ms(lambda: loaded.predict(one), runs)
-    litert = create_backend("litert", model_dir, threads=threads)
-    fast_ms = _median_ms(lambda: litert.predict(one), runs)
-    batch8_ms = _median_ms(lambda: litert.predict(eight), runs) / 8
-
-    frame = rng.integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
+    frame = np.random.default_rng(0).integers(0, 256, (1080, 1920, 3), dtype=np.uint8)
     size = (meta.frame_width, meta.frame_height)
-    shipped_us = 1000 * _median_ms(
-        lambda: resize_frame(frame, meta.frame_size, meta.resize_interpolation), runs
-    )
-    area_us = 1000 * _median_ms(lambda: cv2.resize(frame, size, interpolation=cv2.INTER_AREA), runs)
-    linear_us = 1000 * _median_ms(
+    linear_us = 1000 * median_ms(
         lambda: cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR), runs
     )
 
@@ -107,18 +83,19 @@ def run(model_dir: Path, runs: int, threads: int) -> dict[str, Any]:
         "machine": f"{os.cpu_count()} CPU cores",
         "threads": threads,
         "runs": runs,
-        "predict_ms": round(predict_ms, 2),
-        "keras_compiled_ms": round(keras_ms, 2),
-        "fast_ms": round(fast_ms, 2),
-        "batch8_ms_per_window": round(batch8_ms, 2),
-        "speedup": round(predict_ms / fast_ms, 2),
+        "predict_ms": predict_ms,
+        "keras_compiled_ms": keras_ms,
+        "fast_ms": fast_ms,
+        "fast_backend": figures["fast_backend"],
+        "batch8_ms_per_window": batch8_ms,
+        "speedup": figures["speedup"],
         "ratio_to_predict": {
             "keras_compiled": round(keras_ms / predict_ms, 3),
-            "litert": round(fast_ms / predict_ms, 3),
+            "fast": round(fast_ms / predict_ms, 3),
             "litert_batch8": round(batch8_ms / predict_ms, 3),
         },
-        "preprocess_us_1080p": round(shipped_us, 1),
-        "preprocess_us_1080p_exact_area": round(area_us, 1),
+        "preprocess_us_1080p": figures["preprocess_us_1080p"],
+        "preprocess_us_1080p_exact_area": figures["preprocess_us_1080p_exact_inter_area"],
         "preprocess_us_1080p_linear": round(linear_us, 1),
         "litert_rss_mb": None if rss is None else round(rss, 1),
     }

@@ -28,16 +28,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from har_daemon.tools.broker import MosquittoBroker  # noqa: E402
+from har_daemon.tools.procs import rss_mb  # noqa: E402
 from har_daemon.training.synth import write_activity_video  # noqa: E402
-from tests.infra.mosquitto import MosquittoBroker  # noqa: E402
 from tests.infra.session_subscriber import SessionSubscriber  # noqa: E402
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def run(seconds: float, bounce_every: float, down_s: float, workdir: Path) -> dict[str, Any]:

@@ -25,6 +25,14 @@ from typing import Any
 
 import cv2
 import numpy as np
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from har_daemon.training.dataset import grouped_kfold, scan_dataset
+from har_daemon.training.extraction import build_arrays
+from har_daemon.training.scoring import classification_report, summarize_folds
 
 CLASSES = ["fight", "noFight"]
 GRID = 8
@@ -78,11 +86,6 @@ def clip_features(clip: np.ndarray) -> np.ndarray:
 
 
 def _classifiers() -> dict[str, Callable[[], Any]]:
-    from sklearn.ensemble import RandomForestClassifier
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     return {
         "logistic_regression": lambda: make_pipeline(
             StandardScaler(), LogisticRegression(C=0.3, max_iter=2000)
@@ -95,8 +98,6 @@ def _classifiers() -> dict[str, Callable[[], Any]]:
 
 def _summary(p_fight: np.ndarray, y: np.ndarray, fold: np.ndarray, k: int) -> dict[str, Any]:
     """Per-fold reports summarised exactly as `har-daemon cv` does (sample std over folds)."""
-    from har_daemon.training.scoring import classification_report, summarize_folds
-
     true = np.where(y == 1, 0, 1)  # class indices in CLASSES order
     pred = np.where(p_fight > 0.5, 0, 1)
     folds = summarize_folds(
@@ -136,9 +137,6 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--predictions", type=Path, nargs="*", default=[])
     args = ap.parse_args()
-
-    from har_daemon.training.dataset import build_arrays, grouped_kfold, scan_dataset
-
     records = scan_dataset(args.data, CLASSES)
     arrays = build_arrays(records, args.frames, (args.size, args.size), progress=False)
     kept = [str(r.path) for r in arrays.records]

@@ -12,9 +12,12 @@ import numpy as np
 
 from har_daemon.core.errors import DataError
 from har_daemon.core.logs import get_logger
+from har_daemon.model.keras.store import compiled_predictor, load_model_dir
 from har_daemon.model.meta import ModelMeta
 from har_daemon.model.preprocess import to_model_input
-from har_daemon.training.dataset import build_arrays, scan_dataset
+from har_daemon.reporting.plots import plot_confusion_matrix, plot_prediction_strip
+from har_daemon.training.dataset import scan_dataset
+from har_daemon.training.extraction import build_arrays
 from har_daemon.training.scoring import classification_report
 
 log = get_logger(__name__)
@@ -27,8 +30,6 @@ def predict_batches(
     if hasattr(model_or_fn, "predict") and hasattr(model_or_fn, "meta"):
         fn: Callable[[np.ndarray], np.ndarray] = model_or_fn.predict  # type: ignore[attr-defined]
     else:
-        from har_daemon.model.keras.store import compiled_predictor
-
         fn = compiled_predictor(model_or_fn, meta.input_shape)
     out = []
     for i in range(0, len(x_uint8), batch_size):
@@ -51,8 +52,6 @@ def write_evaluation(
     prefix: str = "",
 ) -> dict[str, Any]:
     """Write `<prefix>metrics.json` and `<prefix>confusion_matrix.png`; return the metrics."""
-    from har_daemon.reporting.plots import plot_confusion_matrix
-
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     index = {c: i for i, c in enumerate(classes)}
@@ -83,9 +82,6 @@ def evaluate(
     With split="test", only the clips the model's training held out (listed in its
     `model.json`), so the figure is comparable with the one printed at training time.
     """
-    from har_daemon.model.keras.store import load_model_dir
-    from har_daemon.reporting.plots import plot_prediction_strip
-
     loaded = load_model_dir(model_dir)
     meta = loaded.meta
     data_dir = Path(data_dir)

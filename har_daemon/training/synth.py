@@ -40,7 +40,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
-PAPER_CLASSES: tuple[str, ...] = ("HorseRace", "Biking", "Swing", "PizzaTossing")
+from har_daemon.training.dataset import PAPER_CLASSES
+
 IDLE = "Idle"
 ACTIVITIES: tuple[str, ...] = (*PAPER_CLASSES, IDLE)
 """Every activity name the generator can draw."""
@@ -180,7 +181,7 @@ class _Motion:
 
     def position(self, t: float) -> tuple[float, float]:
         w, h = self.w, self.h
-        if self.kind in ("HorseRace", "Biking"):
+        if self.kind in _WRAPPING:
             v = LINEAR_SPEED_W_PER_S * w * self.speed * (1 if self.kind == "HorseRace" else -1)
             return (self.x0 + v * t) % w, self.y0
         if self.kind == "Swing":
@@ -200,7 +201,7 @@ class _Motion:
 
     @property
     def wraps(self) -> bool:
-        return self.kind in ("HorseRace", "Biking")
+        return self.kind in _WRAPPING
 
 
 def _check_activity(name: str) -> None:
@@ -208,40 +209,34 @@ def _check_activity(name: str) -> None:
         raise ValueError(f"unknown activity {name!r}; known: {', '.join(ACTIVITIES)}")
 
 
+_WRAPPING = ("HorseRace", "Biking")  # cross the frame and come back in on the other side
+_START_AREA: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {
+    # Where an activity starts, in fractions of (width, height); phase 0 of Swing is the bottom
+    # of the arc under the pivot, of PizzaTossing the pizza in the hand.
+    "HorseRace": ((0.0, 1.0), (0.25, 0.75)),
+    "Biking": ((0.0, 1.0), (0.25, 0.75)),
+    IDLE: ((0.0, 1.0), (0.25, 0.75)),
+    "Swing": ((0.35, 0.65), (0.5, 0.75)),
+    "PizzaTossing": ((0.2, 0.8), (0.7, 0.8)),
+}
+
+
 def _random_motion(kind: str, rng: np.random.Generator, w: int, h: int) -> _Motion:
     """A training clip's motion: random start, speed within +-SPEED_JITTER of nominal."""
     speed = float(rng.uniform(1 - SPEED_JITTER, 1 + SPEED_JITTER))
     phase = float(rng.random())
-    if kind in ("HorseRace", "Biking", IDLE):
-        x0, y0 = rng.uniform(0, w), rng.uniform(0.25, 0.75) * h
-    elif kind == "Swing":
-        x0, y0 = rng.uniform(0.35, 0.65) * w, rng.uniform(0.5, 0.75) * h
-    else:  # PizzaTossing
-        x0, y0 = rng.uniform(0.2, 0.8) * w, rng.uniform(0.7, 0.8) * h
+    (x_lo, x_hi), (y_lo, y_hi) = _START_AREA[kind]
+    x0, y0 = rng.uniform(x_lo, x_hi) * w, rng.uniform(y_lo, y_hi) * h
     return _Motion(kind, float(x0), float(y0), speed, phase, w, h)
 
 
 def _continuing_motion(kind: str, x: float, y: float, w: int, h: int) -> _Motion:
     """A segment's motion at nominal speed, starting (about) where the object is now."""
-    if kind in ("HorseRace", "Biking"):
-        return _Motion(kind, x % w, float(np.clip(y, 0.25 * h, 0.75 * h)), w=w, h=h)
-    if kind == "Swing":  # phase 0: starts at the bottom of the arc, under the pivot
-        return _Motion(
-            kind,
-            float(np.clip(x, 0.35 * w, 0.65 * w)),
-            float(np.clip(y, 0.5 * h, 0.75 * h)),
-            w=w,
-            h=h,
-        )
-    if kind == "PizzaTossing":  # phase 0: starts in the hand
-        return _Motion(
-            kind,
-            float(np.clip(x, 0.2 * w, 0.8 * w)),
-            float(np.clip(y, 0.7 * h, 0.8 * h)),
-            w=w,
-            h=h,
-        )
-    return _Motion(IDLE, x, y, w=w, h=h)
+    if kind not in _START_AREA or kind == IDLE:
+        return _Motion(IDLE, x, y, w=w, h=h)
+    (x_lo, x_hi), (y_lo, y_hi) = _START_AREA[kind]
+    x0 = x % w if kind in _WRAPPING else float(np.clip(x, x_lo * w, x_hi * w))
+    return _Motion(kind, x0, float(np.clip(y, y_lo * h, y_hi * h)), w=w, h=h)
 
 
 # --------------------------------------------------------------------------------------------

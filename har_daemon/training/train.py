@@ -21,26 +21,29 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import keras
 import numpy as np
+import tensorflow as tf
 
 from har_daemon.core.errors import DataError
 from har_daemon.core.logs import get_logger
+from har_daemon.model.keras.arch import build_model
+from har_daemon.model.keras.export import export_tflite
+from har_daemon.model.keras.store import save_model_dir
 from har_daemon.model.meta import ModelMeta, read_meta
 from har_daemon.model.preprocess import to_model_input
+from har_daemon.reporting.plots import plot_history
 from har_daemon.training.augment import AugmentConfig, augment_batch
 from har_daemon.training.dataset import (
-    ClipArrays,
+    PAPER_CLASSES,
     ClipRecord,
-    build_arrays,
     group_split,
-    median_spacing_s,
     random_split,
     scan_dataset,
 )
 from har_daemon.training.evaluate import predict_batches, relative_clip_path, write_evaluation
+from har_daemon.training.extraction import ClipArrays, build_arrays, median_spacing_s
 from har_daemon.training.scoring import classification_report
-
-PAPER_CLASSES: tuple[str, ...] = ("HorseRace", "Biking", "Swing", "PizzaTossing")
 
 log = get_logger(__name__)
 
@@ -111,7 +114,6 @@ def _batches(
     `augment`, each batch is augmented with a generator seeded by (seed, epoch, batch), so a
     run is reproducible whatever order batches are asked for in.
     """
-    import keras
 
     class ClipBatches(keras.utils.PyDataset):
         def __init__(self) -> None:
@@ -164,13 +166,6 @@ def train(
     `train_records` and `test_records` (both or neither; cross-validation passes each fold's
     sides) replace the test split; validation is still held out of `train_records`.
     """
-    import keras
-    import tensorflow as tf
-
-    from har_daemon.model.keras.arch import build_model
-    from har_daemon.model.keras.store import save_model_dir
-    from har_daemon.reporting.plots import plot_history
-
     started = time.monotonic()
     if (train_records is None) != (test_records is None):
         raise ValueError("give both train_records and test_records, or neither")
@@ -366,8 +361,6 @@ def train(
         meta = meta.model_copy(update={"evaluation": evaluation})
     save_model_dir(out, model, meta)
     if opts.export_tflite:
-        from har_daemon.model.keras.export import export_tflite
-
         export_tflite(out)
         meta = read_meta(out)
     log.info(

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from har_daemon.tools.broker import MosquittoBroker
+from har_daemon.tools.media import make_test_video
 from tests.daemon_helpers import DaemonPool
-from tests.infra.media import make_test_video
-from tests.infra.mosquitto import MosquittoBroker
 from tests.infra.rtsp_server import RtspServer
 
 

@@ -19,10 +19,9 @@ import json
 import os
 import re
 from pathlib import Path
-from types import TracebackType
 
-from tests.infra.mosquitto import MosquittoBroker, MqttRecorder
-from tests.infra.procs import LOOPBACK, free_port, start_process, stop_process, tail
+from har_daemon.tools.broker import MosquittoBroker, MqttRecorder
+from har_daemon.tools.procs import LOOPBACK, ServiceProcess, free_port, start_process, tail
 
 REPO = Path(__file__).resolve().parents[2]
 HA_VENV = Path(os.environ.get("HAR_TEST_HA_VENV", REPO / ".ha-venv"))
@@ -57,19 +56,18 @@ _PROBLEM = re.compile(
 )
 
 
-class HomeAssistant:
+class HomeAssistant(ServiceProcess):
     def __init__(self, workdir: Path, broker: MosquittoBroker) -> None:
         if not HASS.exists():
             raise RuntimeError(
                 f"{HASS} not found: run scripts/install-deps.sh (it makes .ha-venv), or point "
                 "HAR_TEST_HA_VENV at a venv with tests/home-assistant-requirements.txt"
             )
-        self.workdir = Path(workdir)
+        super().__init__(workdir, "hass-")
         self.broker = broker
         self.state_prefix = STATE_PREFIX
         self.http_port = free_port()
         self.log_path = self.workdir / "hass.log"
-        self._proc = None
         storage = self.workdir / ".storage"
         storage.mkdir(parents=True, exist_ok=True)
         (self.workdir / "configuration.yaml").write_text(
@@ -121,9 +119,9 @@ class HomeAssistant:
                 ) from None
         return self
 
-    def stop(self) -> None:
-        stop_process(self._proc, timeout=20)
-        self._proc = None
+    def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM, and time for Home Assistant to shut down before SIGKILL."""
+        super().stop(timeout)
 
     def log_text(self) -> str:
         return tail(self.log_path, 10**7)
@@ -131,14 +129,3 @@ class HomeAssistant:
     def problems(self) -> list[str]:
         """HA's warnings and errors about MQTT entities, their payloads and templates."""
         return [line for line in self.log_text().splitlines() if _PROBLEM.match(line)]
-
-    def __enter__(self) -> HomeAssistant:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

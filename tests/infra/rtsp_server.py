@@ -22,18 +22,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 import time
 from fractions import Fraction
 from pathlib import Path
-from types import TracebackType
 
-from tests.infra.procs import (
+from har_daemon.tools.media import FFMPEG, FFPROBE
+from har_daemon.tools.procs import (
     LOOPBACK,
+    ServiceProcess,
     free_port,
     port_accepts,
     start_process,
@@ -44,8 +43,6 @@ from tests.infra.procs import (
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SERVE_SCRIPT = Path(__file__).with_name("gst_rtsp_serve.py")
-FFMPEG = shutil.which("ffmpeg") or "/usr/bin/ffmpeg"
-FFPROBE = shutil.which("ffprobe") or "/usr/bin/ffprobe"
 
 # OpenCV reads FFmpeg capture options from this variable when a capture is opened.
 FFMPEG_OPTIONS_ENV = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
@@ -123,7 +120,7 @@ def _probe(video: Path) -> tuple[int, int, Fraction]:
     return int(s["width"]), int(s["height"]), fps.limit_denominator(1001)
 
 
-class RtspServer:
+class RtspServer(ServiceProcess):
     """Serves `video_path` looping at rtsp://127.0.0.1:`port`/`name` (port chosen when None).
 
     fps: serve at this rate instead of the file's (the file is resampled by ffmpeg).
@@ -147,9 +144,7 @@ class RtspServer:
             raise FileNotFoundError(self.video_path)
         self.port = port or free_port()
         self.name = name.strip("/")
-        self._own_workdir = workdir is None
-        self.workdir = Path(workdir or tempfile.mkdtemp(prefix="rtsp-")).resolve()
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        super().__init__(workdir, "rtsp-")
         self.log_path = self.workdir / "rtsp_server.log"
         self.raw_path = self.workdir / "frames.yuv"
         self._fps_override = fps
@@ -157,19 +152,10 @@ class RtspServer:
         self.width = self.height = 0
         self.fps = Fraction(0)
         self.frame_count = 0
-        self._proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
         return f"rtsp://{self.host}:{self.port}/{self.name}"
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def is_running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
 
     def _prepare(self) -> None:
         width, height, fps = _probe(self.video_path)
@@ -265,23 +251,6 @@ class RtspServer:
         """SIGCONT after freeze()."""
         if self.is_running:
             os.kill(self._proc.pid, signal.SIGCONT)  # type: ignore[union-attr]
-
-    def close(self) -> None:
-        """Stop; remove the workdir if this object made it."""
-        self.stop()
-        if self._own_workdir:
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> RtspServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         state = f"pid {self.pid}" if self.is_running else "stopped"

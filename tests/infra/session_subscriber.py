@@ -12,7 +12,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from tests.infra.mosquitto import MosquittoBroker
+from har_daemon.tools.broker import MosquittoBroker
 
 
 class SessionSubscriber:

@@ -10,9 +10,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.infra.media import make_test_video, probe_video
-from tests.infra.mosquitto import MosquittoBroker, MqttRecorder
-from tests.infra.procs import pid_alive, port_accepts
+from har_daemon.tools.broker import MosquittoBroker, MqttRecorder
+from har_daemon.tools.media import make_test_video
+from har_daemon.tools.procs import pid_alive, port_accepts
+from har_daemon.video.frames import probe_video
 from tests.infra.rtsp_server import RtspServer, open_rtsp_capture, read_frames
 
 
@@ -101,7 +102,8 @@ def test_context_manager_stops_the_broker(tmp_path) -> None:
 
 def test_make_test_video_is_readable_by_opencv(tmp_path) -> None:
     path = make_test_video(tmp_path / "v.mp4", seconds=1.2, fps=10, size=(160, 96))
-    assert probe_video(path) == (160, 96, 10.0, 12)
+    info = probe_video(path, exact=True)
+    assert (info.width, info.height, info.fps, info.frame_count) == (160, 96, 10.0, 12)
 
 
 def _closest_source_frame_error(frame: np.ndarray, source: list[np.ndarray]) -> float:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import base64
 import csv
-import html
 import json
 import shutil
 import subprocess
@@ -22,16 +21,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from markupsafe import escape
 
 from har_daemon.core.errors import DataError, HarError, ModelError
-from har_daemon.reporting.report import (
-    add_arguments,
-    build_report,
-    dump_dom,
-    find_chromium,
-    render_screenshot,
-    run,
-)
+from har_daemon.reporting.page import build_report
+from har_daemon.reporting.report import add_arguments, run
+from har_daemon.reporting.screenshot import dump_dom, find_chromium, render_screenshot
 from tests.shared_data import REPO
 
 pytestmark = pytest.mark.slow
@@ -172,7 +167,7 @@ def test_model_card_cv_and_escaping(built: Built) -> None:
     meta = json.loads((built.model_dir / "model.json").read_text())
     # Raw markup from model.json never reaches the page; its escaped text does.
     assert "<b>&" not in page and "<script>alert" not in page
-    assert html.escape(meta["name"], quote=True) in page and meta["name"] in text
+    assert str(escape(meta["name"])) in page and meta["name"] in text
     assert PROVENANCE["data"] in text and PROVENANCE["license"] in text
     assert "convlstm" in text and ", ".join(CLASSES) in text
     assert f"{meta['frame_spacing_s']:.4g} s between sampled frames" in text
@@ -278,6 +273,57 @@ def test_curves_and_confusion_are_drawn_when_only_json_was_kept(tmp_path: Path) 
     assert "accuracy.png, drawn from history.json" in captions
     assert "drawn from test_metrics.json" in captions
     assert sum(t == "img" for t, _ in el.tags) == 3
+
+
+def _hostile_evaluation(folder: Path, classes: tuple[str, str]) -> tuple[Path, Path]:
+    """metrics.json, predictions.csv and cv.json as evaluate and cv write them, made by hand."""
+    folder.mkdir()
+    block = {"precision": 0.5, "recall": 0.5, "f1": 0.5}
+    per_class = {c: {**block, "support": 2, "tp": 1, "fp": 1, "fn": 1, "tn": 1} for c in classes}
+    metrics = {
+        "accuracy": 0.5, "n_samples": 4, "micro": block, "macro": block,
+        "class_names": list(classes), "per_class": per_class,
+        "confusion_matrix": [[1, 1], [1, 1]],
+        "skipped": [{"clip": f"{classes[0]}.avi", "reason": classes[0]}],
+    }  # fmt: skip
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    a, b = classes
+    pairs = [(a, a), (a, b), (b, b), (b, a)]  # one right and one wrong per class
+    rows = [(f"{t}/clip{i}.avi", t, p) for i, (t, p) in enumerate(pairs)]
+    with (folder / "predictions.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["clip", "true", "predicted", "confidence"])
+        w.writerows([(*row, 0.75) for row in rows])
+    report = {"n_samples": 4, "accuracy": 0.5, "macro": block}
+    recall = {c: {"recall": 0.5} for c in classes}
+    pm = {"mean": 0.5, "std": 0.0}
+    cv = {
+        "classes": list(classes), "k": 2, "n_clips": 4, "architecture": classes[1],
+        "folds": [{"fold": i, "report": {**report, "per_class": recall}} for i in (1, 2)],
+        "summary": {"accuracy": pm, "macro_f1": pm, "per_class_recall": dict.fromkeys(classes, pm)},
+        "pooled": {**report, "per_class": recall},
+    }  # fmt: skip
+    (folder / "cv.json").write_text(json.dumps(cv))
+    return folder, folder / "cv.json"
+
+
+def test_markup_in_class_names_is_escaped_by_the_templates(tmp_path: Path) -> None:
+    script = "<script>alert(1)</script>"
+    classes = (script, 'b" onmouseover="x')
+    folder, cv_json = _hostile_evaluation(tmp_path / "eval", classes)
+    page = build_report(
+        evaluation_dir=folder, out_path=tmp_path / "r.html", cv_json=cv_json, title=script
+    ).read_text()
+    el = _parse(page)
+    assert "<script" not in page.lower()
+    assert not [t for t, _ in el.tags if t == "script"]
+    assert not [a for _, a in el.tags if "onmouseover" in a]  # the quote did not end a value
+    assert str(escape(script)) in page
+    text = " ".join(el.text)
+    # Escaped, not dropped: the names read as they are, in the tables, strip and cv sections.
+    assert text.count(script) >= 6 and classes[1] in text
+    metrics = {a["data-metric"] for _, a in el.tags if "data-metric" in a}
+    assert f"{script}.support" in metrics and f"fold1.recall.{script}" in metrics
 
 
 # --------------------------------------------------------------------------- bad input

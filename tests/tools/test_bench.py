@@ -11,18 +11,20 @@ import sys
 import time
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from har_daemon.comms.payloads import iso_utc
 from har_daemon.config import load_config
 from har_daemon.core.paths import DEMO_MODEL_DIR
 from har_daemon.model.meta import read_meta
 from har_daemon.tools import bench as benchmark
+from har_daemon.tools import streams
+from har_daemon.tools.broker import MosquittoBroker, MqttRecorder, find_mosquitto
 from tests.shared_data import REPO
 
-needs_mosquitto = pytest.mark.skipif(
-    benchmark.find_mosquitto() is None, reason="mosquitto is not installed"
-)
+needs_mosquitto = pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed")
 
 REQUIRED = {
     "predict_ms": float,
@@ -58,15 +60,15 @@ def test_arguments_default_to_the_bundled_model_and_issue_settings() -> None:
 
 
 def test_stream_counts_double_to_eight_then_step_by_four() -> None:
-    assert benchmark.stream_counts(0) == []
-    assert benchmark.stream_counts(2) == [1, 2]
-    assert benchmark.stream_counts(10) == [1, 2, 4, 8, 10]
-    assert benchmark.stream_counts(24) == [1, 2, 4, 8, 12, 16, 20, 24]
+    assert streams.stream_counts(0) == []
+    assert streams.stream_counts(2) == [1, 2]
+    assert streams.stream_counts(10) == [1, 2, 4, 8, 10]
+    assert streams.stream_counts(24) == [1, 2, 4, 8, 12, 16, 20, 24]
 
 
 def test_generated_config_is_accepted_by_the_daemon_loader(tmp_path: Path) -> None:
     video = tmp_path / "a clip.mp4"
-    path = benchmark.write_config(
+    path = streams.write_config(
         tmp_path / "c.toml", 3, video, DEMO_MODEL_DIR, 1883, tmp_path / "state"
     )
     config = load_config(path)
@@ -76,7 +78,7 @@ def test_generated_config_is_accepted_by_the_daemon_loader(tmp_path: Path) -> No
     assert [c.name for c in config.cameras] == ["cam01", "cam02", "cam03"]
     assert all(c.realtime and c.source_kind == "file" for c in config.cameras)
     assert config.cameras[0].source == str(video)
-    off = benchmark.write_config(
+    off = streams.write_config(
         tmp_path / "d.toml", 1, video, DEMO_MODEL_DIR, None, tmp_path / "state"
     )
     assert not load_config(off).mqtt.enabled
@@ -99,10 +101,10 @@ def test_judge_passes_on_schedule_and_names_each_failure(tmp_path: Path) -> None
     log = tmp_path / "daemon.log"
     expected = 1 / 0.1
 
-    def judge(lines: list[str]) -> benchmark.StepResult:
+    def judge(lines: list[str]) -> streams.StepResult:
         log.write_text("\n".join(lines) + "\n")
-        result = benchmark.StepResult(streams=1, ok=False)
-        benchmark._judge(result, log, t0, t0 + 10, 25.0, expected, 0.03)
+        result = streams.StepResult(streams=1, ok=False)
+        streams.judge(result, log, t0, t0 + 10, 25.0, expected, 0.03)
         return result
 
     ok = judge([_stats_line(t0, 100, 40), _stats_line(t0 + 10, 350, 140, windows=20)])
@@ -117,29 +119,22 @@ def test_judge_passes_on_schedule_and_names_each_failure(tmp_path: Path) -> None
 
 
 @needs_mosquitto
-def test_broker_and_subscriber_measure_latency_from_at(tmp_path: Path) -> None:
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    broker = benchmark.Broker(benchmark.find_mosquitto() or "", tmp_path).start()
-    try:
-        sub = benchmark.ScoresSubscriber(broker.port).start()
+def test_recorded_scores_give_latency_from_at(tmp_path: Path) -> None:
+    with (
+        MosquittoBroker(tmp_path / "broker") as broker,
+        MqttRecorder(broker, f"{streams.TOPIC_PREFIX}/#") as rec,
+    ):
         pub = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
-        pub.connect("127.0.0.1", broker.port)
+        pub.connect(broker.host, broker.port)
         pub.loop_start()
         begin = time.time()
         payload = json.dumps({"at": iso_utc(begin - 0.25), "probabilities": {}})
-        pub.publish(f"{benchmark.TOPIC_PREFIX}/cam01/scores", payload).wait_for_publish(5)
-        pub.publish(f"{benchmark.TOPIC_PREFIX}/cam01/events", payload).wait_for_publish(5)
-        deadline = time.monotonic() + 5
-        while not sub.samples and time.monotonic() < deadline:
-            time.sleep(0.02)
+        pub.publish(f"{streams.TOPIC_PREFIX}/cam01/scores", payload).wait_for_publish(5)
+        pub.publish(f"{streams.TOPIC_PREFIX}/cam01/events", payload).wait_for_publish(5)
+        rec.wait_for(f"{streams.TOPIC_PREFIX}/cam01/events", timeout=5)
         pub.loop_stop()
         pub.disconnect()
-        sub.stop()
-    finally:
-        broker.stop()
-    latencies = sub.latencies_ms(begin - 1, time.time() + 1)
+    latencies = streams.scores_latencies_ms(rec, begin - 1, time.time() + 1)
     assert len(latencies) == 1  # scores only
     assert 250 <= latencies[0] < 5000
 
@@ -147,10 +142,10 @@ def test_broker_and_subscriber_measure_latency_from_at(tmp_path: Path) -> None:
 def test_without_a_broker_latency_is_skipped_with_a_note(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(benchmark, "find_mosquitto", lambda: None)
+    monkeypatch.setattr(streams, "find_mosquitto", lambda: None)
     args = parse("--streams-max", "1", "--latency-streams", "1", "--seconds", "3")
     args.warmup = 2.5
-    out = benchmark.measure_streams(args, read_meta(DEMO_MODEL_DIR), tmp_path)
+    out = streams.measure_streams(args, read_meta(DEMO_MODEL_DIR), tmp_path)
     assert "mosquitto not found" in out["latency_note"]
     assert out["latency_p95_ms"] is None
     assert out["streams_realtime"] in (0, 1)

@@ -11,16 +11,15 @@ import pytest
 import structlog
 
 from har_daemon.core.errors import DataError
-from har_daemon.training import dataset
+from har_daemon.training import extraction
 from har_daemon.training.dataset import (
     ClipRecord,
-    build_arrays,
     group_split,
     grouped_kfold,
-    median_spacing_s,
     random_split,
     scan_dataset,
 )
+from har_daemon.training.extraction import build_arrays, median_spacing_s
 from har_daemon.training.synth import generate_dataset
 from tests.shared_data import FIGHT_DATA, require
 
@@ -246,7 +245,7 @@ class _CountingExtract:
 
     def __init__(self) -> None:
         self.calls: list[str] = []
-        self.real = dataset.extract_clip
+        self.real = extraction.extract_clip
 
     def __call__(self, path, *args, **kwargs):  # type: ignore[no-untyped-def]
         self.calls.append(Path(path).name)
@@ -259,7 +258,7 @@ def test_build_arrays_skips_bad_clips_and_caches_good_ones(
     recs = _with_bad_clips(small_set, tmp_path)
     cache = tmp_path / "cache"
     spy = _CountingExtract()
-    monkeypatch.setattr(dataset, "extract_clip", spy)
+    monkeypatch.setattr(extraction, "extract_clip", spy)
 
     with structlog.testing.capture_logs() as logs:
         arrays = build_arrays(recs, workers=0, cache_dir=cache, progress=False)
@@ -322,6 +321,6 @@ def test_build_arrays_without_any_readable_clip_is_a_data_error(tmp_path: Path) 
 
 def test_default_cache_dir_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    assert dataset.default_cache_dir() == tmp_path / "har-daemon" / "clips"
+    assert extraction.default_cache_dir() == tmp_path / "har-daemon" / "clips"
     monkeypatch.delenv("XDG_CACHE_HOME")
-    assert dataset.default_cache_dir() == Path.home() / ".cache" / "har-daemon" / "clips"
+    assert extraction.default_cache_dir() == Path.home() / ".cache" / "har-daemon" / "clips"

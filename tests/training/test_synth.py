@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
+from har_daemon.tools.media import read_video
 from har_daemon.training.dataset import scan_dataset
 from har_daemon.training.synth import (
     LINEAR_SPEED_W_PER_S,
@@ -28,15 +28,7 @@ def synth_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _read_all(path: Path) -> np.ndarray:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f)
-    cap.release()
-    return np.stack(frames)
+    return np.stack(read_video(path))
 
 
 def _centroids(frames: np.ndarray) -> np.ndarray:
