@@ -41,7 +41,7 @@ from har_daemon.tools.inference import measure_inference, median_ms  # noqa: E40
 _RSS_PROBE = """
 import sys, numpy as np
 sys.path.insert(0, {repo!r})
-from har_daemon.model.backends import create_backend
+from har_daemon.model.registry import create_backend
 b = create_backend("litert", {model!r}, threads={threads})
 x = np.random.default_rng(0).random((1, *b.meta.input_shape), dtype=np.float32)
 for _ in range(5):

@@ -9,9 +9,9 @@ from typing import Any
 
 from har_daemon.cli.args import ALL_CLASSES
 from har_daemon.training.cv import CV_FILE, cross_validate, format_table
-from har_daemon.training.synth import PAPER_CLASSES as SYNTH_CLASSES
+from har_daemon.training.dataset import PAPER_CLASSES
 from har_daemon.training.synth import generate_dataset
-from har_daemon.training.train import PAPER_CLASSES, TrainOptions
+from har_daemon.training.train import TrainOptions
 from har_daemon.training.train import train as train_model
 
 
@@ -88,7 +88,7 @@ def cv(args: argparse.Namespace) -> int:
 
 
 def synth_data(args: argparse.Namespace) -> int:
-    classes = SYNTH_CLASSES if args.classes in (None, ALL_CLASSES) else tuple(args.classes)
+    classes = PAPER_CLASSES if args.classes in (None, ALL_CLASSES) else tuple(args.classes)
     paths = generate_dataset(
         args.out,
         classes=classes,

@@ -16,8 +16,8 @@ from typing import Any
 import cv2
 import numpy as np
 
-from har_daemon.model.backends import create_backend
 from har_daemon.model.preprocess import resize_frame
+from har_daemon.model.registry import create_backend
 from har_daemon.tools.streams import progress
 
 __all__ = ["measure_inference", "median_ms"]

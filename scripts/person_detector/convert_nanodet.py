@@ -12,8 +12,10 @@ for any input whose sides are multiples of 32 (e.g. 320x320, or 512x288 for 16:9
 At 416x416 the rewrite is a no-op.
 
 Output order is fixed: cls_s8, reg_s8, cls_s16, reg_s16, cls_s32, reg_s32
-(cls: [1, H*W, 80] sigmoid scores; reg: [1, H*W, 44] = 4 sides x 11 distribution logits).
+(cls: [1, H*W, 80] sigmoid scores
+reg: [1, H*W, 44] = 4 sides x 11 distribution logits).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -24,9 +26,9 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-from tensorflow.python.framework import tensor_util  # noqa: E402
+import numpy as np
+import tensorflow as tf
+from tensorflow.python.framework import tensor_util
 
 ORIG_SIZE = 416
 INPUT_NAME = "input_1"
@@ -84,7 +86,8 @@ def _const_value(nodes: dict, ref: str) -> np.ndarray:
 
 
 def to_nhwc(graph_def: tf.compat.v1.GraphDef) -> dict:
-    """Rewrite the ONNX-style NCHW graph to NHWC end to end; returns op counts for the log.
+    """Rewrite the ONNX-style NCHW graph to NHWC end to end
+    returns op counts for the log.
 
     Why: onnx-tf wraps every NHWC Conv2D/MaxPool/ResizeBilinear in Transpose ops and keeps Pad,
     LeakyRelu, Add, Concat and Split in NCHW, so the converted model spends much of its time
@@ -106,13 +109,16 @@ def to_nhwc(graph_def: tf.compat.v1.GraphDef) -> dict:
             s.add(n.name)
         elif n.op == "Transpose" and perm(n) == [0, 3, 1, 2]:
             s.add(n.name)  # its input is NHWC already: the node becomes Identity
-        elif n.op in ("Pad", "PadV2", "LeakyRelu", "Sigmoid") and base(ins[0]) in s:
-            s.add(n.name)
-        elif n.op in ("Add", "AddV2") and all(base(i) in s for i in ins):
-            s.add(n.name)
-        elif n.op == "ConcatV2" and all(base(i) in s for i in ins[:-1]) and int(_const_value(nodes, ins[-1])) == 1:
-            s.add(n.name)
-        elif n.op == "SplitV" and base(ins[0]) in s and int(_const_value(nodes, ins[2])) == 1:
+        elif (
+            (n.op in ("Pad", "PadV2", "LeakyRelu", "Sigmoid") and base(ins[0]) in s)
+            or (n.op in ("Add", "AddV2") and all(base(i) in s for i in ins))
+            or (
+                n.op == "ConcatV2"
+                and all(base(i) in s for i in ins[:-1])
+                and int(_const_value(nodes, ins[-1])) == 1
+            )
+            or (n.op == "SplitV" and base(ins[0]) in s and int(_const_value(nodes, ins[2])) == 1)
+        ):
             s.add(n.name)
     nchw_to_nhwc = [0, 2, 3, 1]
     counts = {"transpose_removed": 0, "pad_folded": 0, "transpose_inserted": 0}
@@ -126,35 +132,55 @@ def to_nhwc(graph_def: tf.compat.v1.GraphDef) -> dict:
                 for k, v in enumerate([sizes[i] for i in nchw_to_nhwc]):
                     d[k].size = v
             elif n.op == "Transpose":
-                n.op = "Identity"; del n.input[1]; del n.attr["Tperm"]; counts["transpose_removed"] += 1
+                n.op = "Identity"
+                del n.input[1]
+                del n.attr["Tperm"]
+                counts["transpose_removed"] += 1
             elif n.op in ("Pad", "PadV2"):
                 pads = _const_value(nodes, ins[1])[nchw_to_nhwc]
                 n.input[1] = _const(graph_def, n.name + "/nhwc_paddings", pads)
             elif n.op == "ConcatV2":
-                n.input[-1] = _const(graph_def, n.name + "/nhwc_axis", np.array(3, _const_value(nodes, ins[-1]).dtype))
+                n.input[-1] = _const(
+                    graph_def,
+                    n.name + "/nhwc_axis",
+                    np.array(3, _const_value(nodes, ins[-1]).dtype),
+                )
             elif n.op == "SplitV":
-                n.input[2] = _const(graph_def, n.name + "/nhwc_axis", np.array(3, _const_value(nodes, ins[2]).dtype))
+                n.input[2] = _const(
+                    graph_def, n.name + "/nhwc_axis", np.array(3, _const_value(nodes, ins[2]).dtype)
+                )
             continue
         data_ins = [k for k, i in enumerate(ins) if not i.startswith("^") and base(i) in s]
         if not data_ins:
             continue
         if n.op == "Transpose" and perm(n) == nchw_to_nhwc:
-            n.op = "Identity"; del n.input[1]; del n.attr["Tperm"]; counts["transpose_removed"] += 1
+            n.op = "Identity"
+            del n.input[1]
+            del n.attr["Tperm"]
+            counts["transpose_removed"] += 1
         elif n.op == "Reshape":
             shape = _const_value(nodes, ins[1]) if nodes[base(ins[1])].op == "Const" else None
             if shape is None:  # shape computed as Const + SparseToDense(empty) in this graph
                 src = nodes[base(ins[1])]
                 shape = _const_value(nodes, src.input[0])
             assert shape.tolist()[0] == 1 and shape.tolist()[2] == -1, shape
-            n.input[1] = _const(graph_def, n.name + "/nhwc_shape", np.array([1, -1, shape[1]], shape.dtype))
+            n.input[1] = _const(
+                graph_def, n.name + "/nhwc_shape", np.array([1, -1, shape[1]], shape.dtype)
+            )
             (t,) = [c for c in graph_def.node if any(base(i) == n.name for i in c.input)]
             assert t.op == "Transpose" and perm(t) == [0, 2, 1], t
-            t.op = "Identity"; del t.input[1]; del t.attr["Tperm"]; counts["transpose_removed"] += 1
+            t.op = "Identity"
+            del t.input[1]
+            del t.attr["Tperm"]
+            counts["transpose_removed"] += 1
         else:  # a consumer that really needs NCHW: give it a transposed copy
             for k in data_ins:
                 name = f"{base(ins[k])}/to_nchw_for_{n.name}"
-                tp = graph_def.node.add(); tp.name, tp.op = name, "Transpose"
-                tp.input.extend([ins[k], _const(graph_def, name + "/perm", np.array([0, 3, 1, 2], np.int32))])
+                tp = graph_def.node.add()
+                tp.name, tp.op = name, "Transpose"
+                tp.input.extend(
+                    [ins[k], _const(graph_def, name + "/perm", np.array([0, 3, 1, 2], np.int32))]
+                )
                 tp.attr["T"].type = tf.float32.as_datatype_enum
                 tp.attr["Tperm"].type = tf.int32.as_datatype_enum
                 n.input[k] = name
@@ -162,7 +188,11 @@ def to_nhwc(graph_def: tf.compat.v1.GraphDef) -> dict:
     # 3. fold symmetric zero Pad + VALID stride-1 conv into SAME conv
     nodes = {n.name: n for n in graph_def.node}
     for n in graph_def.node:
-        if n.op != "Conv2D" or n.attr["padding"].s != b"VALID" or list(n.attr["strides"].list.i) != [1, 1, 1, 1]:
+        if (
+            n.op != "Conv2D"
+            or n.attr["padding"].s != b"VALID"
+            or list(n.attr["strides"].list.i) != [1, 1, 1, 1]
+        ):
             continue
         src = nodes[base(n.input[0])]
         while src.op == "Identity":
@@ -172,7 +202,11 @@ def to_nhwc(graph_def: tf.compat.v1.GraphDef) -> dict:
         k = _const_value(nodes, n.input[1]).shape[0]
         pads = _const_value(nodes, src.input[1]).tolist()
         consumers = [c for c in graph_def.node if any(base(i) == src.name for i in c.input)]
-        if k % 2 == 1 and pads == [[0, 0], [(k - 1) // 2] * 2, [(k - 1) // 2] * 2, [0, 0]] and len(consumers) == 1:
+        if (
+            k % 2 == 1
+            and pads == [[0, 0], [(k - 1) // 2] * 2, [(k - 1) // 2] * 2, [0, 0]]
+            and len(consumers) == 1
+        ):
             n.input[0] = src.input[0]
             n.attr["padding"].s = b"SAME"
             counts["pad_folded"] += 1
@@ -181,17 +215,20 @@ def to_nhwc(graph_def: tf.compat.v1.GraphDef) -> dict:
 
 def to_concrete_function(graph_def: tf.compat.v1.GraphDef):
     """Wrap the (patched) GraphDef as a TF2 concrete function with a fixed output order."""
+
     def _import():
         tf.compat.v1.import_graph_def(graph_def, name="")
 
     wrapped = tf.compat.v1.wrap_function(_import, [])
     g = wrapped.graph
-    return wrapped.prune(g.as_graph_element(INPUT_NAME + ":0"),
-                         [g.as_graph_element(o + ":0") for o in OUTPUTS])
+    return wrapped.prune(
+        g.as_graph_element(INPUT_NAME + ":0"), [g.as_graph_element(o + ":0") for o in OUTPUTS]
+    )
 
 
 def convert(concrete_fn, quantize: bool) -> bytes:
-    """TFLite conversion with builtin ops only; dynamic-range int8 weights when quantize."""
+    """TFLite conversion with builtin ops only
+    dynamic-range int8 weights when quantize."""
     conv = tf.lite.TFLiteConverter.from_concrete_functions([concrete_fn])
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantize:
@@ -200,14 +237,23 @@ def convert(concrete_fn, quantize: bool) -> bytes:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("saved_model")
     ap.add_argument("out")
-    ap.add_argument("--size", type=int, default=416, help="input width (and height unless --size-h)")
+    ap.add_argument(
+        "--size", type=int, default=416, help="input width (and height unless --size-h)"
+    )
     ap.add_argument("--size-h", type=int, default=None, help="input height if not square")
-    ap.add_argument("--float", action="store_true", help="keep float32 weights (default: int8 weights)")
-    ap.add_argument("--nchw", action="store_true",
-                    help="keep the original NCHW graph (default: rewrite to NHWC, input [1,H,W,3])")
+    ap.add_argument(
+        "--float", action="store_true", help="keep float32 weights (default: int8 weights)"
+    )
+    ap.add_argument(
+        "--nchw",
+        action="store_true",
+        help="keep the original NCHW graph (default: rewrite to NHWC, input [1,H,W,3])",
+    )
     a = ap.parse_args(argv)
     h = a.size_h or a.size
     w = a.size
@@ -219,24 +265,34 @@ def main(argv: list[str] | None = None) -> int:
     if a.nchw:
         fn, out = ref_fn, ref
     else:
-        gd_nhwc = tf.compat.v1.GraphDef(); gd_nhwc.CopyFrom(gd)
+        gd_nhwc = tf.compat.v1.GraphDef()
+        gd_nhwc.CopyFrom(gd)
         counts = to_nhwc(gd_nhwc)
         fn = to_concrete_function(gd_nhwc)
         out = fn(tf.transpose(x, [0, 2, 3, 1]))
-        err = max(float(tf.reduce_max(tf.abs(o - r))) for o, r in zip(out, ref))
+        err = max(float(tf.reduce_max(tf.abs(o - r))) for o, r in zip(out, ref, strict=True))
         print(f"NHWC rewrite: {counts}; max |output - original graph output| = {err:.2e}")
         assert err < 1e-3, err
     # sanity check of the TF graph before conversion: shapes of all six heads
     shapes = [tuple(o.shape) for o in out]
     cells = [(h // s) * (w // s) for s in (8, 16, 32)]
-    expect = [(1, cells[0], 80), (1, cells[0], 44), (1, cells[1], 80), (1, cells[1], 44),
-              (1, cells[2], 80), (1, cells[2], 44)]
+    expect = [
+        (1, cells[0], 80),
+        (1, cells[0], 44),
+        (1, cells[1], 80),
+        (1, cells[1], 44),
+        (1, cells[2], 80),
+        (1, cells[2], 44),
+    ]
     assert shapes == expect, (shapes, expect)
     data = convert(fn, quantize=not a.float)
     with open(a.out, "wb") as f:
         f.write(data)
-    print(f"{a.out}: {len(data)} bytes sha256={hashlib.sha256(data).hexdigest()} "
-          f"input={'1x3x%dx%d' % (h, w) if a.nchw else '1x%dx%dx3' % (h, w)} weights={'float32' if a.float else 'int8 (dynamic range)'}")
+    print(
+        f"{a.out}: {len(data)} bytes sha256={hashlib.sha256(data).hexdigest()} "
+        f"input={f'1x3x{h}x{w}' if a.nchw else f'1x{h}x{w}x3'} "
+        f"weights={'float32' if a.float else 'int8 (dynamic range)'}"
+    )
     return 0
 
 
