@@ -16,9 +16,8 @@ from collections.abc import Callable, Sequence
 from importlib.util import find_spec
 
 from har_daemon.cli.parser import build_parser
-from har_daemon.core.errors import HarError
+from har_daemon.core.errors import TRAIN_EXTRA_HINT, HarError
 from har_daemon.core.logs import configure_logging
-from har_daemon.model.registry import TRAIN_EXTRA_HINT
 
 EXIT_USAGE = 2
 
@@ -53,6 +52,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HarError as exc:
         print(f"har-daemon: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except BrokenPipeError:  # `har-daemon predict ... | head`: the reader has what it wanted
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - interpreter shutdown flushes it
+        return 0
     except OSError as exc:
         # Permissions, full disks, missing folders: the user's machine, not our bug.
         print(f"har-daemon: error: {exc}", file=sys.stderr)

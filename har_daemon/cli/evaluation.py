@@ -1,17 +1,10 @@
-"""`evaluate` and `predict`."""
+"""`evaluate`: clip-level metrics on labelled clips."""
 
 from __future__ import annotations
 
 import argparse
 import json
 
-from har_daemon.model.keras.store import load_model_dir
-from har_daemon.offline.predict import (
-    classify_clip,
-    format_timeline,
-    predict_video,
-    write_annotated,
-)
 from har_daemon.training.evaluate import evaluate as evaluate_model
 
 
@@ -23,6 +16,7 @@ def evaluate(args: argparse.Namespace) -> int:
         split=args.split,
         workers=args.workers,
         cache_dir=args.cache_dir,
+        backend=args.backend,
     )
     if args.json:
         print(json.dumps(report))
@@ -43,16 +37,4 @@ def evaluate(args: argparse.Namespace) -> int:
     if report["skipped"]:
         print(f"skipped {len(report['skipped'])} unreadable clips (see metrics.json)")
     print(f"report: {args.report}")
-    return 0
-
-
-def predict(args: argparse.Namespace) -> int:
-    loaded = load_model_dir(args.model)
-    if args.clip:
-        print(json.dumps(classify_clip(loaded, args.video)))
-        return 0
-    doc = predict_video(loaded, args.video, stride=args.stride, min_confidence=args.min_confidence)
-    if args.output:
-        write_annotated(args.video, args.output, doc, loaded.meta.classes)
-    print(json.dumps(doc) if args.json else format_timeline(doc))
     return 0

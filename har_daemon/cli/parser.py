@@ -20,10 +20,19 @@ from har_daemon.cli.args import (
     positive_float,
     positive_int,
 )
-from har_daemon.core.paths import DEMO_MODEL_DIR
+from har_daemon.model.backends import BACKENDS
 
 TRAIN = ("tensorflow",)
 """What commands of the [train] extra need; the daemon itself needs none of it."""
+REPORT = ("jinja2", "matplotlib")
+
+
+def add_offline_options(p: argparse.ArgumentParser) -> None:
+    """The daemon's settings for a recording: its config file, or the model and backend."""
+    p.add_argument("--config", type=Path, help="TOML file: thresholds, stride and model as live")
+    p.add_argument("--model", type=Path, help="model directory (default: the config's)")
+    p.add_argument("--backend", choices=BACKENDS, help="default: the config's (auto)")
+    p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="all clips (default) or only the clips held out when the model was trained",
     )
     e.add_argument("--json", action="store_true", help="print metrics.json to stdout")
+    e.add_argument(
+        "--backend", choices=BACKENDS, default="auto", help="default: what the daemon would use"
+    )
     add_data_options(e)
     e.set_defaults(handler="evaluation:evaluate", needs=TRAIN)
 
@@ -108,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     from har_daemon.reporting import report
 
     report.add_arguments(rp)
-    rp.set_defaults(handler="har_daemon.reporting.report:run", needs=TRAIN)
+    rp.set_defaults(handler="har_daemon.reporting.report:run", needs=REPORT)
 
     bn = sub.add_parser(
         "bench",
@@ -119,19 +131,34 @@ def build_parser() -> argparse.ArgumentParser:
     benchmark.add_arguments(bn)
     bn.set_defaults(handler="har_daemon.tools.bench:run", needs=TRAIN)
 
-    pr = sub.add_parser("predict", help="timeline of activities in a video file")
+    pr = sub.add_parser(
+        "predict", help="the alerts the daemon would raise on a video file, and its window scores"
+    )
     pr.add_argument("video", type=Path)
-    pr.add_argument("--model", type=Path, default=DEMO_MODEL_DIR, help="model directory")
+    add_offline_options(pr)
+    pr.add_argument("--stride", type=positive_int, help="sampled frames per window step")
+    pr.add_argument("--events", action="store_true", help="print the events, one per line")
+    pr.add_argument("--json", action="store_true", help="JSON (one document, or one per event)")
     pr.add_argument("--output", type=Path, help="write the video with labels drawn on it (.mp4)")
-    pr.add_argument("--json", action="store_true", help="print one JSON document")
     pr.add_argument(
         "--clip",
         action="store_true",
         help="classify the whole file as one clip, sampled exactly as in training",
     )
-    pr.add_argument("--stride", type=positive_int, default=5, help="sampled frames per window step")
-    pr.add_argument("--min-confidence", type=float, default=0.5)
-    pr.set_defaults(handler="evaluation:predict", needs=TRAIN)
+    pr.set_defaults(handler="offline:predict")
+
+    es = sub.add_parser(
+        "evaluate-stream",
+        help="event-level figures on a recording: recall, false alerts per hour, time to alert",
+    )
+    es.add_argument("video", type=Path)
+    es.add_argument(
+        "--truth", type=Path, required=True, help="CSV of start_s,end_s,activity incidents"
+    )
+    add_offline_options(es)
+    es.add_argument("--json", action="store_true", help="print one JSON document")
+    es.add_argument("--report", type=Path, help="folder for stream.json and timeline.png")
+    es.set_defaults(handler="streams:evaluate_stream", needs=("matplotlib",))
 
     im = sub.add_parser("import-model", help="turn a Keras 2 .h5 (tutorial code) into a model dir")
     im.add_argument("h5", type=Path)

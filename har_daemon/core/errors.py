@@ -6,6 +6,9 @@ message as one line and exits with `exit_code`, never with a traceback.
 
 from __future__ import annotations
 
+TRAIN_EXTRA_HINT = "pip install 'har-daemon[train]'"
+"""What to install for the training and evaluation tools (TensorFlow, matplotlib, jinja2)."""
+
 
 class HarError(Exception):
     """An error caused by input the user controls; its message is shown as-is."""

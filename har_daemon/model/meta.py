@@ -49,7 +49,13 @@ class PersonRegion(BaseModel):
         0.5, ge=0, le=10, description="People closer than this x the taller's height are one group."
     )
     max_regions: int = Field(4, ge=1, le=32, description="Most regions classified per window.")
-    min_score: float = Field(0.35, gt=0, lt=1, description="Detector score a person needs.")
+    min_score: float = Field(
+        0.35,
+        gt=0,
+        lt=1,
+        description="Detector score a person needs (0.35 chosen on real CCTV frames: 0.5 found "
+        "a quarter of the people, 0.3 as many false boxes as 0.35 with few more people).",
+    )
 
 
 class ModelMeta(BaseModel):

@@ -30,10 +30,10 @@ from ai_edge_litert.interpreter import Interpreter
 
 from har_daemon.core.errors import ModelError
 from har_daemon.core.paths import bundled
+from har_daemon.model.meta import PersonRegion
 
 DETECTOR_FILE = bundled("models/person/person_detector.tflite")
-DEFAULT_SCORE = 0.35
-"""Chosen on real CCTV frames: 0.5 found a quarter of the people, 0.3 as many false boxes."""
+DEFAULT_SCORE: float = PersonRegion.model_fields["min_score"].default
 DEFAULT_NMS_IOU = 0.5
 
 STRIDES: tuple[int, ...] = (8, 16, 32)

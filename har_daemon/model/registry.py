@@ -11,12 +11,10 @@ from __future__ import annotations
 from importlib.util import find_spec
 from pathlib import Path
 
-from har_daemon.core.errors import ConfigError, ModelError
+from har_daemon.core.errors import TRAIN_EXTRA_HINT, ConfigError, ModelError
 from har_daemon.model.backends import BACKENDS, Backend, BackendKind
 from har_daemon.model.litert import LiteRTBackend
 from har_daemon.model.meta import read_meta
-
-TRAIN_EXTRA_HINT = "pip install 'har-daemon[train]'"
 
 
 def resolve_kind(kind: BackendKind | str, model_dir: Path | str) -> str:

@@ -1,136 +1,107 @@
-"""`har-daemon predict`: what a model sees in a recorded video, window by window.
+"""`har-daemon predict`: on a recording, the events the daemon would raise live, and why.
 
-The window slides the way the live daemon's does: frames sampled at the model's trained
-spacing, a prediction every `stride` sampled frames, so a recording reproduces what the daemon
-would have reported.
+The timeline is the replay's events (`offline.replay`: the daemon's own capture, inference,
+smoothing and activity tracker with the configuration's thresholds), so what a user checks on
+a file is what the daemon does on a camera. `--clip` classifies the file as one training clip.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
+from har_daemon.config import DaemonConfig
 from har_daemon.core.errors import VideoError
-from har_daemon.model.keras.store import LoadedModel
-from har_daemon.model.preprocess import resize_frame, to_model_input
-from har_daemon.offline.segments import segments_from_windows
-from har_daemon.training.evaluate import predict_batches
-from har_daemon.video.frames import extract_clip, probe_video
-from har_daemon.video.sampling import FrameSampler
+from har_daemon.model.backends import Backend
+from har_daemon.model.meta import ModelMeta
+from har_daemon.model.preprocess import to_model_input
+from har_daemon.offline.clip import clip_windows
+from har_daemon.offline.replay import Replay, replay
+from har_daemon.outputs.snapshots import draw_box
+from har_daemon.runtime.people import Detector
+from har_daemon.runtime.policy import DecisionPolicy
+from har_daemon.video.frames import probe_video
 
 
-@dataclass
-class WindowPredictions:
-    times_s: np.ndarray  # time of each window's last frame
-    probs: np.ndarray  # (n_windows, n_classes)
-    sampled_frames: int
-    fps: float
+def _scores(classes: list[str], values: Any) -> dict[str, float]:
+    return {c: round(float(v), 4) for c, v in zip(classes, values, strict=True)}
 
 
-def _sampled_frames(video: Path, loaded: LoadedModel) -> tuple[np.ndarray, np.ndarray, float]:
-    """Decode once; convert and resize only the frames the sampler takes."""
-    info = probe_video(video)
-    meta = loaded.meta
-    cap = cv2.VideoCapture(str(video))
-    sampler = FrameSampler(meta.frame_spacing_s)
-    frames: list[np.ndarray] = []
-    times: list[float] = []
-    index = 0
-    try:
-        while cap.grab():
-            t = index / info.fps
-            index += 1
-            if not sampler.offer(t):
-                continue
-            ok, frame = cap.retrieve()
-            if not ok or frame is None:
-                continue
-            frames.append(resize_frame(frame, meta.frame_size, meta.resize_interpolation))
-            times.append(t)
-    finally:
-        cap.release()
-    if len(frames) < meta.sequence_length:
-        need_s = (meta.sequence_length - 1) * meta.frame_spacing_s
-        raise VideoError(
-            f"{video}: too short for one window: {len(frames)} frames sampled every "
-            f"{meta.frame_spacing_s:g} s, the model needs {meta.sequence_length} "
-            f"(about {need_s:.1f} s of video)"
-        )
-    return np.stack(frames), np.asarray(times), info.fps
-
-
-def predict_windows(
-    loaded: LoadedModel, video: Path, stride: int = 5, batch_size: int = 8
-) -> WindowPredictions:
-    frames, times, fps = _sampled_frames(video, loaded)
-    seq = loaded.meta.sequence_length
-    ends = np.arange(seq - 1, len(frames), stride)
-    windows = np.lib.stride_tricks.sliding_window_view(frames, seq, axis=0)
-    # sliding_window_view puts the window axis last: (n, H, W, 3, seq) -> (n, seq, H, W, 3)
-    chosen = np.moveaxis(windows[ends - (seq - 1)], -1, 1)
-    probs = predict_batches(loaded, chosen, loaded.meta, batch_size)
-    return WindowPredictions(times_s=times[ends], probs=probs, sampled_frames=len(frames), fps=fps)
-
-
-def predict_video(
-    loaded: LoadedModel, video: Path, stride: int = 5, min_confidence: float = 0.5
+def predict_document(
+    video: Path, config: DaemonConfig, meta: ModelMeta, backend: Backend
 ) -> dict[str, Any]:
-    """The `--json` document: every window's probabilities and the merged timeline."""
-    meta = loaded.meta
-    wp = predict_windows(loaded, video, stride)
-    span = (meta.sequence_length - 1) * meta.frame_spacing_s
-    segments = segments_from_windows(
-        wp.times_s, wp.probs, meta.classes, min_confidence=min_confidence, window_span_s=span
-    )
+    """The `--json` document: settings, every window's scores, and the events."""
+    run = replay(video, config, meta, backend)
+    return document(video, config, meta, run)
+
+
+def document(video: Path, config: DaemonConfig, meta: ModelMeta, run: Replay) -> dict[str, Any]:
+    classes = list(meta.classes)
+    policy = DecisionPolicy.from_config(config.inference)
     return {
         "model": meta.name,
         "video": str(video),
-        "frame_spacing_s": meta.frame_spacing_s,
-        "stride": stride,
+        "duration_s": round(run.duration_s, 3),
+        "frame_spacing_s": config.model.frame_spacing_s or meta.frame_spacing_s,
+        "stride": config.model.stride,
+        "input_region": meta.input_region,
+        "alerting": policy.alerting(classes),
+        "cuts": run.cuts,
+        "no_person_windows": run.no_person_windows,
         "windows": [
             {
-                "t_s": round(float(t), 3),
-                "probabilities": {
-                    c: round(float(v), 4) for c, v in zip(meta.classes, p, strict=True)
-                },
+                "t_s": round(w.window_end, 3),
+                "probabilities": _scores(classes, w.probs),
+                "smoothed": _scores(classes, w.smoothed),
+                **({"region": w.region} if w.region is not None else {}),
             }
-            for t, p in zip(wp.times_s, wp.probs, strict=True)
+            for w in run.windows
         ],
-        "segments": [s.to_dict() for s in segments],
+        "events": run.events(),
     }
 
 
-def classify_clip(loaded: LoadedModel, video: Path) -> dict[str, Any]:
-    """The whole file as one clip, sampled exactly as training samples its clips."""
-    meta = loaded.meta
-    clip = extract_clip(video, meta.sequence_length, meta.frame_size, meta.resize_interpolation)
-    probs = loaded.predict(
-        to_model_input(clip.frames, meta.color_order, meta.input_scale, meta.input_transform)
-    )[0]
-    return {
-        "activity": meta.classes[int(np.argmax(probs))],
-        "probabilities": _probabilities(meta.classes, probs),
-    }
-
-
-def _probabilities(classes: list[str], probs: np.ndarray) -> dict[str, float]:
-    return {c: round(float(v), 4) for c, v in zip(classes, probs, strict=True)}
+def occurrences(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Start/end pairs of the events: one row per alert."""
+    rows: list[dict[str, Any]] = []
+    for ev in events:
+        if ev["type"] == "start":
+            rows.append(
+                {
+                    "activity": ev["activity"],
+                    "start_s": ev["at_s"],
+                    "end_s": None,
+                    "peak": ev["peak_confidence"],
+                }
+            )
+        elif rows and rows[-1]["end_s"] is None:
+            rows[-1]["peak"] = max(rows[-1]["peak"], ev["peak_confidence"])
+            if ev["type"] == "end":
+                rows[-1]["end_s"] = ev["at_s"]
+    return rows
 
 
 def format_timeline(doc: dict[str, Any]) -> str:
-    lines = [f"{doc['video']}  (model {doc['model']}, {len(doc['windows'])} windows)"]
-    if not doc["segments"]:
-        lines.append("  no confident activity")
-    for seg in doc["segments"]:
+    rows = occurrences(doc["events"])
+    lines = [
+        f"{doc['video']}  (model {doc['model']}, {len(doc['windows'])} windows, "
+        f"{doc['duration_s']:.1f} s, {len(rows)} alert{'s' * (len(rows) != 1)})"
+    ]
+    if not rows:
+        lines.append("  no alert")
+    for row in rows:
+        end = _clock(row["end_s"]) if row["end_s"] is not None else "  end  "
         lines.append(
-            f"  {_clock(seg['start_s'])} - {_clock(seg['end_s'])}  "
-            f"{seg['activity'] or '(uncertain)':<20} {seg['confidence']:.2f}"
+            f"  {_clock(row['start_s'])} - {end}  {row['activity']:<20} peak {row['peak']:.2f}"
         )
     return "\n".join(lines)
+
+
+def format_event(ev: dict[str, Any]) -> str:
+    return f"{_clock(ev['at_s'])}  {ev['type']:<6} {ev['activity']:<20} {ev['confidence']:.2f}"
 
 
 def _clock(seconds: float) -> str:
@@ -138,11 +109,36 @@ def _clock(seconds: float) -> str:
     return f"{int(m):02d}:{s:04.1f}"
 
 
-def write_annotated(video: Path, out: Path, doc: dict[str, Any], classes: list[str]) -> Path:
-    """Re-encode the video with the label known at each moment drawn on it."""
+def classify_clip(
+    video: Path, meta: ModelMeta, backend: Backend, detector: Detector | None = None
+) -> dict[str, Any]:
+    """The whole file as one clip, sampled exactly as training samples its clips; for a
+    person-centric model, every region's scores and the most alarming region's verdict."""
+    clip = clip_windows(video, meta, detector)
+    if not len(clip.windows):
+        return {"activity": None, "probabilities": None, "regions": []}
+    x = to_model_input(clip.windows, meta.color_order, meta.input_scale, meta.input_transform)
+    probs = backend.predict(x)
+    classes = list(meta.classes)
+    best = int(np.argmax(probs.max(axis=1))) if len(probs) > 1 else 0
+    out: dict[str, Any] = {
+        "activity": classes[int(np.argmax(probs[best]))],
+        "probabilities": _scores(classes, probs[best]),
+    }
+    if clip.regions:
+        out["regions"] = [
+            {"region": r, "probabilities": _scores(classes, p)}
+            for r, p in zip(clip.regions, probs, strict=True)
+        ]
+    return out
+
+
+def write_annotated(video: Path, out: Path, doc: dict[str, Any]) -> Path:
+    """Re-encode the video with what the daemon knows at each moment drawn on it: the open
+    alert (or the top smoothed class) and the region it concerns."""
     info = probe_video(video)
     times = np.array([w["t_s"] for w in doc["windows"]])
-    tops = [max(w["probabilities"].items(), key=lambda kv: kv[1]) for w in doc["windows"]]
+    alerts = occurrences(doc["events"])
     cap = cv2.VideoCapture(str(video))
     out.parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(
@@ -160,13 +156,24 @@ def write_annotated(video: Path, out: Path, doc: dict[str, Any], classes: list[s
             t = index / info.fps
             index += 1
             k = int(np.searchsorted(times, t + 1e-9, side="right")) - 1
-            text = "warming up" if k < 0 else f"{tops[k][0]} {tops[k][1]:.2f}"
-            _draw_label(frame, text)
+            _draw_label(frame, _label_at(t, k, doc, alerts))
+            if k >= 0 and "region" in doc["windows"][k]:
+                draw_box(frame, doc["windows"][k]["region"])
             writer.write(frame)
     finally:
         cap.release()
         writer.release()
     return out
+
+
+def _label_at(t: float, k: int, doc: dict[str, Any], alerts: list[dict[str, Any]]) -> str:
+    for row in alerts:
+        if row["start_s"] <= t and (row["end_s"] is None or t < row["end_s"]):
+            return f"ALERT {row['activity']}"
+    if k < 0:
+        return "warming up"
+    name, score = max(doc["windows"][k]["smoothed"].items(), key=lambda kv: kv[1])
+    return f"{name} {score:.2f}"
 
 
 def _draw_label(frame: np.ndarray, text: str) -> None:

@@ -25,6 +25,7 @@ __all__ = [
     "plot_confusion_matrix",
     "plot_history",
     "plot_prediction_strip",
+    "plot_stream_timeline",
 ]
 
 _DPI = 110
@@ -313,4 +314,47 @@ def plot_prediction_strip(
             spine.set_edgecolor(colour)
             spine.set_linewidth(4)
     fig.tight_layout()
+    return _save(fig, path)
+
+
+# --------------------------------------------------------------------------- stream timeline
+
+
+def plot_stream_timeline(
+    path: str | os.PathLike[str],
+    *,
+    duration_s: float,
+    truth: Sequence[tuple[float, float, str]],
+    alerts: Sequence[tuple[float, float, str]],
+    times_s: Sequence[float],
+    smoothed: Mapping[str, Sequence[float]],
+    enter_threshold: float,
+    exit_threshold: float,
+    title: str | None = None,
+) -> Path:
+    """What an operator would have seen on a recording: the annotated incidents (shaded), the
+    daemon's alerts (bars), and the smoothed scores of the alerting classes with the tracker's
+    thresholds, on one time axis."""
+    width = min(24.0, max(8.0, duration_s / 20.0))
+    fig = _new_figure(width, 3.6)
+    ax_s, ax_e = fig.subplots(2, 1, sharex=True, height_ratios=[3, 1])
+    for start, end, _ in truth:
+        for ax in (ax_s, ax_e):
+            ax.axvspan(start, end, color=_GREEN, alpha=0.15, lw=0)
+    for name, values in smoothed.items():
+        ax_s.plot(list(times_s), list(values), lw=1.2, label=f"{name} (smoothed)")
+    ax_s.axhline(enter_threshold, color=_RED, lw=0.8, ls="--", label="enter")
+    ax_s.axhline(exit_threshold, color=_NEUTRAL, lw=0.8, ls=":", label="exit")
+    ax_s.set_ylim(0, 1.02)
+    ax_s.set_ylabel("score")
+    ax_s.legend(loc="upper right", fontsize=7, ncols=4)
+    for start, end, activity in alerts:
+        ax_e.barh(0, max(end - start, duration_s / 500), left=start, height=0.6, color=_RED)
+        ax_e.text(start, 0.45, activity, fontsize=7, va="bottom")
+    ax_e.set_yticks([])
+    ax_e.set_ylim(-0.5, 1)
+    ax_e.set_xlim(0, duration_s)
+    ax_e.set_xlabel("seconds (shaded: annotated incidents; red: alerts)")
+    if title:
+        ax_s.set_title(title, fontsize=9)
     return _save(fig, path)

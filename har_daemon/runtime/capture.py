@@ -88,7 +88,11 @@ class CameraCapture(threading.Thread):
         backpressure: Callable[[], None] | None = None,
         on_full_frame: Callable[[str, np.ndarray, float], None] | None = None,
         history_spacing_s: float | None = None,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
+        """`wall_clock` stamps frames (epoch seconds: they go into payloads); a file's frames
+        are stamped from its start plus their own timestamps. A replay passes a clock at 0 so
+        a file's frames carry their position in it."""
         super().__init__(name=f"capture-{options.name}", daemon=True)
         self.options = options
         self.kind = options.source_kind
@@ -113,6 +117,8 @@ class CameraCapture(threading.Thread):
             else None
         )
         self.stats = CaptureStats()
+        self.wall_clock = wall_clock
+        self.fps = 0.0  # the source's frame rate, once opened
         self._stopping = threading.Event()
         self._rng = random.Random(seed)
         self._online: bool | None = None  # unknown until the first open attempt
@@ -240,7 +246,8 @@ class CameraCapture(threading.Thread):
         fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
         if not fps or fps != fps or fps > 240:
             fps = 25.0
-        wall_start = time.time()
+        self.fps = fps
+        wall_start = self.wall_clock()
         mono_start = time.monotonic()
         index = 0
         last_frame = time.monotonic()
@@ -262,7 +269,7 @@ class CameraCapture(threading.Thread):
             self.stats.frames_read += 1
             self.stats.last_frame_at = now_mono
             # Files carry their own clock: a file played fast still yields video-time stamps.
-            t = wall_start + index / fps if is_file else time.time()
+            t = wall_start + index / fps if is_file else self.wall_clock()
             index += 1
             for_model = self.sampler.offer(t)
             if self.history_sampler is not None:

@@ -12,9 +12,11 @@ import numpy as np
 
 from har_daemon.core.errors import DataError
 from har_daemon.core.logs import get_logger
-from har_daemon.model.keras.store import compiled_predictor, load_model_dir
+from har_daemon.model.backends import BackendKind
+from har_daemon.model.keras.store import compiled_predictor
 from har_daemon.model.meta import ModelMeta
 from har_daemon.model.preprocess import to_model_input
+from har_daemon.model.registry import create_backend
 from har_daemon.reporting.plots import plot_confusion_matrix, plot_prediction_strip
 from har_daemon.training.dataset import scan_dataset
 from har_daemon.training.extraction import build_arrays
@@ -76,13 +78,15 @@ def evaluate(
     split: Literal["all", "test"] = "all",
     workers: int = 2,
     cache_dir: Path | None = None,
+    backend: BackendKind = "auto",
 ) -> dict[str, Any]:
-    """Score every clip under `data_dir` whose folder is one of the model's classes.
+    """Score every clip under `data_dir` whose folder is one of the model's classes, on the
+    backend the daemon would use (`auto`) or the one named.
 
     With split="test", only the clips the model's training held out (listed in its
     `model.json`), so the figure is comparable with the one printed at training time.
     """
-    loaded = load_model_dir(model_dir)
+    loaded = create_backend(backend, model_dir)
     meta = loaded.meta
     data_dir = Path(data_dir)
     found = scan_dataset(data_dir, None)
@@ -115,6 +119,7 @@ def evaluate(
         title=f"{meta.name} on {data_dir.name}" + (" (held-out test)" if split == "test" else ""),
     )
     report["model"] = str(model_dir)
+    report["backend"] = loaded.name
     report["data"] = str(data_dir)
     report["split"] = split
     report["skipped"] = [{"clip": str(r.path), "reason": why} for r, why in arrays.skipped]

@@ -15,7 +15,9 @@ Only cv2 and numpy are imported here: dataset workers import this module in fres
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -154,8 +156,7 @@ def probe_video(path: str | os.PathLike[str], exact: bool = False) -> VideoInfo:
 def _decode(
     path: Path,
     indices: np.ndarray,
-    size_hw: tuple[int, int],
-    interpolation: Interpolation,
+    prepare: Callable[[np.ndarray], np.ndarray],
 ) -> tuple[list[np.ndarray], int | None]:
     """Decode the frames at `indices` (increasing) in one sequential pass.
 
@@ -175,7 +176,7 @@ def _decode(
                 ok, frame = cap.retrieve()
                 if not ok or frame is None:
                     return frames, pos  # treat an undecodable frame as the end of the clip
-                resized = resize_frame(frame, size_hw, interpolation)
+                resized = prepare(frame)
                 while j < n and indices[j] == pos:  # repeated indices share one decode
                     frames.append(resized)
                     j += 1
@@ -194,8 +195,10 @@ def extract_clip(
     seq_len: int = 20,
     size_hw: tuple[int, int] = (64, 64),
     interpolation: Interpolation = "area",
+    prepare: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> ClipFrames:
-    """Sample `seq_len` frames evenly over the whole clip, resized to `size_hw`, uint8 BGR.
+    """Sample `seq_len` frames evenly over the whole clip, resized to `size_hw`, uint8 BGR
+    (or made what `prepare` makes of a decoded frame: a person-centric model's working frame).
 
     Raises `VideoError` for missing, unreadable or non-video files and for clips with fewer than
     `seq_len` decodable frames.
@@ -216,7 +219,11 @@ def extract_clip(
         if count < seq_len:
             raise VideoError(f"{p}: clip too short: {count} frames, need {seq_len}")
         indices = sample_indices(count, seq_len)
-        frames, real_count = _decode(p, indices, size_hw, interpolation)
+        frames, real_count = _decode(
+            p,
+            indices,
+            prepare or partial(resize_frame, size_hw=size_hw, interpolation=interpolation),
+        )
         if real_count is None:
             gap = float(np.mean(np.diff(indices))) if seq_len > 1 else 0.0
             return ClipFrames(

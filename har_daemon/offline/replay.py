@@ -1,0 +1,140 @@
+"""A recording through the daemon's own path, to see on a file exactly what it would raise live.
+
+Nothing here re-implements the daemon: the file is read by the daemon's capture code (sampled
+at the model's spacing, resized or kept at working resolution, cut detection restarting the
+ring), and each sampled frame runs the daemon's inference step (person stage, crops, batching,
+smoothing, the activity tracker) at once, synchronously, as the daemon does with a file read as
+fast as possible. Frames are stamped with their position in the file, so every time below is
+seconds from the start of the video.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from har_daemon.config import CameraConfig, DaemonConfig
+from har_daemon.core.errors import VideoError
+from har_daemon.model.backends import Backend, default_threads
+from har_daemon.model.meta import ModelMeta
+from har_daemon.model.person import PersonDetector
+from har_daemon.runtime.camera import Camera
+from har_daemon.runtime.capture import check_file_source
+from har_daemon.runtime.events import Transition
+from har_daemon.runtime.inference import GapResult, InferenceScheduler, WindowResult
+from har_daemon.runtime.people import PeopleStage
+from har_daemon.runtime.policy import DecisionPolicy
+
+REPLAY_CAMERA = "replay"
+
+
+@dataclass
+class Replay:
+    """What the daemon would have done with one file."""
+
+    classes: list[str]
+    windows: list[WindowResult] = field(default_factory=list)
+    transitions: list[Transition] = field(default_factory=list)
+    duration_s: float = 0.0
+    frames_read: int = 0
+    cuts: int = 0
+    no_person_windows: int = 0
+    window_span_s: float = 0.0
+
+    def events(self) -> list[dict[str, Any]]:
+        """The events the daemon would publish (without ids and sequence numbers)."""
+        return [transition_dict(tr) for tr in self.transitions]
+
+
+def transition_dict(tr: Transition) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "type": tr.kind,
+        "activity": tr.activity,
+        "at_s": round(tr.at, 3),
+        "started_at_s": round(tr.started_at, 3),
+        "confidence": round(float(tr.confidence), 4),
+        "peak_confidence": round(float(tr.peak_confidence), 4),
+    }
+    if tr.kind == "end":
+        out["duration_s"] = round(tr.duration_s, 3)
+        out["reason"] = tr.reason
+    return out
+
+
+def replay(
+    video: Path,
+    config: DaemonConfig,
+    meta: ModelMeta,
+    backend: Backend,
+    *,
+    on_window: Callable[[WindowResult], None] | None = None,
+) -> Replay:
+    """Run `video` through the daemon's capture and inference code with `config`'s settings.
+
+    Raises VideoError (one line) for a file that cannot be read.
+    """
+    check_file_source(str(video))
+    policy = DecisionPolicy.from_config(config.inference)
+    spacing = config.model.frame_spacing_s or meta.frame_spacing_s
+    out = Replay(classes=list(meta.classes), window_span_s=meta.sequence_length * spacing)
+
+    def on_result(result: WindowResult) -> None:
+        out.windows.append(result)
+        out.transitions.extend(result.transitions)
+        if on_window is not None:
+            on_window(result)
+
+    def on_gap(gap: GapResult) -> None:
+        out.transitions.extend(gap.transitions)
+
+    people = None
+    if meta.person_region is not None:
+        detector = PersonDetector(threads=default_threads())
+        people = PeopleStage(detector, meta.person_region, policy.smoother, out.window_span_s)
+    scheduler: InferenceScheduler | None = None
+
+    def step(_camera: str) -> None:
+        assert scheduler is not None
+        scheduler.run_once()
+
+    camera = Camera(
+        CameraConfig(name=REPLAY_CAMERA, source=str(video), realtime=False),
+        meta,
+        policy,
+        spacing_s=spacing,
+        stride=config.model.stride,
+        on_sampled=step,
+        on_status=lambda _camera, _online: None,
+        people=people,
+        wall_clock=lambda: 0.0,
+    )
+    scheduler = InferenceScheduler(
+        backend,
+        meta,
+        [camera.pipeline],
+        on_result,
+        batch_max=config.model.batch_max,
+        motion_gating=config.inference.motion_gating,
+        motion_threshold=config.inference.motion_threshold,
+        gap_sink=on_gap,
+    )
+    camera.capture.run()  # in this thread: capture -> step -> inference, frame by frame
+    stats = camera.capture.stats
+    if stats.open_failures and not stats.frames_read:
+        raise VideoError(f"{video}: cannot be decoded")
+    if stats.frames_sampled < meta.sequence_length and not stats.cuts:
+        need_s = (meta.sequence_length - 1) * spacing
+        raise VideoError(
+            f"{video}: too short for one window: {stats.frames_sampled} frames sampled every "
+            f"{spacing:g} s, the model needs {meta.sequence_length} (about {need_s:.1f} s)"
+        )
+    scheduler.run_once()
+    scheduler.finish(camera.pipeline)
+    out.frames_read = stats.frames_read
+    out.cuts = stats.cuts
+    out.duration_s = stats.frames_read / camera.capture.fps if camera.capture.fps else 0.0
+    if people is not None:
+        out.no_person_windows = people.stats.no_person_windows
+    return out
