@@ -142,7 +142,8 @@ CASES: list[tuple[str, str, Callable[[Path], Path], dict[str, str], tuple[str, .
     ("source is not a video", "check-config", _source(_written("notes.mp4", b"just some text\n" * 50)), {}, ("notes.mp4",)),
     ("empty video file", "check-config", _source(_written("empty.mp4", b"")), {}, ("empty.mp4",)),
     ("truncated video file", "check-config", _source(_truncated_clip), {}, ("truncated.mp4",)),
-    ("model.json does not fit the model", "run", _meta_edit(classes=["a", "b", "c"]), {}, ("lists 3 classes",)),
+    ("model.json does not fit the model", "run", _meta_edit(classes=["a", "b", "c"]), {"HAR_MODEL__BACKEND": "keras"}, ("lists 3 classes",)),
+    ("model.json does not fit the export", "run", _meta_edit(classes=["a", "b", "c"]), {}, ("does not match", "har-daemon export")),
     ("litert without export", "run", lambda t: _model_copy(t, lambda m: (m / "model.tflite").unlink()), {"HAR_MODEL__BACKEND": "litert"}, ("har-daemon export",)),
 ]  # fmt: skip
 
