@@ -133,8 +133,8 @@ class Camera:
         self._on_status(camera, online)
 
     def _cut(self, camera: str) -> None:
-        """The picture changed abruptly: like a gap, what was going on before says nothing."""
-        self.pipeline.gap.set()
+        """The picture changed abruptly: smoothing and people tracks start afresh."""
+        self.pipeline.cut.set()
         self._on_sampled(camera)
 
     def _full_frame(self, camera: str, frame: np.ndarray, t: float) -> None:
