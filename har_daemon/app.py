@@ -35,16 +35,14 @@ from har_daemon.core.errors import ConfigError, HarError
 from har_daemon.core.logs import get_logger
 from har_daemon.dispatch.router import EventRouter, RouterSettings
 from har_daemon.dispatch.snapshot import EventSnapshots
-from har_daemon.model.backends import Backend, default_threads
+from har_daemon.model.backends import Backend
 from har_daemon.model.meta import ModelMeta, read_meta
-from har_daemon.model.person import PersonDetector
 from har_daemon.model.registry import create_backend, resolve_kind
 from har_daemon.outputs.clips import ClipRecorder, ClipsError
 from har_daemon.runtime.camera import Camera
+from har_daemon.runtime.cameras import build_cameras, window_seconds
 from har_daemon.runtime.capture import check_file_source
-from har_daemon.runtime.history import FrameHistory
 from har_daemon.runtime.inference import InferenceScheduler
-from har_daemon.runtime.people import PeopleStage
 from har_daemon.runtime.policy import DecisionPolicy
 from har_daemon.runtime.stats import RawStats, StatsTracker, collect_raw, health
 from har_daemon.service.housekeeping import Housekeeping
@@ -135,41 +133,14 @@ class App:
         self._on_stop("http", server.stop)
 
     def _init_cameras(self, meta: ModelMeta) -> None:
-        cfg = self.config
-        policy = DecisionPolicy.from_config(cfg.inference)
-        spacing = cfg.model.frame_spacing_s or meta.frame_spacing_s
-        window_s = meta.sequence_length * spacing
-        keep_frames = cfg.snapshots.enabled or cfg.clips.enabled
-        clip_spacing = 1.0 / cfg.clips.fps if cfg.clips.enabled else None
-        history_age = window_s * 2 + (cfg.clips.pre_roll_s if cfg.clips.enabled else 0) + 5
-        history_rate = 1.0 / min(spacing, clip_spacing or spacing)
-        detector = PersonDetector(threads=default_threads()) if meta.person_region else None
-        for cam in cfg.enabled_cameras:
-            people = None
-            if detector is not None and meta.person_region is not None:
-                people = PeopleStage(detector, meta.person_region, policy.smoother, window_s)
-            history = (
-                FrameHistory(
-                    history_age,
-                    max(cfg.snapshots.max_width, cfg.clips.max_width),
-                    max_frames=int(history_age * history_rate) + 10,
-                )
-                if keep_frames
-                else None
-            )
-            self.cameras[cam.name] = Camera(
-                cam,
-                meta,
-                policy,
-                spacing_s=spacing,
-                stride=cfg.model.stride,
-                on_sampled=self._on_sampled,
-                on_status=self._on_camera_status,
-                history=history,
-                history_spacing_s=clip_spacing,
-                on_history_frame=self._on_history_frame if cfg.clips.enabled else None,
-                people=people,
-            )
+        self.cameras = build_cameras(
+            self.config,
+            meta,
+            self.config.enabled_cameras,
+            on_sampled=self._on_sampled,
+            on_status=self._on_camera_status,
+            on_history_frame=self._on_history_frame,
+        )
 
     def _start_clips(self) -> None:
         c = self.config.clips
@@ -256,14 +227,13 @@ class App:
 
     def _start_router(self, meta: ModelMeta) -> None:
         cfg = self.config
-        spacing = cfg.model.frame_spacing_s or meta.frame_spacing_s
         snapshots = None
         if cfg.snapshots.enabled:
             snapshots = EventSnapshots(
                 cfg.snapshots,
                 {n: cam.history for n, cam in self.cameras.items() if cam.history is not None},
                 meta.classes,
-                window_s=meta.sequence_length * spacing,
+                window_s=window_seconds(cfg, meta),
                 remembered_windows=max(cfg.inference.smoothing_window, 1) + 4,
             )
         self.router = router = EventRouter(

@@ -20,6 +20,7 @@ from har_daemon.cli.args import (
     positive_float,
     positive_int,
 )
+from har_daemon.cli.options import add_bench_options, add_report_options
 from har_daemon.model.backends import BACKENDS
 
 TRAIN = ("tensorflow",)
@@ -117,18 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser(
         "report", help="one self-contained HTML page from an evaluation (and a cv.json)"
     )
-    from har_daemon.reporting import report
-
-    report.add_arguments(rp)
+    add_report_options(rp)
     rp.set_defaults(handler="har_daemon.reporting.report:run", needs=REPORT)
 
     bn = sub.add_parser(
         "bench",
         help="speed, streams in real time, latency and memory, against model.predict in one run",
     )
-    from har_daemon.tools import bench as benchmark
-
-    benchmark.add_arguments(bn)
+    add_bench_options(bn)
     bn.set_defaults(handler="har_daemon.tools.bench:run", needs=TRAIN)
 
     pr = sub.add_parser(

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from har_daemon import __version__
 from har_daemon.core.errors import HarError
+from har_daemon.reporting import REPORT_FILE
 from har_daemon.reporting.figures import (
     confusion_figure,
     curve_figures,
@@ -22,7 +23,6 @@ from har_daemon.reporting.figures import (
 )
 from har_daemon.reporting.inputs import load_cv, load_evaluation, load_model
 from har_daemon.reporting.render import render_page
-from har_daemon.reporting.report import REPORT_FILE
 from har_daemon.reporting.view import (
     confusion_rows,
     cv_view,

@@ -23,9 +23,10 @@ import numpy as np
 import pytest
 from markupsafe import escape
 
+from har_daemon.cli.options import add_report_options as add_arguments
 from har_daemon.core.errors import DataError, HarError, ModelError
 from har_daemon.reporting.page import build_report
-from har_daemon.reporting.report import add_arguments, run
+from har_daemon.reporting.report import run
 from har_daemon.reporting.screenshot import dump_dom, find_chromium, render_screenshot
 from tests.shared_data import REPO
 
