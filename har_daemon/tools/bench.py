@@ -26,6 +26,7 @@ from har_daemon import __version__
 from har_daemon.model.backends import default_threads
 from har_daemon.model.meta import read_meta
 from har_daemon.tools.inference import measure_inference
+from har_daemon.tools.people import detect_ms, measure_people
 from har_daemon.tools.streams import measure_streams
 
 __all__ = ["machine_info", "print_table", "run"]
@@ -78,9 +79,13 @@ def run(args: argparse.Namespace) -> int:
             workdir = Path(args.workdir)
             workdir.mkdir(parents=True, exist_ok=True)
             result.update(measure_streams(args, meta, workdir))
+            result.update(measure_people(args, workdir, threads))
         else:
             with tempfile.TemporaryDirectory(prefix="har-bench-") as tmp:
                 result.update(measure_streams(args, meta, Path(tmp)))
+                result.update(measure_people(args, Path(tmp), threads))
+    else:
+        result["detect_ms"] = round(detect_ms(args.runs, threads), 2)
     if args.json:
         print(json.dumps(result))
     else:
@@ -100,6 +105,8 @@ def print_table(result: dict[str, Any]) -> None:
         ("exact INTER_AREA, one 1080p frame", result.get("preprocess_us_1080p_exact_inter_area"),
          "µs"),
         ("real-time 640x480 25 fps streams", result.get("streams_realtime"), ""),
+        ("person detection, one 640x480 frame", result.get("detect_ms"), "ms"),
+        ("... streams with the person stage on", result.get("streams_realtime_people"), ""),
         (f"latency p95 at {result.get('latency_streams')} streams", result.get("latency_p95_ms"),
          "ms"),
         (f"daemon RSS at {result.get('latency_streams')} streams", result.get("rss_mb"), "MB"),
