@@ -43,6 +43,7 @@ def site_bridge_config(central: MosquittoBroker, site: str = "site1") -> str:
     """The site broker's bridge to the central one (README, "Scaling out")."""
     return "\n".join(
         [
+            "max_queued_messages 100000",
             f"connection {site}-to-central",
             f"address {central.host}:{central.port}",
             f"remote_clientid {site}-bridge",
@@ -50,7 +51,6 @@ def site_bridge_config(central: MosquittoBroker, site: str = "site1") -> str:
             f"topic {PREFIX}/# out 1",
             "restart_timeout 1 5",
             "keepalive_interval 10",
-            "max_queued_messages 100000",
         ]
     )
 
