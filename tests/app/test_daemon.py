@@ -151,8 +151,11 @@ def test_retained_topics_after_a_clean_exit(finished_run: FinishedRun) -> None:
         run.topic(f"{CAMERA}/activity"),
         run.topic(f"{CAMERA}/enabled"),
         run.topic("stats"),  # the final figures, published at exit
+        run.topic("instances/default/info"),  # which cameras this instance owns
     }, by_topic
     assert all(retain for _, retain in by_topic.values()), by_topic
+    info = json.loads(by_topic[run.topic("instances/default/info")][0])
+    assert (info["cameras"], info["status_topic"]) == ([CAMERA], run.topic("status")), info
     assert json.loads(by_topic[run.topic(f"{CAMERA}/enabled")][0]) == {"enabled": True}
     final = json.loads(by_topic[run.topic("stats")][0])
     assert final["cameras"][CAMERA]["finished"] is True and final["cameras"][CAMERA]["windows"] > 0
