@@ -29,6 +29,7 @@ import dataclasses
 import json
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -211,6 +212,7 @@ def read_board(
     client.on_subscribe = on_subscribe
     client.on_message = on_message
     kwargs: dict[str, Any] = {"clean_start": True} if settings.mqtt5 else {}
+    deadline = time.monotonic() + timeout
     try:
         client.connect(settings.host, settings.port, settings.keepalive, **kwargs)
     except (OSError, ValueError) as exc:
@@ -218,7 +220,7 @@ def read_board(
         return None
     client.loop_start()
     try:
-        complete = done.wait(timeout)
+        complete = done.wait(max(0.0, deadline - time.monotonic()))
     finally:
         client.disconnect()
         client.loop_stop()

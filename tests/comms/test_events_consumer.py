@@ -152,3 +152,18 @@ def test_refused_credentials_are_exit_2(
     lines = [x for x in result.stderr.splitlines() if not x.startswith("{")]
     assert len(lines) == 1 and "refused the connection" in lines[0], result.stderr
     assert "wrong" not in result.stderr
+
+
+def test_a_broker_certificate_that_does_not_verify_is_exit_2(
+    tmp_path: Path, mosquitto_factory: Callable[..., MosquittoBroker]
+) -> None:
+    broker = mosquitto_factory(tls=True)
+    common = ["--host", broker.host, "--port", str(broker.tls_port), "--state", "s.json"]
+    result = _events_cmd(tmp_path, *common, "--tls")  # the system CAs: not the test CA
+    lines = [x for x in result.stderr.splitlines() if not x.startswith("{")]
+    assert result.returncode == 2 and len(lines) == 1, result
+    assert "certificate verify failed" in lines[0], lines
+    garbage = tmp_path / "ca.pem"
+    garbage.write_text("not a certificate")
+    result = _events_cmd(tmp_path, *common, "--tls-ca-file", str(garbage))
+    assert result.returncode == 2 and result.stderr.startswith("har-daemon: error: TLS: "), result
