@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 
-from har_daemon.training.synth import write_activity_video
 from tests.daemon_helpers import DaemonPool, DaemonProcess, daemon_config
 from tests.infra.events_consumer import EventsConsumer
 from tests.infra.mosquitto import MosquittoBroker, MqttRecorder
@@ -52,15 +51,6 @@ def site_bridge_config(central: MosquittoBroker, site: str = "site1") -> str:
             "restart_timeout 1 5",
             "keepalive_interval 10",
         ]
-    )
-
-
-@pytest.fixture(scope="module")
-def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_activity_video(
-        tmp_path_factory.mktemp("v") / "changes.mp4",
-        [("Biking", 4.0), ("Swing", 4.0), ("HorseRace", 4.0)],
-        seed=3,
     )
 
 
@@ -98,8 +88,9 @@ def test_two_instances_two_bridged_brokers_every_event_once(
     tmp_path: Path,
     mosquitto_factory: Callable[..., MosquittoBroker],
     daemons: DaemonPool,
-    video: Path,
+    videos: dict[str, Path],
 ) -> None:
+    video = videos["change"]  # Biking then HorseRace, looped: events all along
     central = mosquitto_factory(persistence=True, autosave_interval=1)
     site = mosquitto_factory(
         persistence=True, autosave_interval=1, extra_config=site_bridge_config(central)
