@@ -200,6 +200,11 @@ def read_board(
         c.subscribe([(f, 1) for f in [*me.topics.instances_filters, marker]])
 
     def on_subscribe(c, _u, _mid, reason_codes, _props) -> None:  # type: ignore[no-untyped-def]
+        failed = [str(code) for code in reason_codes if code.is_failure]
+        if failed:  # e.g. an ACL (Mosquitto grants and filters per message instead)
+            refused.append(f"subscription refused: {failed[0]}")
+            done.set()
+            return
         c.publish(marker, nonce, qos=1)
 
     def on_message(_c, _u, message: MQTTMessage) -> None:  # type: ignore[no-untyped-def]
