@@ -14,8 +14,8 @@ keeps `<prefix>/instances/<instance>/info` retained (`payloads.instance_payload`
 host, cameras and the availability topic above, so a dashboard finds every instance of a prefix
 from one subscription, and a starting instance can see who owns what.
 
-At start-up `check_unique` reads those retained topics for a bounded time (a few seconds at
-most, about one round trip normally) from a short-lived connection of its own, and refuses to
+At start-up `check_unique` reads those retained topics for a bounded time (`CHECK_TIMEOUT_S`
+at most, about one round trip normally) from a short-lived connection of its own, and refuses to
 start (ConfigError, exit 2) when a *live* other instance (its availability says "online")
 owns one of our cameras or uses our availability topic. An unreachable broker skips the check
 (logged): the daemon must start while the broker is down. Instances starting at the same moment
@@ -135,9 +135,8 @@ class InstanceBoard:
         self._status: dict[str, str] = {}  # availability topic -> payload
 
     def __call__(self, topic: str, payload: bytes, retained: bool) -> None:
-        info_head, info_tail = f"{self.topics.prefix}/{INSTANCES}/", "/info"
         with self._lock:
-            if topic.startswith(info_head) and topic.endswith(info_tail):
+            if self.topics.is_instance_info(topic):
                 claim = Claim.parse(payload) if payload else None
                 if claim is None:
                     self._claims.pop(topic, None)

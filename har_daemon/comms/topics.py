@@ -98,6 +98,12 @@ class Topics:
         (`payloads.instance_payload`); published by every instance, shared prefix or not."""
         return f"{self.prefix}/{INSTANCES}/{instance}/info"
 
+    def is_instance_info(self, topic: str) -> bool:
+        """Whether `topic` is some instance's `instance_info` topic."""
+        head, _, tail = self.instance_info("\0").partition("\0")
+        level = topic[len(head) : len(topic) - len(tail)]
+        return topic.startswith(head) and topic.endswith(tail) and bool(level) and "/" not in level
+
     @property
     def instances_filters(self) -> list[str]:
         """Every instance's info and availability topic (the prefix's too)."""
