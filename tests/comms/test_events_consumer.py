@@ -134,7 +134,8 @@ def _events_cmd(
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, args: list[str], says: str) -> None:
-    result = _events_cmd(tmp_path, *args, *([] if "--state" in args else ["--state", "s.json"]))
+    state = [] if "--state" in args else ["--state", str(tmp_path / "s.json")]
+    result = _events_cmd(tmp_path, *args, *state)
     assert result.returncode == 2, result
     assert result.stderr.startswith("har-daemon: error: ") and says in result.stderr, result
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -158,7 +159,8 @@ def test_a_broker_certificate_that_does_not_verify_is_exit_2(
     tmp_path: Path, mosquitto_factory: Callable[..., MosquittoBroker]
 ) -> None:
     broker = mosquitto_factory(tls=True)
-    common = ["--host", broker.host, "--port", str(broker.tls_port), "--state", "s.json"]
+    common = ["--host", broker.host, "--port", str(broker.tls_port)]
+    common += ["--state", str(tmp_path / "s.json")]
     result = _events_cmd(tmp_path, *common, "--tls")  # the system CAs: not the test CA
     lines = [x for x in result.stderr.splitlines() if not x.startswith("{")]
     assert result.returncode == 2 and len(lines) == 1, result
