@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from har_daemon import __version__
+from har_daemon.comms.availability import InstanceIdentity, InstancePresence
 from har_daemon.comms.control import ControlHandler
 from har_daemon.comms.homeassistant import HaDiscovery
 from har_daemon.comms.messenger import Messenger
@@ -93,6 +94,7 @@ class App:
         self.outbox: Outbox | None = None
         self.clips: ClipRecorder | None = None
         self.ha: HaDiscovery | None = None
+        self.presence: InstancePresence | None = None
 
     # -- start-up, in order ------------------------------------------------------------------
 
@@ -175,6 +177,17 @@ class App:
             raise ConfigError(f"spool: {exc}") from None
         self._on_stop("spool", spool.close)
         m = cfg.mqtt
+        self.presence = presence = InstancePresence(
+            InstanceIdentity(
+                topics=self.topics,
+                instance=m.instance,
+                client_id=m.effective_client_id,
+                cameras=tuple(self.cameras),
+                shared=m.shared_prefix,
+                version=__version__,
+                started_at=time.time(),
+            )
+        )
         self.client = client = MqttClient(
             host=m.host,
             port=m.port,
@@ -188,9 +201,13 @@ class App:
             tls_key_file=m.tls_key_file,
             tls_insecure=m.tls_insecure,
             topic_prefix=m.topic_prefix,
+            status_topic=presence.status_topic,
             qos=m.qos,
             on_connected=self._republish_retained,
         )
+        presence.check(client.settings)  # a live instance owning our cameras: exit 2
+        for topic_filter, callback in presence.subscriptions():
+            client.subscribe(topic_filter, callback)
         self.messenger = Messenger(client)
         control = ControlHandler(self.topics, list(self.cameras), self._apply_enabled, log)
         for topic_filter in control.subscriptions():
@@ -221,6 +238,7 @@ class App:
                 publish=lambda topic, payload, retain: self.messenger.publish(
                     topic, payload, retain=retain
                 ),
+                instance=cfg.mqtt.instance if cfg.mqtt.shared_prefix else None,
             )
         except ValueError as exc:
             raise ConfigError(f"homeassistant: {exc}") from None
@@ -418,6 +436,8 @@ class App:
 
     def _republish_retained(self) -> None:
         """After every (re)connect: a broker restarted without persistence has lost them."""
+        if self.presence is not None:
+            self.presence.announce(self.messenger.publish)
         if self.ha is not None:
             self.ha.announce()
             self.housekeeping.once("homeassistant-cleanup", HA_CLEANUP_DELAY_S, self._ha_cleanup)
