@@ -23,8 +23,9 @@ from typing import TextIO
 
 from har_daemon import __version__
 from har_daemon.comms.availability import InstanceIdentity, InstancePresence
+from har_daemon.comms.connection import client_options
 from har_daemon.comms.control import ControlHandler
-from har_daemon.comms.homeassistant import HaDiscovery
+from har_daemon.comms.homeassistant import HaDiscovery, discovery_for
 from har_daemon.comms.messenger import Messenger
 from har_daemon.comms.mqtt import MqttClient
 from har_daemon.comms.outbox import Outbox
@@ -189,20 +190,8 @@ class App:
             )
         )
         self.client = client = MqttClient(
-            host=m.host,
-            port=m.port,
-            client_id=m.effective_client_id,
-            keepalive=m.keepalive,
-            username=m.username,
-            password=m.password.get_secret_value() if m.password else None,
-            tls=m.tls,
-            tls_ca_file=m.tls_ca_file,
-            tls_cert_file=m.tls_cert_file,
-            tls_key_file=m.tls_key_file,
-            tls_insecure=m.tls_insecure,
-            topic_prefix=m.topic_prefix,
+            **client_options(m),
             status_topic=presence.status_topic,
-            qos=m.qos,
             on_connected=self._republish_retained,
         )
         presence.check(client.settings)  # a live instance owning our cameras: exit 2
@@ -213,7 +202,15 @@ class App:
         for topic_filter in control.subscriptions():
             client.subscribe(topic_filter, control)
         if cfg.homeassistant.enabled:
-            self.ha = self._make_ha(meta)
+            self.ha = discovery_for(
+                cfg,
+                meta,
+                list(self.cameras),
+                DecisionPolicy.from_config(cfg.inference).alerting(meta.classes),
+                lambda topic, payload, retain: self.messenger.publish(
+                    topic, payload, retain=retain
+                ),
+            )
             for topic_filter, callback in self.ha.subscriptions():
                 client.subscribe(topic_filter, callback)
         # Every event is on disk before it is sent, and leaves the disk on PUBACK only.
@@ -222,26 +219,6 @@ class App:
         self._on_stop("outbox", outbox.close)
         client.start()
         self._on_stop("mqtt", self._stop_client)
-
-    def _make_ha(self, meta: ModelMeta) -> HaDiscovery:
-        cfg = self.config
-        try:
-            return HaDiscovery(
-                discovery_prefix=cfg.homeassistant.discovery_prefix,
-                topic_prefix=cfg.mqtt.topic_prefix,
-                cameras=list(self.cameras),
-                classes=meta.classes,
-                alert_activities=DecisionPolicy.from_config(cfg.inference).alerting(meta.classes),
-                model_name=meta.name,
-                version=__version__,
-                snapshots=cfg.snapshots.enabled,
-                publish=lambda topic, payload, retain: self.messenger.publish(
-                    topic, payload, retain=retain
-                ),
-                instance=cfg.mqtt.instance if cfg.mqtt.shared_prefix else None,
-            )
-        except ValueError as exc:
-            raise ConfigError(f"homeassistant: {exc}") from None
 
     def _start_router(self, meta: ModelMeta) -> None:
         cfg = self.config

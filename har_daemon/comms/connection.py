@@ -10,9 +10,12 @@ from __future__ import annotations
 import os
 import ssl
 from dataclasses import dataclass, field
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+
+from har_daemon.config import MqttConfig
 
 PROTOCOLS = {"5": MQTTProtocolVersion.MQTTv5, "3.1.1": MQTTProtocolVersion.MQTTv311}
 
@@ -105,3 +108,22 @@ def new_client(settings: BrokerSettings, client_id: str) -> ReasonedClient:
 def describe_error(err: BaseException | None) -> str:
     """`Type: message` for a log line, or "unknown"."""
     return f"{type(err).__name__}: {err}" if err is not None else "unknown"
+
+
+def client_options(config: MqttConfig) -> dict[str, Any]:
+    """`MqttClient` keyword arguments for the [mqtt] section: the one mapping of it."""
+    return {
+        "host": config.host,
+        "port": config.port,
+        "client_id": config.effective_client_id,
+        "keepalive": config.keepalive,
+        "username": config.username,
+        "password": config.password.get_secret_value() if config.password else None,
+        "tls": config.tls,
+        "tls_ca_file": config.tls_ca_file,
+        "tls_cert_file": config.tls_cert_file,
+        "tls_key_file": config.tls_key_file,
+        "tls_insecure": config.tls_insecure,
+        "topic_prefix": config.topic_prefix,
+        "qos": config.qos,
+    }

@@ -35,6 +35,7 @@ from typing import Any
 
 from paho.mqtt.client import topic_matches_sub
 
+from har_daemon import __version__
 from har_daemon.comms.payloads import enabled_payload, encode_json
 from har_daemon.comms.topics import (
     OFFLINE,
@@ -43,6 +44,9 @@ from har_daemon.comms.topics import (
     Topics,
     check_topic_level,
 )
+from har_daemon.config import DaemonConfig
+from har_daemon.core.errors import ConfigError
+from har_daemon.model.meta import ModelMeta
 
 MANUFACTURER = "har-daemon"
 ORIGIN_NAME = "har-daemon"
@@ -354,3 +358,29 @@ class HaDiscovery:
         for topic in stale:
             self._publish(topic, "", True)
         return stale
+
+
+def discovery_for(
+    config: DaemonConfig,
+    meta: ModelMeta,
+    cameras: list[str],
+    alert_activities: list[str],
+    publish: Publish,
+) -> HaDiscovery:
+    """The daemon's discovery from its configuration; a name that cannot be announced is a
+    configuration error (one line, exit 2)."""
+    try:
+        return HaDiscovery(
+            discovery_prefix=config.homeassistant.discovery_prefix,
+            topic_prefix=config.mqtt.topic_prefix,
+            cameras=cameras,
+            classes=meta.classes,
+            alert_activities=alert_activities,
+            model_name=meta.name,
+            version=__version__,
+            snapshots=config.snapshots.enabled,
+            publish=publish,
+            instance=config.mqtt.instance if config.mqtt.shared_prefix else None,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"homeassistant: {exc}") from None
