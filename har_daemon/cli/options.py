@@ -16,7 +16,8 @@ def add_report_options(parser: argparse.ArgumentParser) -> None:
         "eval_dir",
         type=Path,
         metavar="EVAL_DIR",
-        help="the --report folder of `har-daemon evaluate` (or a model directory)",
+        help="the --report folder of `har-daemon evaluate` (or a model directory), or of "
+        "`har-daemon evaluate-stream`",
     )
     parser.add_argument(
         "--out",
@@ -31,6 +32,14 @@ def add_report_options(parser: argparse.ArgumentParser) -> None:
         help="model directory for the model card and curves (default: the evaluated one)",
     )
     parser.add_argument("--cv", type=Path, default=None, help="cv.json from `har-daemon cv`")
+    parser.add_argument(
+        "--stream",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="DIR",
+        help="an `evaluate-stream --report` folder to add (event-level figures; repeatable)",
+    )
     parser.add_argument("--title", default=None, help="page title (default: model and data names)")
     parser.add_argument(
         "--no-frames",
