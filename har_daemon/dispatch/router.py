@@ -172,20 +172,40 @@ class EventRouter(threading.Thread):
 
     def handle(self, outcomes: Sequence[Outcome]) -> None:
         """Everything queued at once: the events of all of them are stored in one spool
-        transaction (one fsync), then each camera's retained state follows."""
+        transaction (one fsync), then each camera's retained state follows. An outcome that
+        fails on its own (a snapshot, a clip, a bug) is logged and skipped; the others go on."""
         pending: list[tuple[str, Transition, dict[str, Any]]] = []
+        handled: list[Outcome] = []
         for outcome in outcomes:
-            self._note(outcome)
-            region = self._region(outcome)
-            pending += [
-                (outcome.camera, tr, self._extras(outcome.camera, tr, region))
-                for tr in outcome.transitions
-            ]
+            try:
+                pending += self._prepare(outcome)
+                handled.append(outcome)
+            except Exception:
+                self._failed(outcome)
         if pending:
             self._send_events(pending)
-        for outcome in outcomes:
+        for outcome in handled:
             at = outcome.window_end if isinstance(outcome, WindowResult) else outcome.at
-            self._state(outcome.camera, outcome.state, at, force=bool(outcome.transitions))
+            try:
+                self._state(outcome.camera, outcome.state, at, force=bool(outcome.transitions))
+            except Exception:
+                self._failed(outcome)
+
+    def _prepare(self, outcome: Outcome) -> list[tuple[str, Transition, dict[str, Any]]]:
+        if outcome.camera not in self._cameras:
+            raise KeyError(f"unknown camera {outcome.camera!r}")
+        self._note(outcome)
+        region = self._region(outcome)
+        return [
+            (outcome.camera, tr, self._extras(outcome.camera, tr, region))
+            for tr in outcome.transitions
+        ]
+
+    def _failed(self, outcome: Outcome) -> None:
+        self.errors += 1
+        held = self._throttle.allow("outcome")
+        if held is not None:
+            log.exception("router.outcome_failed", camera=outcome.camera, suppressed=held)
 
     def _note(self, outcome: Outcome) -> None:
         """Snapshot bookkeeping and scores: what a window says besides its transitions."""
