@@ -126,6 +126,16 @@ def _count_frames(path: Path) -> int:
         cap.release()
 
 
+def _header(path: Path) -> tuple[float, int | None]:
+    """The container's frame rate and frame count (None when implausible), from its header."""
+    _check_path(path)
+    cap = _open(path)
+    try:
+        return _meta_fps(cap), _meta_count(cap)
+    finally:
+        cap.release()
+
+
 def probe_video(path: str | os.PathLike[str], exact: bool = False) -> VideoInfo:
     """Open a video file, check that its first frame decodes, and report its properties.
 
@@ -204,13 +214,7 @@ def extract_clip(
     `seq_len` decodable frames.
     """
     p = Path(path)
-    _check_path(p)
-    cap = _open(p)
-    try:
-        fps = _meta_fps(cap)
-        count = _meta_count(cap)
-    finally:
-        cap.release()
+    fps, count = _header(p)
     if count is not None and count < seq_len:
         count = None  # the header may undercount: verify before calling the clip too short
     for _ in range(_MAX_READ_ATTEMPTS):
