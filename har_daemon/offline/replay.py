@@ -108,7 +108,7 @@ def replay(
         on_sampled=step,
         on_status=lambda _camera, _online: None,
         people=people,
-        wall_clock=lambda: 0.0,
+        frame_clock=lambda: 0.0,
     )
     scheduler = InferenceScheduler(
         backend,

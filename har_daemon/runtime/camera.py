@@ -49,7 +49,7 @@ class Camera:
         history_spacing_s: float | None = None,
         on_history_frame: FrameListener | None = None,
         people: PeopleStage | None = None,
-        wall_clock: Callable[[], float] = time.time,
+        frame_clock: Callable[[], float] | None = None,
     ) -> None:
         self.config = config
         self.name = config.name
@@ -81,7 +81,7 @@ class Camera:
             backpressure=self._wait_for_inference,
             on_full_frame=self._full_frame if history is not None else None,
             history_spacing_s=history_spacing_s,
-            wall_clock=wall_clock,
+            frame_clock=frame_clock,
         )
 
     # -- lifecycle -----------------------------------------------------------------------------
