@@ -228,6 +228,7 @@ class App:
             self.ha = self._make_ha(meta)
             for topic_filter, callback in self.ha.subscriptions():
                 client.subscribe(topic_filter, callback)
+            self.housekeeping.every("homeassistant", 0.5, self._reannounce)
         # Every event is on disk before it is sent, and leaves the disk on PUBACK only.
         self.outbox = outbox = Outbox(client, spool)
         outbox.start()
@@ -250,6 +251,7 @@ class App:
                 publish=lambda topic, payload, retain: self.messenger.publish(
                     topic, payload, retain=retain
                 ),
+                reannounce_interval_s=cfg.homeassistant.reannounce_interval_s,
             )
         except ValueError as exc:
             raise ConfigError(f"homeassistant: {exc}") from None
@@ -462,6 +464,12 @@ class App:
             publish(self.topics.activity(name), activity_payload(state, now), retain=True)
 
     # -- housekeeping jobs -----------------------------------------------------------------------
+
+    def _reannounce(self) -> None:
+        assert self.ha is not None
+        requests = self.ha.reannounce_due()
+        if requests:
+            log.info("homeassistant.reannounced", requests=requests)
 
     def _ha_cleanup(self) -> None:
         assert self.ha is not None
