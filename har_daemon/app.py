@@ -400,10 +400,8 @@ class App:
         cam = self.cameras.get(camera)
         if cam is None:
             return
-        if cam.set_enabled(enabled):
-            log.info("camera.detection", camera=camera, enabled=enabled)
-            if self.scheduler is not None:
-                self.scheduler.notify(camera)
+        if cam.set_enabled(enabled) and self.scheduler is not None:
+            self.scheduler.notify(camera)
         self.messenger.publish(self.topics.enabled(camera), enabled_payload(enabled), retain=True)
 
     def _republish_retained(self) -> None:

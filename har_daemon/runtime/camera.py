@@ -16,7 +16,7 @@ from functools import partial
 import numpy as np
 
 from har_daemon.config import CameraConfig, DaemonConfig
-from har_daemon.core.logs import get_logger
+from har_daemon.core.logs import LogThrottle, get_logger
 from har_daemon.model.backends import default_threads
 from har_daemon.model.meta import ModelMeta
 from har_daemon.model.person import PersonDetector
@@ -29,6 +29,11 @@ from har_daemon.runtime.policy import DecisionPolicy
 from har_daemon.runtime.ring import FrameRing, StrideSchedule
 
 log = get_logger(__name__)
+
+LOG_EVERY_S = 60.0
+LOG_BURST = 20
+"""Status and detection lines per camera per `LOG_EVERY_S`: a flapping stream or a flood of
+commands must not flood the log (the rest are counted)."""
 
 StatusListener = Callable[[str, bool], None]
 """`listener(camera, online)` after the camera went online or offline (capture thread)."""
@@ -61,6 +66,7 @@ class Camera:
         self._on_sampled = on_sampled
         self._on_history_frame = on_history_frame
         self._stopping = threading.Event()
+        self._throttle = LogThrottle(LOG_EVERY_S, burst=LOG_BURST)
         # Person-centric models keep working-resolution frames, whose size the camera decides.
         frame_shape = None if meta.person_region else (meta.frame_height, meta.frame_width, 3)
         ring = FrameRing(meta.sequence_length, frame_shape)
@@ -121,6 +127,8 @@ class Camera:
         self.pipeline.enabled = enabled
         if changed and not enabled:
             self.pipeline.gap.set()
+        if changed:
+            self._log("camera.detection", enabled=enabled)
         return changed
 
     # -- capture-thread hooks --------------------------------------------------------------------
@@ -131,8 +139,13 @@ class Camera:
             if self.history is not None:
                 self.history.clear()
             self.pipeline.gap.set()
-        log.info("camera.status", camera=camera, online=online, reason=reason)
+        self._log("camera.status", online=online, reason=reason)
         self._on_status(camera, online)
+
+    def _log(self, event: str, **fields: object) -> None:
+        held = self._throttle.allow(f"{event}:{self.name}")
+        if held is not None:
+            log.info(event, camera=self.name, **fields, **({"suppressed": held} if held else {}))
 
     def _cut(self, camera: str) -> None:
         """The picture changed abruptly: like a gap, what was going on before says nothing."""
