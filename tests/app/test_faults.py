@@ -112,6 +112,7 @@ def test_1_full_spool_disk_neither_stops_inference_nor_loses_an_event(
     )
     assert "full" in failed["error"], failed
     assert unspooled > 0 and len(append_lines) <= 3
+    assert events_of(logs, "mqtt.stopped")[0]["offline_acknowledged"]  # a clean stop
 
 
 def test_1_a_component_that_dies_exits_1_with_one_clear_line(
