@@ -21,8 +21,10 @@ from collections.abc import Callable
 from typing import TextIO
 
 from har_daemon import __version__
+from har_daemon.comms.availability import InstanceIdentity, InstancePresence
+from har_daemon.comms.connection import client_options
 from har_daemon.comms.control import ControlHandler
-from har_daemon.comms.homeassistant import HaDiscovery
+from har_daemon.comms.homeassistant import HaDiscovery, discovery_for
 from har_daemon.comms.messenger import Messenger
 from har_daemon.comms.mqtt import MqttClient
 from har_daemon.comms.outbox import Outbox
@@ -40,7 +42,8 @@ from har_daemon.model.meta import ModelMeta
 from har_daemon.model.registry import create_backend
 from har_daemon.outputs.clips import ClipRecorder, ClipsError
 from har_daemon.preflight import check_writable, startup_summary, validate_startup
-from har_daemon.runtime.camera import Camera, build_cameras
+from har_daemon.runtime.camera import Camera
+from har_daemon.runtime.cameras import build_cameras, window_seconds
 from har_daemon.runtime.inference import InferenceScheduler
 from har_daemon.runtime.policy import DecisionPolicy
 from har_daemon.runtime.stats import RawStats, StatsTracker, camera_health, collect_raw, health
@@ -81,6 +84,7 @@ class App:
         self.outbox: Outbox | None = None
         self.clips: ClipRecorder | None = None
         self.ha: HaDiscovery | None = None
+        self.presence: InstancePresence | None = None
 
     # -- start-up, in order ------------------------------------------------------------------
 
@@ -127,13 +131,13 @@ class App:
         self._on_stop("http", server.stop)
 
     def _init_cameras(self, meta: ModelMeta) -> None:
-        clips = self.config.clips.enabled
         self.cameras = build_cameras(
             self.config,
             meta,
+            self.config.enabled_cameras,
             on_sampled=self._on_sampled,
             on_status=self._on_camera_status,
-            on_history_frame=self._on_history_frame if clips else None,
+            on_history_frame=self._on_history_frame,
             frame_clock=self.clock.timeline,
         )
 
@@ -172,28 +176,39 @@ class App:
             raise ConfigError(f"spool: {exc}") from None
         self._on_stop("spool", spool.close)
         m = cfg.mqtt
+        self.presence = presence = InstancePresence(
+            InstanceIdentity(
+                topics=self.topics,
+                instance=m.instance,
+                client_id=m.effective_client_id,
+                cameras=tuple(self.cameras),
+                shared=m.shared_prefix,
+                version=__version__,
+                started_at=self.clock.wall(),
+            )
+        )
         self.client = client = MqttClient(
-            host=m.host,
-            port=m.port,
-            client_id=m.effective_client_id,
-            keepalive=m.keepalive,
-            username=m.username,
-            password=m.password.get_secret_value() if m.password else None,
-            tls=m.tls,
-            tls_ca_file=m.tls_ca_file,
-            tls_cert_file=m.tls_cert_file,
-            tls_key_file=m.tls_key_file,
-            tls_insecure=m.tls_insecure,
-            topic_prefix=m.topic_prefix,
-            qos=m.qos,
+            **client_options(m),
+            status_topic=presence.status_topic,
             on_connected=self._republish_retained,
         )
+        presence.check(client.settings)  # a live instance owning our cameras: exit 2
+        for topic_filter, callback in presence.subscriptions():
+            client.subscribe(topic_filter, callback)
         self.messenger = Messenger(client)
         control = ControlHandler(self.topics, list(self.cameras), self._apply_enabled, log)
         for topic_filter in control.subscriptions():
             client.subscribe(topic_filter, control)
         if cfg.homeassistant.enabled:
-            self.ha = self._make_ha(meta)
+            self.ha = discovery_for(
+                cfg,
+                meta,
+                list(self.cameras),
+                DecisionPolicy.from_config(cfg.inference).alerting(meta.classes),
+                lambda topic, payload, retain: self.messenger.publish(
+                    topic, payload, retain=retain
+                ),
+            )
             for topic_filter, callback in self.ha.subscriptions():
                 client.subscribe(topic_filter, callback)
             self.housekeeping.every("homeassistant", 0.5, self._reannounce)
@@ -204,37 +219,15 @@ class App:
         client.start()
         self._on_stop("mqtt", self._stop_client)
 
-    def _make_ha(self, meta: ModelMeta) -> HaDiscovery:
-        cfg = self.config
-        try:
-            return HaDiscovery(
-                discovery_prefix=cfg.homeassistant.discovery_prefix,
-                topic_prefix=cfg.mqtt.topic_prefix,
-                cameras=list(self.cameras),
-                classes=meta.classes,
-                alert_activities=DecisionPolicy.from_config(cfg.inference).alerting(meta.classes),
-                model_name=meta.name,
-                version=__version__,
-                snapshots=cfg.snapshots.enabled,
-                publish=lambda topic, payload, retain: self.messenger.publish(
-                    topic, payload, retain=retain
-                ),
-                reannounce_interval_s=cfg.homeassistant.reannounce_interval_s,
-                clock=self.clock.monotonic,
-            )
-        except ValueError as exc:
-            raise ConfigError(f"homeassistant: {exc}") from None
-
     def _start_router(self, meta: ModelMeta) -> None:
         cfg = self.config
-        spacing = cfg.model.frame_spacing_s or meta.frame_spacing_s
         snapshots = None
         if cfg.snapshots.enabled:
             snapshots = EventSnapshots(
                 cfg.snapshots,
                 {n: cam.history for n, cam in self.cameras.items() if cam.history is not None},
                 meta.classes,
-                window_s=meta.sequence_length * spacing,
+                window_s=window_seconds(cfg, meta),
                 remembered_windows=max(cfg.inference.smoothing_window, 1) + 4,
             )
         self.router = router = EventRouter(
@@ -406,6 +399,8 @@ class App:
 
     def _republish_retained(self) -> None:
         """After every (re)connect: a broker restarted without persistence has lost them."""
+        if self.presence is not None:
+            self.presence.announce(self.messenger.publish)
         if self.ha is not None:
             self.ha.announce()
             self.housekeeping.once("homeassistant-cleanup", HA_CLEANUP_DELAY_S, self._ha_cleanup)

@@ -20,6 +20,7 @@ from har_daemon.cli.args import (
     positive_float,
     positive_int,
 )
+from har_daemon.cli.options import add_bench_options, add_report_options
 from har_daemon.model.backends import BACKENDS
 
 TRAIN = ("tensorflow",)
@@ -117,18 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser(
         "report", help="one self-contained HTML page from an evaluation (and a cv.json)"
     )
-    from har_daemon.reporting import report
-
-    report.add_arguments(rp)
+    add_report_options(rp)
     rp.set_defaults(handler="har_daemon.reporting.report:run", needs=REPORT)
 
     bn = sub.add_parser(
         "bench",
         help="speed, streams in real time, latency and memory, against model.predict in one run",
     )
-    from har_daemon.tools import bench as benchmark
-
-    benchmark.add_arguments(bn)
+    add_bench_options(bn)
     bn.set_defaults(handler="har_daemon.tools.bench:run", needs=TRAIN)
 
     pr = sub.add_parser(
@@ -188,6 +185,34 @@ def build_parser() -> argparse.ArgumentParser:
     sd.add_argument("--clips-per-group", type=positive_int, default=3)
     sd.add_argument("--seed", type=int, default=0)
     sd.set_defaults(handler="training:synth_data")
+
+    ev = sub.add_parser(
+        "events",
+        help="print every event of <prefix>/+/events once (persistent MQTT 5 session, QoS 1, "
+        "duplicates dropped by camera and seq)",
+    )
+    ev.add_argument("--host", required=True, help="broker host")
+    ev.add_argument("--port", type=int, help="broker port (default 1883, 8883 with TLS)")
+    ev.add_argument("--prefix", default="har", help="topic prefix; '+' levels allowed (har/+)")
+    ev.add_argument("--share", metavar="GROUP", help="join shared subscription $share/GROUP/...")
+    ev.add_argument("--json", action="store_true", help="print each event's JSON payload")
+    ev.add_argument("--state", type=Path, help="dedup state file (default: state dir)")
+    ev.add_argument("--client-id", help="session id (default har-events-<hostname>[-GROUP])")
+    ev.add_argument(
+        "--session-expiry",
+        type=positive_int,
+        default=86400,
+        metavar="S",
+        help="seconds the broker keeps the session while away (default 1 day)",
+    )
+    ev.add_argument("--keepalive", type=positive_int, default=30, metavar="S")
+    ev.add_argument("--username", help="broker login; the password comes from HAR_MQTT__PASSWORD")
+    ev.add_argument("--tls", action="store_true", help="connect with TLS")
+    ev.add_argument("--tls-ca-file", type=Path, help="CA of the broker (default: system CAs)")
+    ev.add_argument("--tls-cert-file", type=Path, help="client certificate (mutual TLS)")
+    ev.add_argument("--tls-key-file", type=Path, help="client key, if not in the certificate")
+    ev.add_argument("--tls-insecure", action="store_true", help="skip the hostname check")
+    ev.set_defaults(handler="events:run")
 
     for name, handler, helptext in (
         ("run", "daemon:run", "run the daemon (defaults: bundled model on the bundled clip)"),

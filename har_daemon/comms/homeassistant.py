@@ -15,8 +15,11 @@ alerting, snapshots turned off) are deleted: subscribe to the filter, collect th
 configs the broker holds, and publish an empty retained payload to those no longer produced.
 
 unique_ids and device identifiers also derive from the topic prefix: two daemons with different
-prefixes on one broker never collide in HA. Availability needs BOTH the daemon's
-`<prefix>/status` and the camera's `<prefix>/<camera>/status` to be "online"
+prefixes on one broker never collide in HA. Instances sharing a prefix (`instance` given) add
+their instance name to the node_id, so each one's clean-up only ever touches its own configs.
+Availability needs BOTH the daemon's availability topic (`<prefix>/status`, or the instance's
+`<prefix>/instances/<instance>/status`; "stopped" and "offline" both mean unavailable, mapped by
+a value_template) and the camera's `<prefix>/<camera>/status` to be "online"
 (availability_mode "all"), except for the Detection switch, which follows the daemon only: it
 must stay usable while the camera is down or switched off, or it could never be turned back on.
 """
@@ -33,6 +36,7 @@ from typing import Any
 
 from paho.mqtt.client import topic_matches_sub
 
+from har_daemon import __version__
 from har_daemon.comms.payloads import enabled_payload, encode_json
 from har_daemon.comms.topics import (
     OFFLINE,
@@ -41,6 +45,9 @@ from har_daemon.comms.topics import (
     Topics,
     check_topic_level,
 )
+from har_daemon.config import DaemonConfig
+from har_daemon.core.errors import ConfigError
+from har_daemon.model.meta import ModelMeta
 
 MANUFACTURER = "har-daemon"
 ORIGIN_NAME = "har-daemon"
@@ -69,9 +76,17 @@ def slug(name: str) -> str:
     return f"{cleaned}_{digest}" if cleaned else digest
 
 
-def node_id(topic_prefix: str) -> str:
-    """The discovery node_id of the instance publishing under `topic_prefix`."""
-    return slug(topic_prefix.strip("/"))
+def node_id(topic_prefix: str, instance: str | None = None) -> str:
+    """The discovery node_id of the instance publishing under `topic_prefix` (and named
+    `instance` when several share the prefix)."""
+    prefix = topic_prefix.strip("/")
+    return slug(prefix if instance is None else f"{prefix}_{instance}")
+
+
+def daemon_availability_template() -> str:
+    """Maps the daemon's three availability values onto HA's two ("stopped" is unavailable)."""
+    on, off = _jinja_str(ONLINE), _jinja_str(OFFLINE)
+    return f"{{{{ {on} if value == {on} else {off} }}}}"
 
 
 def _jinja_str(text: str) -> str:
@@ -108,34 +123,38 @@ def discovery_messages(
     model_name: str,
     version: str,
     snapshots: bool,
+    instance: str | None = None,
 ) -> list[tuple[str, str]]:
     """(config topic, JSON payload) for every HA entity of one camera; pure.
 
     `alert_activities` are the classes that get a binary_sensor: pass the effective list
-    (`DecisionPolicy.alerting`), since the config's empty list means "all".
+    (`DecisionPolicy.alerting`), since the config's empty list means "all". `instance`: the
+    instance's name when several share the prefix (its own availability topic and node_id).
     """
     check_topic_level(camera)
     disc = discovery_prefix.strip("/")
     topics = Topics(topic_prefix)
-    node = node_id(topic_prefix)
+    node = node_id(topic_prefix, instance)
+    daemon_status = topics.status if instance is None else topics.instance_status(instance)
     cam = slug(camera)
     base_id = f"har-daemon_{node}_{cam}"
     activity_topic = topics.activity(camera)
 
     def availability(*status_topics: str) -> dict[str, Any]:
-        return {
-            "availability": [
-                {"topic": t, "payload_available": ONLINE, "payload_not_available": OFFLINE}
-                for t in status_topics
-            ],
-            "availability_mode": "all",
-        }
+        entries = []
+        for t in status_topics:
+            entry = {"topic": t, "payload_available": ONLINE, "payload_not_available": OFFLINE}
+            if t == daemon_status:
+                entry["value_template"] = daemon_availability_template()
+            entries.append(entry)
+        return {"availability": entries, "availability_mode": "all"}
 
-    both = availability(topics.status, topics.camera_status(camera))
+    both = availability(daemon_status, topics.camera_status(camera))
+    plain = node_id(topic_prefix) == "har"
     common: dict[str, Any] = {
         "device": {
             "identifiers": [base_id],
-            "name": f"HAR {camera}" if node == "har" else f"HAR {topic_prefix.strip('/')} {camera}",
+            "name": f"HAR {camera}" if plain else f"HAR {topic_prefix.strip('/')} {camera}",
             "manufacturer": MANUFACTURER,
             "model": model_name,
             "sw_version": version,
@@ -196,7 +215,7 @@ def discovery_messages(
                 "retain": False,
                 "qos": 1,
                 # The daemon only: usable while the camera is down or switched off.
-                **availability(topics.status),
+                **availability(daemon_status),
             },
         )
     )
@@ -223,9 +242,9 @@ def discovery_messages(
     return out
 
 
-def node_filter(discovery_prefix: str, topic_prefix: str) -> str:
+def node_filter(discovery_prefix: str, topic_prefix: str, instance: str | None = None) -> str:
     """Subscription filter matching every config topic this instance could ever publish."""
-    return f"{discovery_prefix.strip('/')}/+/{node_id(topic_prefix)}/+/config"
+    return f"{discovery_prefix.strip('/')}/+/{node_id(topic_prefix, instance)}/+/config"
 
 
 def stale_topics(seen: Iterable[str], current: Iterable[str]) -> list[str]:
@@ -255,6 +274,7 @@ class HaDiscovery:
         version: str,
         snapshots: bool,
         publish: Publish,
+        instance: str | None = None,
         reannounce_interval_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -264,6 +284,7 @@ class HaDiscovery:
         self._next_announce = float("-inf")
         self.discovery_prefix = discovery_prefix.strip("/")
         self.topic_prefix = topic_prefix
+        self.instance = instance
         self.cameras = [check_topic_level(c) for c in cameras]
         self._publish = publish
         self._messages: list[tuple[str, str]] = []
@@ -277,6 +298,7 @@ class HaDiscovery:
                 model_name=model_name,
                 version=version,
                 snapshots=snapshots,
+                instance=instance,
             )
         self._check_unique()
         self._lock = threading.Lock()
@@ -307,7 +329,7 @@ class HaDiscovery:
 
     @property
     def node_filter(self) -> str:
-        return node_filter(self.discovery_prefix, self.topic_prefix)
+        return node_filter(self.discovery_prefix, self.topic_prefix, self.instance)
 
     def subscriptions(self) -> list[tuple[str, MessageCallback]]:
         return [(self.birth_topic, self.on_ha_status), (self.node_filter, self.on_config_seen)]
@@ -359,3 +381,30 @@ class HaDiscovery:
         for topic in stale:
             self._publish(topic, "", True)
         return stale
+
+
+def discovery_for(
+    config: DaemonConfig,
+    meta: ModelMeta,
+    cameras: list[str],
+    alert_activities: list[str],
+    publish: Publish,
+) -> HaDiscovery:
+    """The daemon's discovery from its configuration; a name that cannot be announced is a
+    configuration error (one line, exit 2)."""
+    try:
+        return HaDiscovery(
+            discovery_prefix=config.homeassistant.discovery_prefix,
+            topic_prefix=config.mqtt.topic_prefix,
+            cameras=cameras,
+            classes=meta.classes,
+            alert_activities=alert_activities,
+            model_name=meta.name,
+            version=__version__,
+            snapshots=config.snapshots.enabled,
+            publish=publish,
+            instance=config.mqtt.instance if config.mqtt.shared_prefix else None,
+            reannounce_interval_s=config.homeassistant.reannounce_interval_s,
+        )
+    except ValueError as exc:
+        raise ConfigError(f"homeassistant: {exc}") from None

@@ -1,11 +1,13 @@
 """The daemon's MQTT edge: one paho-mqtt 2.x client that publishes, reconnects and says so.
 
-Presence: the broker holds `<prefix>/status` retained. The Last Will is "offline" (QoS 1,
+Presence: the broker holds the availability topic (`status_topic`, by default `<prefix>/status`;
+see `comms.availability` for the per-instance one) retained. The Last Will is "offline" (QoS 1,
 retained), published by the broker when the connection dies without a DISCONNECT (crash, kill -9,
 network loss beyond 1.5 x keepalive). Every successful (re)connect publishes "online" (retained,
 QoS 1) and then calls `on_connected`, where the daemon re-publishes its retained per-camera
-states. `stop()` publishes "offline" itself, waits a bounded time for its PUBACK, and
-disconnects cleanly (a clean DISCONNECT makes the broker discard the Will).
+states. `stop()` publishes "stopped" itself (a clean stop, told apart from a crash), waits a
+bounded time for its PUBACK, and disconnects cleanly (a clean DISCONNECT makes the broker
+discard the Will).
 
 Protocol: MQTT 5 by default, "3.1.1" on request. MQTT 5 is chosen because its PUBACK carries a
 reason code (a broker that refuses a message, e.g. "Not authorized" by an ACL, says so, where
@@ -21,57 +23,47 @@ Connection: `start()` uses `connect_async` + `loop_start`, so it returns at once
 runs even while the broker is down; paho's network thread retries with exponential backoff
 between `reconnect_min_delay` and `reconnect_max_delay` seconds. Each failed attempt is logged
 once: `mqtt.connect_failed` (TCP/TLS level, with the error) or `mqtt.connect_refused` (the
-broker's CONNACK, with `reason` and `reason_code`). The password is never logged.
+broker's CONNACK, with `reason` and `reason_code`). The password is never logged. Credentials and
+TLS are applied by `comms.connection`, shared with every other client of the package.
 
 """
 
 from __future__ import annotations
 
 import os
-import ssl
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
+from har_daemon.comms.connection import BrokerSettings, describe_error, new_client
 from har_daemon.comms.delivery import Delivery, DeliveryTracker
 from har_daemon.comms.payloads import encode_json
 from har_daemon.comms.subscriptions import SubscriptionTable
-from har_daemon.comms.topics import OFFLINE, ONLINE, MessageCallback, check_topic_filter
+from har_daemon.comms.topics import (
+    OFFLINE,
+    ONLINE,
+    STOPPED,
+    MessageCallback,
+    check_topic_filter,
+    check_topic_name,
+)
 from har_daemon.core.logs import get_logger
 
 log = get_logger(__name__)
 
-PROTOCOLS = {"5": MQTTProtocolVersion.MQTTv5, "3.1.1": MQTTProtocolVersion.MQTTv311}
-
-
-class _Client(mqtt.Client):
-    """paho's client, remembering why the last connection attempt failed at the socket level
-    (paho's on_connect_fail does not say; TLS verification errors are only visible here)."""
-
-    last_connect_error: BaseException | None = None
-
-    def reconnect(self) -> MQTTErrorCode:
-        try:
-            rc = super().reconnect()
-        except OSError as err:
-            self.last_connect_error = err
-            raise
-        self.last_connect_error = None
-        return rc
-
 
 class MqttClient:
-    """Publishes the daemon's messages under `topic_prefix` and keeps `<prefix>/status` right.
+    """Publishes the daemon's messages under `topic_prefix` and keeps its availability right.
 
-    Parameters are plain values (the daemon maps its config onto them). `password` is a str
-    (e.g. `SecretStr.get_secret_value()`) and is only handed to paho. TLS is on when `tls` is
-    true or any `tls_*_file` is given; without `tls_ca_file` the system CAs are used.
-    `tls_insecure` skips the hostname check (never the chain check).
+    Parameters are plain values (the daemon maps its config onto them); the connection ones
+    become `settings` (`comms.connection.BrokerSettings`, which says how TLS is chosen).
+    `password` is a str (e.g. `SecretStr.get_secret_value()`) and is only handed to paho.
+    `status_topic`: the full availability topic carrying the Will (default `<prefix>/status`).
 
     Hooks; an exception in one is logged and swallowed. None may call `stop()`.
     - `on_connected()`: after each successful (re)connect, once "online" has been published and
@@ -102,6 +94,7 @@ class MqttClient:
         tls_key_file: str | os.PathLike[str] | None = None,
         tls_insecure: bool = False,
         topic_prefix: str = "har",
+        status_topic: str | None = None,
         qos: int = 1,
         protocol: str = "5",
         reconnect_min_delay: float = 1.0,
@@ -112,23 +105,35 @@ class MqttClient:
         on_disconnected: Callable[[str], None] | None = None,
         on_delivered: Callable[[Delivery], None] | None = None,
     ) -> None:
-        if protocol not in PROTOCOLS:
-            raise ValueError(f"protocol must be one of {sorted(PROTOCOLS)}, not {protocol!r}")
         if qos not in (0, 1, 2):
             raise ValueError("qos must be 0, 1 or 2")
-        if password is not None and username is None:
-            raise ValueError("a password needs a username")
         if not 0 < reconnect_min_delay <= reconnect_max_delay:
             raise ValueError("need 0 < reconnect_min_delay <= reconnect_max_delay")
+        self.settings = BrokerSettings(
+            host,
+            int(port),
+            username=username,
+            password=password,
+            tls=tls,
+            tls_ca_file=tls_ca_file,
+            tls_cert_file=tls_cert_file,
+            tls_key_file=tls_key_file,
+            tls_insecure=tls_insecure,
+            protocol=protocol,
+            keepalive=int(keepalive),
+            connect_timeout=connect_timeout,
+        )
         self.host = host
         self.port = int(port)
         self.client_id = client_id
         self.keepalive = int(keepalive)
         self.username = username
         self.topic_prefix = topic_prefix.strip("/")
+        self._status_topic = status_topic or self.topic("status")
+        check_topic_name(self._status_topic)
         self.qos = qos
         self.protocol = protocol
-        self.tls = bool(tls or tls_ca_file or tls_cert_file or tls_key_file)
+        self.tls = self.settings.uses_tls
         self.on_connected = on_connected
         self.on_disconnected = on_disconnected
         self.on_delivered = on_delivered
@@ -140,29 +145,10 @@ class MqttClient:
         self._stopping = False
         self._subs = SubscriptionTable()
 
-        proto = PROTOCOLS[protocol]
-        client = _Client(
-            callback_api_version=CallbackAPIVersion.VERSION2,
-            client_id=client_id,
-            protocol=proto,
-            # MQTT 3.1.1 only; MQTT 5 sets clean_start in connect_async below.
-            clean_session=True if proto != MQTTProtocolVersion.MQTTv5 else None,
-            reconnect_on_failure=True,
-        )
+        # MQTT 5 sets clean_start in connect_async (start()); 3.1.1 always starts clean.
+        client = new_client(self.settings, client_id)
         client.reconnect_delay_set(reconnect_min_delay, reconnect_max_delay)  # type: ignore[arg-type]
-        client.connect_timeout = connect_timeout
         client.max_queued_messages_set(max_queued_messages)
-        if username is not None:
-            client.username_pw_set(username, password)
-        if self.tls:
-            client.tls_set(
-                ca_certs=str(tls_ca_file) if tls_ca_file else None,
-                certfile=str(tls_cert_file) if tls_cert_file else None,
-                keyfile=str(tls_key_file) if tls_key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-                tls_version=ssl.PROTOCOL_TLS_CLIENT,
-            )
-            client.tls_insecure_set(tls_insecure)
         client.will_set(self.status_topic, OFFLINE, qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
@@ -177,7 +163,8 @@ class MqttClient:
 
     @property
     def status_topic(self) -> str:
-        return self.topic("status")
+        """The availability topic: "online", "stopped" (clean stop), "offline" (Last Will)."""
+        return self._status_topic
 
     def topic(self, suffix: str) -> str:
         """`<prefix>/<suffix>`."""
@@ -226,18 +213,19 @@ class MqttClient:
         self._client.loop_start()
 
     def stop(self, timeout: float = 5.0) -> bool:
-        """Publish "offline" (retained) and wait up to `timeout` s for its PUBACK; disconnect.
+        """Publish "stopped" (retained) and wait up to `timeout` s for its PUBACK; disconnect.
 
-        Returns True when "offline" was acknowledged. When it was not (no connection, or no
+        Returns True when "stopped" was acknowledged. When it was not (no connection, or no
         PUBACK in time) on MQTT 5 the DISCONNECT asks the broker to publish the Will instead
-        (reason 0x04), which says the same thing. Must not be called from a hook.
+        (reason 0x04): "offline", since a clean stop could not be confirmed. Must not be called
+        from a hook.
         """
         if not self._started:
             return False
         self._stopping = True
         acknowledged = False
         if self.is_connected:
-            delivery = self._publish(self.status_topic, OFFLINE.encode(), 1, True, None, False)
+            delivery = self._publish(self.status_topic, STOPPED.encode(), 1, True, None, False)
             acknowledged = delivery.wait(timeout)
         if self.protocol == "5" and not acknowledged:
             self._client.disconnect(
@@ -251,7 +239,7 @@ class MqttClient:
         self._started = False
         log.info(
             "mqtt.stopped",
-            offline_acknowledged=acknowledged,
+            stopped_acknowledged=acknowledged,
             unacknowledged=self.pending_count,
         )
         return acknowledged
@@ -427,13 +415,12 @@ class MqttClient:
                 log.exception("mqtt.on_connected_failed")
 
     def _on_connect_fail(self, client, userdata) -> None:
-        err = getattr(client, "last_connect_error", None)
         log.warning(
             "mqtt.connect_failed",
             host=self.host,
             port=self.port,
             client_id=self.client_id,
-            error=f"{type(err).__name__}: {err}" if err is not None else "unknown",
+            error=describe_error(getattr(client, "last_connect_error", None)),
         )
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:

@@ -85,3 +85,30 @@ def enabled_payload(enabled: bool) -> dict[str, Any]:
     command accepted on `<prefix>/<camera>/set`, so one template serves both.
     """
     return {"enabled": bool(enabled)}
+
+
+def instance_payload(
+    *,
+    instance: str,
+    client_id: str,
+    host: str,
+    status_topic: str,
+    cameras: list[str],
+    version: str,
+    started_at: float,
+) -> dict[str, Any]:
+    """`<prefix>/instances/<instance>/info` (retained): what one daemon instance owns.
+
+    `status_topic` is where its availability lives (`<prefix>/status` or
+    `<prefix>/instances/<instance>/status`); its cameras' topics are valid while that says
+    "online". Another instance starting on the prefix reads this to refuse a duplicate camera.
+    """
+    return {
+        "instance": instance,
+        "client_id": client_id,
+        "host": host,
+        "status_topic": status_topic,
+        "cameras": sorted(cameras),
+        "version": version,
+        "started_at": iso_utc(started_at),
+    }

@@ -14,6 +14,12 @@ ONLINE = "online"
 """Availability payload of a live daemon or camera (retained)."""
 OFFLINE = "offline"
 """Availability payload of a daemon that is gone (its Last Will) or of a camera that is down."""
+STOPPED = "stopped"
+"""Availability payload of a daemon that stopped cleanly (published by itself, not the Will)."""
+AVAILABILITY_VALUES = (ONLINE, STOPPED, OFFLINE)
+
+INSTANCES = "instances"
+"""The level under the prefix that holds one sub-tree per daemon instance."""
 
 MessageCallback = Callable[[str, bytes, bool], None]
 """`callback(topic, payload, retained)` for a subscription; runs on the MQTT network thread."""
@@ -35,6 +41,14 @@ def check_topic_level(name: str, what: str = "camera name") -> str:
     return name
 
 
+def check_topic_name(topic: str) -> str:
+    """`topic` if it can be published to (a filter without wildcards), else ValueError."""
+    check_topic_filter(topic)
+    if "+" in topic or "#" in topic:
+        raise ValueError(f"wildcard in topic name {topic!r}")
+    return topic
+
+
 def check_topic_filter(topic_filter: str) -> str:
     """`topic_filter` if it is a valid MQTT filter, else ValueError (said at `subscribe()`, not
     at some later reconnect): non-empty, no NUL, '+' and '#' only as whole levels, '#' last."""
@@ -53,6 +67,13 @@ def check_topic_filter(topic_filter: str) -> str:
     return topic_filter
 
 
+def shared(group: str, topic_filter: str) -> str:
+    """`$share/<group>/<filter>` (MQTT 5 shared subscription): the broker hands each message to
+    one member of the group, so several consumers split the load."""
+    check_topic_level(group, "share group")
+    return f"$share/{group}/{check_topic_filter(topic_filter)}"
+
+
 class Topics:
     """All topics under one prefix, so several instances can share a broker."""
 
@@ -64,8 +85,29 @@ class Topics:
 
     @property
     def status(self) -> str:
-        """Retained availability of the daemon (the Last Will's topic)."""
+        """Retained availability of the prefix's only daemon (its Last Will's topic), when the
+        daemon does not share the prefix (`[mqtt] shared_prefix = false`)."""
         return f"{self.prefix}/status"
+
+    def instance_status(self, instance: str) -> str:
+        """Retained availability of one of several daemons sharing the prefix (its Will)."""
+        return f"{self.prefix}/{INSTANCES}/{instance}/status"
+
+    def instance_info(self, instance: str) -> str:
+        """Retained: which cameras an instance owns and where its availability is
+        (`payloads.instance_payload`); published by every instance, shared prefix or not."""
+        return f"{self.prefix}/{INSTANCES}/{instance}/info"
+
+    def is_instance_info(self, topic: str) -> bool:
+        """Whether `topic` is some instance's `instance_info` topic."""
+        head, _, tail = self.instance_info("\0").partition("\0")
+        level = topic[len(head) : len(topic) - len(tail)]
+        return topic.startswith(head) and topic.endswith(tail) and bool(level) and "/" not in level
+
+    @property
+    def instances_filters(self) -> list[str]:
+        """Every instance's info and availability topic (the prefix's too)."""
+        return [self.instance_info("+"), self.instance_status("+"), self.status]
 
     def camera_status(self, camera: str) -> str:
         return self._camera(camera, "status")

@@ -46,8 +46,8 @@ class MqttConfig(Section):
         max_length=100,
         pattern=TOPIC_PATTERN,
         title="Topic prefix",
-        description="First topic level(s): <prefix>/status, <prefix>/<camera>/events, ...; give "
-        "each instance its own prefix to keep their topics apart. No '+', '#', spaces or empty "
+        description="First topic level(s): <prefix>/status, <prefix>/<camera>/events, ...; "
+        "several instances may share one (see shared_prefix). No '+', '#', spaces or empty "
         "levels.",
     )
     instance: str = Field(
@@ -56,8 +56,16 @@ class MqttConfig(Section):
         max_length=64,
         pattern=SLUG_PATTERN,
         title="Instance name",
-        description="Names this daemon in the derived client id, so several instances on one "
-        "host never kick each other off the broker (letters, digits, '-', '_').",
+        description="Names this daemon in the derived client id and in "
+        "<prefix>/instances/<instance>/..., so several instances never kick each other off the "
+        "broker (letters, digits, '-', '_'; unique among the instances of a prefix).",
+    )
+    shared_prefix: bool = Field(
+        False,
+        title="Shared prefix",
+        description="true when several instances publish under topic_prefix (distinct "
+        "cameras): this one's availability (and Last Will) is then "
+        "<prefix>/instances/<instance>/status instead of <prefix>/status.",
     )
     client_id: str | None = Field(
         None,

@@ -183,26 +183,50 @@ class EventRouter(threading.Thread):
 
     def handle(self, outcomes: Sequence[Outcome]) -> None:
         """Everything queued at once: the events of all of them are stored in one spool
-        transaction (one fsync), then each camera's retained state follows."""
+        transaction (one fsync), then each camera's retained state follows. An outcome that
+        fails on its own (a snapshot, a clip, a bug) is logged and skipped; the others go on."""
         offset = self._clock.wall_offset()
         pending: list[tuple[str, Transition, dict[str, Any]]] = []
+        handled: list[Outcome] = []
         for outcome in outcomes:
-            self._note(outcome, offset)
-            region = self._region(outcome)
-            pending += [
-                (outcome.camera, tr, self._extras(outcome.camera, tr, region, offset))
-                for tr in outcome.transitions
-            ]
+            try:
+                pending += self._prepare(outcome, offset)
+                handled.append(outcome)
+            except Exception:
+                self._failed(outcome)
         if pending:
             self._send_events(pending, offset)
-        for outcome in outcomes:
+        for outcome in handled:
             at = outcome.window_end if isinstance(outcome, WindowResult) else outcome.at
-            self._state(outcome.camera, outcome.state, at, offset, force=bool(outcome.transitions))
+            try:
+                self._state(
+                    outcome.camera, outcome.state, at, offset, force=bool(outcome.transitions)
+                )
+            except Exception:
+                self._failed(outcome)
         if self._record_latency is not None:
             now = self._clock.monotonic()
-            for outcome in outcomes:
+            for outcome in handled:
                 if isinstance(outcome, WindowResult) and outcome.captured_at is not None:
                     self._record_latency(outcome.camera, (now - outcome.captured_at) * 1000.0)
+
+    def _prepare(
+        self, outcome: Outcome, offset: float
+    ) -> list[tuple[str, Transition, dict[str, Any]]]:
+        if outcome.camera not in self._cameras:
+            raise KeyError(f"unknown camera {outcome.camera!r}")
+        self._note(outcome, offset)
+        region = self._region(outcome)
+        return [
+            (outcome.camera, tr, self._extras(outcome.camera, tr, region, offset))
+            for tr in outcome.transitions
+        ]
+
+    def _failed(self, outcome: Outcome) -> None:
+        self.errors += 1
+        held = self._throttle.allow("router.outcome_failed")
+        if held is not None:
+            log.exception("router.outcome_failed", camera=outcome.camera, suppressed=held)
 
     def state_payload(self, state: ActivityState, at: float, offset: float) -> dict[str, Any]:
         """The retained activity payload of `state` at frame time `at`, in wall time (`offset`:

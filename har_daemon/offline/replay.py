@@ -17,15 +17,12 @@ from typing import Any
 
 from har_daemon.config import CameraConfig, DaemonConfig
 from har_daemon.core.errors import VideoError
-from har_daemon.model.backends import Backend, default_threads
+from har_daemon.model.backends import Backend
 from har_daemon.model.meta import ModelMeta
-from har_daemon.model.person import PersonDetector
-from har_daemon.runtime.camera import Camera
+from har_daemon.runtime.cameras import build_cameras
 from har_daemon.runtime.capture import check_file_source
 from har_daemon.runtime.events import Transition
 from har_daemon.runtime.inference import GapResult, InferenceScheduler, WindowResult
-from har_daemon.runtime.people import PeopleStage
-from har_daemon.runtime.policy import DecisionPolicy
 
 REPLAY_CAMERA = "replay"
 
@@ -76,7 +73,6 @@ def replay(
     Raises VideoError (one line) for a file that cannot be read.
     """
     check_file_source(str(video))
-    policy = DecisionPolicy.from_config(config.inference)
     spacing = config.model.frame_spacing_s or meta.frame_spacing_s
     out = Replay(classes=list(meta.classes), window_span_s=meta.sequence_length * spacing)
 
@@ -89,27 +85,22 @@ def replay(
     def on_gap(gap: GapResult) -> None:
         out.transitions.extend(gap.transitions)
 
-    people = None
-    if meta.person_region is not None:
-        detector = PersonDetector(threads=default_threads())
-        people = PeopleStage(detector, meta.person_region, policy.smoother, out.window_span_s)
     scheduler: InferenceScheduler | None = None
 
     def step(_camera: str) -> None:
         assert scheduler is not None
         scheduler.run_once()
 
-    camera = Camera(
-        CameraConfig(name=REPLAY_CAMERA, source=str(video), realtime=False),
+    source = CameraConfig(name=REPLAY_CAMERA, source=str(video), realtime=False)
+    (camera,) = build_cameras(
+        config,
         meta,
-        policy,
-        spacing_s=spacing,
-        stride=config.model.stride,
+        [source],
         on_sampled=step,
         on_status=lambda _camera, _online: None,
-        people=people,
+        keep_frames=False,
         frame_clock=lambda: 0.0,
-    )
+    ).values()
     scheduler = InferenceScheduler(
         backend,
         meta,
@@ -135,6 +126,6 @@ def replay(
     out.frames_read = stats.frames_read
     out.cuts = stats.cuts
     out.duration_s = stats.frames_read / camera.capture.fps if camera.capture.fps else 0.0
-    if people is not None:
-        out.no_person_windows = people.stats.no_person_windows
+    if camera.pipeline.people is not None:
+        out.no_person_windows = camera.pipeline.people.stats.no_person_windows
     return out

@@ -1,1 +1,3 @@
-"""reporting"""
+"""The evaluation report and the plots behind it."""
+
+REPORT_FILE = "report.html"

@@ -56,19 +56,19 @@ class StripItem:
     uri: str | None
 
 
-def _data_uri(png: bytes) -> str:
+def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def _png_uri_from_file(path: Path, error: type[HarError] = DataError) -> str:
-    return _data_uri(read_png(path, error))
+    return data_uri(read_png(path, error))
 
 
 def _png_uri_from_array(img_bgr: np.ndarray) -> str:
     ok, buf = cv2.imencode(".png", img_bgr)
     if not ok:
         raise ValueError("PNG encoding failed")
-    return _data_uri(buf.tobytes())
+    return data_uri(buf.tobytes())
 
 
 def confusion_figure(ev: Evaluation, title: str, work: Path) -> Figure:

@@ -224,3 +224,27 @@ def load_cv(cv_json: Path) -> dict[str, Any]:
     if not isinstance(doc, dict):
         raise DataError(f"{path}: not a cv.json from `har-daemon cv` (not an object)")
     return doc
+
+
+STREAM_FILE = "stream.json"
+TIMELINE_FILE = "timeline.png"
+
+
+def is_stream_folder(folder: Path) -> bool:
+    """A `har-daemon evaluate-stream --report` folder (and not an `evaluate` one)."""
+    return (folder / STREAM_FILE).is_file() and not (folder / "metrics.json").is_file()
+
+
+def load_stream(folder: Path) -> tuple[dict[str, Any], bytes | None]:
+    """stream.json (checked) and the timeline PNG, if there is one."""
+    path = Path(folder) / STREAM_FILE
+    if not path.is_file():
+        raise DataError(
+            f"{folder} has no {STREAM_FILE}: run `har-daemon evaluate-stream ... "
+            f"--report {folder}` first"
+        )
+    doc = read_json(path, DataError, "the stream evaluation")
+    if not isinstance(doc, dict) or not isinstance(doc.get("figures"), dict):
+        raise DataError(f"{path}: not an evaluate-stream result (no figures)")
+    timeline = Path(folder) / TIMELINE_FILE
+    return doc, read_png(timeline) if timeline.is_file() else None

@@ -9,29 +9,33 @@ by the template engine (`reporting.render`).
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from har_daemon import __version__
 from har_daemon.core.errors import HarError
+from har_daemon.reporting import REPORT_FILE
 from har_daemon.reporting.figures import (
     confusion_figure,
     curve_figures,
+    data_uri,
     predictions_figure,
     strip_items,
 )
-from har_daemon.reporting.inputs import load_cv, load_evaluation, load_model
-from har_daemon.reporting.render import render_page
-from har_daemon.reporting.report import REPORT_FILE
+from har_daemon.reporting.inputs import load_cv, load_evaluation, load_model, load_stream
+from har_daemon.reporting.render import STREAM_PAGE, render_page, render_template
 from har_daemon.reporting.view import (
+    StreamView,
     confusion_rows,
     cv_view,
     model_card,
     page_titles,
     predictions_view,
+    stream_view,
 )
 
-__all__ = ["build_report"]
+__all__ = ["build_report", "build_stream_report"]
 
 
 def build_report(
@@ -42,6 +46,7 @@ def build_report(
     cv_json: Path | None = None,
     title: str | None = None,
     frames: bool = True,
+    streams: Sequence[Path] = (),
 ) -> Path:
     """Write one self-contained HTML report and return its path.
 
@@ -80,6 +85,26 @@ def build_report(
         ),
         predictions=predictions_view(ev),
         cv=cv,
+        streams=[_stream(folder) for folder in streams],
+    )
+    return _write_atomic(Path(out_path), page)
+
+
+def _stream(folder: Path) -> StreamView:
+    doc, png = load_stream(folder)
+    return stream_view(doc, data_uri(png) if png else None)
+
+
+def build_stream_report(folder: Path, out_path: Path, title: str | None = None) -> Path:
+    """A page of `evaluate-stream --report` results alone."""
+    view = _stream(folder)
+    page = render_template(
+        STREAM_PAGE,
+        version=__version__,
+        generated=datetime.now(UTC).isoformat(timespec="seconds"),
+        title=title or f"Alerts on {view.name}",
+        subtitle="event-level evaluation: the daemon's decision policy on an annotated recording",
+        streams=[view],
     )
     return _write_atomic(Path(out_path), page)
 

@@ -13,9 +13,10 @@ import jinja2
 
 from har_daemon.reporting.view import Num
 
-__all__ = ["PAGE_TEMPLATE", "render_page"]
+__all__ = ["PAGE_TEMPLATE", "STREAM_PAGE", "render_page", "render_template"]
 
 PAGE_TEMPLATE = "report.html.j2"
+STREAM_PAGE = "stream_page.html.j2"
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("har_daemon.reporting", "templates"),
@@ -28,6 +29,11 @@ _ENV = jinja2.Environment(
 _ENV.globals["Num"] = Num
 
 
+def render_template(name: str, **context: Any) -> str:
+    """A whole page; `context` holds what the template and its partials name."""
+    return _ENV.get_template(name).render(**context)
+
+
 def render_page(**context: Any) -> str:
-    """The whole page; `context` holds what `report.html.j2` and its partials name."""
-    return _ENV.get_template(PAGE_TEMPLATE).render(**context)
+    """The evaluation report (`report.html.j2`)."""
+    return render_template(PAGE_TEMPLATE, **context)

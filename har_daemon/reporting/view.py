@@ -348,3 +348,51 @@ def _cv_view(cv: Mapping[str, Any]) -> CvView:
         recall=recall,
         alert=_alert_rows(cv.get("at_alert_threshold")),
     )
+
+
+@dataclass(frozen=True)
+class StreamView:
+    name: str
+    false_per_hour: str
+    recall: str
+    tta_p95: str
+    rows: list[Row]
+    timeline: str | None
+
+
+def _seconds(value: Any) -> str:
+    return "–" if value is None else f"{float(value):.2f} s"
+
+
+def stream_view(doc: Mapping[str, Any], timeline_uri: str | None) -> StreamView:
+    """evaluate-stream's figures as the page shows them."""
+    f = doc["figures"]["overall"]
+    settings = doc.get("settings", {})
+    recall = "–" if f.get("recall") is None else f"{f['detected']} / {f['intervals']}"
+    rows: list[Row] = [
+        ("recording", str(doc.get("video", ""))),
+        ("model", str(doc.get("model", ""))),
+        ("duration", _seconds(doc["figures"].get("duration_s"))),
+        ("incidents (detected)", f"{f['intervals']} ({f['detected']})"),
+        (
+            "alerts (false, duplicate)",
+            f"{f['events']} ({f['false_alerts']}, {f['duplicate_alerts']})",
+        ),
+        ("event precision", plain(f.get("precision"))),
+        ("false alerts per hour", plain(f.get("false_alerts_per_hour"))),
+        (
+            "time to alert p50 / p95 / max",
+            " / ".join(_seconds(f.get(k)) for k in ("tta_p50_s", "tta_p95_s", "tta_max_s")),
+        ),
+        ("quiet time in alert", plain(f.get("quiet_alert_fraction"))),
+        ("scene cuts", plain(doc.get("cuts", ""))),
+        ("policy", ", ".join(f"{k} {v}" for k, v in settings.items())),
+    ]
+    return StreamView(
+        name=Path(str(doc.get("video", "recording"))).name,
+        false_per_hour=plain(f.get("false_alerts_per_hour")),
+        recall=recall,
+        tta_p95=_seconds(f.get("tta_p95_s")),
+        rows=rows,
+        timeline=timeline_uri,
+    )

@@ -15,11 +15,9 @@ from functools import partial
 
 import numpy as np
 
-from har_daemon.config import CameraConfig, DaemonConfig
+from har_daemon.config import CameraConfig
 from har_daemon.core.logs import LogThrottle, get_logger
-from har_daemon.model.backends import default_threads
 from har_daemon.model.meta import ModelMeta
-from har_daemon.model.person import PersonDetector
 from har_daemon.model.regions import ring_frame
 from har_daemon.runtime.capture import CameraCapture
 from har_daemon.runtime.history import FrameHistory
@@ -148,8 +146,8 @@ class Camera:
             log.info(event, camera=self.name, **fields, **({"suppressed": held} if held else {}))
 
     def _cut(self, camera: str) -> None:
-        """The picture changed abruptly: like a gap, what was going on before says nothing."""
-        self.pipeline.gap.set()
+        """The picture changed abruptly: smoothing and people tracks start afresh."""
+        self.pipeline.cut.set()
         self._on_sampled(camera)
 
     def _full_frame(self, camera: str, frame: np.ndarray, t: float) -> None:
@@ -166,54 +164,3 @@ class Camera:
             ring.count, ring.full, ring.full_since
         ):
             time.sleep(0.002)
-
-
-def build_cameras(
-    config: DaemonConfig,
-    meta: ModelMeta,
-    *,
-    on_sampled: Callable[[str], None],
-    on_status: StatusListener,
-    on_history_frame: FrameListener | None,
-    frame_clock: Callable[[], float],
-) -> dict[str, Camera]:
-    """Every enabled camera of `config`, not started: a history of full frames when snapshots
-    or clips need one, a person stage (sharing one detector) for person-centric models."""
-    cfg = config
-    policy = DecisionPolicy.from_config(cfg.inference)
-    spacing = cfg.model.frame_spacing_s or meta.frame_spacing_s
-    window_s = meta.sequence_length * spacing
-    keep_frames = cfg.snapshots.enabled or cfg.clips.enabled
-    clip_spacing = 1.0 / cfg.clips.fps if cfg.clips.enabled else None
-    history_age = window_s * 2 + (cfg.clips.pre_roll_s if cfg.clips.enabled else 0) + 5
-    history_rate = 1.0 / min(spacing, clip_spacing or spacing)
-    detector = PersonDetector(threads=default_threads()) if meta.person_region else None
-    cameras: dict[str, Camera] = {}
-    for cam in cfg.enabled_cameras:
-        people = None
-        if detector is not None and meta.person_region is not None:
-            people = PeopleStage(detector, meta.person_region, policy.smoother, window_s)
-        history = (
-            FrameHistory(
-                history_age,
-                max(cfg.snapshots.max_width, cfg.clips.max_width),
-                max_frames=int(history_age * history_rate) + 10,
-            )
-            if keep_frames
-            else None
-        )
-        cameras[cam.name] = Camera(
-            cam,
-            meta,
-            policy,
-            spacing_s=spacing,
-            stride=cfg.model.stride,
-            on_sampled=on_sampled,
-            on_status=on_status,
-            history=history,
-            history_spacing_s=clip_spacing,
-            on_history_frame=on_history_frame,
-            people=people,
-            frame_clock=frame_clock,
-        )
-    return cameras

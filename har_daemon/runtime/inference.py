@@ -66,6 +66,9 @@ class CameraPipeline:
     # Set by the capture side when the stream drops; handled on the inference thread, which
     # owns the tracker and smoother.
     gap: threading.Event = field(default_factory=threading.Event)
+    # Set by the capture side at a scene cut: the ring restarted there, and smoothing must not
+    # blend the scenes; an open activity goes on until the new scene's windows end it.
+    cut: threading.Event = field(default_factory=threading.Event)
     last_window_end: float | None = None
     people: PeopleStage | None = None  # person-centric models: where to crop the windows
     _frames: np.ndarray | None = None
@@ -190,6 +193,11 @@ class InferenceScheduler(threading.Thread):
         for p in self.pipelines.values():
             if p.gap.is_set():
                 self._close_gap(p)
+            if p.cut.is_set():
+                p.cut.clear()
+                p.smoother.reset()
+                if p.people is not None:
+                    p.people.reset()
             if p.people is not None and p.enabled:
                 self._look(p)
             window = p.take()

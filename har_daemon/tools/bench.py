@@ -23,72 +23,13 @@ from typing import Any
 import cv2
 
 from har_daemon import __version__
-from har_daemon.core.paths import DEMO_MODEL_DIR
 from har_daemon.model.backends import default_threads
 from har_daemon.model.meta import read_meta
 from har_daemon.tools.inference import measure_inference
+from har_daemon.tools.people import detect_ms, measure_people
 from har_daemon.tools.streams import measure_streams
 
-__all__ = ["add_arguments", "machine_info", "print_table", "run"]
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The `bench` subcommand's options."""
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument(
-        "--model",
-        type=Path,
-        default=DEMO_MODEL_DIR,
-        help="model directory with model.keras and model.tflite (default: the bundled demo)",
-    )
-    parser.add_argument(
-        "--runs", type=int, default=50, help="timed calls per inference figure (default 50)"
-    )
-    parser.add_argument(
-        "--threads", type=int, default=None, help="inference threads (default: as the daemon)"
-    )
-    parser.add_argument(
-        "--streams-max",
-        type=int,
-        default=48,
-        help="largest stream count tried; 0 skips the stream search (default 48)",
-    )
-    parser.add_argument(
-        "--seconds",
-        type=float,
-        default=15.0,
-        help="measured seconds per stream count, after the warm-up (default 15)",
-    )
-    parser.add_argument(
-        "--warmup",
-        type=float,
-        default=4.0,
-        help="seconds after all cameras are online before measuring (default 4)",
-    )
-    parser.add_argument(
-        "--latency-streams",
-        type=int,
-        default=8,
-        help="stream count for latency_p95_ms and rss_mb; 0 skips them (default 8)",
-    )
-    parser.add_argument(
-        "--tolerance",
-        type=float,
-        default=0.03,
-        help="allowed shortfall of read and sampled frame rates (default 0.03 = 3%%)",
-    )
-    parser.add_argument(
-        "--batch-max",
-        type=int,
-        default=None,
-        help="the daemon's [model] batch_max (default: the daemon's default)",
-    )
-    parser.add_argument("--width", type=int, default=640, help="stream width (default 640)")
-    parser.add_argument("--height", type=int, default=480, help="stream height (default 480)")
-    parser.add_argument("--fps", type=int, default=25, help="stream frame rate (default 25)")
-    parser.add_argument(
-        "--workdir", type=Path, default=None, help="keep configs, video and daemon logs here"
-    )
+__all__ = ["machine_info", "print_table", "run"]
 
 
 def _cpu_model() -> str:
@@ -138,9 +79,13 @@ def run(args: argparse.Namespace) -> int:
             workdir = Path(args.workdir)
             workdir.mkdir(parents=True, exist_ok=True)
             result.update(measure_streams(args, meta, workdir))
+            result.update(measure_people(args, workdir, threads))
         else:
             with tempfile.TemporaryDirectory(prefix="har-bench-") as tmp:
                 result.update(measure_streams(args, meta, Path(tmp)))
+                result.update(measure_people(args, Path(tmp), threads))
+    else:
+        result["detect_ms"] = round(detect_ms(args.runs, threads), 2)
     if args.json:
         print(json.dumps(result))
     else:
@@ -160,6 +105,8 @@ def print_table(result: dict[str, Any]) -> None:
         ("exact INTER_AREA, one 1080p frame", result.get("preprocess_us_1080p_exact_inter_area"),
          "µs"),
         ("real-time 640x480 25 fps streams", result.get("streams_realtime"), ""),
+        ("person detection, one 640x480 frame", result.get("detect_ms"), "ms"),
+        ("... streams with the person stage on", result.get("streams_realtime_people"), ""),
         (f"latency p95 at {result.get('latency_streams')} streams", result.get("latency_p95_ms"),
          "ms"),
         (f"daemon RSS at {result.get('latency_streams')} streams", result.get("rss_mb"), "MB"),

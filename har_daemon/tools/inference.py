@@ -16,6 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from har_daemon.model.keras.store import load_model_dir
 from har_daemon.model.preprocess import resize_frame
 from har_daemon.model.registry import create_backend
 from har_daemon.tools.streams import progress
@@ -39,7 +40,6 @@ def measure_inference(model_dir: Path, runs: int, threads: int | None) -> dict[s
     """Medians in ms per window: model.predict, keras compiled call, litert (1 and 8)."""
     # The baseline needs the Keras model itself, and so TensorFlow: imported here, on this
     # path only, so that the stream measurements and the CLI never load it.
-    from har_daemon.model.keras.store import load_model_dir
 
     loaded = load_model_dir(model_dir)
     meta = loaded.meta

@@ -309,8 +309,12 @@ def _stream_video(args: argparse.Namespace, workdir: Path) -> Path:
         raise HarError(f"the stream benchmark could not generate its video: {exc}") from None
 
 
-def measure_streams(args: argparse.Namespace, meta: ModelMeta, workdir: Path) -> dict[str, Any]:
-    """Real-time stream counts, then latency and memory at `--latency-streams` cameras."""
+def measure_streams(
+    args: argparse.Namespace, meta: ModelMeta, workdir: Path, video: Path | None = None
+) -> dict[str, Any]:
+    """Real-time stream counts, then latency and memory at `--latency-streams` cameras, on
+    `video` (default: a generated clip)."""
+    workdir.mkdir(parents=True, exist_ok=True)
     out: dict[str, Any] = {}
     broker = _start_broker(workdir)
     if broker is None:
@@ -320,7 +324,7 @@ def measure_streams(args: argparse.Namespace, meta: ModelMeta, workdir: Path) ->
     best = 0
     at = None
     try:
-        video = _stream_video(args, workdir)
+        video = video or _stream_video(args, workdir)
         for n in stream_counts(args.streams_max):
             progress(f"{n} stream(s) for {args.warmup:g}+{args.seconds:g} s")
             step = run_step(n, video, args.fps, meta, args, workdir, broker)

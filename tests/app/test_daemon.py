@@ -98,8 +98,8 @@ def finished_run(
         except Exception:
             pytest.fail(f"the daemon did not exit at the end of the file\n{daemon.describe()}")
         seconds = time.monotonic() - t0
-        # Its last word on the broker: the retained "offline" sent before disconnecting.
-        rec.wait_for("e2e/status", b"offline", timeout=5)
+        # Its last word on the broker: the retained "stopped" sent before disconnecting.
+        rec.wait_for("e2e/status", b"stopped", timeout=5)
         yield FinishedRun(broker, "e2e", rc, seconds, daemon, rec)
     finally:
         rec.stop()
@@ -140,7 +140,7 @@ def test_retained_topics_after_a_clean_exit(finished_run: FinishedRun) -> None:
     """A subscriber arriving after the daemon left still learns its final state."""
     run = finished_run
     with MqttRecorder(run.broker, f"{run.prefix}/#") as fresh:
-        fresh.wait_for(run.topic("status"), b"offline", timeout=5)
+        fresh.wait_for(run.topic("status"), b"stopped", timeout=5)
         fresh.wait_for(run.topic(f"{CAMERA}/status"), b"offline", timeout=5)
         fresh.wait_for(run.topic(f"{CAMERA}/activity"), timeout=5)
         time.sleep(0.3)  # anything else retained arrives in the same burst
@@ -151,8 +151,11 @@ def test_retained_topics_after_a_clean_exit(finished_run: FinishedRun) -> None:
         run.topic(f"{CAMERA}/activity"),
         run.topic(f"{CAMERA}/enabled"),
         run.topic("stats"),  # the final figures, published at exit
+        run.topic("instances/default/info"),  # which cameras this instance owns
     }, by_topic
     assert all(retain for _, retain in by_topic.values()), by_topic
+    info = json.loads(by_topic[run.topic("instances/default/info")][0])
+    assert (info["cameras"], info["status_topic"]) == ([CAMERA], run.topic("status")), info
     assert json.loads(by_topic[run.topic(f"{CAMERA}/enabled")][0]) == {"enabled": True}
     final = json.loads(by_topic[run.topic("stats")][0])
     assert final["cameras"][CAMERA]["finished"] is True and final["cameras"][CAMERA]["windows"] > 0
@@ -231,7 +234,7 @@ def test_sigterm_exits_promptly_and_ends_the_ongoing_activity(
         took = time.monotonic() - t0
         assert rc == 0, d.describe()
         assert took < 5, f"SIGTERM took {took:.1f} s\n{d.describe()}"
-        rec.wait_for("har/status", b"offline", timeout=5, after=before)
+        rec.wait_for("har/status", b"stopped", timeout=5, after=before)  # a clean stop
         rec.wait_for(f"har/{CAMERA}/status", b"offline", timeout=5, after=before)
         time.sleep(0.2)
         events = json_messages(rec, f"har/{CAMERA}/events")
@@ -276,7 +279,7 @@ def test_two_instances_share_a_broker_under_their_own_prefixes(
             d.signal(signal.SIGTERM)
         for site, d in procs.items():
             assert d.wait(timeout=15) == 0, d.describe()
-            rec.wait_for(f"{site}/status", b"offline", timeout=5, after=before)
+            rec.wait_for(f"{site}/status", b"stopped", timeout=5, after=before)
         time.sleep(0.2)
         topics = {t for t, _, _, _ in rec.messages}
 

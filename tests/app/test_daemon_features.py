@@ -65,7 +65,7 @@ def test_snapshots_clips_and_stats_from_a_whole_file(
     with MqttRecorder(mosquitto, "har/#") as rec:
         d = daemons.start(cfg)
         assert d.wait(timeout=90) == 0, d.describe()
-        rec.wait_for("har/status", b"offline", timeout=5)
+        rec.wait_for("har/status", b"stopped", timeout=5)
         events = json_messages(rec, f"har/{CAMERA}/events")
         snapshots = rec.payloads(f"har/{CAMERA}/snapshot")
         stats = json_messages(rec, "har/stats")

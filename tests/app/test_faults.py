@@ -112,7 +112,7 @@ def test_1_full_spool_disk_neither_stops_inference_nor_loses_an_event(
     )
     assert "full" in failed["error"], failed
     assert unspooled > 0 and len(append_lines) <= 3
-    assert events_of(logs, "mqtt.stopped")[0]["offline_acknowledged"]  # a clean stop
+    assert events_of(logs, "mqtt.stopped")[0]["stopped_acknowledged"]  # a clean stop
 
 
 def test_1_a_component_that_dies_exits_1_with_one_clear_line(
@@ -131,7 +131,7 @@ def test_1_a_component_that_dies_exits_1_with_one_clear_line(
             d = daemons.start(cfg, wrapper=[*LAUNCH, "--crash-inference-after", "60", "--"])
             rc = d.wait(timeout=60)
             all_delivered(d.stdout_events(), lambda: list(sub.received))
-            wait_until(lambda: status.payloads("har/status")[-1:] == [b"offline"], 10)
+            wait_until(lambda: status.payloads("har/status")[-1:] == [b"stopped"], 10)
     finally:
         sub.stop()
     logs = json_lines(d)
@@ -143,7 +143,7 @@ def test_1_a_component_that_dies_exits_1_with_one_clear_line(
     assert rc == 1, d.describe()
     assert len(died) == 1 and died[0]["components"] == ["inference"], died
     assert len(crashed) == 1 and "injected fault" in crashed[0]["exception"], crashed
-    assert stopped and stopped[0]["offline_acknowledged"], "offline was not published"
+    assert stopped and stopped[0]["stopped_acknowledged"], "stopped was not published"
 
 
 # -- 2. start-up failures ------------------------------------------------------------------------

@@ -136,7 +136,7 @@ def test_home_assistant_builds_and_follows_the_entities(
         states.wait(switch, "on")
         states.wait(sensor, "Biking", timeout=60)
 
-        # The daemon going away makes every entity unavailable (har/status offline).
+        # The daemon going away makes every entity unavailable (har/status "stopped").
         d.signal(signal.SIGTERM)
         assert d.wait(timeout=20) == 0, d.describe()
         for entity in ours:

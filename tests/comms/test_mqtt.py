@@ -103,18 +103,19 @@ def test_will_says_offline_when_the_process_is_killed(
         assert later.wait_for(STATUS, timeout=5)[1:3] == (b"offline", True)
 
 
-def test_clean_stop_publishes_offline_and_waits_for_its_ack(
+def test_clean_stop_publishes_stopped_and_waits_for_its_ack(
     mosquitto: MosquittoBroker, make_publisher
 ) -> None:
+    """A clean stop says "stopped", told apart from the Will's "offline" (a crash)."""
     publisher = make_publisher(mosquitto)
     assert publisher.wait_connected(5)
     with MqttRecorder(mosquitto, STATUS) as rec:
         rec.wait_for(STATUS, "online", timeout=5)
         assert publisher.stop(timeout=3) is True
         assert not publisher.is_connected
-        rec.wait_for(STATUS, "offline", timeout=5)
+        rec.wait_for(STATUS, "stopped", timeout=5)
     with MqttRecorder(mosquitto, STATUS) as later:
-        assert later.wait_for(STATUS, timeout=5)[1:3] == (b"offline", True)
+        assert later.wait_for(STATUS, timeout=5)[1:3] == (b"stopped", True)
 
 
 def test_qos1_publish_is_acknowledged_with_its_mid(
@@ -284,8 +285,13 @@ def test_rejects_bad_parameters() -> None:
         MqttClient("h", client_id="c", protocol="4")
     with pytest.raises(ValueError, match="password needs a username"):
         MqttClient("h", client_id="c", password="p")
+    with pytest.raises(ValueError, match="wildcard"):
+        MqttClient("h", client_id="c", status_topic="har/+/status")
     publisher = MqttClient("h", client_id="c", topic_prefix="site/har/")
     assert publisher.topic("/cam/events") == "site/har/cam/events"
+    assert publisher.status_topic == "site/har/status"
+    own = MqttClient("h", client_id="c", status_topic="har/instances/a/status")
+    assert own.status_topic == "har/instances/a/status"
     with pytest.raises(ValueError, match="NaN|JSON"):
         publisher.publish_json("x", {"v": float("nan")})
 

@@ -1,10 +1,12 @@
-"""The event router: wall-clock payload times over a timeline that never steps, message numbers
-that continue the spool's, and end-to-end latency per window."""
+"""dispatch.router: outcomes in, events out, in order, numbered, off the inference thread; wall
+clock payload times over a timeline that never steps; numbers that continue the spool's; the
+end-to-end latency of each window."""
 
 from __future__ import annotations
 
 import io
 import json
+import threading
 
 import numpy as np
 
@@ -14,7 +16,93 @@ from har_daemon.comms.topics import Topics
 from har_daemon.core.clock import Clock
 from har_daemon.dispatch.router import EventRouter, RouterSettings
 from har_daemon.runtime.events import ActivityState, Transition
-from har_daemon.runtime.inference import WindowResult
+from har_daemon.runtime.inference import GapResult, WindowResult
+
+CLASSES = ["fight", "noFight"]
+
+
+def _router(out: io.StringIO, queue_size: int = 8) -> EventRouter:
+    return EventRouter(
+        ["a", "b"],
+        RouterSettings(
+            model_name="m", classes=CLASSES, event_qos=1, publish_scores=False,
+            state_interval_s=10.0, queue_size=queue_size,
+        ),
+        topics=Topics("har"),
+        messenger=Messenger(None),
+        out=out,
+    )  # fmt: skip
+
+
+def _tr(kind: str, at: float, occ: str = "o1") -> Transition:
+    return Transition(kind, "fight", occ, 0.8, 0.9, 1.0, at, at if kind == "end" else None,
+                      at - 1.0)  # fmt: skip
+
+
+def _state(active: bool) -> ActivityState:
+    return ActivityState("fight" if active else None, 0.8 if active else 0.0, 1.0, active, None)
+
+
+def _window(camera: str, at: float, transitions: list[Transition], region=None) -> WindowResult:  # type: ignore[no-untyped-def]
+    probs = np.array([0.8, 0.2])
+    return WindowResult(camera, at, probs, probs, transitions, _state(bool(transitions)), region)
+
+
+def test_events_are_numbered_per_camera_and_printed_in_order() -> None:
+    out = io.StringIO()
+    router = _router(out)
+    router.handle(
+        [
+            _window("a", 1.0, [_tr("start", 1.0)], region=[0.1, 0.2, 0.5, 0.9]),
+            _window("b", 1.0, [_tr("start", 1.0, "o2")]),
+            _window("a", 2.0, []),
+            GapResult("a", 3.0, [_tr("end", 3.0)], _state(False)),
+        ]
+    )
+    printed = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [(e["camera"], e["type"], e["seq"]) for e in printed] == [
+        ("a", "start", 1), ("b", "start", 1), ("a", "end", 2),
+    ]  # fmt: skip
+    assert printed[0]["region"] == [0.1, 0.2, 0.5, 0.9]
+    assert printed[2]["region"] == [0.1, 0.2, 0.5, 0.9], "an ending names the last region"
+    assert "region" not in printed[1]
+    assert printed[0]["has_snapshot"] is False
+    assert router.events("a") == 2 and router.events("b") == 1
+    assert router.states()["a"] == _state(False)
+
+
+def test_a_full_queue_drops_scores_but_never_events() -> None:
+    out = io.StringIO()
+    router = _router(out, queue_size=2)  # not started: nothing drains the queue
+    for i in range(5):
+        router.submit(_window("a", float(i), []))
+    assert router.dropped == 3 and router.queued == 2
+    done = threading.Event()
+
+    def submit_event() -> None:
+        router.submit(_window("a", 9.0, [_tr("start", 9.0)]))
+        done.set()
+
+    threading.Thread(target=submit_event, daemon=True).start()
+    assert not done.wait(0.3), "an event waits for room instead of being dropped"
+    router.start()
+    assert done.wait(5)
+    assert router.drain(5)
+    router.stop()
+    assert [json.loads(x)["type"] for x in out.getvalue().splitlines()] == ["start"]
+
+
+def test_a_failing_outcome_does_not_stop_the_router() -> None:
+    out = io.StringIO()
+    router = _router(out)
+    router.start()
+    router.submit(_window("nope", 1.0, [_tr("start", 1.0)]))  # unknown camera: fails
+    router.submit(_window("a", 2.0, [_tr("start", 2.0)]))
+    assert router.drain(5)
+    router.stop()
+    assert router.errors == 1
+    assert [json.loads(x)["camera"] for x in out.getvalue().splitlines()] == ["a"]
+
 
 T0 = 1_700_000_000.0
 
@@ -24,7 +112,7 @@ class FakeTime:
         self.mono, self.wall = 50.0, T0
 
 
-def _window(t: float, kind: str, started: float, captured_at: float) -> WindowResult:
+def _timed(t: float, kind: str, started: float, captured_at: float) -> WindowResult:
     tr = Transition(
         kind=kind,  # type: ignore[arg-type]
         activity="fight",
@@ -64,10 +152,10 @@ def test_payloads_follow_a_stepped_wall_clock_and_keep_the_announced_start() -> 
     )
     start = clock.timeline()
     t.mono, t.wall = t.mono + 0.05, t.wall + 0.05
-    router.handle([_window(start, "start", start, captured_at=t.mono - 0.05)])
+    router.handle([_timed(start, "start", start, captured_at=t.mono - 0.05)])
     t.mono += 10.0
     t.wall += 10.0 - 3600.0  # ten seconds later, and the wall clock went back an hour
-    router.handle([_window(start + 10.0, "end", start, captured_at=t.mono - 0.2)])
+    router.handle([_timed(start + 10.0, "end", start, captured_at=t.mono - 0.2)])
     first, last = (json.loads(line) for line in out.getvalue().splitlines())
     assert (first["seq"], last["seq"]) == (42, 43)
     assert first["started_at"] == first["at"] == iso_utc(T0)

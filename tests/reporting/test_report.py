@@ -23,9 +23,10 @@ import numpy as np
 import pytest
 from markupsafe import escape
 
+from har_daemon.cli.options import add_report_options as add_arguments
 from har_daemon.core.errors import DataError, HarError, ModelError
 from har_daemon.reporting.page import build_report
-from har_daemon.reporting.report import add_arguments, run
+from har_daemon.reporting.report import run
 from har_daemon.reporting.screenshot import dump_dom, find_chromium, render_screenshot
 from tests.shared_data import REPO
 
@@ -441,3 +442,38 @@ def test_render_script(built: Built, tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr
     img = cv2.imread(str(out))
     assert img is not None and img.shape[:2] == (900, 1280) and img.std() > 20
+
+
+def test_stream_report_shows_event_level_figures_and_the_timeline(tmp_path: Path) -> None:
+    from har_daemon.reporting.plots import plot_stream_timeline
+
+    folder = tmp_path / "stream"
+    folder.mkdir()
+    figures = {
+        "intervals": 2, "detected": 1, "events": 3, "matched_events": 1, "false_alerts": 2,
+        "duplicate_alerts": 0, "recall": 0.5, "precision": 0.3333, "false_alerts_per_hour": 48.0,
+        "quiet_s": 140.0, "quiet_alert_s": 4.0, "quiet_alert_fraction": 0.0286,
+        "tta_p50_s": 1.5, "tta_p95_s": 1.5, "tta_max_s": 1.5,
+    }  # fmt: skip
+    doc = {
+        "video": "<script>alert(1)</script>.mp4",
+        "model": "fight-person",
+        "settings": {"stride": 5, "enter_threshold": 0.6},
+        "figures": {"duration_s": 150.0, "overall": figures, "per_activity": {}},
+        "cuts": 4,
+        "events": [],
+    }
+    (folder / "stream.json").write_text(json.dumps(doc))
+    plot_stream_timeline(
+        folder / "timeline.png", duration_s=150.0, truth=[(10, 20, "fight")],
+        alerts=[(11.5, 19, "fight")], times_s=[5, 10, 15], smoothed={"fight": [0.1, 0.7, 0.9]},
+        enter_threshold=0.6, exit_threshold=0.4,
+    )  # fmt: skip
+    out = tmp_path / "page.html"
+    assert run(argparse.Namespace(eval_dir=folder, out=out, model=None, cv=None, title=None,
+                                  no_frames=False, screenshot=None, stream=[])) == 0  # fmt: skip
+    page = out.read_text()
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "false alerts per hour" in page and ">48<" in page
+    assert "1 / 2" in page and "1.50 s" in page
+    assert page.count("data:image/png;base64,") == 1

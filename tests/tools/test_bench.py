@@ -15,6 +15,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from har_daemon.cli.options import add_bench_options
 from har_daemon.comms.payloads import iso_utc
 from har_daemon.config import load_config
 from har_daemon.core.paths import DEMO_MODEL_DIR
@@ -45,7 +46,7 @@ REQUIRED = {
 
 def parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
-    benchmark.add_arguments(parser)
+    add_bench_options(parser)
     return parser.parse_args(list(argv))
 
 

@@ -1,0 +1,98 @@
+"""The person stage's figures for `har-daemon bench`: one detection, and real-time streams.
+
+A person-centric model runs the person detector every `detect_every` sampled frames and
+classifies a crop per group of people, so its cost depends on people being there. The stream
+video is therefore a real recording with a person in every frame (the ASSIST-IoT walking clip
+from ../shared/data, scaled to the stream size and looped); without that data the stage's
+stream search is skipped and says so. The model is the configured person-centric one, or the
+bench model's network relabelled person-centric (the detector and the crops cost the same
+whatever the classifier learned).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from har_daemon.core.paths import PACKAGE_DIR
+from har_daemon.model.meta import read_meta, write_meta
+from har_daemon.model.person import PersonDetector
+from har_daemon.tools.inference import median_ms
+from har_daemon.tools.media import FFMPEG
+from har_daemon.tools.streams import measure_streams, progress
+
+PEOPLE_CLIP = (
+    PACKAGE_DIR.parent / ".." / "shared" / "data" / "falls" / "assist-iot" / "adl"
+    / "01_walking_slowly.mp4"
+).resolve()  # fmt: skip
+
+
+def person_model(model_dir: Path, workdir: Path) -> Path:
+    """`model_dir` if it is person-centric, else a copy of it relabelled person-centric."""
+    meta = read_meta(model_dir)
+    if meta.input_region == "person":
+        return model_dir
+    copy = workdir / "person-model"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(model_dir, copy)
+    write_meta(copy, meta.model_copy(update={"input_region": "person", "person_region": None}))
+    return copy
+
+
+def people_video(args: argparse.Namespace, workdir: Path) -> Path | None:
+    """The looped real clip at the stream size, or None without the data."""
+    if not PEOPLE_CLIP.is_file():
+        return None
+    out = workdir / "people.mp4"
+    seconds = args.warmup + args.seconds + 30.0
+    cmd = [
+        FFMPEG, "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+        "-stream_loop", "-1", "-i", str(PEOPLE_CLIP), "-t", f"{seconds:.0f}",
+        "-vf", f"scale={args.width}:{args.height},fps={args.fps}", "-an",
+        "-c:v", "libx264", "-preset", "veryfast", "-g", str(args.fps), str(out),
+    ]  # fmt: skip
+    subprocess.run(cmd, check=True, capture_output=True, timeout=600)
+    return out
+
+
+def detect_ms(runs: int, threads: int) -> float:
+    """Median ms of one detection (pre- and post-processing included) on a 640x480 frame."""
+    frame = cv2.resize(_first_frame(), (640, 480)) if PEOPLE_CLIP.is_file() else None
+    if frame is None:
+        frame = cv2.imread(str(PACKAGE_DIR / "bundled_models" / "demo" / "accuracy.png"))
+        frame = cv2.resize(frame, (640, 480))
+    detector = PersonDetector(threads=threads)
+    return median_ms(lambda: detector.detect(frame), runs)
+
+
+def _first_frame() -> np.ndarray | None:
+    cap = cv2.VideoCapture(str(PEOPLE_CLIP))
+    try:
+        ok, frame = cap.read()
+    finally:
+        cap.release()
+    return frame if ok else None
+
+
+def measure_people(args: argparse.Namespace, workdir: Path, threads: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"detect_ms": round(detect_ms(args.runs, threads), 2)}
+    if args.streams_max <= 0:
+        return out
+    video = people_video(args, workdir)
+    if video is None:
+        out["people_note"] = f"{PEOPLE_CLIP} not found: person-stage streams not measured"
+        progress(out["people_note"])
+        return out
+    model = person_model(Path(args.model), workdir)
+    progress(f"person stage: {model.name} on a looped real clip with a person in every frame")
+    people_args = argparse.Namespace(**{**vars(args), "model": model, "latency_streams": 0})
+    figures = measure_streams(people_args, read_meta(model), workdir / "people", video=video)
+    out["streams_realtime_people"] = figures["streams_realtime"]
+    out["people_steps"] = figures["steps"]
+    return out

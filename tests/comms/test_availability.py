@@ -1,0 +1,197 @@
+"""Instances of one prefix: availability topics, their retained info, the duplicate check, and
+what Home Assistant is told; against a real Mosquitto broker (no daemon processes here)."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import jinja2
+import paho.mqtt.client as mqtt
+import paho.mqtt.publish as publish
+import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
+
+from har_daemon.comms.availability import (
+    InstanceBoard,
+    InstanceIdentity,
+    InstancePresence,
+    check_unique,
+    read_board,
+)
+from har_daemon.comms.connection import BrokerSettings
+from har_daemon.comms.homeassistant import discovery_messages, node_filter
+from har_daemon.comms.mqtt import MqttClient
+from har_daemon.comms.topics import Topics
+from har_daemon.core.errors import ConfigError
+from tests.infra.logs import capture_logs
+from tests.infra.mosquitto import MosquittoBroker, MqttRecorder
+from tests.infra.procs import free_port, wait_until
+
+T = Topics("site")
+
+
+def me(
+    instance: str = "a", cameras: tuple[str, ...] = ("lobby",), shared: bool = True
+) -> InstanceIdentity:
+    return InstanceIdentity(
+        topics=T,
+        instance=instance,
+        client_id=f"client-{instance}",
+        cameras=cameras,
+        shared=shared,
+        version="0.1.0",
+        started_at=1_800_000_000.0,
+        host="host-" + instance,
+    )
+
+
+def _retain(broker: MosquittoBroker, messages: list[tuple[str, str]]) -> None:
+    publish.multiple(
+        [{"topic": t, "payload": p, "qos": 1, "retain": True} for t, p in messages],
+        hostname=broker.host, port=broker.port, protocol=mqtt.MQTTv5,
+    )  # fmt: skip
+
+
+def _claim(other: InstanceIdentity, status: str) -> list[tuple[str, str]]:
+    return [(other.info_topic, json.dumps(other.info())), (other.status_topic, status)]
+
+
+def test_topics_and_info_of_an_instance() -> None:
+    shared, alone = me(), me(shared=False)
+    assert shared.status_topic == "site/instances/a/status"
+    assert alone.status_topic == "site/status"  # the prefix's only instance keeps it
+    assert shared.info_topic == alone.info_topic == "site/instances/a/info"
+    assert shared.info() == {
+        "instance": "a", "client_id": "client-a", "host": "host-a",
+        "status_topic": "site/instances/a/status", "cameras": ["lobby"], "version": "0.1.0",
+        "started_at": "2027-01-15T08:00:00.000Z",
+    }  # fmt: skip
+    with pytest.raises(ValueError, match="instance name"):
+        me(instance="a/b")
+
+
+def test_check_names_the_camera_of_a_live_instance_only(mosquitto: MosquittoBroker) -> None:
+    settings = BrokerSettings(mosquitto.host, mosquitto.port)
+    live = me("b", ("lobby", "yard"))
+    gone = me("c", ("garage",))
+    _retain(mosquitto, _claim(live, "online") + _claim(gone, "stopped"))
+
+    t0 = time.monotonic()
+    with pytest.raises(ConfigError) as info:
+        check_unique(settings, me("a", ("lobby", "garage")))
+    assert time.monotonic() - t0 < 1.0  # the marker ends the read: no waiting for silence
+    message = str(info.value)
+    assert "\n" not in message
+    assert "camera 'lobby'" in message and "instance 'b'" in message and "host-b" in message
+    assert "garage" not in message  # its owner stopped cleanly
+
+    check_unique(settings, me("a", ("garage",)))  # no live owner: fine
+    check_unique(settings, me("b", ("lobby",)))  # an earlier run of itself (same client id)
+    # Two instances that both think they have the prefix to themselves.
+    alone = me("x", ("porch",), shared=False)
+    _retain(mosquitto, _claim(alone, "online"))
+    with pytest.raises(ConfigError, match="shared_prefix = true"):
+        check_unique(settings, me("y", ("shed",), shared=False))
+    check_unique(settings, me("y", ("shed",), shared=True))
+
+
+def test_check_is_skipped_quickly_when_the_broker_is_down() -> None:
+    with capture_logs() as logs:
+        t0 = time.monotonic()
+        assert read_board(BrokerSettings("127.0.0.1", free_port()), me(), timeout=3) is None
+        assert time.monotonic() - t0 < 1.0
+    assert [e["event"] for e in logs] == ["availability.check_skipped"]
+
+
+def test_each_instance_has_its_own_will(mosquitto: MosquittoBroker) -> None:
+    """Two publishers on one prefix: one stops cleanly ("stopped"), the other's connection
+    dies (its Will, "offline"); neither touches the other's topic."""
+    a, b = me("a"), me("b", ("yard",))
+    clients = {
+        x.instance: MqttClient(
+            mosquitto.host, mosquitto.port, client_id=x.client_id, topic_prefix="site",
+            status_topic=x.status_topic, keepalive=5, reconnect_min_delay=0.1,
+            reconnect_max_delay=0.5,
+        )
+        for x in (a, b)
+    }  # fmt: skip
+    with MqttRecorder(mosquitto, "site/#") as rec:
+        for c in clients.values():
+            c.start()
+        rec.wait_for(a.status_topic, "online")
+        rec.wait_for(b.status_topic, "online")
+        assert clients["a"].stop(timeout=3)
+        rec.wait_for(a.status_topic, "stopped")
+        # DISCONNECT with reason 0x04: the broker publishes b's Will, as for a crash.
+        with_will = ReasonCode(PacketTypes.DISCONNECT, "Disconnect with will message")
+        clients["b"]._client.disconnect(reasoncode=with_will)
+        rec.wait_for(b.status_topic, "offline")
+        clients["b"]._client.loop_stop()
+        assert rec.payloads("site/status") == []
+        assert rec.payloads(a.status_topic) == [b"online", b"stopped"]
+
+
+def test_board_follows_claims_and_deletions() -> None:
+    seen: list[int] = []
+    board = InstanceBoard(T, on_change=lambda: seen.append(1))
+    b = me("b", ("yard",))
+    board(b.info_topic, json.dumps(b.info()).encode(), True)
+    assert board.live_claims() == []
+    board(b.status_topic, b"online", True)
+    assert [c.instance for c in board.live_claims()] == ["b"]
+    assert board.conflicts(me("a", ("yard",))) and not board.conflicts(me("a", ("lobby",)))
+    board(b.info_topic, b"", True)  # info deleted
+    board(T.instance_info("junk"), b"{not json", True)  # ignored
+    assert board.live_claims() == [] and len(seen) == 4
+
+
+def test_home_assistant_follows_the_instance_topic_and_maps_stopped() -> None:
+    msgs = discovery_messages(
+        discovery_prefix="homeassistant", topic_prefix="site", camera="lobby",
+        classes=["a", "b"], alert_activities=["a"], model_name="m", version="0.1.0",
+        snapshots=False, instance="a",
+    )  # fmt: skip
+    flt = node_filter("homeassistant", "site", "a")
+    assert all(mqtt.topic_matches_sub(flt, t) for t, _ in msgs)
+    assert not mqtt.topic_matches_sub(node_filter("homeassistant", "site", "b"), msgs[0][0])
+    for _, raw in msgs:
+        daemon = json.loads(raw)["availability"][0]
+        assert daemon["topic"] == "site/instances/a/status"
+        template = jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(
+            daemon["value_template"]
+        )
+        rendered = {v: template.render(value=v) for v in ("online", "stopped", "offline")}
+        assert rendered == {"online": "online", "stopped": "offline", "offline": "offline"}
+    single = discovery_messages(
+        discovery_prefix="homeassistant", topic_prefix="site", camera="lobby",
+        classes=["a", "b"], alert_activities=["a"], model_name="m", version="0.1.0",
+        snapshots=False,
+    )  # fmt: skip
+    assert json.loads(single[0][1])["availability"][0]["topic"] == "site/status"
+
+
+def test_running_board_logs_a_conflict_once(mosquitto: MosquittoBroker) -> None:
+    presence = InstancePresence(me("a", ("lobby",)))
+    client = MqttClient(
+        mosquitto.host, mosquitto.port, client_id="client-a", topic_prefix="site",
+        status_topic=presence.status_topic,
+    )  # fmt: skip
+    for topic_filter, callback in presence.subscriptions():
+        client.subscribe(topic_filter, callback)
+    with capture_logs() as logs:
+        client.start()
+        try:
+            assert client.wait_subscribed(timeout=5)
+            _retain(mosquitto, _claim(me("b", ("lobby",)), "online"))
+            _retain(mosquitto, _claim(me("b", ("lobby",)), "online"))
+            wait_until(
+                lambda: any(e["event"] == "availability.conflict" for e in logs), 5,
+                message="no conflict logged",
+            )  # fmt: skip
+            time.sleep(0.3)
+        finally:
+            client.stop(timeout=2)
+    conflicts = [e for e in logs if e["event"] == "availability.conflict"]
+    assert len(conflicts) == 1 and "camera 'lobby'" in conflicts[0]["problem"], conflicts

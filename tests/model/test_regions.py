@@ -1,0 +1,95 @@
+"""model.regions: people grouped into square regions inside the frame, windows cropped to them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from har_daemon.model.meta import ModelMeta, PersonRegion
+from har_daemon.model.regions import (
+    crop_window,
+    detection_frames,
+    group_boxes,
+    normalised,
+    ring_frame,
+    square_region,
+    window_regions,
+    working_size,
+)
+
+RULES = PersonRegion()
+
+
+def _box(x1: float, y1: float, x2: float, y2: float, score: float = 0.9) -> list[float]:
+    return [x1, y1, x2, y2, score]
+
+
+def test_nearby_people_form_one_group_and_distant_ones_another() -> None:
+    boxes = np.array(
+        [_box(10, 10, 30, 90), _box(40, 12, 60, 92), _box(300, 10, 320, 50)], np.float32
+    )
+    groups = group_boxes(boxes, gap=0.5)
+    assert len(groups) == 2
+    np.testing.assert_allclose(groups[0], [10, 10, 60, 92])  # the larger group first
+    np.testing.assert_allclose(groups[1], [300, 10, 320, 50])
+    # 10 px apart: within half a body height (40 px), not within a tenth (8 px).
+    assert len(group_boxes(boxes[:2], gap=0.1)) == 2
+    assert group_boxes(np.zeros((0, 5), np.float32), gap=0.5) == []
+
+
+def test_grouping_is_transitive() -> None:
+    chain = np.array([_box(0, 0, 10, 40), _box(25, 0, 35, 40), _box(50, 0, 60, 40)])
+    assert len(group_boxes(chain, gap=0.5)) == 1
+
+
+def test_square_region_pads_and_stays_inside_the_frame() -> None:
+    rules = PersonRegion(pad=0.25, min_side=48)
+    region = square_region(np.array([100, 100, 140, 180]), (480, 640), rules)
+    x1, y1, x2, y2 = region
+    assert x2 - x1 == y2 - y1 == 120  # 80 px tall + 25 % on each side
+    assert (x1 + x2) / 2 == 120 and (y1 + y2) / 2 == 140  # centred on the person
+    edge = square_region(np.array([0, 0, 20, 40]), (480, 640), rules)
+    assert edge[:2] == (0, 0) and edge[2] - edge[0] == 60  # shifted in, not shrunk
+    small = square_region(np.array([300, 300, 305, 310]), (480, 640), rules)
+    assert small[2] - small[0] == 48  # at least min_side
+    huge = square_region(np.array([0, 0, 600, 470]), (480, 640), rules)
+    assert huge[3] - huge[1] == 480 and huge[0] >= 0 and huge[2] <= 640  # at most the frame
+
+
+def test_window_regions_use_every_look_and_the_score_floor() -> None:
+    looks = [
+        np.array([_box(10, 10, 30, 90)], np.float32),
+        np.array([_box(20, 10, 40, 90), _box(400, 10, 420, 90, score=0.2)], np.float32),
+        np.zeros((0, 5), np.float32),
+    ]
+    regions = window_regions(looks, (480, 640), RULES)
+    assert len(regions) == 1  # the low-score box is not a person
+    x1, _, x2, _ = regions[0]
+    assert x1 <= 10 and x2 >= 40  # the union of both looks at the person
+    many = [np.array([_box(100 * i, 0, 100 * i + 20, 40) for i in range(6)], np.float32)]
+    assert len(window_regions(many, (480, 640), RULES)) == RULES.max_regions
+
+
+def test_crop_window_resizes_each_frame_of_the_region() -> None:
+    frames = np.zeros((20, 120, 160, 3), np.uint8)
+    frames[:, 20:60, 40:80] = 200  # a bright square exactly where the region is
+    crops = crop_window(frames, (40, 20, 80, 60), (64, 64))
+    assert crops.shape == (20, 64, 64, 3)
+    assert crops.min() == 200
+    assert normalised((40, 20, 80, 60), (120, 160)) == [0.25, 0.1667, 0.5, 0.5]
+
+
+def test_working_frames_and_detection_frames() -> None:
+    assert working_size((1080, 1920), 480) == (270, 480)
+    assert working_size((240, 320), 480) == (240, 320)  # never upscaled
+    assert detection_frames(20, PersonRegion(detect_every=5)) == [4, 9, 14, 19]
+    meta = ModelMeta(
+        name="p", classes=["fight", "noFight"], frame_spacing_s=0.1, architecture="lrcn",
+        input_region="person",
+    )  # fmt: skip
+    assert meta.person_region == PersonRegion()
+    assert ring_frame(np.zeros((720, 1280, 3), np.uint8), meta).shape == (270, 480, 3)
+    whole = meta.model_copy(update={"input_region": "frame", "person_region": None})
+    assert ring_frame(np.zeros((720, 1280, 3), np.uint8), whole).shape == (64, 64, 3)
+    with pytest.raises(ValueError, match="person_region is set"):
+        ModelMeta.model_validate({**whole.model_dump(), "person_region": {}})
