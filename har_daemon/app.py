@@ -17,7 +17,6 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-import time
 from collections.abc import Callable
 from typing import TextIO
 
@@ -29,24 +28,25 @@ from har_daemon.comms.homeassistant import HaDiscovery, discovery_for
 from har_daemon.comms.messenger import Messenger
 from har_daemon.comms.mqtt import MqttClient
 from har_daemon.comms.outbox import Outbox
-from har_daemon.comms.payloads import activity_payload, enabled_payload
+from har_daemon.comms.payloads import enabled_payload
 from har_daemon.comms.spool import Spool, SpoolError
 from har_daemon.comms.topics import Topics, availability
 from har_daemon.config import DaemonConfig
+from har_daemon.core.clock import Clock
 from har_daemon.core.errors import ConfigError, HarError
-from har_daemon.core.logs import get_logger
+from har_daemon.core.logs import get_logger, report_suppressed
 from har_daemon.dispatch.router import EventRouter, RouterSettings
 from har_daemon.dispatch.snapshot import EventSnapshots
 from har_daemon.model.backends import Backend
-from har_daemon.model.meta import ModelMeta, read_meta
-from har_daemon.model.registry import create_backend, resolve_kind
+from har_daemon.model.meta import ModelMeta
+from har_daemon.model.registry import create_backend
 from har_daemon.outputs.clips import ClipRecorder, ClipsError
+from har_daemon.preflight import check_writable, startup_summary, validate_startup
 from har_daemon.runtime.camera import Camera
 from har_daemon.runtime.cameras import build_cameras, window_seconds
-from har_daemon.runtime.capture import check_file_source
 from har_daemon.runtime.inference import InferenceScheduler
 from har_daemon.runtime.policy import DecisionPolicy
-from har_daemon.runtime.stats import RawStats, StatsTracker, collect_raw, health
+from har_daemon.runtime.stats import RawStats, StatsTracker, camera_health, collect_raw, health
 from har_daemon.service.housekeeping import Housekeeping
 from har_daemon.service.http import MetricsServer, MetricsServerError
 from har_daemon.service.systemd import SystemdNotifier
@@ -58,32 +58,21 @@ HA_CLEANUP_DELAY_S = 2.0
 """Our retained discovery configs from earlier runs arrive right after subscribing."""
 
 
-def validate_startup(config: DaemonConfig) -> ModelMeta:
-    """Every check that must pass before anything starts (all raise HarError, exit 2)."""
-    meta = read_meta(config.model.path)
-    if not config.enabled_cameras:
-        raise ConfigError("no enabled camera: add a [[cameras]] entry or pass --source")
-    try:
-        DecisionPolicy.from_config(config.inference).check_classes(meta.classes)
-    except ValueError as exc:
-        raise ConfigError(f"inference: {exc}") from None
-    for cam in config.enabled_cameras:
-        if cam.source_kind == "file":
-            check_file_source(str(cam.source))
-    return meta
-
-
 class App:
-    def __init__(self, config: DaemonConfig, *, out: TextIO | None = sys.stdout) -> None:
+    def __init__(
+        self, config: DaemonConfig, *, out: TextIO | None = sys.stdout, clock: Clock | None = None
+    ) -> None:
         self.config = config
         self.out = out
+        # Monotonic for every interval, the timeline for frames, wall time for payloads only.
+        self.clock = clock or Clock()
         self.topics = Topics(config.mqtt.topic_prefix)
         self.notifier = SystemdNotifier()
         self.housekeeping = Housekeeping()
         self.stats_tracker = StatsTracker()
         self.exit_code = 0
         self._stop = threading.Event()
-        self._started_mono = time.monotonic()
+        self._started_mono = self.clock.monotonic()
         self._stops: list[tuple[str, Callable[[], None]]] = []
         self.meta: ModelMeta | None = None
         self.cameras: dict[str, Camera] = {}
@@ -118,7 +107,7 @@ class App:
         except OSError as exc:
             self.stop()
             raise ConfigError(f"cannot start: {exc}") from None
-        self._log_started(meta)
+        log.info("daemon.start", **startup_summary(self.config, meta))
         self.notifier.ready(f"watching {len(self.cameras)} camera(s)")
 
     def _on_stop(self, name: str, fn: Callable[[], None]) -> None:
@@ -128,7 +117,13 @@ class App:
         m = self.config.metrics
         if not m.port:
             return
-        server = MetricsServer(m.port, m.host, get_stats=self.stats_payload, get_health=self.health)
+        server = MetricsServer(
+            m.port,
+            m.host,
+            get_stats=self.stats_payload,
+            get_health=self.health,
+            get_camera_health=self.camera_health,
+        )
         try:
             server.start()
         except MetricsServerError as exc:
@@ -143,6 +138,7 @@ class App:
             on_sampled=self._on_sampled,
             on_status=self._on_camera_status,
             on_history_frame=self._on_history_frame,
+            frame_clock=self.clock.timeline,
         )
 
     def _start_clips(self) -> None:
@@ -165,13 +161,15 @@ class App:
         except ClipsError as exc:
             raise ConfigError(f"clips: {exc}") from None
         self._on_stop("clips", self.clips.close_all)
-        self.housekeeping.every("clips", 0.5, self.clips.tick)
+        clips = self.clips
+        self.housekeeping.every("clips", 0.5, lambda: clips.tick(self.clock.timeline()))
 
     def _start_comms(self, meta: ModelMeta) -> None:
         """Spool, MQTT client, outbox, control and Home Assistant: everything with a broker."""
         cfg = self.config
         if not cfg.mqtt.enabled:
             return
+        check_writable(cfg.spool.path, "spool")
         try:
             self.spool = spool = Spool.from_config(cfg.spool)
         except SpoolError as exc:
@@ -186,7 +184,7 @@ class App:
                 cameras=tuple(self.cameras),
                 shared=m.shared_prefix,
                 version=__version__,
-                started_at=time.time(),
+                started_at=self.clock.wall(),
             )
         )
         self.client = client = MqttClient(
@@ -213,6 +211,7 @@ class App:
             )
             for topic_filter, callback in self.ha.subscriptions():
                 client.subscribe(topic_filter, callback)
+            self.housekeeping.every("homeassistant", 0.5, self._reannounce)
         # Every event is on disk before it is sent, and leaves the disk on PUBACK only.
         self.outbox = outbox = Outbox(client, spool)
         outbox.start()
@@ -246,6 +245,9 @@ class App:
             snapshots=snapshots,
             clips=self.clips,
             out=self.out,
+            clock=self.clock,
+            first_seqs=self.spool.last_seqs() if self.spool is not None else None,
+            record_latency=self._record_latency,
         )
         router.start()
         self._on_stop("router", self._stop_router)
@@ -262,6 +264,7 @@ class App:
             motion_gating=cfg.inference.motion_gating,
             motion_threshold=cfg.inference.motion_threshold,
             gap_sink=self.router.submit,
+            frame_clock=self.clock.timeline,
         )
         scheduler.start()
         self._on_stop("inference", self._stop_inference)
@@ -274,34 +277,13 @@ class App:
     def _schedule_housekeeping(self) -> None:
         hk = self.housekeeping
         hk.every("supervise", 1.0, self._supervise)
+        hk.every("log-suppressed", 10.0, report_suppressed)
         hk.every("sources", 0.2, self._check_sources_ended)
         watchdog_s = SystemdNotifier.watchdog_interval_s()
         if watchdog_s:
             hk.every("watchdog", watchdog_s, self._watchdog)
         if self.config.stats.interval:
             hk.every("stats", float(self.config.stats.interval), self._publish_stats)
-
-    def _log_started(self, meta: ModelMeta) -> None:
-        cfg = self.config
-        log.info(
-            "daemon.start",
-            version=__version__,
-            model=meta.name,
-            classes=meta.classes,
-            backend=resolve_kind(cfg.model.backend, cfg.model.path),
-            frame_spacing_s=cfg.model.frame_spacing_s or meta.frame_spacing_s,
-            stride=cfg.model.stride,
-            cameras=[
-                {"name": c.name, "source": c.redacted_source, "kind": c.source_kind}
-                for c in cfg.enabled_cameras
-            ],
-            mqtt=(
-                f"{cfg.mqtt.host}:{cfg.mqtt.port} as {cfg.mqtt.effective_client_id}"
-                if cfg.mqtt.enabled
-                else "disabled"
-            ),
-            topic_prefix=cfg.mqtt.topic_prefix,
-        )
 
     # -- running -----------------------------------------------------------------------------
 
@@ -336,14 +318,17 @@ class App:
         """Stop what was started, newest first; safe to call more than once."""
         if self._stops:
             self.notifier.stopping()
+        released = []
         while self._stops:
             name, fn = self._stops.pop()
+            released.append(name)
             try:
                 fn()
             except Exception:
                 log.exception("daemon.stop_failed", component=name)
         if self.meta is not None:
-            log.info("daemon.stopped", **self.stats())
+            report_suppressed()  # the last counts of throttled lines
+            log.info("daemon.stopped", released=released, **self.stats())
             self.meta = None
 
     # -- stops of the components that need more than one call ----------------------------------
@@ -361,7 +346,7 @@ class App:
         assert scheduler is not None and router is not None
         scheduler.stop()
         scheduler.join(timeout=10)
-        if not scheduler.is_alive():
+        if not scheduler.is_alive() and not scheduler.crashed:
             scheduler.run_once()
         for cam in self.cameras.values():
             scheduler.finish(cam.pipeline)
@@ -391,6 +376,9 @@ class App:
         if self.scheduler is not None:
             self.scheduler.notify(camera)
 
+    def _record_latency(self, camera: str, ms: float) -> None:
+        self.cameras[camera].pipeline.stats.latencies_ms.append(ms)
+
     def _on_history_frame(self, camera: str, frame, t: float) -> None:  # type: ignore[no-untyped-def]
         if self.clips is not None:
             self.clips.add_frame(camera, frame, t)
@@ -405,10 +393,8 @@ class App:
         cam = self.cameras.get(camera)
         if cam is None:
             return
-        if cam.set_enabled(enabled):
-            log.info("camera.detection", camera=camera, enabled=enabled)
-            if self.scheduler is not None:
-                self.scheduler.notify(camera)
+        if cam.set_enabled(enabled) and self.scheduler is not None:
+            self.scheduler.notify(camera)
         self.messenger.publish(self.topics.enabled(camera), enabled_payload(enabled), retain=True)
 
     def _republish_retained(self) -> None:
@@ -418,17 +404,26 @@ class App:
         if self.ha is not None:
             self.ha.announce()
             self.housekeeping.once("homeassistant-cleanup", HA_CLEANUP_DELAY_S, self._ha_cleanup)
-        states = self.router.states() if self.router is not None else {}
-        now = time.time()
+        router = self.router
+        states = router.states() if router is not None else {}
+        now, offset = self.clock.timeline(), self.clock.wall_offset()
         for name, cam in self.cameras.items():
             publish = self.messenger.publish
             publish(self.topics.enabled(name), enabled_payload(cam.pipeline.enabled), retain=True)
             if cam.online is not None:
                 publish(self.topics.camera_status(name), availability(cam.online), retain=True)
-            state = states.get(name) or cam.pipeline.tracker.state
-            publish(self.topics.activity(name), activity_payload(state, now), retain=True)
+            if router is not None:
+                state = states.get(name) or cam.pipeline.tracker.state
+                payload = router.state_payload(state, now, offset)
+                publish(self.topics.activity(name), payload, retain=True)
 
     # -- housekeeping jobs -----------------------------------------------------------------------
+
+    def _reannounce(self) -> None:
+        assert self.ha is not None
+        requests = self.ha.reannounce_due()
+        if requests:
+            log.info("homeassistant.reannounced", requests=requests)
 
     def _ha_cleanup(self) -> None:
         assert self.ha is not None
@@ -467,17 +462,20 @@ class App:
             self.cameras,
             self.scheduler,
             events=router.events if router is not None else lambda _name: 0,
-            uptime_s=time.monotonic() - self._started_mono,
-            now=time.monotonic(),
+            uptime_s=self.clock.monotonic() - self._started_mono,
+            now=self.clock.monotonic(),
             spool=self.outbox.stats() if self.outbox is not None else None,
         )
 
     def stats_payload(self) -> dict:
         """`<prefix>/stats` and /metrics: the raw snapshot with per-camera rates."""
-        return dict(self.stats_tracker.update(self.stats(), time.monotonic()))
+        return dict(self.stats_tracker.update(self.stats(), self.clock.monotonic()))
 
     def health(self) -> tuple[bool, list[str]]:
         return health(self.stats())
+
+    def camera_health(self) -> dict[str, list[str]]:
+        return camera_health(self.stats())
 
     def _publish_stats(self) -> None:
         payload = self.stats_payload()

@@ -6,10 +6,12 @@ import argparse
 import sys
 from typing import Any
 
-from har_daemon.app import run_daemon, validate_startup
+from har_daemon.app import run_daemon
 from har_daemon.config import DaemonConfig, load_config
 from har_daemon.core.logs import configure_logging
 from har_daemon.core.paths import DEMO_CLIP
+from har_daemon.core.stderr import json_stderr
+from har_daemon.preflight import check_environment, validate_startup
 
 DEFAULT_CAMERA = "demo"
 
@@ -41,12 +43,17 @@ def load_daemon_config(args: argparse.Namespace) -> DaemonConfig:
 def run(args: argparse.Namespace) -> int:
     config = load_daemon_config(args)
     configure_logging(config.logging.level, config.logging.json_output)
-    return run_daemon(config, out=None if args.quiet else sys.stdout)
+    with json_stderr(capture_native=config.logging.native_stderr == "capture"):
+        return run_daemon(config, out=None if args.quiet else sys.stdout)
 
 
 def check_config(args: argparse.Namespace) -> int:
     config = load_daemon_config(args)
-    meta = validate_startup(config)
+    # The answer is one printed line; what FFmpeg says about a bad file adds nothing to it.
+    configure_logging("error", config.logging.json_output)
+    with json_stderr():
+        meta = validate_startup(config)
+        check_environment(config)
     cams = ", ".join(f"{c.name} ({c.source_kind})" for c in config.enabled_cameras)
     print(
         f"configuration OK: model {meta.name} ({len(meta.classes)} classes), cameras: {cams}, "

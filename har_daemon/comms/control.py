@@ -19,13 +19,16 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from har_daemon.comms.topics import Topics
-from har_daemon.core.logs import get_logger
+from har_daemon.core.logs import LogThrottle, get_logger
 
 MAX_PAYLOAD = 4096
 """Bytes; a command is about 20. Bigger payloads are refused before decoding."""
 
 ALL_CAMERAS: Literal["*"] = "*"
 _PREVIEW = 64
+LOG_EVERY_S = 60.0
+LOG_BURST = 10
+"""Lines of one kind (applied, rejected, ...) logged per `LOG_EVERY_S`; the rest are counted."""
 
 
 class ControlError(ValueError):
@@ -127,6 +130,10 @@ class ControlHandler:
     published with retain=true, so such a command still works once, when it is sent. To clear
     one from the broker, publish an empty retained payload to the same topic.
 
+    Anyone allowed to publish on the broker can send these, so every line is rate-limited per
+    kind (`LOG_BURST` per `LOG_EVERY_S`); the next line let through carries `suppressed`, the
+    count of lines held back since the last one.
+
     Called on paho's network thread: `apply` should only record the wish (e.g. set a flag the
     camera's worker reads), not open or close streams itself.
     """
@@ -137,11 +144,13 @@ class ControlHandler:
         cameras: Iterable[str],
         apply: Callable[[str, bool], None],
         logger: Any = None,
+        throttle: LogThrottle | None = None,
     ) -> None:
         self.topics = topics
         self.cameras = list(dict.fromkeys(cameras))
         self.apply = apply
         self.log = logger if logger is not None else get_logger(__name__)
+        self.throttle = throttle or LogThrottle(LOG_EVERY_S, burst=LOG_BURST)
 
     def subscriptions(self) -> list[str]:
         """The topic filters to subscribe this handler to: `<prefix>/set`, `<prefix>/+/set`.
@@ -156,10 +165,11 @@ class ControlHandler:
         target = camera_of_set_topic(topic, self.topics.prefix, self.cameras)
         if not payload:
             # How MQTT clears a retained message: every subscriber sees it; not a command.
-            self.log.debug("control.cleared", topic=topic)
+            self._log("debug", "control.cleared", topic=topic)
             return
         if retained:
-            self.log.warning(
+            self._log(
+                "warning",
                 "control.retained_ignored",
                 topic=topic,
                 payload_bytes=len(payload),
@@ -180,16 +190,25 @@ class ControlHandler:
             try:
                 self.apply(camera, command.enabled)
             except Exception:
-                self.log.exception("control.apply_failed", topic=topic, camera=camera)
+                self._log("exception", "control.apply_failed", topic=topic, camera=camera)
             else:
                 applied.append(camera)
-        self.log.info("control.applied", topic=topic, enabled=command.enabled, cameras=applied)
+        self._log("info", "control.applied", topic=topic, enabled=command.enabled, cameras=applied)
 
     def _reject(self, topic: str, payload: bytes, reason: str) -> None:
-        self.log.warning(
+        self._log(
+            "warning",
             "control.rejected",
             topic=topic,
             reason=reason,
             payload_bytes=len(payload),
             payload_preview=_preview(payload),
         )
+
+    def _log(self, level: str, event: str, **fields: Any) -> None:
+        held = self.throttle.allow(event)
+        if held is None:
+            return
+        if held:
+            fields["suppressed"] = held
+        getattr(self.log, level)(event, **fields)

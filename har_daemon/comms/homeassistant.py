@@ -30,6 +30,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -256,7 +257,9 @@ class HaDiscovery:
 
     Driven by the daemon: subscribe to `subscriptions()` (callbacks take topic, payload bytes,
     retained flag; they may run on paho's thread), call `announce()` after every (re)connect,
-    then `cleanup()` once the retained configs have had time to arrive (a second or so).
+    then `cleanup()` once the retained configs have had time to arrive (a second or so), and
+    `reannounce_due()` every fraction of a second: HA's "online" only asks for an announcement,
+    made at most once per `reannounce_interval_s` (a flood of "online" costs one counter).
     """
 
     def __init__(
@@ -272,7 +275,13 @@ class HaDiscovery:
         snapshots: bool,
         publish: Publish,
         instance: str | None = None,
+        reannounce_interval_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self.reannounce_interval_s = reannounce_interval_s
+        self._clock = clock
+        self._requests = 0  # HA's "online" messages not answered yet
+        self._next_announce = float("-inf")
         self.discovery_prefix = discovery_prefix.strip("/")
         self.topic_prefix = topic_prefix
         self.instance = instance
@@ -327,13 +336,27 @@ class HaDiscovery:
 
     def announce(self) -> None:
         """Publish every config, retained (HA also finds them after its own restart)."""
+        with self._lock:
+            self._next_announce = self._clock() + self.reannounce_interval_s
         for topic, payload in self._messages:
             self._publish(topic, payload, True)
 
     def on_ha_status(self, topic: str, payload: bytes, retained: bool) -> None:
-        """HA's birth message: announce again, so a HA that lost its state gets everything."""
+        """HA's birth message: ask for an announcement, so a HA that lost its state gets
+        everything (`reannounce_due` makes it)."""
         if topic == self.birth_topic and payload.strip() == ONLINE.encode():
-            self.announce()
+            with self._lock:
+                self._requests += 1
+
+    def reannounce_due(self) -> int:
+        """Announce if HA asked since the last announcement and the interval has passed;
+        returns how many of HA's requests it answered (0: none made)."""
+        with self._lock:
+            if not self._requests or self._clock() < self._next_announce:
+                return 0
+            requests, self._requests = self._requests, 0
+        self.announce()
+        return requests
 
     def on_config_seen(self, topic: str, payload: bytes, retained: bool) -> None:
         """Track which of this node's configs the broker holds (retained, non-empty)."""
@@ -381,6 +404,7 @@ def discovery_for(
             snapshots=config.snapshots.enabled,
             publish=publish,
             instance=config.mqtt.instance if config.mqtt.shared_prefix else None,
+            reannounce_interval_s=config.homeassistant.reannounce_interval_s,
         )
     except ValueError as exc:
         raise ConfigError(f"homeassistant: {exc}") from None

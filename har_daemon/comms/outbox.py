@@ -46,6 +46,10 @@ from har_daemon.core.logs import LogThrottle, get_logger
 log = get_logger(__name__)
 
 
+def _describe(err: BaseException) -> str:
+    return f"{type(err).__name__}: {err}"
+
+
 class Outbox:
     """Spool-first, in-order, at-least-once publishing of events over an `MqttClient`.
 
@@ -202,12 +206,12 @@ class Outbox:
         self, messages: Sequence[Message], err: Exception
     ) -> list[tuple[int | None, int, bytes]]:
         self.unspooled += len(messages)
-        held = self._throttle.allow("append")
+        held = self._throttle.allow("spool.append_failed")
         if held is not None:
             log.error(
                 "spool.append_failed",
                 messages=len(messages),
-                error=f"{type(err).__name__}: {err}",
+                error=_describe(err),
                 action="published without the spool; lost if the daemon dies before "
                 "the broker has them",
                 suppressed=held,
@@ -277,8 +281,10 @@ class Outbox:
                 if self._cursor < self._tail and self._may_submit_locked():
                     try:
                         self._replay_batch_locked()
-                    except Exception:
-                        log.exception("spool.replay_failed")
+                    except Exception as err:  # a full or failing disk: try again later
+                        held = self._throttle.allow("spool.replay_failed")
+                        if held is not None:
+                            log.error("spool.replay_failed", error=_describe(err), suppressed=held)
                         self._retry_at = time.monotonic() + self.retry_s
                     continue
                 self._cond.wait(self.retry_s)
@@ -325,7 +331,11 @@ class Outbox:
             try:
                 self.spool.ack(row_id)
             except Exception as err:  # a duplicate after a restart, not a loss
-                log.error("spool.ack_failed", row_id=row_id, error=f"{type(err).__name__}: {err}")
+                held = self._throttle.allow("spool.ack_failed")
+                if held is not None:
+                    log.error(
+                        "spool.ack_failed", row_id=row_id, error=_describe(err), suppressed=held
+                    )
         else:
             log.warning(
                 "spool.publish_refused",

@@ -342,7 +342,10 @@ class Spool:
     def pending(self, limit: int = 100, after_id: int = 0) -> list[SpoolRow]:
         """Up to `limit` rows with id > `after_id`, oldest first (expired rows dropped first)."""
         with self._lock:
-            self._expire_locked()
+            try:
+                self._expire_locked()
+            except sqlite3.Error as err:  # a full disk: what is stored can still be sent
+                log.warning("spool.expire_failed", path=str(self.path), error=str(err))
 
             def op(conn: sqlite3.Connection) -> list[Any]:
                 return conn.execute(
@@ -414,6 +417,17 @@ class Spool:
             mode = self._conn.execute("PRAGMA journal_mode").fetchone()[0]
             sync = self._conn.execute("PRAGMA synchronous").fetchone()[0]
         return {"journal_mode": str(mode).upper(), "synchronous": levels.get(sync, str(sync))}
+
+    def last_seqs(self) -> dict[str, int]:
+        """Each camera's highest message number (`seq`) handed out so far, this run or before:
+        numbers given while the spool fails must continue above them."""
+        with self._lock:
+            if self._conn is None:
+                return {}
+            rows = self._conn.execute(
+                "SELECT name, value FROM counters WHERE name LIKE 'seq:%'"
+            ).fetchall()
+        return {str(name).removeprefix("seq:"): int(value) for name, value in rows}
 
     @property
     def dropped(self) -> dict[str, int]:

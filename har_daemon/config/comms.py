@@ -156,6 +156,15 @@ class HomeAssistantConfig(Section):
         title="Discovery prefix",
         description="Home Assistant's MQTT discovery prefix.",
     )
+    reannounce_interval_s: float = Field(
+        5.0,
+        ge=1,
+        le=600,
+        title="Re-announce interval",
+        description="Seconds: when Home Assistant says 'online' (it restarted) the configs are "
+        "announced again, at most once per interval; more 'online' messages meanwhile are "
+        "folded into the next announcement, so a flood costs nothing.",
+    )
 
 
 class SpoolConfig(Section):

@@ -9,6 +9,7 @@ from pydantic import ConfigDict, Field, field_validator
 from har_daemon.config.types import Seconds, Section
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+NativeStderr = Literal["capture", "inherit"]
 
 
 class LoggingConfig(Section):
@@ -26,6 +27,13 @@ class LoggingConfig(Section):
         alias="json",
         title="JSON logs",
         description="One JSON object per line (false: human-readable console lines).",
+    )
+    native_stderr: NativeStderr = Field(
+        "capture",
+        title="Native library output",
+        description="'capture': what FFmpeg, OpenCV and LiteRT write to stderr becomes log lines "
+        "(their level, URL credentials masked, repeats throttled), so stderr stays one JSON "
+        "object per line; 'inherit': they write to stderr themselves, unformatted.",
     )
 
     @field_validator("level", mode="before")

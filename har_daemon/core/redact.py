@@ -36,6 +36,7 @@ SECRET_WORDS = frozenset(
 """Words that make a parameter name secret (see the module docstring for the matching)."""
 
 _URL = re.compile(r"(?P<scheme>\s*[A-Za-z][A-Za-z0-9+.-]*://)(?P<rest>.*)", re.DOTALL)
+_URL_IN_TEXT = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>`]+")
 _AUTHORITY_END = re.compile(r"[/?#]")
 _PAIR_SEPARATOR = re.compile(r"([&;])")
 _CAMEL_HUMP = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
@@ -93,3 +94,9 @@ def redact_url(source: str) -> str:
             redact_pairs(fragment),
         )
     )
+
+
+def redact_text(text: str) -> str:
+    """`text` with every URL in it redacted (`redact_url`): for lines written by others, such
+    as FFmpeg's, which quote the URL they were given."""
+    return _URL_IN_TEXT.sub(lambda m: redact_url(m.group(0)), text)

@@ -12,15 +12,19 @@ The queue is bounded. Outcomes that carry transitions are never dropped: when th
 daemon's supervisor notices). Outcomes without transitions (scores, state refreshes) are
 dropped and counted instead, since the next window brings fresher ones. An exception while
 handling one outcome is logged (throttled) and counted; the thread goes on with the next.
+
+Times: outcomes carry frame times (the `Clock` timeline, which never steps); payloads show wall
+time, converted here when they are built. An occurrence keeps the `started_at` its start
+announced even if the wall clock steps before it ends. Each window's end-to-end latency, from
+the capture of its newest frame to its messages handed to MQTT, goes to `record_latency`.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, TextIO
 
@@ -34,6 +38,7 @@ from har_daemon.comms.payloads import (
 )
 from har_daemon.comms.spool import Message
 from har_daemon.comms.topics import Topics
+from har_daemon.core.clock import Clock
 from har_daemon.core.logs import LogThrottle, get_logger
 from har_daemon.dispatch.snapshot import EventSnapshots
 from har_daemon.outputs.clips import ClipRecorder
@@ -76,8 +81,12 @@ class EventRouter(threading.Thread):
         snapshots: EventSnapshots | None = None,
         clips: ClipRecorder | None = None,
         out: TextIO | None = None,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock | None = None,
+        first_seqs: Mapping[str, int] | None = None,
+        record_latency: Callable[[str, float], None] | None = None,
     ) -> None:
+        """`first_seqs`: each camera's last message number so far (the spool's), so numbers
+        given while the spool fails never repeat one; `record_latency(camera, ms)`."""
         super().__init__(name="event-router", daemon=True)
         self.settings = settings
         self.topics = topics
@@ -86,12 +95,14 @@ class EventRouter(threading.Thread):
         self.snapshots = snapshots
         self.clips = clips
         self.out = out
-        self._clock = clock
+        self._clock = clock = clock or Clock()
+        self._record_latency = record_latency
         self._cameras = {name: _CameraEvents() for name in cameras}
         self._queue: queue.Queue[Outcome | None] = queue.Queue(settings.queue_size)
         self._state_lock = threading.Lock()
-        self._throttle = LogThrottle(30.0, clock)
-        self._last_seq: dict[str, int] = {}
+        self._throttle = LogThrottle(30.0, clock.monotonic)
+        self._last_seq: dict[str, int] = dict(first_seqs or {})
+        self._started_wall: dict[str, float] = {}  # open occurrence id -> its announced start
         self._regions: dict[str, list[float]] = {}
         self.dropped = 0
         self.errors = 0
@@ -146,7 +157,7 @@ class EventRouter(threading.Thread):
                 self.handle(outcomes)
             except Exception:
                 self.errors += 1
-                held = self._throttle.allow("handle")
+                held = self._throttle.allow("router.failed")
                 if held is not None:
                     log.exception("router.failed", outcomes=len(outcomes), suppressed=held)
             finally:
@@ -174,40 +185,68 @@ class EventRouter(threading.Thread):
         """Everything queued at once: the events of all of them are stored in one spool
         transaction (one fsync), then each camera's retained state follows. An outcome that
         fails on its own (a snapshot, a clip, a bug) is logged and skipped; the others go on."""
+        offset = self._clock.wall_offset()
         pending: list[tuple[str, Transition, dict[str, Any]]] = []
         handled: list[Outcome] = []
         for outcome in outcomes:
             try:
-                pending += self._prepare(outcome)
+                pending += self._prepare(outcome, offset)
                 handled.append(outcome)
             except Exception:
                 self._failed(outcome)
         if pending:
-            self._send_events(pending)
+            self._send_events(pending, offset)
         for outcome in handled:
             at = outcome.window_end if isinstance(outcome, WindowResult) else outcome.at
             try:
-                self._state(outcome.camera, outcome.state, at, force=bool(outcome.transitions))
+                self._state(
+                    outcome.camera, outcome.state, at, offset, force=bool(outcome.transitions)
+                )
             except Exception:
                 self._failed(outcome)
+        if self._record_latency is not None:
+            now = self._clock.monotonic()
+            for outcome in handled:
+                if isinstance(outcome, WindowResult) and outcome.captured_at is not None:
+                    self._record_latency(outcome.camera, (now - outcome.captured_at) * 1000.0)
 
-    def _prepare(self, outcome: Outcome) -> list[tuple[str, Transition, dict[str, Any]]]:
+    def _prepare(
+        self, outcome: Outcome, offset: float
+    ) -> list[tuple[str, Transition, dict[str, Any]]]:
         if outcome.camera not in self._cameras:
             raise KeyError(f"unknown camera {outcome.camera!r}")
-        self._note(outcome)
+        self._note(outcome, offset)
         region = self._region(outcome)
         return [
-            (outcome.camera, tr, self._extras(outcome.camera, tr, region))
+            (outcome.camera, tr, self._extras(outcome.camera, tr, region, offset))
             for tr in outcome.transitions
         ]
 
     def _failed(self, outcome: Outcome) -> None:
         self.errors += 1
-        held = self._throttle.allow("outcome")
+        held = self._throttle.allow("router.outcome_failed")
         if held is not None:
             log.exception("router.outcome_failed", camera=outcome.camera, suppressed=held)
 
-    def _note(self, outcome: Outcome) -> None:
+    def state_payload(self, state: ActivityState, at: float, offset: float) -> dict[str, Any]:
+        """The retained activity payload of `state` at frame time `at`, in wall time (`offset`:
+        `Clock.wall_offset`); an ongoing occurrence shows the start it announced."""
+        since = self._started_wall.get(state.occurrence_id or "")
+        if since is None and state.since is not None:
+            since = state.since + offset
+        return activity_payload(replace(state, since=since), at + offset)
+
+    def _wall(self, tr: Transition, offset: float) -> Transition:
+        """`tr` with wall-clock times, for its payload; see the module docstring."""
+        started = self._started_wall.get(tr.occurrence_id, tr.started_at + offset)
+        if tr.kind == "end":
+            self._started_wall.pop(tr.occurrence_id, None)
+        else:
+            self._started_wall[tr.occurrence_id] = started
+        ended = None if tr.ended_at is None else tr.ended_at + offset
+        return replace(tr, started_at=started, at=tr.at + offset, ended_at=ended)
+
+    def _note(self, outcome: Outcome, offset: float) -> None:
         """Snapshot bookkeeping and scores: what a window says besides its transitions."""
         camera = outcome.camera
         if isinstance(outcome, GapResult):
@@ -220,7 +259,9 @@ class EventRouter(threading.Thread):
             classes = list(self.settings.classes)
             self.messenger.publish(
                 self.topics.scores(camera),
-                scores_payload(classes, outcome.probs, outcome.smoothed, outcome.window_end),
+                scores_payload(
+                    classes, outcome.probs, outcome.smoothed, outcome.window_end + offset
+                ),
                 qos=0,
             )
 
@@ -231,19 +272,23 @@ class EventRouter(threading.Thread):
             self._regions[outcome.camera] = outcome.region
         return self._regions.get(outcome.camera)
 
-    def _extras(self, camera: str, tr: Transition, region: list[float] | None) -> dict[str, Any]:
+    def _extras(
+        self, camera: str, tr: Transition, region: list[float] | None, offset: float
+    ) -> dict[str, Any]:
         """The snapshot of a start and the clip of an end, done before the event is sent."""
         extras: dict[str, Any] = {} if region is None else {"region": region}
         if tr.kind == "start":
             if self.clips is not None:
                 self.clips.start(tr.occurrence_id, camera, tr.activity, tr.started_at)
-            extras["has_snapshot"] = self._snapshot(camera, tr, region)
+            extras["has_snapshot"] = self._snapshot(camera, tr, region, offset)
         elif tr.kind == "end" and self.clips is not None:
             clip = self.clips.end(tr.occurrence_id, tr.ended_at or tr.at)
             extras["clip"] = str(clip) if clip is not None else None
         return extras
 
-    def _send_events(self, pending: list[tuple[str, Transition, dict[str, Any]]]) -> None:
+    def _send_events(
+        self, pending: list[tuple[str, Transition, dict[str, Any]]], offset: float
+    ) -> None:
         """Number, store and publish events; print and log each once it is stored."""
         next_seq = dict(self._last_seq)
         messages = []
@@ -252,7 +297,7 @@ class EventRouter(threading.Thread):
             messages.append(
                 Message(
                     topic=self.topics.events(camera),
-                    build=partial(self._payload, camera, tr, extras),
+                    build=partial(self._payload, camera, self._wall(tr, offset), extras),
                     qos=self.settings.event_qos,
                     kind="update" if tr.kind == "update" else "event",
                     camera=camera,
@@ -285,12 +330,14 @@ class EventRouter(threading.Thread):
         payload.update(extras)
         return encode_json(payload)
 
-    def _snapshot(self, camera: str, tr: Transition, region: list[float] | None) -> bool:
+    def _snapshot(
+        self, camera: str, tr: Transition, region: list[float] | None, offset: float
+    ) -> bool:
         """Publish the start's picture (retained); True when a subscriber can get one."""
         if self.snapshots is None:
             return False
         try:
-            jpeg = self.snapshots.jpeg(camera, tr, region)
+            jpeg = self.snapshots.jpeg(camera, tr, region, wall_offset=offset)
         except (ValueError, OSError) as exc:
             log.warning("snapshot.failed", camera=camera, error=str(exc))
             return False
@@ -299,10 +346,12 @@ class EventRouter(threading.Thread):
         self.messenger.publish(self.topics.snapshot(camera), jpeg, retain=True)
         return self.messenger.enabled
 
-    def _state(self, camera: str, state: ActivityState, at: float, *, force: bool) -> None:
+    def _state(
+        self, camera: str, state: ActivityState, at: float, offset: float, *, force: bool
+    ) -> None:
         """The retained activity topic: on every change, else every `state_interval_s`."""
         cam = self._cameras[camera]
-        now = self._clock()
+        now = self._clock.monotonic()
         with self._state_lock:
             cam.state = state
         due = (
@@ -315,5 +364,5 @@ class EventRouter(threading.Thread):
             cam.state_published_at = now
             cam.state_activity = state.activity
             self.messenger.publish(
-                self.topics.activity(camera), activity_payload(state, at), retain=True
+                self.topics.activity(camera), self.state_payload(state, at, offset), retain=True
             )

@@ -42,8 +42,16 @@ class EventSnapshots:
         """A stream gap: windows from before it do not show what happens after."""
         self._best[camera].clear()
 
-    def jpeg(self, camera: str, tr: Transition, region: list[float] | None) -> bytes | None:
-        """The event's picture, or None when the history holds no frame near it.
+    def jpeg(
+        self,
+        camera: str,
+        tr: Transition,
+        region: list[float] | None,
+        wall_offset: float = 0.0,
+    ) -> bytes | None:
+        """The event's picture, or None when the history holds no frame near it; its caption
+        shows the frame's time plus `wall_offset` (frame times never step, captions show the
+        wall clock).
 
         Raises ValueError or OSError when encoding fails.
         """
@@ -54,7 +62,11 @@ class EventSnapshots:
             return None
         t, frame = found
         s = self.config
-        caption = snapshot_lines(t, camera, tr.activity, tr.confidence) if s.overlay else None
+        caption = (
+            snapshot_lines(t + wall_offset, camera, tr.activity, tr.confidence)
+            if s.overlay
+            else None
+        )
         return encode_snapshot(
             frame, max_width=s.max_width, quality=s.quality, overlay_lines=caption, box=region
         )

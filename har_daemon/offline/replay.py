@@ -99,7 +99,7 @@ def replay(
         on_sampled=step,
         on_status=lambda _camera, _online: None,
         keep_frames=False,
-        wall_clock=lambda: 0.0,
+        frame_clock=lambda: 0.0,
     ).values()
     scheduler = InferenceScheduler(
         backend,

@@ -16,7 +16,7 @@ from functools import partial
 import numpy as np
 
 from har_daemon.config import CameraConfig
-from har_daemon.core.logs import get_logger
+from har_daemon.core.logs import LogThrottle, get_logger
 from har_daemon.model.meta import ModelMeta
 from har_daemon.model.regions import ring_frame
 from har_daemon.runtime.capture import CameraCapture
@@ -27,6 +27,11 @@ from har_daemon.runtime.policy import DecisionPolicy
 from har_daemon.runtime.ring import FrameRing, StrideSchedule
 
 log = get_logger(__name__)
+
+LOG_EVERY_S = 60.0
+LOG_BURST = 20
+"""Status and detection lines per camera per `LOG_EVERY_S`: a flapping stream or a flood of
+commands must not flood the log (the rest are counted)."""
 
 StatusListener = Callable[[str, bool], None]
 """`listener(camera, online)` after the camera went online or offline (capture thread)."""
@@ -49,7 +54,7 @@ class Camera:
         history_spacing_s: float | None = None,
         on_history_frame: FrameListener | None = None,
         people: PeopleStage | None = None,
-        wall_clock: Callable[[], float] = time.time,
+        frame_clock: Callable[[], float] | None = None,
     ) -> None:
         self.config = config
         self.name = config.name
@@ -59,6 +64,7 @@ class Camera:
         self._on_sampled = on_sampled
         self._on_history_frame = on_history_frame
         self._stopping = threading.Event()
+        self._throttle = LogThrottle(LOG_EVERY_S, burst=LOG_BURST)
         # Person-centric models keep working-resolution frames, whose size the camera decides.
         frame_shape = None if meta.person_region else (meta.frame_height, meta.frame_width, 3)
         ring = FrameRing(meta.sequence_length, frame_shape)
@@ -81,7 +87,7 @@ class Camera:
             backpressure=self._wait_for_inference,
             on_full_frame=self._full_frame if history is not None else None,
             history_spacing_s=history_spacing_s,
-            wall_clock=wall_clock,
+            frame_clock=frame_clock,
         )
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -119,6 +125,8 @@ class Camera:
         self.pipeline.enabled = enabled
         if changed and not enabled:
             self.pipeline.gap.set()
+        if changed:
+            self._log("camera.detection", enabled=enabled)
         return changed
 
     # -- capture-thread hooks --------------------------------------------------------------------
@@ -129,8 +137,13 @@ class Camera:
             if self.history is not None:
                 self.history.clear()
             self.pipeline.gap.set()
-        log.info("camera.status", camera=camera, online=online, reason=reason)
+        self._log("camera.status", online=online, reason=reason)
         self._on_status(camera, online)
+
+    def _log(self, event: str, **fields: object) -> None:
+        held = self._throttle.allow(f"{event}:{self.name}")
+        if held is not None:
+            log.info(event, camera=self.name, **fields, **({"suppressed": held} if held else {}))
 
     def _cut(self, camera: str) -> None:
         """The picture changed abruptly: smoothing and people tracks start afresh."""

@@ -7,7 +7,6 @@ person detector (its caller, the inference thread, is single).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 
 from har_daemon.config import CameraConfig, DaemonConfig
@@ -36,9 +35,10 @@ def build_cameras(
     on_status: StatusListener,
     on_history_frame: FrameListener | None = None,
     keep_frames: bool = True,
-    wall_clock: Callable[[], float] = time.time,
+    frame_clock: Callable[[], float] | None = None,
 ) -> dict[str, Camera]:
-    """One `Camera` per entry; `keep_frames` False: no full-frame history (a replay)."""
+    """One `Camera` per entry; `keep_frames` False: no full-frame history (a replay);
+    `frame_clock` stamps their frames (`CameraCapture`)."""
     policy = DecisionPolicy.from_config(config.inference)
     spacing = config.model.frame_spacing_s or meta.frame_spacing_s
     window_s = window_seconds(config, meta)
@@ -77,6 +77,6 @@ def build_cameras(
             history_spacing_s=clip_spacing,
             on_history_frame=on_history_frame if clips.enabled else None,
             people=people,
-            wall_clock=wall_clock,
+            frame_clock=frame_clock,
         )
     return built

@@ -24,18 +24,22 @@ import cv2
 import numpy as np
 
 from har_daemon.config import CameraConfig
+from har_daemon.core.clock import Clock
 from har_daemon.core.errors import ConfigError, VideoError
-from har_daemon.core.logs import get_logger
+from har_daemon.core.logs import LogThrottle, get_logger
 from har_daemon.core.redact import redact_url
 from har_daemon.runtime.cuts import CutDetector
 from har_daemon.runtime.ring import FrameRing
-from har_daemon.video.frames import probe_video
+from har_daemon.video.frames import probe_video, usable_fps
 from har_daemon.video.sampling import FrameSampler
 
 log = get_logger(__name__)
 
 # OpenCV reads FFmpeg options from a process-wide variable at open time.
 _FFMPEG_ENV_LOCK = threading.Lock()
+LOG_EVERY_S = 60.0
+LOG_BURST = 20
+"""Connection lines of one camera per `LOG_EVERY_S`: a flapping stream must not flood the log."""
 
 
 def backoff_delay(
@@ -53,8 +57,8 @@ def check_file_source(source: str) -> None:
         raise ConfigError(f"camera source {source}: file does not exist")
     try:
         probe_video(path)
-    except VideoError as exc:
-        raise ConfigError(f"camera source {source}: {exc}") from None
+    except VideoError as exc:  # its message starts with the path
+        raise ConfigError(f"camera source {exc}") from None
 
 
 @dataclass
@@ -69,6 +73,7 @@ class CaptureStats:
     online: bool = False
     finished: bool = False
     last_frame_at: float | None = None  # monotonic
+    online_since: float | None = None  # monotonic: when it last came online
     started_at: float = field(default_factory=time.monotonic)
 
 
@@ -88,11 +93,12 @@ class CameraCapture(threading.Thread):
         backpressure: Callable[[], None] | None = None,
         on_full_frame: Callable[[str, np.ndarray, float], None] | None = None,
         history_spacing_s: float | None = None,
-        wall_clock: Callable[[], float] = time.time,
+        frame_clock: Callable[[], float] | None = None,
     ) -> None:
-        """`wall_clock` stamps frames (epoch seconds: they go into payloads); a file's frames
-        are stamped from its start plus their own timestamps. A replay passes a clock at 0 so
-        a file's frames carry their position in it."""
+        """`frame_clock` stamps frames: epoch-like seconds that never step (default: a
+        `Clock`'s timeline), since sampling and event timing run on them; a file's frames are
+        stamped from its start plus their own timestamps. A replay passes a clock at 0 so a
+        file's frames carry their position in it."""
         super().__init__(name=f"capture-{options.name}", daemon=True)
         self.options = options
         self.kind = options.source_kind
@@ -117,7 +123,8 @@ class CameraCapture(threading.Thread):
             else None
         )
         self.stats = CaptureStats()
-        self.wall_clock = wall_clock
+        self.frame_clock = frame_clock or Clock().timeline
+        self._throttle = LogThrottle(LOG_EVERY_S, burst=LOG_BURST)
         self.fps = 0.0  # the source's frame rate, once opened
         self._stopping = threading.Event()
         self._rng = random.Random(seed)
@@ -138,6 +145,8 @@ class CameraCapture(threading.Thread):
 
     def _set_online(self, online: bool, reason: str) -> None:
         self.stats.online = online
+        if online and not self._online:
+            self.stats.online_since = time.monotonic()
         if online != self._online:
             self._online = online
             self.on_status(self.options.name, online, reason)
@@ -179,7 +188,8 @@ class CameraCapture(threading.Thread):
                 self.stats.open_failures += 1
                 self._set_online(False, "open failed")
                 delay = self._backoff(attempt)
-                log.warning(
+                self._log(
+                    "warning",
                     "camera.open_failed",
                     camera=self.options.name,
                     source=self._source_for_logs,
@@ -197,7 +207,8 @@ class CameraCapture(threading.Thread):
                 self.stats.reconnects += 1
             attempt = 0
             self._set_online(True, "connected")
-            log.info(
+            self._log(
+                "info",
                 "camera.online",
                 camera=self.options.name,
                 source=self._source_for_logs,
@@ -223,7 +234,8 @@ class CameraCapture(threading.Thread):
                 continue
             self._set_online(False, reason)
             delay = self._backoff(0)
-            log.warning(
+            self._log(
+                "warning",
                 "camera.offline",
                 camera=self.options.name,
                 reason=reason,
@@ -234,6 +246,11 @@ class CameraCapture(threading.Thread):
         self.stats.finished = True
         self._set_online(False, "stopped" if self._stopping.is_set() else "ended")
 
+    def _log(self, level: str, event: str, **fields: object) -> None:
+        held = self._throttle.allow(f"{event}:{self.options.name}")
+        if held is not None:
+            getattr(log, level)(event, **fields, **({"suppressed": held} if held else {}))
+
     def _backoff(self, attempt: int) -> float:
         o = self.options
         return backoff_delay(
@@ -243,11 +260,9 @@ class CameraCapture(threading.Thread):
     def _read(self, cap: cv2.VideoCapture) -> str:
         """Read until the source ends, stalls or is lost; return why it stopped."""
         is_file = self.kind == "file"
-        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
-        if not fps or fps != fps or fps > 240:
-            fps = 25.0
-        self.fps = fps
-        wall_start = self.wall_clock()
+        # The rule `probe_video` applies: a file's clock is the rate it says it was made at.
+        fps = self.fps = usable_fps(cap.get(cv2.CAP_PROP_FPS))
+        clock_start = self.frame_clock()
         mono_start = time.monotonic()
         index = 0
         last_frame = time.monotonic()
@@ -269,7 +284,7 @@ class CameraCapture(threading.Thread):
             self.stats.frames_read += 1
             self.stats.last_frame_at = now_mono
             # Files carry their own clock: a file played fast still yields video-time stamps.
-            t = wall_start + index / fps if is_file else self.wall_clock()
+            t = clock_start + index / fps if is_file else self.frame_clock()
             index += 1
             for_model = self.sampler.offer(t)
             if self.history_sampler is not None:
@@ -290,7 +305,7 @@ class CameraCapture(threading.Thread):
                     self.ring.clear()
                     self.stats.cuts += 1
                     self.on_cut(self.options.name)
-                self.ring.push(small, t)
+                self.ring.push(small, t, captured_at=now_mono)
                 self.stats.frames_sampled += 1
                 self.on_frame(self.options.name)
             if for_history:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from har_daemon.core.clock import Clock
 from har_daemon.core.logs import get_logger
 from har_daemon.model.backends import Backend
 from har_daemon.model.meta import ModelMeta
@@ -36,12 +37,19 @@ def motion_score(frames: np.ndarray) -> float:
     return float(diffs.mean()) / 255.0
 
 
+def _recent() -> deque[float]:
+    return deque(maxlen=512)
+
+
 @dataclass
 class PipelineStats:
     windows: int = 0
     stale_windows: int = 0
     motion_skipped: int = 0
-    latencies_ms: deque[float] = field(default_factory=lambda: deque(maxlen=512))
+    # Frame captured -> results published, per window (the event router measures it).
+    latencies_ms: deque[float] = field(default_factory=_recent)
+    model_ms: deque[float] = field(default_factory=_recent)  # the model call alone
+    last_window_at: float | None = None  # monotonic: a window taken, scored or skipped
 
 
 @dataclass
@@ -87,6 +95,7 @@ class _Job:
     pipeline: CameraPipeline
     frames: np.ndarray
     t_end: float
+    captured_at: float | None
     track: RegionTrack | None = None
     region: list[float] | None = None
 
@@ -96,12 +105,13 @@ class WindowResult:
     """One scored window and what the camera's tracker made of it, for the event side."""
 
     camera: str
-    window_end: float  # epoch seconds of the window's newest frame
+    window_end: float  # frame time (the timeline) of the window's newest frame
     probs: np.ndarray
     smoothed: np.ndarray
     transitions: list[Transition]
     state: ActivityState  # the tracker's state after this window
     region: list[float] | None = None  # person-centric models: the region scored, normalised
+    captured_at: float | None = None  # monotonic: when the newest frame was captured
 
 
 @dataclass(frozen=True)
@@ -130,7 +140,9 @@ class InferenceScheduler(threading.Thread):
         motion_gating: bool = False,
         motion_threshold: float = 0.01,
         gap_sink: GapSink | None = None,
+        frame_clock: Callable[[], float] | None = None,
     ) -> None:
+        """`frame_clock`: the capture threads' (`CameraCapture`), for endings without a frame."""
         super().__init__(name="inference", daemon=True)
         self.backend = backend
         self.meta = meta
@@ -140,6 +152,8 @@ class InferenceScheduler(threading.Thread):
         self.motion_gating = motion_gating
         self.motion_threshold = motion_threshold
         self.gap_sink = gap_sink
+        self.frame_clock = frame_clock or Clock().timeline
+        self.crashed = False  # run() ended by an exception: a bug
         self._wake = threading.Condition()
         self._pending = False
         self._stopping = threading.Event()
@@ -159,14 +173,18 @@ class InferenceScheduler(threading.Thread):
         self.notify()
 
     def run(self) -> None:
-        while not self._stopping.is_set():
-            with self._wake:
-                if not self._pending:
-                    self._wake.wait(timeout=0.5)
-                self._pending = False
-            if self._stopping.is_set():
-                break
-            self.run_once()
+        try:
+            while not self._stopping.is_set():
+                with self._wake:
+                    if not self._pending:
+                        self._wake.wait(timeout=0.5)
+                    self._pending = False
+                if self._stopping.is_set():
+                    break
+                self.run_once()
+        except BaseException:
+            self.crashed = True
+            raise
 
     def run_once(self) -> int:
         """Look for people where due, take every due window and run them; returns how many
@@ -186,7 +204,7 @@ class InferenceScheduler(threading.Thread):
             if window is None:
                 continue
             p.stats.stale_windows += window.skipped
-            self.last_window_at = time.monotonic()
+            self.last_window_at = p.stats.last_window_at = time.monotonic()
             if not p.enabled:
                 continue
             t_end = float(window.times[-1])
@@ -194,9 +212,9 @@ class InferenceScheduler(threading.Thread):
                 if self.motion_gating and motion_score(window.frames) < self.motion_threshold:
                     p.stats.motion_skipped += 1
                     continue
-                jobs.append(_Job(p, window.frames, t_end))
+                jobs.append(_Job(p, window.frames, t_end, window.captured_at))
             else:
-                jobs += self._region_jobs(p, window.frames, window.times)
+                jobs += self._region_jobs(p, window.frames, window.times, window.captured_at)
         scored = self._predict(jobs)
         by_camera: dict[str, list[tuple[_Job, np.ndarray]]] = {}
         for job, prob in scored:
@@ -211,7 +229,9 @@ class InferenceScheduler(threading.Thread):
         if latest is not None and p.people.due(latest[2]):
             p.people.look(*latest)
 
-    def _region_jobs(self, p: CameraPipeline, frames: np.ndarray, times: np.ndarray) -> list[_Job]:
+    def _region_jobs(
+        self, p: CameraPipeline, frames: np.ndarray, times: np.ndarray, captured_at: float | None
+    ) -> list[_Job]:
         """One job per region of people; none (and the activity ends) when nobody is there."""
         assert p.people is not None
         frame_hw = (int(frames.shape[1]), int(frames.shape[2]))
@@ -231,6 +251,7 @@ class InferenceScheduler(threading.Thread):
                 p,
                 crop_window(frames, region, size, self.meta.resize_interpolation),
                 t_end,
+                captured_at,
                 track,
                 normalised(region, frame_hw),
             )
@@ -258,7 +279,7 @@ class InferenceScheduler(threading.Thread):
             self.last_inference_at = time.monotonic()
             elapsed_ms = (self.last_inference_at - started) * 1000.0
             for job in chunk:
-                job.pipeline.stats.latencies_ms.append(elapsed_ms)
+                job.pipeline.stats.model_ms.append(elapsed_ms)
             out += list(zip(chunk, probs, strict=True))
         return out
 
@@ -278,7 +299,16 @@ class InferenceScheduler(threading.Thread):
         p.last_window_end = t_end
         transitions = p.tracker.step(smoothed, now=t_end)
         self.sink(
-            WindowResult(p.name, t_end, prob, smoothed, transitions, p.tracker.state, job.region)
+            WindowResult(
+                p.name,
+                t_end,
+                prob,
+                smoothed,
+                transitions,
+                p.tracker.state,
+                job.region,
+                job.captured_at,
+            )
         )
 
     def finish(self, p: CameraPipeline) -> None:
@@ -286,7 +316,7 @@ class InferenceScheduler(threading.Thread):
 
         Call only once this thread has stopped: the tracker is this thread's to change."""
         times = p.ring.snapshot()[1]
-        at = float(times[-1]) if len(times) else (p.last_window_end or time.time())
+        at = float(times[-1]) if len(times) else (p.last_window_end or self.frame_clock())
         transitions = p.tracker.finish(at)
         if self.gap_sink is not None:
             self.gap_sink(GapResult(p.name, at, transitions, p.tracker.state))
@@ -298,7 +328,7 @@ class InferenceScheduler(threading.Thread):
         p.smoother.reset()
         if p.people is not None:
             p.people.reset()
-        at = p.last_window_end or time.time()
+        at = p.last_window_end or self.frame_clock()
         transitions = p.tracker.finish(at)
         if self.gap_sink is not None:
             self.gap_sink(GapResult(p.name, at, transitions, p.tracker.state))

@@ -83,6 +83,8 @@ class Window(NamedTuple):
     """The ring's push count when the window was taken (the newest frame's number)."""
     skipped: int
     """Due windows skipped as stale since the previous take."""
+    captured_at: float | None = None
+    """When the newest frame was captured (monotonic s), if the pusher said."""
 
 
 class FrameRing:
@@ -115,13 +117,15 @@ class FrameRing:
         self._filled = 0  # valid slots since the last clear (<= capacity)
         self._count = 0  # frames pushed since the ring was made
         self._full_since = 0  # count when the ring last became full
+        self._newest_captured: float | None = None
 
     # -- writer side -------------------------------------------------------------------------
 
-    def push(self, frame: np.ndarray, t: float) -> int:
+    def push(self, frame: np.ndarray, t: float, captured_at: float | None = None) -> int:
         """Copy `frame` (shape `frame_shape`) into the ring with capture time `t`.
 
-        Returns the push count after this frame.
+        `captured_at`: when it was captured by the monotonic clock, for the end-to-end latency
+        of the window it ends. Returns the push count after this frame.
         """
         if frame.shape != self.frame_shape:
             if self.fixed_shape:
@@ -132,6 +136,7 @@ class FrameRing:
         with self._lock:
             np.copyto(self._frames[self._head], frame)
             self._times[self._head] = t
+            self._newest_captured = captured_at
             self._head = (self._head + 1) % self.capacity
             self._count += 1
             if self._filled < self.capacity:
@@ -236,4 +241,4 @@ class FrameRing:
                 return None
             frames, times = self._copy_out(out, times_out)
             skipped = schedule.mark_taken(self._count, self._full_since)
-            return Window(frames, times, self._count, skipped)
+            return Window(frames, times, self._count, skipped, self._newest_captured)

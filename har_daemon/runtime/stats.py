@@ -29,9 +29,13 @@ Raw snapshot (`RawStats`)::
           "cuts": int,                  # abrupt picture changes that restarted the ring
           "detections": int,            # person-centric models: frames the detector saw
           "no_person_windows": int,     # ... and windows skipped because nobody was there
-          "latency_ms_p50": float, "latency_ms_p95": float,
+          "latency_ms_p50": float, "latency_ms_p95": float,  # frame captured -> published
+          "model_ms_p50": float, "model_ms_p95": float,      # the model call alone
           "last_frame_age_s": float | None,   # since the last frame read; None: none yet
           "stall_timeout_s": float,           # the camera's own stall timeout
+          # optional: since the camera's last window (taken, scored or skipped), or since it
+          # came online when none since; and how long a window may take to come due
+          "last_window_age_s": float | None, "window_due_s": float,
         },
       },
     }
@@ -48,7 +52,7 @@ import os
 import resource
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
 
@@ -64,6 +68,7 @@ __all__ = [
     "RawStats",
     "StatsPayload",
     "StatsTracker",
+    "camera_health",
     "collect_raw",
     "health",
     "process_rss_mb",
@@ -94,8 +99,12 @@ class CameraRaw(TypedDict):
     events: int
     latency_ms_p50: float
     latency_ms_p95: float
+    model_ms_p50: float
+    model_ms_p95: float
     last_frame_age_s: float | None
     stall_timeout_s: float
+    last_window_age_s: NotRequired[float | None]
+    window_due_s: NotRequired[float]
 
 
 class CameraStats(CameraRaw):
@@ -193,10 +202,15 @@ def _age(now: float, t: float | None) -> float | None:
     return round(max(0.0, now - t), 3) if t is not None else None
 
 
+def _quantile(values: Sequence[float], q: float) -> float:
+    return round(float(np.percentile(np.asarray(values) if values else np.zeros(1), q)), 2)
+
+
 def _camera_raw(camera: Camera, events: int, now: float) -> CameraRaw:
     cs, ps = camera.capture.stats, camera.pipeline.stats
     people = camera.pipeline.people.stats if camera.pipeline.people is not None else None
-    lat = np.asarray(ps.latencies_ms) if ps.latencies_ms else np.zeros(1)
+    ring, stride = camera.pipeline.ring, camera.pipeline.schedule.stride
+    window_from = [t for t in (ps.last_window_at, cs.online_since) if t is not None]
     return {
         "online": cs.online,
         "enabled": camera.pipeline.enabled,
@@ -211,10 +225,14 @@ def _camera_raw(camera: Camera, events: int, now: float) -> CameraRaw:
         "detections": people.detections if people else 0,
         "no_person_windows": people.no_person_windows if people else 0,
         "events": events,
-        "latency_ms_p50": round(float(np.percentile(lat, 50)), 2),
-        "latency_ms_p95": round(float(np.percentile(lat, 95)), 2),
+        "latency_ms_p50": _quantile(ps.latencies_ms, 50),
+        "latency_ms_p95": _quantile(ps.latencies_ms, 95),
+        "model_ms_p50": _quantile(ps.model_ms, 50),
+        "model_ms_p95": _quantile(ps.model_ms, 95),
         "last_frame_age_s": _age(now, cs.last_frame_at),
         "stall_timeout_s": camera.config.stall_timeout_s,
+        "last_window_age_s": _age(now, max(window_from)) if window_from else None,
+        "window_due_s": round((ring.capacity + stride) * camera.capture.sampler.spacing_s, 3),
     }
 
 
@@ -252,33 +270,61 @@ def _round_rate(rate: float) -> float:
     return float(f"{rate:.3g}")
 
 
-def health(raw: RawStats, *, inference_stall_s: float = 30.0) -> tuple[bool, list[str]]:
-    """Return (healthy, reasons): why the daemon is not doing its job, empty when it is.
+def camera_health(
+    raw: RawStats | StatsPayload, *, inference_stall_s: float = 30.0
+) -> dict[str, list[str]]:
+    """Why each camera is not being watched (an empty list: it is).
 
-    Unhealthy when the inference thread is dead; when windows are due (an enabled, unfinished
-    camera is online) but inference has not run for `inference_stall_s`; or when an enabled,
-    unfinished camera is offline or has read no frame for longer than its own stall timeout.
-    Cameras paused by control (disabled) and files that ended are healthy.
+    An enabled, unfinished camera is unhealthy when it is offline, has read no frame for longer
+    than its stall timeout, or reads frames but has had no window for `inference_stall_s` past
+    the time a window takes to come due (its frames are not sampled, say). Cameras paused by
+    control (disabled) and files that ended are healthy.
     """
-    reasons: list[str] = []
-    inf = raw.get("inference")
-    if inf is None or not inf.get("alive", False):
-        reasons.append("inference thread is not running")
-    cameras = raw.get("cameras", {})
-    due: list[str] = []
-    for name, cam in cameras.items():
+    out: dict[str, list[str]] = {}
+    for name, cam in raw.get("cameras", {}).items():
+        reasons = out[name] = []
         if not cam.get("enabled", True) or cam.get("finished", False):
             continue
         if not cam.get("online", False):
             reasons.append(f"camera {name!r} is offline")
             continue
-        due.append(name)
         age = cam.get("last_frame_age_s")
         stall = float(cam.get("stall_timeout_s", 10.0))
         if age is not None and age > stall:
             reasons.append(
                 f"camera {name!r} has read no frame for {age:.1f}s (stall timeout {stall:g}s)"
             )
+        window_age = cam.get("last_window_age_s")
+        limit = inference_stall_s + float(cam.get("window_due_s", 0.0))
+        if window_age is not None and window_age > limit:
+            reasons.append(
+                f"camera {name!r} has had no window for {window_age:.1f}s while online "
+                f"(limit {limit:g}s)"
+            )
+    return out
+
+
+def health(
+    raw: RawStats | StatsPayload, *, inference_stall_s: float = 30.0
+) -> tuple[bool, list[str]]:
+    """Return (healthy, reasons): why the daemon is not doing its job, empty when it is.
+
+    Unhealthy when the inference thread is dead; when windows are due (an enabled, unfinished
+    camera is online) but inference has not run for `inference_stall_s`; or when a camera is
+    unhealthy (`camera_health`).
+    """
+    reasons: list[str] = []
+    inf = raw.get("inference")
+    if inf is None or not inf.get("alive", False):
+        reasons.append("inference thread is not running")
+    cameras = raw.get("cameras", {})
+    for camera_reasons in camera_health(raw, inference_stall_s=inference_stall_s).values():
+        reasons += camera_reasons
+    due = [
+        name
+        for name, cam in cameras.items()
+        if cam.get("enabled", True) and not cam.get("finished", False) and cam.get("online")
+    ]
     if inf is not None and inf.get("alive", False) and due:
         ages = [inf.get("last_inference_age_s"), inf.get("last_window_age_s")]
         known = [a for a in ages if a is not None]

@@ -23,12 +23,14 @@ from prometheus_client.registry import Collector
 
 from har_daemon.core.logs import get_logger
 
-__all__ = ["METRIC_NAMES", "HarCollector", "MetricsServer", "MetricsServerError"]
+__all__ = ["METRIC_NAMES", "HarCollector", "MetricsServer", "MetricsServerError", "check_port"]
 
 log = get_logger(__name__)
 
 StatsFn = Callable[[], dict[str, Any]]
 HealthFn = Callable[[], tuple[bool, list[str]]]
+CameraHealthFn = Callable[[], dict[str, list[str]]]
+"""Each camera's reasons for being unhealthy (empty: healthy)."""
 
 # per-camera counters: raw key -> (metric name without _total, help)
 _CAMERA_COUNTERS = {
@@ -53,8 +55,18 @@ _CAMERA_GAUGES = {
     "inference_fps": ("har_camera_inference_fps", "Windows scored per second."),
     "last_frame_age_s": ("har_camera_last_frame_age_seconds", "Seconds since the last frame."),
 }
-_LATENCY = "har_camera_inference_latency_seconds"
-_LATENCY_QUANTILES = {"latency_ms_p50": "0.5", "latency_ms_p95": "0.95"}
+# latency name -> (help, {raw key: quantile})
+_LATENCIES = {
+    "har_camera_inference_latency_seconds": (
+        "Capture of a window's newest frame to its results handed to MQTT, by quantile.",
+        {"latency_ms_p50": "0.5", "latency_ms_p95": "0.95"},
+    ),
+    "har_camera_model_latency_seconds": (
+        "The model call of recent windows alone, by quantile.",
+        {"model_ms_p50": "0.5", "model_ms_p95": "0.95"},
+    ),
+}
+_CAMERA_HEALTHY = "har_camera_healthy"
 # spool stats: key -> (metric name, help, is_counter)
 _SPOOL = {
     "depth": ("har_spool_depth", "Messages waiting in the spool.", False),
@@ -76,7 +88,8 @@ METRIC_NAMES: tuple[str, ...] = (
     *(m if not c else f"{m}_total" for m, _, c in _SPOOL.values()),
     *(f"{m}_total" for m, _ in _CAMERA_COUNTERS.values()),
     *(m for m, _ in _CAMERA_GAUGES.values()),
-    _LATENCY,
+    *_LATENCIES,
+    _CAMERA_HEALTHY,
 )
 """Every metric name that can appear in the exposition (counters with their _total)."""
 
@@ -88,9 +101,15 @@ class MetricsServerError(OSError):
 class HarCollector(Collector):
     """Turns the latest stats and health into metrics at each scrape."""
 
-    def __init__(self, get_stats: StatsFn, get_health: HealthFn) -> None:
+    def __init__(
+        self,
+        get_stats: StatsFn,
+        get_health: HealthFn,
+        get_camera_health: CameraHealthFn | None = None,
+    ) -> None:
         self.get_stats = get_stats
         self.get_health = get_health
+        self.get_camera_health = get_camera_health
 
     def collect(self) -> Iterable[Any]:
         try:
@@ -104,6 +123,14 @@ class HarCollector(Collector):
         healthy, _ = _safe_health(self.get_health)
         yield _gauge("har_healthy", "1 when /healthz reports healthy.", healthy)
         yield from families or ()
+        cameras = _safe_camera_health(self.get_camera_health)
+        if cameras:
+            family = GaugeMetricFamily(
+                _CAMERA_HEALTHY, "1 when /healthz reports the camera healthy.", labels=["camera"]
+            )
+            for name, reasons in sorted(cameras.items()):
+                family.add_metric([name], float(not reasons))
+            yield family
 
 
 def _gauge(name: str, doc: str, value: float | bool) -> GaugeMetricFamily:
@@ -167,17 +194,14 @@ def _camera_metrics(cameras: dict[str, dict[str, Any]]) -> Iterator[Any]:
                 gauge.add_metric([cam], float(cameras[cam][key]))
         if gauge.samples:
             yield gauge
-    latency = GaugeMetricFamily(
-        _LATENCY,
-        "Model call latency of recent windows, by quantile.",
-        labels=["camera", "quantile"],
-    )
-    for cam in names:
-        for key, quantile in _LATENCY_QUANTILES.items():
-            if cameras[cam].get(key) is not None:
-                latency.add_metric([cam, quantile], float(cameras[cam][key]) / 1000.0)
-    if latency.samples:
-        yield latency
+    for name, (doc, quantiles) in _LATENCIES.items():
+        latency = GaugeMetricFamily(name, doc, labels=["camera", "quantile"])
+        for cam in names:
+            for key, quantile in quantiles.items():
+                if cameras[cam].get(key) is not None:
+                    latency.add_metric([cam, quantile], float(cameras[cam][key]) / 1000.0)
+        if latency.samples:
+            yield latency
 
 
 def _safe_health(get_health: HealthFn) -> tuple[bool, list[str]]:
@@ -187,6 +211,16 @@ def _safe_health(get_health: HealthFn) -> tuple[bool, list[str]]:
     except Exception as err:
         log.exception("metrics.health_failed")
         return False, [f"health check failed: {type(err).__name__}: {err}"]
+
+
+def _safe_camera_health(get: CameraHealthFn | None) -> dict[str, list[str]]:
+    if get is None:
+        return {}
+    try:
+        return {str(name): [str(r) for r in reasons] for name, reasons in get().items()}
+    except Exception:
+        log.exception("metrics.health_failed")
+        return {}
 
 
 # -- HTTP ------------------------------------------------------------------------------------
@@ -221,8 +255,9 @@ def _server_class(host: str) -> type[_Server]:
 class MetricsServer:
     """`/metrics` (Prometheus text format) and `/healthz` on `host:port` in a daemon thread.
 
-    `/healthz` answers 200 `{"healthy": true}` or 503 `{"healthy": false, "reasons": [...]}`;
-    other paths are 404. Port 0 picks a free port; `port` then tells which.
+    `/healthz` answers 200 `{"healthy": true}` or 503 `{"healthy": false, "reasons": [...]}`,
+    with `"cameras": {name: {"healthy": bool, "reasons": [...]}}` when `get_camera_health` is
+    given; other paths are 404. Port 0 picks a free port; `port` then tells which.
     """
 
     def __init__(
@@ -232,12 +267,14 @@ class MetricsServer:
         *,
         get_stats: StatsFn,
         get_health: HealthFn,
+        get_camera_health: CameraHealthFn | None = None,
     ) -> None:
         self.host = host
         self._requested_port = port
         self.get_health = get_health
+        self.get_camera_health = get_camera_health
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(HarCollector(get_stats, get_health))
+        self.registry.register(HarCollector(get_stats, get_health, get_camera_health))
         self._metrics_app = make_wsgi_app(self.registry)
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -312,11 +349,16 @@ class MetricsServer:
         if path == "/metrics":
             return self._metrics_app(environ, start_response)  # type: ignore[no-any-return]
         healthy, reasons = _safe_health(self.get_health)
-        if healthy:
-            return _respond(start_response, "200 OK", {"healthy": True})
-        return _respond(
-            start_response, "503 Service Unavailable", {"healthy": False, "reasons": reasons}
-        )
+        body: dict[str, Any] = {"healthy": healthy}
+        if not healthy:
+            body["reasons"] = reasons
+        if self.get_camera_health is not None:
+            body["cameras"] = {
+                name: {"healthy": not why, "reasons": why}
+                for name, why in _safe_camera_health(self.get_camera_health).items()
+            }
+        status = "200 OK" if healthy else "503 Service Unavailable"
+        return _respond(start_response, status, body)
 
 
 def _respond(
@@ -336,6 +378,18 @@ def _respond(
         ],
     )
     return [data]
+
+
+def check_port(host: str, port: int) -> None:
+    """Bind and release `host:port` as the server would; raises `MetricsServerError` (the
+    server's own message) when it could not listen there now."""
+    try:
+        family = _server_class(host).address_family
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as socketserver does
+            sock.bind((host, port))
+    except OSError as err:
+        raise _bind_error(err, host, port) from err
 
 
 def _bind_error(err: OSError, host: str, port: int) -> MetricsServerError:

@@ -107,11 +107,16 @@ def _meta_count(cap: cv2.VideoCapture) -> int | None:
     return round(value)
 
 
-def _meta_fps(cap: cv2.VideoCapture) -> float:
-    value = cap.get(cv2.CAP_PROP_FPS)
-    if not np.isfinite(value) or value <= 0 or value > _MAX_PLAUSIBLE_FPS:
+def usable_fps(value: float | None) -> float:
+    """A container's frame rate, or `DEFAULT_FPS` where it is absent or nonsense: the one rule
+    for probing, extraction and the daemon's capture, so they agree on a file's time."""
+    if value is None or not np.isfinite(value) or value <= 0 or value > _MAX_PLAUSIBLE_FPS:
         return DEFAULT_FPS
     return float(value)
+
+
+def _meta_fps(cap: cv2.VideoCapture) -> float:
+    return usable_fps(cap.get(cv2.CAP_PROP_FPS))
 
 
 def _count_frames(path: Path) -> int:

@@ -257,12 +257,14 @@ def test_metrics_and_healthz_follow_a_camera_that_goes_away(
     wait_until(lambda: d.alive() and _try(lambda: windows() > 0), timeout=30,
                message=d.describe)  # fmt: skip
     status, body = _http(f"{base}/healthz")
-    assert (status, json.loads(body)) == (200, {"healthy": True})
+    healthy = {"healthy": True, "cameras": {CAMERA: {"healthy": True, "reasons": []}}}
+    assert (status, json.loads(body)) == (200, healthy)
 
     server.stop()
     wait_until(lambda: _http(f"{base}/healthz")[0] == 503, timeout=15, message=d.describe)
     status, body = _http(f"{base}/healthz")
     assert any(CAMERA in r for r in json.loads(body)["reasons"]), body
+    assert not json.loads(body)["cameras"][CAMERA]["healthy"], body
     server.start()
     wait_until(lambda: _http(f"{base}/healthz")[0] == 200, timeout=20, message=d.describe)
     assert _http(f"{base}/nothing")[0] == 404

@@ -18,6 +18,7 @@ from har_daemon.comms.control import (
     parse_control,
 )
 from har_daemon.comms.topics import Topics
+from har_daemon.core.logs import LogThrottle
 from tests.infra.logs import capture_logs
 
 CAMERAS = ["lobby", "yard", "set"]
@@ -232,3 +233,22 @@ def test_handler_uses_the_given_logger() -> None:
             },
         )
     ]
+
+
+def test_a_flood_of_junk_gives_a_burst_of_lines_and_the_count_of_the_rest() -> None:
+    now = [0.0]
+    apply = Recorder()
+    handler = ControlHandler(
+        Topics("har"), ["lobby"], apply, throttle=LogThrottle(60.0, lambda: now[0], burst=10)
+    )
+    with capture_logs() as logs:
+        for i in range(20_000):
+            handler("har/lobby/set" if i % 2 else "har/nobody/set", b"junk", False)
+        handler("har/lobby/set", b'{"enabled": false}', False)  # an operator's is still logged
+        now[0] = 60.0
+        handler("har/lobby/set", b"junk", False)
+    rejected = [e for e in logs if e["event"] == "control.rejected"]
+    assert len(rejected) == 11
+    assert "suppressed" not in rejected[0] and rejected[-1]["suppressed"] == 20_000 - 10
+    assert [e["event"] for e in logs].count("control.applied") == 1
+    assert apply.calls == [("lobby", False)]

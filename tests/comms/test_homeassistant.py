@@ -365,7 +365,7 @@ def test_templates_render_with_jinja2() -> None:
 
 def test_reannounces_on_home_assistant_birth(mosquitto: MosquittoBroker, clients) -> None:
     daemon, ha = clients("daemon"), clients("ha")
-    hd = make_discovery(daemon.publish)
+    hd = make_discovery(daemon.publish, reannounce_interval_s=0.5)
     daemon.subscribe(hd.subscriptions())
     hd.announce()
     assert set(retained(mosquitto, ha, daemon)) == set(hd.config_topics)
@@ -378,11 +378,34 @@ def test_reannounces_on_home_assistant_birth(mosquitto: MosquittoBroker, clients
     count = len(daemon.published)
     ha.publish(f"{DISC}/status", "offline", False)
     ha.publish(f"{DISC}/status", "online", False)
-    wait_until(lambda: len(daemon.published) >= count + len(hd.config_topics), 5)
+    wait_until(lambda: hd.reannounce_due() == 1, 5)  # what the daemon's housekeeping calls
     got = retained(mosquitto, ha, daemon)
     assert set(got) == set(hd.config_topics)
     assert got == {t: p.encode() for t, p in hd.messages}
     assert len(daemon.published) == count + len(hd.config_topics)  # "offline" announced nothing
+
+
+def test_a_flood_of_births_is_one_announcement_per_interval() -> None:
+    published: list[tuple[str, str, bool]] = []
+    now = [100.0]
+    hd = make_discovery(
+        lambda t, p, r: published.append((t, p, r)), reannounce_interval_s=5.0, clock=lambda: now[0]
+    )
+    assert hd.reannounce_due() == 0  # nobody asked
+    for _ in range(10_000):
+        hd.on_ha_status(hd.birth_topic, b"online", False)
+    assert hd.reannounce_due() == 10_000  # the first request is answered at once
+    assert len(published) == len(hd.config_topics)
+    for _ in range(500):
+        hd.on_ha_status(hd.birth_topic, b"online", False)
+    now[0] += 4.9
+    assert hd.reannounce_due() == 0  # within the interval: folded into the next one
+    now[0] += 0.2
+    assert hd.reannounce_due() == 500
+    assert len(published) == 2 * len(hd.config_topics)
+    hd.on_ha_status(hd.birth_topic, b"offline", False)
+    now[0] += 60
+    assert hd.reannounce_due() == 0
 
 
 def test_cleanup_deletes_only_stale_configs(mosquitto: MosquittoBroker, clients) -> None:

@@ -388,6 +388,14 @@ def test_sequence_numbers_continue_across_reopen(tmp_path: Path) -> None:
     reopened.close()
 
 
+def test_last_numbers_survive_a_restart_for_a_router_on_a_full_disk(tmp_path: Path) -> None:
+    """A daemon restarted onto a full disk numbers in memory: it starts from these."""
+    with Spool(tmp_path) as spool:
+        spool.append_many([_numbered("lobby"), _numbered("lobby"), _numbered("yard")])
+    with Spool(tmp_path) as reopened:
+        assert reopened.last_seqs() == {"lobby": 2, "yard": 1}
+
+
 def test_numbers_handed_out_elsewhere_are_never_reused(tmp_path: Path) -> None:
     """While the spool failed the router numbered events in memory (up to 7, say): the
     spool's next number for that camera must be above them."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from har_daemon.core.redact import MASK, is_secret_name, redact_pairs, redact_url
+from har_daemon.core.redact import MASK, is_secret_name, redact_pairs, redact_text, redact_url
 
 
 @pytest.mark.parametrize(
@@ -158,3 +158,15 @@ def test_secret_names(name: str, secret: bool) -> None:
 def test_redact_pairs_keeps_separators_and_order() -> None:
     assert redact_pairs("a=1;pwd=2&b&c=3") == "a=1;pwd=***&b&c=3"
     assert redact_pairs("") == ""
+
+
+def test_urls_inside_text_are_redacted_and_the_rest_kept() -> None:
+    text = (
+        "Connection to tcp://cam:554?timeout=0 failed; opening 'rtsp://u:pw1@cam/s?password=pw2' "
+        "and http://nvr/api?token=pw3 (retrying)"
+    )
+    assert redact_text(text) == (
+        "Connection to tcp://cam:554?timeout=0 failed; opening 'rtsp://u:***@cam/s?password=***' "
+        "and http://nvr/api?token=*** (retrying)"
+    )
+    assert redact_text("no url here: a=1&password=2") == "no url here: a=1&password=2"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from har_daemon.runtime.stats import StatsTracker, health, process_rss_mb
+from har_daemon.runtime.stats import StatsTracker, camera_health, health, process_rss_mb
 
 
 def camera(**over: Any) -> dict[str, Any]:
@@ -267,6 +267,22 @@ def test_every_reason_is_reported_together() -> None:
 def test_health_accepts_a_stats_payload_too() -> None:
     payload = StatsTracker().update(raw({"door": camera(online=False)}), 1.0)
     assert health(payload) == (False, ["camera 'door' is offline"])
+
+
+def test_a_camera_reading_frames_without_windows_is_unhealthy_by_itself() -> None:
+    # A camera whose frames are never sampled (a wall clock stepped back, say) still reads.
+    snap = raw(
+        {
+            "door": camera(last_window_age_s=0.4, window_due_s=2.5),
+            "yard": camera(last_window_age_s=40.0, window_due_s=2.5),
+        }
+    )
+    ok, reasons = health(snap)  # inference as a whole runs: door keeps it busy
+    assert not ok
+    assert reasons == ["camera 'yard' has had no window for 40.0s while online (limit 32.5s)"]
+    assert camera_health(snap) == {"door": [], "yard": reasons}
+    snap["cameras"]["yard"]["window_due_s"] = 20.0  # a slow schedule waits longer
+    assert health(snap) == (True, [])
 
 
 # -- memory ------------------------------------------------------------------------------------

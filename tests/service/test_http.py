@@ -37,6 +37,8 @@ def raw_stats() -> dict[str, Any]:
         "events": 4,
         "latency_ms_p50": 12.5,
         "latency_ms_p95": 40.0,
+        "model_ms_p50": 4.5,
+        "model_ms_p95": 6.0,
         "last_frame_age_s": 0.25,
         "stall_timeout_s": 10.0,
     }
@@ -70,6 +72,7 @@ class Daemon:
         self.tracker = StatsTracker()
         self.raw = raw_stats()
         self.healthy: tuple[bool, list[str]] = (True, [])
+        self.cameras: dict[str, list[str]] = {"door": [], 'yard "2"': []}
         self.stats_calls = 0
 
     def get_stats(self) -> dict[str, Any]:
@@ -79,6 +82,9 @@ class Daemon:
     def get_health(self) -> tuple[bool, list[str]]:
         return self.healthy
 
+    def get_camera_health(self) -> dict[str, list[str]]:
+        return self.cameras
+
 
 @pytest.fixture
 def daemon() -> Daemon:
@@ -87,7 +93,13 @@ def daemon() -> Daemon:
 
 @pytest.fixture
 def server(daemon: Daemon) -> Iterator[MetricsServer]:
-    srv = MetricsServer(0, LOOPBACK, get_stats=daemon.get_stats, get_health=daemon.get_health)
+    srv = MetricsServer(
+        0,
+        LOOPBACK,
+        get_stats=daemon.get_stats,
+        get_health=daemon.get_health,
+        get_camera_health=daemon.get_camera_health,
+    )
     srv.start()
     try:
         yield srv
@@ -161,6 +173,9 @@ def test_metrics_expose_the_stats(server: MetricsServer) -> None:
     lat = "har_camera_inference_latency_seconds"
     assert value(s, lat, camera="door", quantile="0.5") == pytest.approx(0.0125)
     assert value(s, lat, camera="door", quantile="0.95") == pytest.approx(0.04)
+    model = "har_camera_model_latency_seconds"
+    assert value(s, model, camera="door", quantile="0.5") == pytest.approx(0.0045)
+    assert value(s, "har_camera_healthy", **door) == 1.0
 
 
 def test_every_metric_name_is_listed_and_escaped_labels_survive(server: MetricsServer) -> None:
@@ -187,7 +202,7 @@ def test_each_scrape_reads_fresh_stats(server: MetricsServer, daemon: Daemon) ->
 
 def test_optional_parts_missing(server: MetricsServer, daemon: Daemon) -> None:
     del daemon.raw["spool"]
-    daemon.raw["cameras"] = {}
+    daemon.raw["cameras"] = daemon.cameras = {}
     daemon.raw["inference"]["last_inference_age_s"] = None
     names = {name for name, _ in scrape(server)}
     assert not any(n.startswith(("har_spool_", "har_camera_")) for n in names)
@@ -227,16 +242,27 @@ def test_healthz_flips_between_200_and_503(server: MetricsServer, daemon: Daemon
     status, headers, body = fetch(server.url + "/healthz")
     assert status == 200
     assert headers["Content-Type"] == "application/json"
-    assert json.loads(body) == {"healthy": True}
+    healthy_cameras = {
+        "door": {"healthy": True, "reasons": []},
+        'yard "2"': {"healthy": True, "reasons": []},
+    }
+    assert json.loads(body) == {"healthy": True, "cameras": healthy_cameras}
 
     daemon.healthy = (False, ["camera 'door' is offline", "inference thread is not running"])
+    daemon.cameras["door"] = ["camera 'door' is offline"]
     status, _, body = fetch(server.url + "/healthz")
     assert status == 503
     assert json.loads(body) == {
         "healthy": False,
         "reasons": ["camera 'door' is offline", "inference thread is not running"],
+        "cameras": {
+            **healthy_cameras,
+            "door": {"healthy": False, "reasons": ["camera 'door' is offline"]},
+        },
     }
-    assert value(scrape(server), "har_healthy") == 0.0
+    s = scrape(server)
+    assert value(s, "har_healthy") == 0.0
+    assert value(s, "har_camera_healthy", camera="door") == 0.0
 
     daemon.healthy = (True, [])
     assert fetch(server.url + "/healthz")[0] == 200

@@ -1,0 +1,114 @@
+"""What must hold before the daemon starts: checked before anything starts, and by check-config;
+and what it starts with (`startup_summary`, logged once it runs).
+
+`validate_startup` checks what the configuration itself decides (the model, the cameras, the
+activities) and is run by both `run` and `check-config`. `check_environment` checks what the
+machine decides (the spool and clip directories are writable, the metrics port is free): it is
+check-config's, since at `run` the components meet these conditions as they start (naming the
+same reasons) and what already started is released. Every failure is a `ConfigError`: one line,
+exit 2.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from har_daemon import __version__
+from har_daemon.config import DaemonConfig
+from har_daemon.core.errors import ConfigError
+from har_daemon.model.meta import ModelMeta, read_meta
+from har_daemon.model.registry import resolve_kind
+from har_daemon.runtime.capture import check_file_source
+from har_daemon.runtime.policy import DecisionPolicy
+from har_daemon.service.http import MetricsServerError, check_port
+
+
+def validate_startup(config: DaemonConfig) -> ModelMeta:
+    """Every check of the configuration that must pass before anything starts."""
+    meta = read_meta(config.model.path)
+    if not config.enabled_cameras:
+        raise ConfigError("no enabled camera: add a [[cameras]] entry or pass --source")
+    try:
+        DecisionPolicy.from_config(config.inference).check_classes(meta.classes)
+    except ValueError as exc:
+        raise ConfigError(f"inference: {exc}") from None
+    for cam in config.enabled_cameras:
+        if cam.source_kind == "file":
+            check_file_source(str(cam.source))
+    return meta
+
+
+def unwritable_reason(directory: Path) -> str | None:
+    """Why no file could be created in `directory` (made first if missing), or None.
+
+    Creates nothing that stays: an existing directory gets a temporary file, a missing one is
+    judged by its nearest existing parent (a read-only file system says so as root too).
+    """
+    directory = directory.expanduser()
+    if directory.is_dir():
+        try:
+            with tempfile.NamedTemporaryFile(dir=directory, prefix=".har-probe-"):
+                return None
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    if directory.exists():
+        return "not a directory"
+    parent = directory.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is not a directory"
+    if os.access(parent, os.W_OK | os.X_OK):
+        return None
+    try:  # access() says no; the errno says why (read-only file system, permission)
+        os.mkdir(directory)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    os.rmdir(directory)
+    return None
+
+
+def check_writable(directory: Path, what: str) -> None:
+    """Raise `ConfigError` naming `what` when files cannot be created in `directory`."""
+    reason = unwritable_reason(directory)
+    if reason is not None:
+        raise ConfigError(f"{what}: directory {directory} is not writable: {reason}")
+
+
+def check_environment(config: DaemonConfig) -> None:
+    """The machine's side (check-config): directories to write, the port to listen on."""
+    if config.mqtt.enabled:
+        check_writable(config.spool.path, "spool")
+    if config.clips.enabled:
+        check_writable(config.clips.path, "clips")
+    if config.metrics.port:
+        try:
+            check_port(config.metrics.host, config.metrics.port)
+        except MetricsServerError as exc:
+            raise ConfigError(f"metrics: {exc}") from None
+
+
+def startup_summary(config: DaemonConfig, meta: ModelMeta) -> dict[str, Any]:
+    """What the daemon runs with, for its `daemon.start` line (URL credentials masked)."""
+    cfg = config
+    return {
+        "version": __version__,
+        "model": meta.name,
+        "classes": meta.classes,
+        "backend": resolve_kind(cfg.model.backend, cfg.model.path),
+        "frame_spacing_s": cfg.model.frame_spacing_s or meta.frame_spacing_s,
+        "stride": cfg.model.stride,
+        "cameras": [
+            {"name": c.name, "source": c.redacted_source, "kind": c.source_kind}
+            for c in cfg.enabled_cameras
+        ],
+        "mqtt": (
+            f"{cfg.mqtt.host}:{cfg.mqtt.port} as {cfg.mqtt.effective_client_id}"
+            if cfg.mqtt.enabled
+            else "disabled"
+        ),
+        "topic_prefix": cfg.mqtt.topic_prefix,
+    }
