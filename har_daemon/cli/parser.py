@@ -35,6 +35,25 @@ def add_offline_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
 
 
+def add_region_options(p: argparse.ArgumentParser) -> None:
+    """`train` and `cv`: what the model sees, and which file scores the held-out clips."""
+    p.add_argument(
+        "--input-region",
+        choices=["frame", "person"],
+        default="frame",
+        help="frame: the whole frame (the paper's models); person: windows cropped around the "
+        "people the bundled detector finds, one per group (needs --alert-class; the crop rules "
+        "go into model.json)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=["keras", "litert"],
+        default="keras",
+        help="score validation and test clips on the Keras model or on its LiteRT export (the "
+        "file the daemon serves; exported for every fold)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="har-daemon",
@@ -70,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--validation-fraction", type=fraction, default=0.2)
     t.add_argument("--name", help="model name recorded in model.json")
     add_training_options(t)
+    add_region_options(t)
     add_data_options(t)
     t.set_defaults(handler="training:train", needs=TRAIN)
 
@@ -94,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--validation-fraction", type=fraction, default=0.2)
     cv.add_argument("--name", help="model name prefix for the fold models")
     add_training_options(cv)
+    add_region_options(cv)
     add_data_options(cv)
     cv.set_defaults(handler="training:cv", needs=TRAIN)
 
