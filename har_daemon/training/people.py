@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from har_daemon.core.errors import DataError, VideoError
+from har_daemon.core.errors import DataError, ModelError, VideoError
 from har_daemon.core.logs import get_logger
 from har_daemon.model.backends import default_threads
 from har_daemon.model.meta import ModelMeta
@@ -135,13 +135,17 @@ def clip_probabilities(
 
 
 def _detector_id() -> list[object]:
-    st = Path(DETECTOR_FILE).stat()
+    try:
+        st = Path(DETECTOR_FILE).stat()
+    except OSError as e:
+        raise ModelError(f"person detector {DETECTOR_FILE}: {e.strerror or e}") from None
     return [Path(DETECTOR_FILE).name, st.st_size, st.st_mtime_ns]
 
 
-def cache_key(path: Path, meta: ModelMeta) -> str:
+def cache_key(path: Path, meta: ModelMeta, detector_id: list[object] | None = None) -> str:
     """Hash of what determines a clip's windows: the file, the sampling and crop rules, and
     the detector."""
+    detector_id = detector_id if detector_id is not None else _detector_id()
     p = Path(path).resolve()
     st = p.stat()
     rules = meta.person_region.model_dump() if meta.person_region else None
@@ -154,7 +158,7 @@ def cache_key(path: Path, meta: ModelMeta) -> str:
             list(meta.frame_size),
             meta.resize_interpolation,
             rules,
-            _detector_id(),
+            detector_id,
             CACHE_VERSION,
             RESIZE_VERSION,
         ]
@@ -209,11 +213,12 @@ def build_person_clips(
         raise ValueError("person windows need a model with input_region 'person'")
     cdir = Path(cache_dir) if cache_dir is not None else default_person_cache()
     out = PersonClips([])
+    detector_id = _detector_id()
     for rec in tqdm(
         records, desc="person windows", unit="clip", file=sys.stderr, disable=not progress
     ):
         try:
-            file = cdir / (key := cache_key(rec.path, meta))[:2] / f"{key}.npz"
+            file = cdir / (key := cache_key(rec.path, meta, detector_id))[:2] / f"{key}.npz"
         except OSError as e:
             out.skipped.append((rec, f"{rec.path}: cannot read: {e.strerror or e}"))
             continue

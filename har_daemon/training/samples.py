@@ -50,6 +50,10 @@ class ClipData(Protocol):
         """What model.json records about these clips' windows."""
         ...
 
+    def picture(self, record: ClipRecord) -> np.ndarray | None:
+        """The middle frame of the clip's first window (None: no window)."""
+        ...
+
 
 @dataclass
 class FrameData:
@@ -80,6 +84,10 @@ class FrameData:
     def summary(self, wanted: Sequence[ClipRecord]) -> dict[str, Any]:
         return {"clips": len(self._index(wanted))}
 
+    def picture(self, record: ClipRecord) -> np.ndarray | None:
+        x = self.samples([record])[0]
+        return x[0][len(x[0]) // 2] if len(x) else None
+
 
 @dataclass
 class PersonData:
@@ -108,6 +116,12 @@ class PersonData:
 
     def summary(self, wanted: Sequence[ClipRecord]) -> dict[str, Any]:
         return describe(self.clips.subset(wanted), self.alert_class)
+
+    def picture(self, record: ClipRecord) -> np.ndarray | None:
+        clip = self.clips.subset([record])
+        if not clip or len(clip[0].windows) == 0:
+            return None
+        return clip[0].windows[0][len(clip[0].windows[0]) // 2]
 
 
 def load_clip_data(
