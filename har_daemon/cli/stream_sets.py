@@ -96,6 +96,12 @@ def streams(args: argparse.Namespace) -> int:
         doc = results_doc(results, args)
         (args.out / RESULTS_FILE).write_text(json.dumps(doc, indent=2) + "\n")
         print(json.dumps(doc) if args.json else format_results(doc))
+        if not args.json:
+            b = doc["incidents_by_windows"]
+            print(
+                f"incidents with no window inside: {b['none']}, one: {b['one']}, two or more: "
+                f"{b['two_or_more']} (a window needs a full ring after each cut)"
+            )
     print(f"streams: {args.out}", file=sys.stderr)
     return 0
 
@@ -120,6 +126,8 @@ def results_doc(results: list[FoldResult], args: argparse.Namespace) -> dict[str
             "clips": len(r.stream.clips),
             "cuts": r.cuts,
             "no_person_windows": r.no_person_windows,
+            "quiet_windows": r.quiet_windows,
+            "windows_per_incident": r.windows_per_incident,
             "setting": r.setting,
             "figures": figures(r.figures),
             "alerts": [[a.start_s, a.end_s, a.activity] for a in r.run.alerts],
@@ -127,8 +135,14 @@ def results_doc(results: list[FoldResult], args: argparse.Namespace) -> dict[str
         }
         for r in results
     ]
+    per_incident = [n for r in results for n in r.windows_per_incident]
     return {
         "split": args.split,
+        "incidents_by_windows": {
+            "none": sum(n == 0 for n in per_incident),
+            "one": sum(n == 1 for n in per_incident),
+            "two_or_more": sum(n >= 2 for n in per_incident),
+        },
         "join": args.join,
         "size": list(args.size),
         "fps": args.fps,

@@ -150,6 +150,8 @@ class FoldResult:
     cuts: int
     no_person_windows: int
     setting: dict[str, Any]
+    windows_per_incident: list[int]  # windows ending inside each truth interval: what it had
+    quiet_windows: int  # windows ending outside every truth interval
 
 
 def evaluate_folds(
@@ -172,6 +174,8 @@ def evaluate_folds(
             "exit_threshold": inf.exit_threshold,
             "min_windows": inf.min_windows,
         }
+        ends = [w.window_end for w in result.run.windows]
+        per_incident = [sum(t.start_s <= e < t.end_s for e in ends) for t in s.truth]
         out.append(
             FoldResult(
                 f.fold,
@@ -181,6 +185,8 @@ def evaluate_folds(
                 result.run.cuts,
                 result.run.no_person_windows,
                 setting,
+                per_incident,
+                len(ends) - sum(per_incident),
             )
         )
     return out
