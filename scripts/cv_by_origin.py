@@ -43,6 +43,37 @@ def rows(report: Path, threshold: bool) -> list[dict[str, object]]:
     return out
 
 
+def summary(report: Path, threshold: bool = False) -> dict[str, object]:
+    """Per fold and pooled: the fight set's accuracy and recalls, everyday clips called fight."""
+
+    def one(rs: list[dict[str, object]]) -> dict[str, object]:
+        fs = [r for r in rs if r["origin"] == "fight-set"]
+        ev = [r for r in rs if r["origin"] == "everyday"]
+        pos = [r for r in fs if r["true"] == "fight"]
+        neg = [r for r in fs if r["true"] != "fight"]
+        return {
+            "fight_set_clips": len(fs),
+            "fight_set_accuracy": float(np.mean([(r["true"] == "fight") == r["fight"] for r in fs]))
+            if fs
+            else None,
+            "fight_recall": float(np.mean([bool(r["fight"]) for r in pos])) if pos else None,
+            "noFight_recall": float(np.mean([not r["fight"] for r in neg])) if neg else None,
+            "everyday_clips": len(ev),
+            "everyday_called_fight": sum(bool(r["fight"]) for r in ev),
+        }
+
+    rs = rows(report, threshold)
+    folds = [one([r for r in rs if r["fold"] == f]) for f in sorted({int(r["fold"]) for r in rs})]
+    accs = [f["fight_set_accuracy"] for f in folds if f["fight_set_accuracy"] is not None]
+    return {
+        "at": "validation-chosen threshold" if threshold else "argmax",
+        "per_fold": folds,
+        "pooled": one(rs),
+        "fight_set_accuracy_mean": float(np.mean(accs)),
+        "fight_set_accuracy_std": float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0,
+    }
+
+
 def figures(rs: list[dict[str, object]]) -> str:
     fs = [r for r in rs if r["origin"] == "fight-set"]
     ev = [r for r in rs if r["origin"] == "everyday"]
