@@ -74,12 +74,13 @@ def plan_stream(
 ) -> list[Stretch]:
     """Quiet, incident, quiet, ...: incidents in clip-name order, the quiet clips shuffled
     (seeded, so sources mix) and shared out as evenly as possible before, between and after.
+    The plan depends on the clips, not on the order they are listed in.
 
     With `join="source"`, incident clips of one source that follow each other in name order
     form one stretch; with "none", each incident clip is its own stretch.
     """
     incidents = sorted((c for c in clips if c.label == alert), key=lambda c: c.path.name)
-    quiet = [c for c in clips if c.label != alert]
+    quiet = sorted((c for c in clips if c.label != alert), key=lambda c: str(c.path))
     order = np.random.default_rng(seed).permutation(len(quiet))
     quiet = [quiet[i] for i in order]
     runs: list[list[StreamClip]] = []

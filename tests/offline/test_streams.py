@@ -44,6 +44,7 @@ def test_without_joining_each_incident_clip_stands_alone_and_the_order_is_seeded
     plan = plan_stream(FIGHTS + QUIET, "fight", join="none", seed=1)
     assert [len(s.clips) for s in plan if s.activity] == [1, 1, 1]
     assert plan == plan_stream(FIGHTS + QUIET, "fight", join="none", seed=1)
+    assert plan == plan_stream(QUIET[::-1] + FIGHTS[::-1], "fight", join="none", seed=1)
     orders = {
         tuple(c.path.stem for s in plan_stream(QUIET, "fight", seed=k) for c in s.clips)
         for k in range(5)
