@@ -225,6 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     st.add_argument("--evaluate", action="store_true", help="replay each stream, print figures")
     st.add_argument("--policy", type=Path, help="policy.json of a --sweep: each fold's settings")
+    st.add_argument(
+        "--pooled-policy",
+        action="store_true",
+        help="with --policy: every fold gets the one setting chosen over all folds' streams",
+    )
     st.add_argument("--json", action="store_true", help="print the figures as one JSON document")
     st.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     st.set_defaults(handler="stream_sets:streams")

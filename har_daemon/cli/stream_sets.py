@@ -39,9 +39,10 @@ def _alert(args: argparse.Namespace, config: DaemonConfig) -> str:
 
 
 def _fold_configs(
-    folds: list[FoldClips], base: DaemonConfig, policy: Path | None
+    folds: list[FoldClips], base: DaemonConfig, policy: Path | None, pooled: bool = False
 ) -> list[DaemonConfig]:
-    """Each fold's settings: its choice in a sweep's policy.json, else the config's."""
+    """Each fold's settings: its choice in a sweep's policy.json (or the one choice over all
+    folds, `pooled`), else the config's."""
     if policy is None:
         return [base for _ in folds]
     try:
@@ -52,7 +53,7 @@ def _fold_configs(
         raise DataError(f"{policy}: not a streams --sweep policy ({exc})") from None
     out = []
     for f in folds:
-        c = chosen.get(str(f.fold), fallback)
+        c = fallback if pooled else chosen.get(str(f.fold), fallback)
         s = Setting(
             c["smoothing_window"], c["enter_threshold"], c["min_windows"], c["exit_threshold"]
         )
@@ -92,7 +93,9 @@ def streams(args: argparse.Namespace) -> int:
         (args.out / POLICY_FILE).write_text(json.dumps(doc, indent=2) + "\n")
         print(format_sweep(doc))
     if args.evaluate:
-        results = evaluate_folds(folds, built, _fold_configs(folds, config, args.policy), backend)
+        results = evaluate_folds(
+            folds, built, _fold_configs(folds, config, args.policy, args.pooled_policy), backend
+        )
         doc = results_doc(results, args)
         (args.out / RESULTS_FILE).write_text(json.dumps(doc, indent=2) + "\n")
         print(json.dumps(doc) if args.json else format_results(doc))
@@ -147,6 +150,7 @@ def results_doc(results: list[FoldResult], args: argparse.Namespace) -> dict[str
         "size": list(args.size),
         "fps": args.fps,
         "policy": str(args.policy) if args.policy else None,
+        "policy_scope": ("pooled" if args.pooled_policy else "per fold") if args.policy else None,
         "folds": folds,
         "pooled": figures(pooled(results)),
     }
