@@ -73,6 +73,7 @@ def _streams(doc: dict) -> dict:
     return {
         "split": doc["split"],
         "join": doc["join"],
+        "settings_from": doc.get("policy_scope") or "config.example.toml",
         "stream": {"size": doc["size"], "fps": doc["fps"]},
         "incidents_by_windows": doc.get("incidents_by_windows"),
         "per_fold": [
@@ -90,7 +91,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--provenance", type=Path, required=True, help="JSON object to store")
     p.add_argument("--name", help="rename the model")
     p.add_argument("--compare", action="append", default=[], help="LABEL=cv.json, same folds")
-    p.add_argument("--policy", type=Path, help="policy.json of `streams --sweep` (validation)")
+    p.add_argument("--policy", type=Path, help="policy.json of `streams --sweep` on --cv folds")
+    p.add_argument(
+        "--model-policy",
+        type=Path,
+        help="policy.json of `streams --sweep` on the model's own "
+        "validation split: its choice is the setting config.example.toml carries",
+    )
     p.add_argument("--streams", type=Path, help="streams.json of `streams --evaluate` on --cv")
     p.add_argument("--held-out-stream", type=Path, help="streams.json of the model's test split")
     args = p.parse_args(argv)
@@ -129,8 +136,16 @@ def main(argv: list[str] | None = None) -> int:
             if (Path(path).parent / "predictions.csv").is_file():
                 doc["by_origin"] = by_origin(Path(path).parent, threshold=True)
             meta.evaluation["compared"][label] = doc
-    if args.policy:
-        meta.training["alert_policy"] = _policy(json.loads(args.policy.read_text()))
+    if args.policy or args.model_policy:
+        policy = meta.training["alert_policy"] = {}
+        if args.policy:
+            policy.update(_policy(json.loads(args.policy.read_text())))
+        if args.model_policy:
+            own = json.loads(args.model_policy.read_text())["pooled"]
+            policy["config"] = {k: v for k, v in own["chosen"].items() if k not in ("figures",)} | {
+                "validation_figures": own["chosen"]["figures"]
+            }
+            policy["config_within_budget"] = own["within_budget"]
     event: dict = {}
     if args.streams:
         event["cross_validation"] = _streams(json.loads(args.streams.read_text()))

@@ -13,8 +13,11 @@ threshold, most windows).
 One replay per smoothing setting is enough for every threshold: the windows' smoothed scores
 (each region smoothed on its own track, the most alarming region speaking for the camera) do not
 depend on the thresholds, so `resimulate` feeds them to the daemon's `ActivityTracker` for each
-threshold setting. A window missing from the replay's regular stride is a tracker `finish` (a
-scene cut restarted the ring, or nobody was in the picture), as in the daemon.
+threshold setting. A window missing from the replay's regular stride is a tracker `finish`, as
+in the daemon: a gap shorter than a ring refill is a window where nobody was found (the end is
+that window's), a longer one a scene cut (the end is the last window before it, so an alert
+never runs past a join of two clips). Starts are exact; an end is a window early when people
+vanish for longer than a ring refill.
 """
 
 from __future__ import annotations
@@ -79,15 +82,18 @@ class Recording:
     smoothed: np.ndarray  # (windows, classes)
     classes: list[str]
     step_s: float  # seconds between windows when none is missing
+    restart_s: float  # shortest gap a scene cut leaves: the ring refilling
     duration_s: float
     truth: list[TruthInterval]
 
 
-def record(run: Replay, truth: Sequence[TruthInterval], step_s: float) -> Recording:
+def record(
+    run: Replay, truth: Sequence[TruthInterval], step_s: float, restart_s: float
+) -> Recording:
     times = np.array([w.window_end for w in run.windows], np.float64)
     smoothed = np.array([w.smoothed for w in run.windows], np.float64).reshape(len(times), -1)
     duration = max(run.duration_s, max((iv.end_s for iv in truth), default=0.0))
-    return Recording(times, smoothed, list(run.classes), step_s, duration, list(truth))
+    return Recording(times, smoothed, list(run.classes), step_s, restart_s, duration, list(truth))
 
 
 def resimulate(rec: Recording, policy: DecisionPolicy) -> list[AlertEvent]:
@@ -97,7 +103,11 @@ def resimulate(rec: Recording, policy: DecisionPolicy) -> list[AlertEvent]:
     previous: float | None = None
     for t, scores in zip(rec.times, rec.smoothed, strict=True):
         if previous is not None and t - previous > 1.5 * rec.step_s:
-            transitions += tracker.finish(previous + rec.step_s)  # a missing window
+            # A missing window. Shorter than a ring refill: nobody was in the picture at the
+            # next window, which ended what was open. Else most likely a scene cut, which ends
+            # it at the last window before the cut.
+            nobody = t - previous < rec.restart_s
+            transitions += tracker.finish(previous + rec.step_s if nobody else previous)
         transitions += tracker.step(scores, now=float(t))
         previous = float(t)
     end = min(rec.duration_s, (previous or 0.0) + rec.step_s)

@@ -210,10 +210,12 @@ def record_folds(
         meta = loaded.meta
         spacing = base.model.frame_spacing_s or meta.frame_spacing_s
         step = base.model.stride * spacing
+        refill = (meta.sequence_length - 1) * spacing
         out[f.fold] = {}
         for w in smoothing_windows:
             config = Setting(w, 0.5, 1, 0.4).config(base)
-            out[f.fold][w] = record(replay(s.video, config, meta, loaded), s.truth, step)
+            run = replay(s.video, config, meta, loaded)
+            out[f.fold][w] = record(run, s.truth, step, refill)
     return out
 
 

@@ -40,7 +40,7 @@ def test_resimulated_alerts_are_the_ones_the_daemon_raises(spliced: Path) -> Non
     for window in (1, 3):
         run = replay(spliced, Setting(window, 0.5, 1, 0.4).config(base), meta, backend)
         assert run.cuts >= 2
-        rec = record(run, [], step)
+        rec = record(run, [], step, (meta.sequence_length - 1) * meta.frame_spacing_s)
         for setting in (
             Setting(window, 0.5, 1, 0.4),
             Setting(window, 0.8, 2, 0.4),
