@@ -3,7 +3,7 @@
     .venv/bin/python scripts/model_card.py MODEL_DIR --cv REPORT/cv.json \\
         --provenance provenance.json [--name NAME] [--compare LABEL=OTHER/cv.json ...] \\
         [--policy VAL_STREAMS/policy.json] [--streams TEST_STREAMS/streams.json] \\
-        [--held-out-stream MODEL_TEST_STREAMS/streams.json]
+        [--held-out-stream MODEL_TEST_STREAMS/streams.json] [--stream-variant LABEL=streams.json]
 
 `har-daemon train` records the training run and its held-out test figures; the figures a
 shipped model is judged by come from `har-daemon cv` with the same options, run separately.
@@ -100,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--streams", type=Path, help="streams.json of `streams --evaluate` on --cv")
     p.add_argument("--held-out-stream", type=Path, help="streams.json of the model's test split")
+    p.add_argument(
+        "--stream-variant",
+        action="append",
+        default=[],
+        help="LABEL=streams.json: the same folds' streams under other settings or models",
+    )
     args = p.parse_args(argv)
     meta = read_meta(args.model_dir)
     cv = json.loads(args.cv.read_text())
@@ -151,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
         event["cross_validation"] = _streams(json.loads(args.streams.read_text()))
     if args.held_out_stream:
         event["held_out_stream"] = _streams(json.loads(args.held_out_stream.read_text()))
+    for item in args.stream_variant:
+        label, _, path = item.partition("=")
+        event.setdefault("variants", {})[label] = _streams(json.loads(Path(path).read_text()))
     if event:
         meta.evaluation["event_level"] = event
     meta.provenance = json.loads(args.provenance.read_text())

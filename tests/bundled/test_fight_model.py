@@ -62,6 +62,32 @@ def test_config_example_serves_the_fight_model_with_its_chosen_settings() -> Non
     assert cfg.model.stride == chosen.get("stride", cfg.model.stride)
 
 
+def test_both_backends_give_the_same_figures_on_real_held_out_clips(tmp_path: Path) -> None:
+    """`evaluate --backend keras` and `--backend litert` (the file the daemon serves) agree on
+    real clips, person crops included."""
+    require(FIGHT_DATA)
+    from har_daemon.training.evaluate import evaluate
+
+    meta = read_meta(FIGHT_MODEL)
+    names = [
+        Path(c) for c in meta.training["test_clips"] if Path(c).name.startswith(("fi", "nofi"))
+    ]
+    data = tmp_path / "data"
+    for n in names[:5] + names[-5:]:  # both classes
+        (data / n.parent.name).mkdir(parents=True, exist_ok=True)
+        (data / n.parent.name / n.name).symlink_to(FIGHT_DATA / n.parent.name / n.name)
+    keras_run = evaluate(FIGHT_MODEL, data, tmp_path / "k", backend="keras", workers=0)
+    litert_run = evaluate(FIGHT_MODEL, data, tmp_path / "l", backend="litert", workers=0)
+    assert keras_run["n_samples"] == litert_run["n_samples"] == 10
+    for key in ("accuracy", "per_class", "confusion_matrix"):
+        assert keras_run[key] == litert_run[key], key
+    rows = [(tmp_path / d / "predictions.csv").read_text().splitlines()[1:] for d in ("k", "l")]
+    for a, b in zip(*rows, strict=True):
+        fa, fb = a.split(","), b.split(",")
+        assert fa[:3] == fb[:3]  # clip, true, predicted
+        assert abs(float(fa[4]) - float(fb[4])) <= 2e-4  # the fight probability
+
+
 def _held_out_clips(meta: Any) -> tuple[list[Path], list[list[Path]]]:
     """Held-out fight-set clips (never trained or validated on) that the model gets right
     alone: quiet clips, and runs of consecutive fight clips of one source video.
@@ -87,7 +113,11 @@ def _held_out_clips(meta: Any) -> tuple[list[Path], list[list[Path]]]:
     probs = clip_probabilities(
         lambda x: predict_batches(backend, x, meta), clips, meta.classes, "fight"
     )
-    right = [c.record for c, p in zip(clips, probs, strict=True) if (p[0] >= 0.5) == (c.record.label == "fight")]  # fmt: skip
+    right = [
+        c.record
+        for c, p in zip(clips, probs, strict=True)
+        if (p[0] >= 0.5) == (c.record.label == "fight")
+    ]
     quiet = [r.path for r in right if r.label == "noFight"]
     runs: list[list[ClipRecord]] = []
     for r in sorted((r for r in right if r.label == "fight"), key=lambda r: r.path.name):
@@ -114,10 +144,10 @@ def test_daemon_raises_fight_for_the_fight_stretch_only(
     longest = max(runs, key=len)
     assert len(quiet) >= 4 and len(longest) >= 2, (quiet, runs)
 
-    def stretch(paths: list[Path], label: str) -> Stretch:
-        return Stretch(tuple(StreamClip(p, label, "s") for p in paths), label if label == "fight" else None)  # fmt: skip
+    def stretch(paths: list[Path], incident: str | None) -> Stretch:
+        return Stretch(tuple(StreamClip(p, incident or "noFight", "s") for p in paths), incident)
 
-    plan = [stretch(quiet[:2], "noFight"), stretch(longest[:3], "fight"), stretch(quiet[2:4], "noFight")]  # fmt: skip
+    plan = [stretch(quiet[:2], None), stretch(longest[:3], "fight"), stretch(quiet[2:4], None)]
     built = build_stream(plan, tmp_path / "stream.mp4")
     ((fight_start, fight_end, _),) = [(t.start_s, t.end_s, t.activity) for t in built.truth]
     total = built.duration_s
@@ -150,7 +180,9 @@ def test_daemon_raises_fight_for_the_fight_stretch_only(
     report = json.dumps(
         {
             "truth": [fight_start, fight_end, total],
-            "events": [(e["type"], e["activity"], _iso(e["at"]) - t0, e.get("region")) for e in events],  # fmt: skip
+            "events": [
+                (e["type"], e["activity"], _iso(e["at"]) - t0, e.get("region")) for e in events
+            ],
         }
     )
     assert starts and {e["activity"] for e in starts} == {"fight"}, report
