@@ -118,3 +118,38 @@ def test_frames_of_a_stream_follow_its_clips(clips: list[StreamClip], tmp_path: 
     assert len(means) == 10
     original, joined = np.array(means).T
     assert np.allclose(original, joined, atol=3.0)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--cv", "{tmp}/nowhere"], "not a cross-validation report"),
+        ([], "give --cv CV_DIR"),
+        (["--model", "{tmp}/nomodel"], "does not exist"),
+        (["--cv", "{tmp}", "--alert-class", ""], "give --alert-class"),
+        (["--size", "641x360", "--cv", "{tmp}"], "even sides"),
+    ],
+)
+def test_streams_user_mistakes_are_one_line_and_exit_2(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    for label in ("fight", "noFight"):
+        (data / label).mkdir(parents=True)
+        (data / label / "a.mp4").write_bytes(b"")
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in args]
+    if "--alert-class" not in argv:
+        argv += ["--alert-class", "fight"]
+    result = subprocess.run(
+        [sys.executable, "-m", "har_daemon", "streams", "--data", str(data),
+         "--out", str(tmp_path / "out"), *argv],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert message in lines[-1], result.stderr
+    if "--size" not in argv:  # argparse's own errors come after its usage lines
+        assert len(lines) == 1, result.stderr
