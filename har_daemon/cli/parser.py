@@ -36,6 +36,35 @@ def add_offline_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
 
 
+def size_arg(value: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r}: give WIDTHxHEIGHT, e.g. 640x360") from None
+    if not (16 <= w <= 3840 and 16 <= h <= 2160) or w % 2 or h % 2:
+        raise argparse.ArgumentTypeError(f"{value}: even sides between 16 and 3840x2160")
+    return w, h
+
+
+def add_region_options(p: argparse.ArgumentParser) -> None:
+    """`train` and `cv`: what the model sees, and which file scores the held-out clips."""
+    p.add_argument(
+        "--input-region",
+        choices=["frame", "person"],
+        default="frame",
+        help="frame: the whole frame (the paper's models); person: windows cropped around the "
+        "people the bundled detector finds, one per group (needs --alert-class; the crop rules "
+        "go into model.json)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=["keras", "litert"],
+        default="keras",
+        help="score validation and test clips on the Keras model or on its LiteRT export (the "
+        "file the daemon serves; exported for every fold)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="har-daemon",
@@ -71,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--validation-fraction", type=fraction, default=0.2)
     t.add_argument("--name", help="model name recorded in model.json")
     add_training_options(t)
+    add_region_options(t)
     add_data_options(t)
     t.set_defaults(handler="training:train", needs=TRAIN)
 
@@ -95,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("--validation-fraction", type=fraction, default=0.2)
     cv.add_argument("--name", help="model name prefix for the fold models")
     add_training_options(cv)
+    add_region_options(cv)
     add_data_options(cv)
     cv.set_defaults(handler="training:cv", needs=TRAIN)
 
@@ -156,6 +187,49 @@ def build_parser() -> argparse.ArgumentParser:
     es.add_argument("--json", action="store_true", help="print one JSON document")
     es.add_argument("--report", type=Path, help="folder for stream.json and timeline.png")
     es.set_defaults(handler="streams:evaluate_stream", needs=("matplotlib",))
+
+    st = sub.add_parser(
+        "streams",
+        help="join each fold's held-out clips into a test stream; false alerts per hour and "
+        "time to alert per fold and pooled",
+    )
+    st.add_argument("--data", type=Path, required=True, help="the folder the models trained on")
+    st.add_argument("--cv", type=Path, help="a `cv` report: one stream per fold, its own model")
+    st.add_argument("--model", type=Path, help="one model: a stream of its held-out clips")
+    st.add_argument("--out", type=Path, required=True, help="folder for the streams and figures")
+    st.add_argument("--split", choices=["test", "validation"], default="test")
+    st.add_argument(
+        "--join",
+        choices=["source", "none"],
+        default="source",
+        help="source: incident clips of one source video back to back form one incident "
+        "(default); none: every incident clip alone between quiet clips",
+    )
+    st.add_argument("--size", type=size_arg, default=(640, 360), help="WIDTHxHEIGHT (640x360)")
+    st.add_argument("--fps", type=positive_int, default=25)
+    st.add_argument("--seed", type=int, default=0, help="order of the quiet clips")
+    st.add_argument("--alert-class", help="the incident class (default: the config's alert)")
+    st.add_argument("--config", type=Path, help="TOML file: the daemon's settings")
+    st.add_argument("--backend", choices=BACKENDS, help="default: the config's (auto)")
+    st.add_argument(
+        "--sweep",
+        action="store_true",
+        help="replay each stream under every smoothing/enter/min_windows setting and choose, per "
+        "fold and pooled, the one within --budget (writes policy.json); use on validation",
+    )
+    st.add_argument(
+        "--budget", type=float, default=0.0, help="false alerts per quiet hour allowed (0)"
+    )
+    st.add_argument("--evaluate", action="store_true", help="replay each stream, print figures")
+    st.add_argument("--policy", type=Path, help="policy.json of a --sweep: each fold's settings")
+    st.add_argument(
+        "--pooled-policy",
+        action="store_true",
+        help="with --policy: every fold gets the one setting chosen over all folds' streams",
+    )
+    st.add_argument("--json", action="store_true", help="print the figures as one JSON document")
+    st.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
+    st.set_defaults(handler="stream_sets:streams")
 
     im = sub.add_parser("import-model", help="turn a Keras 2 .h5 (tutorial code) into a model dir")
     im.add_argument("h5", type=Path)

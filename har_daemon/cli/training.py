@@ -42,6 +42,8 @@ def _train_options(args: argparse.Namespace, out_dir: Path, **extra: Any) -> Tra
         class_weight=args.class_weight,
         alert_class=args.alert_class,
         input_transform=args.input.replace("-", "_"),
+        input_region=args.input_region,
+        eval_backend=args.backend,
         **extra,
     )
 

@@ -62,8 +62,8 @@ def cross_validate(opts: TrainOptions, folds: int = 5) -> dict[str, Any]:
     """Train and test once per grouped fold; write `cv.json` under `opts.out_dir` and return it.
 
     `opts` is used for every fold (seed included, which also seeds the fold assignment); the
-    test split options are ignored, the validation split is always by group, and no LiteRT
-    file is exported (the fold models are for measuring, not serving).
+    test split options are ignored, the validation split is always by group, and a LiteRT
+    file is exported only when the folds are scored on it (`eval_backend="litert"`).
     """
     started = time.monotonic()
     report_dir = Path(opts.out_dir)
@@ -104,6 +104,7 @@ def cross_validate(opts: TrainOptions, folds: int = 5) -> dict[str, Any]:
             "train_groups": sorted({r.group for r in train_side}),
             "test_groups": sorted({r.group for r in test_side}),
             "test_clips": result.test_clips,
+            "validation_clips": t["validation_clips"],
             "clips": t["clips"],
             "epochs_run": t["epochs_run"],
             "best_epoch": t["best_epoch"],
@@ -136,6 +137,8 @@ def cross_validate(opts: TrainOptions, folds: int = 5) -> dict[str, Any]:
             "frame_size": opts.frame_size,
             "interpolation": opts.interpolation,
             "input_transform": opts.input_transform,
+            "input_region": opts.input_region,
+            "backend": opts.eval_backend,
         },
         "n_clips": int(sum(r["n_samples"] for r in reports)),
         "summary": summarize_folds(reports),

@@ -61,8 +61,9 @@ def _read_sources(csv_path: Path) -> dict[str, str]:
                     f"{csv_path}: header must be 'clip,label,source'; missing "
                     f"{', '.join(sorted(missing))}"
                 )
+            # A clip is named by its stem (`fi001`) or its path (`adl/s1_adl_10.mp4`).
             return {
-                row["clip"].strip(): row["source"].strip()
+                Path(row["clip"].strip()).stem: row["source"].strip()
                 for row in reader
                 if row.get("clip") and row.get("source")
             }
@@ -77,7 +78,8 @@ def scan_dataset(
 
     A clip's group is UCF50's `gNN` when its name is `v_<Class>_gNN_cNN.*`; else the `source`
     of its stem in `root/sources.csv` (header `clip,label,source`) when present; else
-    `<class>/<stem>`, the clip alone. `classes` defaults to every sub-folder, sorted.
+    `<class>/<stem>`, the clip alone. `sources.csv` may name a clip by its stem or by its path
+    (`adl/s1_adl_10.mp4`, as falls/ does). `classes` defaults to every sub-folder, sorted.
     """
     r = Path(root)
     if not r.exists():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -19,7 +20,7 @@ from har_daemon.model.preprocess import to_model_input
 from har_daemon.model.registry import create_backend
 from har_daemon.reporting.plots import plot_confusion_matrix, plot_prediction_strip
 from har_daemon.training.dataset import scan_dataset
-from har_daemon.training.extraction import build_arrays
+from har_daemon.training.samples import load_clip_data
 from har_daemon.training.scoring import classification_report
 
 log = get_logger(__name__)
@@ -98,23 +99,21 @@ def evaluate(
         held_out = set(meta.training.get("test_clips", []))
         if not held_out:
             raise DataError(f"{model_dir}: model.json lists no held-out test clips")
-        records = [r for r in records if relative_clip_path(r.path, data_dir) in held_out]
+        records = [r for r in records if _names(r.path, data_dir) & held_out]
     if not records:
         raise DataError(f"{data_dir}: no clips of the model's classes {meta.classes} to score")
 
-    arrays = build_arrays(
-        records,
-        seq_len=meta.sequence_length,
-        size_hw=meta.frame_size,
-        interpolation=meta.resize_interpolation,
-        workers=workers,
-        cache_dir=cache_dir,
-    )
-    probs = predict_batches(loaded, arrays.x, meta)
+    alert = (meta.training.get("alert_threshold") or {}).get("class")
+    if meta.person_region is not None and alert is None:
+        raise DataError(f"{model_dir}: a person-centric model.json must name its alert class")
+    data = load_clip_data(records, meta, alert_class=alert, workers=workers, cache_dir=cache_dir)
+    scored = data.readable(records)
+    labels = [r.label for r in scored]
+    probs = data.clip_probs(lambda x: predict_batches(loaded, x, meta), records)
     report = write_evaluation(
         report_dir,
         probs,
-        arrays.labels,
+        labels,
         meta.classes,
         title=f"{meta.name} on {data_dir.name}" + (" (held-out test)" if split == "test" else ""),
     )
@@ -122,26 +121,31 @@ def evaluate(
     report["backend"] = loaded.name
     report["data"] = str(data_dir)
     report["split"] = split
-    report["skipped"] = [{"clip": str(r.path), "reason": why} for r, why in arrays.skipped]
+    report["input_region"] = meta.input_region
+    report["skipped"] = [{"clip": str(r.path), "reason": why} for r, why in data.skipped]
     report_dir = Path(report_dir)
     (report_dir / "metrics.json").write_text(json.dumps(report, indent=2) + "\n")
 
     with (report_dir / "predictions.csv").open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["clip", "true", "predicted", "confidence", *meta.classes])
-        for rec, label, p in zip(arrays.records, arrays.labels, probs, strict=True):
+        for rec, label, p in zip(scored, labels, probs, strict=True):
             clip = relative_clip_path(rec.path, data_dir)
             predicted = meta.classes[int(p.argmax())]
             writer.writerow([clip, label, predicted, f"{p.max():.4f}", *(f"{v:.4f}" for v in p)])
-    items = [
-        {
-            "frame": arrays.x[i][meta.sequence_length // 2],
-            "true": arrays.labels[i],
-            "pred": meta.classes[int(probs[i].argmax())],
-            "confidence": float(probs[i].max()),
-        }
-        for i in _strip_sample(arrays.labels, probs, meta.classes)
-    ]
+    items = []
+    for i in _strip_sample(labels, probs, meta.classes):
+        picture = data.picture(scored[i])
+        if picture is None:
+            continue  # nobody found in the clip: no window, no picture
+        items.append(
+            {
+                "frame": picture,
+                "true": labels[i],
+                "pred": meta.classes[int(probs[i].argmax())],
+                "confidence": float(probs[i].max()),
+            }
+        )
     plot_prediction_strip(items, report_dir / "predictions.png")
     return report
 
@@ -157,9 +161,18 @@ def _strip_sample(labels: Sequence[str], probs: np.ndarray, classes: Sequence[st
     return chosen[:8]
 
 
+def _names(path: Path, root: Path) -> set[str]:
+    """How a model.json may name a clip: relative to the data, or (linked clips, older runs)
+    by its path."""
+    return {relative_clip_path(path, root), str(path), os.path.abspath(path)}
+
+
 def relative_clip_path(path: Path | str, root: Path) -> str:
-    """Clip paths relative to the data root, so a held-out list survives moving the data."""
+    """Clip paths relative to the data root, so a held-out list survives moving the data.
+
+    Symbolic links are not followed: an assembled folder links to clips elsewhere, and a
+    clip is named by where it lies in the folder trained on."""
     try:
-        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+        return Path(os.path.abspath(path)).relative_to(os.path.abspath(root)).as_posix()
     except ValueError:
         return str(path)

@@ -8,7 +8,10 @@ Options beyond the paper (all off by default): `augment` (per-clip flips, crops,
 frame-timing changes on training batches, see `har_daemon.training.augment`),
 `class_weight="balanced"` (each class weighs n / (k * count) in the training loss), and
 `alert_class` for two-class alerting models (a probability threshold for that class chosen on
-the validation set).
+the validation set). `input_region="person"` trains on windows cropped around the people a
+detector finds (`training.people` says which windows teach what); its crop rules go into
+`model.json`, so serving cuts the same windows. Test figures are per clip for both kinds, on
+the Keras model or on its LiteRT export (`eval_backend`), the file the daemon serves.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from har_daemon.core.logs import get_logger
 from har_daemon.model.keras.arch import build_model
 from har_daemon.model.keras.export import export_tflite
 from har_daemon.model.keras.store import save_model_dir
-from har_daemon.model.meta import ModelMeta, read_meta
+from har_daemon.model.litert import LiteRTBackend
+from har_daemon.model.meta import ModelMeta, PersonRegion, read_meta, write_meta
 from har_daemon.model.preprocess import to_model_input
 from har_daemon.reporting.plots import plot_history
 from har_daemon.training.augment import AugmentConfig, augment_batch
@@ -42,8 +46,8 @@ from har_daemon.training.dataset import (
     scan_dataset,
 )
 from har_daemon.training.evaluate import predict_batches, relative_clip_path, write_evaluation
-from har_daemon.training.extraction import ClipArrays, build_arrays, median_spacing_s
-from har_daemon.training.scoring import classification_report
+from har_daemon.training.samples import Predict, load_clip_data
+from har_daemon.training.thresholds import _thresholded, choose_alert_threshold
 
 log = get_logger(__name__)
 
@@ -76,6 +80,9 @@ class TrainOptions:
     class_weight: Literal["none", "balanced"] = "none"  # balanced: n / (k * count) per class
     alert_class: str | None = None  # two classes only: choose this class's alert threshold
     input_transform: Literal["frames", "frame_diff"] = "frames"  # see preprocess.to_model_input
+    input_region: Literal["frame", "person"] = "frame"  # person: crops around people
+    person_region: PersonRegion | None = None  # the crop rules (None: the defaults)
+    eval_backend: Literal["keras", "litert"] = "keras"  # what scores validation and test clips
 
 
 @dataclass
@@ -149,12 +156,6 @@ def _one_hot(labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
     return y
 
 
-def _subset(arrays: ClipArrays, wanted: list[ClipRecord]) -> tuple[np.ndarray, list[str]]:
-    keep = {r.path for r in wanted}
-    idx = [i for i, r in enumerate(arrays.records) if r.path in keep]
-    return arrays.x[idx], [arrays.labels[i] for i in idx]
-
-
 def train(
     opts: TrainOptions,
     *,
@@ -187,6 +188,11 @@ def train(
             f"classes are {', '.join(classes)}"
         )
 
+    if opts.input_region == "person" and opts.alert_class is None:
+        raise DataError(
+            "--input-region person needs --alert-class: a clip scores as its most alarming "
+            "region, and a clip where nobody is found counts as the other class"
+        )
     if train_records is None:
         pool, test = _split(records, opts.test_fraction, opts.split, opts.seed)
     train_recs, val_recs = _split(pool, opts.validation_fraction, opts.split, opts.seed + 1)
@@ -205,21 +211,33 @@ def train(
     )
 
     size_hw = (opts.frame_size, opts.frame_size)
-    arrays = build_arrays(
+    rules = (opts.person_region or PersonRegion()) if opts.input_region == "person" else None
+    cut = ModelMeta(
+        name="cut",
+        classes=classes,
+        sequence_length=opts.sequence_length,
+        frame_height=opts.frame_size,
+        frame_width=opts.frame_size,
+        resize_interpolation=opts.interpolation,
+        input_region=opts.input_region,
+        person_region=rules,
+        frame_spacing_s=1.0,  # not known before the clips are read
+        architecture=opts.architecture,
+    )
+    data = load_clip_data(
         records,
-        seq_len=opts.sequence_length,
-        size_hw=size_hw,
-        interpolation=opts.interpolation,
+        cut,
+        alert_class=opts.alert_class,
         workers=opts.workers,
         cache_dir=opts.cache_dir,
     )
-    for rec, reason in arrays.skipped:
+    for rec, reason in data.skipped:
         log.warning("train.clip_skipped", clip=str(rec.path), reason=reason)
-    spacing = median_spacing_s(arrays)
 
-    x_train, l_train = _subset(arrays, train_recs)
-    x_val, l_val = _subset(arrays, val_recs)
-    x_test, l_test = _subset(arrays, test)
+    x_train, l_train = data.samples(train_recs)
+    x_val, l_val = data.samples(val_recs)
+    test_clips = data.readable(test)
+    val_clips = data.readable(val_recs)
     if len(x_train) == 0 or len(x_val) == 0:
         raise DataError(f"{opts.data_dir}: no readable clips left for training or validation")
 
@@ -267,6 +285,14 @@ def train(
     epochs_run = len(history.get("loss", []))
     best_epoch = int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else epochs_run
 
+    samples: dict[str, Any] = {"train": len(x_train), "validation": len(x_val)}
+    if rules is not None:
+        samples["rule"] = "alert-class clips: the region with the most motion; others: every region"
+        samples["per_split"] = {
+            "train": data.summary(train_recs),
+            "validation": data.summary(val_recs),
+            "test": data.summary(test),
+        }
     meta = ModelMeta(
         name=opts.name or f"{opts.architecture}-{len(classes)}class",
         classes=classes,
@@ -276,7 +302,9 @@ def train(
         color_order="BGR",
         resize_interpolation=opts.interpolation,
         input_transform=opts.input_transform,
-        frame_spacing_s=round(spacing, 4),
+        input_region=opts.input_region,
+        person_region=rules,
+        frame_spacing_s=round(data.spacing_s, 4),
         architecture=opts.architecture,
         training={
             "data_dir": str(opts.data_dir),
@@ -284,10 +312,16 @@ def train(
             "seed": opts.seed,
             "test_fraction": opts.test_fraction,
             "validation_fraction": opts.validation_fraction,
-            "clips": {"train": len(x_train), "validation": len(x_val), "test": len(x_test)},
-            "skipped_clips": len(arrays.skipped),
+            "clips": {
+                "train": len(data.readable(train_recs)),
+                "validation": len(val_clips),
+                "test": len(test_clips),
+            },
+            "samples": samples,
+            "skipped_clips": len(data.skipped),
             "test_groups": sorted({r.group for r in test}),
             "test_clips": sorted(relative_clip_path(r.path, opts.data_dir) for r in test),
+            "validation_clips": sorted(relative_clip_path(r.path, opts.data_dir) for r in val_recs),
             "epochs_requested": opts.epochs,
             "epochs_run": epochs_run,
             "best_epoch": best_epoch,
@@ -304,6 +338,7 @@ def train(
             "seconds": round(time.monotonic() - started, 1),
             "keras_version": keras.__version__,
             "tensorflow_version": tf.__version__,
+            "evaluated_on": opts.eval_backend,
         },
         provenance=dict(opts.provenance),
     )
@@ -312,13 +347,20 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     (out / "history.json").write_text(json.dumps(history, indent=2) + "\n")
     plot_history(history, out)
+    save_model_dir(out, model, meta)
+    if opts.export_tflite or opts.eval_backend == "litert":
+        export_tflite(out)
+        meta = read_meta(out)
+    predict = _predictor(model, out, meta, opts.eval_backend)
+    l_val_clips = [r.label for r in val_clips]
+    l_test = [r.label for r in test_clips]
 
     alert = None
     if opts.alert_class is not None:
         a = classes.index(opts.alert_class)
-        val_probs = predict_batches(model, x_val, meta)
+        val_probs = data.clip_probs(predict, val_recs)
         alert = choose_alert_threshold(
-            val_probs[:, a], np.array([label == opts.alert_class for label in l_val])
+            val_probs[:, a], np.array([label == opts.alert_class for label in l_val_clips])
         )
         alert = {"class": opts.alert_class, **alert}
         meta.training["alert_threshold"] = alert
@@ -326,14 +368,15 @@ def train(
     report = None
     thr_report = None
     probs = None
-    if len(x_test):
-        probs = predict_batches(model, x_test, meta)
+    if test_clips:
+        probs = data.clip_probs(predict, test)
         report = write_evaluation(
             out, probs, l_test, classes, title=f"{meta.name}: held-out test set", prefix="test_"
         )
         evaluation: dict[str, Any] = {
             "set": f"held-out test {'groups' if opts.split == 'group' else 'clips'}",
             "n_clips": report["n_samples"],
+            "backend": opts.eval_backend,
             "accuracy": report["accuracy"],
             "f1_micro": report["micro"]["f1"],
             "f1_macro": report["macro"]["f1"],
@@ -359,10 +402,8 @@ def train(
                 "alert_f1": thr_report["per_class"][c]["f1"],
             }
         meta = meta.model_copy(update={"evaluation": evaluation})
-    save_model_dir(out, model, meta)
-    if opts.export_tflite:
-        export_tflite(out)
-        meta = read_meta(out)
+    meta.training["seconds"] = round(time.monotonic() - started, 1)
+    write_meta(out, meta)
     log.info(
         "train.done",
         model_dir=str(out),
@@ -378,17 +419,17 @@ def train(
         meta=meta,
         threshold_report=thr_report,
         test_probabilities=probs,
-        test_labels=list(l_test),
-        test_clips=[
-            relative_clip_path(r.path, opts.data_dir) for r in _subset_records(arrays, test)
-        ],
+        test_labels=l_test,
+        test_clips=[relative_clip_path(r.path, opts.data_dir) for r in test_clips],
     )
 
 
-def _subset_records(arrays: ClipArrays, wanted: list[ClipRecord]) -> list[ClipRecord]:
-    """The readable records of `wanted`, in the order `_subset` returns their clips."""
-    keep = {r.path for r in wanted}
-    return [r for r in arrays.records if r.path in keep]
+def _predictor(model: Any, out: Path, meta: ModelMeta, backend: str) -> Predict:
+    """uint8 windows -> probabilities, on the trained Keras model or its LiteRT export."""
+    if backend == "litert":
+        served = LiteRTBackend(out)
+        return lambda x: predict_batches(served, x, meta)
+    return lambda x: predict_batches(model, x, meta)
 
 
 def _class_weights(labels: Sequence[str], classes: Sequence[str]) -> dict[str, float]:
@@ -401,70 +442,6 @@ def _class_weights(labels: Sequence[str], classes: Sequence[str]) -> dict[str, f
         raise DataError(f"no training clips of class {', '.join(missing)}: cannot weight classes")
     n, k = len(labels), len(classes)
     return {c: n / (k * counts[c]) for c in classes}
-
-
-def _thresholded(probs: np.ndarray, alert: int, threshold: float) -> np.ndarray:
-    """One-hot predictions of a two-class model: `alert` when its probability >= threshold."""
-    pred = np.where(probs[:, alert] >= threshold, alert, 1 - alert)
-    out = np.zeros_like(probs)
-    out[np.arange(len(pred)), pred] = 1.0
-    return out
-
-
-def choose_alert_threshold(scores: np.ndarray, positive: np.ndarray) -> dict[str, Any]:
-    """The probability threshold for the alert class that maximises its F1 on these clips.
-
-    Meant for the validation set only (the test set must not choose it). Candidates are the
-    distinct scores (alert when score >= candidate); ties in F1 go to the higher recall (a
-    missed fight costs more than a second look). The threshold returned lies midway between
-    the chosen score and the next lower one, so the clips here get the same predictions but
-    the boundary is not on a single clip's score. With no clip of one side it falls back to
-    0.5 (argmax) and says why.
-    """
-    s = np.asarray(scores, dtype=np.float64).ravel()
-    pos = np.asarray(positive, dtype=bool).ravel()
-    if s.shape != pos.shape:
-        raise ValueError(f"scores and positive differ in length: {s.shape} != {pos.shape}")
-    rule = "max F1 of the alert class on the validation set, ties -> higher recall"
-    if not pos.any() or pos.all():
-        return {
-            "threshold": 0.5,
-            "rule": rule,
-            "fallback": "validation set lacks "
-            + ("alert-class clips" if not pos.any() else "other-class clips")
-            + ": argmax threshold",
-            "validation": _binary_counts(s >= 0.5, pos),
-        }
-    candidates = np.unique(s)
-    best_i, best_key = 0, (-1.0, -1.0)
-    for i, t in enumerate(candidates):
-        c = _binary_counts(s >= t, pos)
-        key = (c["f1"], c["recall"])
-        if key > best_key:
-            best_i, best_key = i, key
-    lower = candidates[best_i - 1] if best_i > 0 else 0.0
-    threshold = float((candidates[best_i] + lower) / 2.0)
-    return {
-        "threshold": threshold,
-        "rule": rule,
-        "validation": _binary_counts(s >= threshold, pos),
-        "validation_at_argmax": _binary_counts(s >= 0.5, pos),
-    }
-
-
-def _binary_counts(pred: np.ndarray, pos: np.ndarray) -> dict[str, Any]:
-    report = classification_report(pos.astype(int), pred.astype(int), ["other", "alert"])
-    a = report["per_class"]["alert"]
-    return {
-        "n_clips": len(pos),
-        "precision": a["precision"],
-        "recall": a["recall"],
-        "f1": a["f1"],
-        "tp": a["tp"],
-        "fp": a["fp"],
-        "fn": a["fn"],
-        "tn": a["tn"],
-    }
 
 
 def _class_order(requested: Sequence[str] | None):  # type: ignore[no-untyped-def]

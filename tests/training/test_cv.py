@@ -192,7 +192,44 @@ def test_train_checks_explicit_records_and_alert_class(synth: Path, tmp_path: Pa
     bad = TrainOptions(data_dir=synth, out_dir=tmp_path / "m", classes=CLASSES, alert_class="x")
     with pytest.raises(DataError, match="two-class model with that class"):
         train(bad)
+    people = TrainOptions(
+        data_dir=synth, out_dir=tmp_path / "m", classes=CLASSES, input_region="person"
+    )
+    with pytest.raises(DataError, match="needs --alert-class"):
+        train(people)
     assert not (tmp_path / "m").exists()
+
+
+def test_folds_scored_on_the_litert_export_get_the_keras_figures(
+    synth: Path, tmp_path: Path
+) -> None:
+    """`cv --backend litert` scores each fold on the file the daemon serves: same weights
+    (same seed, deterministic ops), the same per-clip verdicts and figures as Keras."""
+    records = scan_dataset(synth, CLASSES)
+    train_side, test_side = records[:14], records[14:]
+    results = {}
+    for backend in ("keras", "litert"):
+        opts = TrainOptions(
+            data_dir=synth,
+            out_dir=tmp_path / backend,
+            classes=CLASSES,
+            architecture="lrcn",
+            epochs=1,
+            alert_class="HorseRace",
+            export_tflite=False,
+            eval_backend=backend,  # type: ignore[arg-type]
+            verbose=0,
+            workers=0,
+        )
+        results[backend] = train(opts, train_records=train_side, test_records=test_side)
+    keras_run, litert_run = results["keras"], results["litert"]
+    assert (tmp_path / "litert" / "model.tflite").is_file()
+    assert not (tmp_path / "keras" / "model.tflite").exists()
+    assert litert_run.meta.evaluation["backend"] == "litert"
+    assert keras_run.test_probabilities is not None and litert_run.test_probabilities is not None
+    assert np.allclose(keras_run.test_probabilities, litert_run.test_probabilities, atol=1e-4)
+    assert litert_run.test_report == keras_run.test_report
+    assert litert_run.threshold_report == keras_run.threshold_report
 
 
 def test_augmented_batches_are_seeded_by_epoch_and_batch() -> None:
