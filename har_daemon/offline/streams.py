@@ -26,7 +26,7 @@ import numpy as np
 
 from har_daemon.core.errors import DataError, VideoError
 from har_daemon.offline.matching import TruthInterval, write_truth_csv
-from har_daemon.tools.media import FFMPEG
+from har_daemon.video.ffmpeg import FFMPEG
 from har_daemon.video.frames import probe_video
 
 Join = Literal["source", "none"]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from har_daemon.video.ffmpeg import FFMPEG, FFPROBE
 
 __all__ = [
     "FFMPEG",
@@ -22,8 +23,6 @@ __all__ = [
     "video_duration_s",
 ]
 
-FFMPEG = shutil.which("ffmpeg") or "/usr/bin/ffmpeg"
-FFPROBE = shutil.which("ffprobe") or "/usr/bin/ffprobe"
 
 _ENCODERS = {
     # yuv420p, no B-frames and a key frame every GOP: decodable by OpenCV, GStreamer and

@@ -24,8 +24,8 @@ from har_daemon.core.paths import PACKAGE_DIR
 from har_daemon.model.meta import read_meta, write_meta
 from har_daemon.model.person import PersonDetector
 from har_daemon.tools.inference import median_ms
-from har_daemon.tools.media import FFMPEG
 from har_daemon.tools.streams import measure_streams, progress
+from har_daemon.video.ffmpeg import FFMPEG
 
 PEOPLE_CLIP = (
     PACKAGE_DIR.parent / ".." / "shared" / "data" / "falls" / "assist-iot" / "adl"

@@ -29,7 +29,6 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
-from har_daemon.tools.media import FFMPEG, FFPROBE
 from har_daemon.tools.procs import (
     LOOPBACK,
     ServiceProcess,
@@ -40,6 +39,7 @@ from har_daemon.tools.procs import (
     tail,
     wait_until,
 )
+from har_daemon.video.ffmpeg import FFMPEG, FFPROBE
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 SERVE_SCRIPT = Path(__file__).with_name("gst_rtsp_serve.py")
