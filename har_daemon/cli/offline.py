@@ -21,6 +21,7 @@ from har_daemon.offline.predict import (
     write_annotated,
 )
 from har_daemon.offline.replay import replay
+from har_daemon.runtime.policy import DecisionPolicy
 
 
 def load(args: argparse.Namespace) -> tuple[DaemonConfig, ModelMeta, Backend]:
@@ -52,7 +53,8 @@ def predict(args: argparse.Namespace) -> int:
             if meta.person_region is not None
             else None
         )
-        print(json.dumps(classify_clip(args.video, meta, backend, detector)))
+        alerting = DecisionPolicy.from_config(config.inference).alerting(meta.classes)
+        print(json.dumps(classify_clip(args.video, meta, backend, detector, alerting)))
         return 0
     doc = document(args.video, config, meta, replay(args.video, config, meta, backend))
     if args.output:

@@ -110,7 +110,11 @@ def _clock(seconds: float) -> str:
 
 
 def classify_clip(
-    video: Path, meta: ModelMeta, backend: Backend, detector: Detector | None = None
+    video: Path,
+    meta: ModelMeta,
+    backend: Backend,
+    detector: Detector | None = None,
+    alert_classes: list[str] | None = None,
 ) -> dict[str, Any]:
     """The whole file as one clip, sampled exactly as training samples its clips; for a
     person-centric model, every region's scores and the most alarming region's verdict."""
@@ -120,7 +124,9 @@ def classify_clip(
     x = to_model_input(clip.windows, meta.color_order, meta.input_scale, meta.input_transform)
     probs = backend.predict(x)
     classes = list(meta.classes)
-    best = int(np.argmax(probs.max(axis=1))) if len(probs) > 1 else 0
+    # The most alarming region speaks for the clip, as in the daemon and in training.
+    alerting = [i for i, c in enumerate(classes) if c in (alert_classes or classes)]
+    best = int(np.argmax(probs[:, alerting].max(axis=1))) if len(probs) > 1 else 0
     out: dict[str, Any] = {
         "activity": classes[int(np.argmax(probs[best]))],
         "probabilities": _scores(classes, probs[best]),

@@ -39,6 +39,7 @@ class Replay:
     cuts: int = 0
     no_person_windows: int = 0
     window_span_s: float = 0.0
+    finishes: list[float] = field(default_factory=list)  # where the tracker was told to finish
 
     def events(self) -> list[dict[str, Any]]:
         """The events the daemon would publish (without ids and sequence numbers)."""
@@ -83,6 +84,7 @@ def replay(
             on_window(result)
 
     def on_gap(gap: GapResult) -> None:
+        out.finishes.append(gap.at)
         out.transitions.extend(gap.transitions)
 
     scheduler: InferenceScheduler | None = None

@@ -242,7 +242,7 @@ class InferenceScheduler(threading.Thread):
             p.people.stats.no_person_windows += 1
             p.last_window_end = t_end
             transitions = p.tracker.finish(t_end)
-            if transitions and self.gap_sink is not None:
+            if self.gap_sink is not None:  # nobody there: an ending, or a droppable refresh
                 self.gap_sink(GapResult(p.name, t_end, transitions, p.tracker.state))
             return []
         size = self.meta.frame_size

@@ -13,11 +13,8 @@ threshold, most windows).
 One replay per smoothing setting is enough for every threshold: the windows' smoothed scores
 (each region smoothed on its own track, the most alarming region speaking for the camera) do not
 depend on the thresholds, so `resimulate` feeds them to the daemon's `ActivityTracker` for each
-threshold setting. A window missing from the replay's regular stride is a tracker `finish`, as
-in the daemon: a gap shorter than a ring refill is a window where nobody was found (the end is
-that window's), a longer one a scene cut (the end is the last window before it, so an alert
-never runs past a join of two clips). Starts are exact; an end is a window early when people
-vanish for longer than a ring refill.
+threshold setting, and the tracker is told to finish exactly where the daemon's was (a window
+with nobody in it, the end of the file), so the re-run raises the daemon's alerts.
 """
 
 from __future__ import annotations
@@ -81,37 +78,30 @@ class Recording:
     times: np.ndarray
     smoothed: np.ndarray  # (windows, classes)
     classes: list[str]
-    step_s: float  # seconds between windows when none is missing
-    restart_s: float  # shortest gap a scene cut leaves: the ring refilling
+    finishes: np.ndarray  # times the daemon's tracker was told to finish
     duration_s: float
     truth: list[TruthInterval]
 
 
-def record(
-    run: Replay, truth: Sequence[TruthInterval], step_s: float, restart_s: float
-) -> Recording:
+def record(run: Replay, truth: Sequence[TruthInterval]) -> Recording:
     times = np.array([w.window_end for w in run.windows], np.float64)
     smoothed = np.array([w.smoothed for w in run.windows], np.float64).reshape(len(times), -1)
+    finishes = np.array(run.finishes, np.float64)
     duration = max(run.duration_s, max((iv.end_s for iv in truth), default=0.0))
-    return Recording(times, smoothed, list(run.classes), step_s, restart_s, duration, list(truth))
+    return Recording(times, smoothed, list(run.classes), finishes, duration, list(truth))
 
 
 def resimulate(rec: Recording, policy: DecisionPolicy) -> list[AlertEvent]:
     """The alerts the daemon's tracker raises on `rec` under `policy`'s thresholds."""
     tracker = policy.tracker(rec.classes)
     transitions = []
-    previous: float | None = None
-    for t, scores in zip(rec.times, rec.smoothed, strict=True):
-        if previous is not None and t - previous > 1.5 * rec.step_s:
-            # A missing window. Shorter than a ring refill: nobody was in the picture at the
-            # next window, which ended what was open. Else most likely a scene cut, which ends
-            # it at the last window before the cut.
-            nobody = t - previous < rec.restart_s
-            transitions += tracker.finish(previous + rec.step_s if nobody else previous)
-        transitions += tracker.step(scores, now=float(t))
-        previous = float(t)
-    end = min(rec.duration_s, (previous or 0.0) + rec.step_s)
-    transitions += tracker.finish(end)
+    # Windows and finishes in time order; a finish at a window's time (the file ended right
+    # after it) comes after it.
+    steps = [(float(t), 0, i) for i, t in enumerate(rec.times)]
+    steps += [(float(t), 1, -1) for t in rec.finishes]
+    for t, finish, i in sorted(steps):
+        transitions += tracker.finish(t) if finish else tracker.step(rec.smoothed[i], now=t)
+    transitions += tracker.finish(rec.duration_s)  # recordings made before finishes were kept
     return alerts_from(transitions)
 
 

@@ -208,14 +208,11 @@ def record_folds(
     for f, s in zip(folds, streams, strict=True):
         loaded = create_backend(backend, f.model_dir)
         meta = loaded.meta
-        spacing = base.model.frame_spacing_s or meta.frame_spacing_s
-        step = base.model.stride * spacing
-        refill = (meta.sequence_length - 1) * spacing
         out[f.fold] = {}
         for w in smoothing_windows:
             config = Setting(w, 0.5, 1, 0.4).config(base)
             run = replay(s.video, config, meta, loaded)
-            out[f.fold][w] = record(run, s.truth, step, refill)
+            out[f.fold][w] = record(run, s.truth)
     return out
 
 

@@ -14,6 +14,7 @@ from har_daemon.config import DaemonConfig, describe_errors, load_config
 from har_daemon.config.errors import unwrap_model
 from har_daemon.core.errors import ConfigError
 from har_daemon.core.paths import DEMO_MODEL_DIR
+from har_daemon.model.meta import read_meta
 from tests.shared_data import REPO
 
 EXAMPLE = REPO / "config.example.toml"
@@ -89,6 +90,13 @@ def test_example_values_equal_the_defaults() -> None:
     for key, value in (("alert_activities", ["fight"]), ("ignore_activities", ["noFight"])):
         assert example["inference"].pop(key) == value
         assert defaults["inference"].pop(key) == []
+    # ... and the alert settings chosen for that model on validation data (its model.json).
+    chosen = read_meta(REPO / "models" / "fight").training["alert_policy"]["config"]
+    for key in ("smoothing", "smoothing_window", "enter_threshold", "min_windows"):
+        assert example["inference"].pop(key) == chosen[key], key
+        defaults["inference"].pop(key)
+    assert example["inference"].pop("exit_threshold") == chosen["exit_threshold"]
+    defaults["inference"].pop("exit_threshold")
     assert example == defaults
 
 
