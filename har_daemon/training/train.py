@@ -24,14 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import keras
 import numpy as np
-import tensorflow as tf
 
 from har_daemon.core.errors import DataError
 from har_daemon.core.logs import get_logger
-from har_daemon.model.keras.arch import build_model
 from har_daemon.model.keras.export import export_tflite
+from har_daemon.model.keras.fit import ClipBatches, FitSettings, Prepare, fit, versions
 from har_daemon.model.keras.store import save_model_dir
 from har_daemon.model.litert import LiteRTBackend
 from har_daemon.model.meta import ModelMeta, PersonRegion, read_meta, write_meta
@@ -105,48 +103,21 @@ def _split(
     return random_split(records, test_fraction=fraction, seed=seed)
 
 
-def _batches(
-    x: np.ndarray,
-    y: np.ndarray,
-    batch_size: int,
-    shuffle: bool,
+def batch_preparer(
     seed: int,
     color_order: str = "BGR",
     augment: AugmentConfig | None = None,
     transform: str = "frames",
-):  # type: ignore[no-untyped-def]
-    """A Keras data source that converts uint8 clips to float per batch.
+) -> Prepare:
+    """uint8 clips -> model input; with `augment`, each batch is augmented with a generator
+    seeded by (seed, epoch, batch), so a run is reproducible."""
 
-    Holding the whole set as float32 would take 4x the memory (about 1 MB per clip). With
-    `augment`, each batch is augmented with a generator seeded by (seed, epoch, batch), so a
-    run is reproducible whatever order batches are asked for in.
-    """
+    def prepare(clips: np.ndarray, epoch: int, batch: int) -> np.ndarray:
+        if augment is not None:
+            clips = augment_batch(clips, np.random.default_rng([seed, epoch, batch]), augment)
+        return to_model_input(clips, color_order, transform=transform)  # type: ignore[arg-type]
 
-    class ClipBatches(keras.utils.PyDataset):
-        def __init__(self) -> None:
-            super().__init__()
-            self.rng = np.random.default_rng(seed)
-            self.epoch = 0
-            self.order = np.arange(len(x))
-            if shuffle:
-                self.rng.shuffle(self.order)
-
-        def __len__(self) -> int:
-            return int(np.ceil(len(x) / batch_size))
-
-        def __getitem__(self, i: int):  # type: ignore[no-untyped-def]
-            idx = np.sort(self.order[i * batch_size : (i + 1) * batch_size])
-            clips = x[idx]
-            if augment is not None:
-                clips = augment_batch(clips, np.random.default_rng([seed, self.epoch, i]), augment)
-            return to_model_input(clips, color_order, transform=transform), y[idx]  # type: ignore[arg-type]
-
-        def on_epoch_end(self) -> None:
-            self.epoch += 1
-            if shuffle:
-                self.rng.shuffle(self.order)
-
-    return ClipBatches()
+    return prepare
 
 
 def _one_hot(labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
@@ -244,44 +215,36 @@ def train(
     class_weight = _class_weights(l_train, classes) if opts.class_weight == "balanced" else None
     augment = AugmentConfig() if opts.augment else None
 
-    keras.utils.set_random_seed(opts.seed)
-    tf.config.experimental.enable_op_determinism()
-    model = build_model(opts.architecture, len(classes), opts.sequence_length, size_hw)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=opts.learning_rate),
-        loss="categorical_crossentropy",
-        metrics=["accuracy"],
-    )
-    stopper = keras.callbacks.EarlyStopping(
-        monitor="val_loss", patience=opts.patience, restore_best_weights=True, mode="min"
-    )
     verbose = opts.verbose if opts.verbose is not None else (1 if sys.stderr.isatty() else 2)
-    fit = model.fit(
-        _batches(
+    settings = FitSettings(
+        architecture=opts.architecture,
+        num_classes=len(classes),
+        sequence_length=opts.sequence_length,
+        size_hw=size_hw,
+        learning_rate=opts.learning_rate,
+        epochs=opts.epochs,
+        patience=opts.patience,
+        seed=opts.seed,
+        verbose=verbose,
+    )
+    model, history = fit(
+        settings,
+        ClipBatches(
             x_train,
             _one_hot(l_train, classes),
             opts.batch_size,
-            True,
-            opts.seed,
-            augment=augment,
-            transform=opts.input_transform,
+            batch_preparer(opts.seed, augment=augment, transform=opts.input_transform),
+            shuffle=True,
+            seed=opts.seed,
         ),
-        validation_data=_batches(
+        ClipBatches(
             x_val,
             _one_hot(l_val, classes),
             opts.batch_size,
-            False,
-            0,
-            transform=opts.input_transform,
+            batch_preparer(0, transform=opts.input_transform),
         ),
-        epochs=opts.epochs,
-        callbacks=[stopper],
-        verbose=verbose,
-        class_weight=(
-            {i: class_weight[c] for i, c in enumerate(classes)} if class_weight else None
-        ),
+        {i: class_weight[c] for i, c in enumerate(classes)} if class_weight else None,
     )
-    history = {k: [float(v) for v in vs] for k, vs in fit.history.items()}
     epochs_run = len(history.get("loss", []))
     best_epoch = int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else epochs_run
 
@@ -336,8 +299,7 @@ def train(
             else "none",
             "final": {k: v[best_epoch - 1] for k, v in history.items() if len(v) >= best_epoch},
             "seconds": round(time.monotonic() - started, 1),
-            "keras_version": keras.__version__,
-            "tensorflow_version": tf.__version__,
+            **versions(),
             "evaluated_on": opts.eval_backend,
         },
         provenance=dict(opts.provenance),

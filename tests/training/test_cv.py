@@ -13,8 +13,16 @@ import numpy as np
 import pytest
 
 from har_daemon.core.errors import DataError
+from har_daemon.model.keras.fit import ClipBatches
+from har_daemon.training.augment import AugmentConfig
 from har_daemon.training.dataset import scan_dataset
-from har_daemon.training.train import TrainOptions, _class_weights, choose_alert_threshold, train
+from har_daemon.training.train import (
+    TrainOptions,
+    _class_weights,
+    batch_preparer,
+    choose_alert_threshold,
+    train,
+)
 
 CLASSES = ("HorseRace", "Biking")
 FOLDS = 3
@@ -233,15 +241,13 @@ def test_folds_scored_on_the_litert_export_get_the_keras_figures(
 
 
 def test_augmented_batches_are_seeded_by_epoch_and_batch() -> None:
-    from har_daemon.training.augment import AugmentConfig
-    from har_daemon.training.train import _batches
-
     rng = np.random.default_rng(0)
     x = rng.integers(0, 256, size=(6, 20, 16, 16, 3), dtype=np.uint8)
     y = np.eye(2, dtype=np.float32)[[0, 1, 0, 1, 0, 1]]
     cfg = AugmentConfig(flip_p=1.0, crop_p=1.0, color_p=1.0, temporal_p=1.0)
-    a, b = (_batches(x, y, 3, True, 7, augment=cfg) for _ in range(2))
-    plain = _batches(x, y, 3, True, 7)
+    a, b = (ClipBatches(x, y, 3, batch_preparer(7, augment=cfg), shuffle=True, seed=7)
+            for _ in range(2))  # fmt: skip
+    plain = ClipBatches(x, y, 3, batch_preparer(7), shuffle=True, seed=7)
     assert np.array_equal(a[1][0], b[1][0])  # same seed, epoch, batch: same clips
     assert np.array_equal(a[1][1], plain[1][1])  # labels untouched
     assert not np.array_equal(a[1][0], plain[1][0])
