@@ -52,7 +52,7 @@ from har_daemon.comms.topics import (
     check_topic_filter,
     check_topic_name,
 )
-from har_daemon.core.logs import get_logger
+from har_daemon.core.logs import LogThrottle, get_logger
 
 log = get_logger(__name__)
 
@@ -144,6 +144,8 @@ class MqttClient:
         self._started = False
         self._stopping = False
         self._subs = SubscriptionTable()
+        # Whoever can publish to our topics can trigger these lines: a few per minute at most.
+        self._throttle = LogThrottle(60.0, burst=3)
 
         # MQTT 5 sets clean_start in connect_async (start()); 3.1.1 always starts clean.
         client = new_client(self.settings, client_id)
@@ -464,7 +466,9 @@ class MqttClient:
         try:
             topic = message.topic
         except UnicodeDecodeError:
-            log.warning("mqtt.bad_topic", topic=repr(message._topic[:200]))
+            held = self._throttle.allow("mqtt.bad_topic")
+            if held is not None:
+                log.warning("mqtt.bad_topic", topic=repr(message._topic[:200]), suppressed=held)
             return
         targets = self._subs.targets(topic)
         if not targets:
@@ -475,7 +479,14 @@ class MqttClient:
             try:
                 callback(topic, payload, retained)
             except Exception:
-                log.exception("mqtt.callback_failed", topic=topic, topic_filter=topic_filter)
+                held = self._throttle.allow(f"mqtt.callback_failed:{topic_filter}")
+                if held is not None:
+                    log.exception(
+                        "mqtt.callback_failed",
+                        topic=topic,
+                        topic_filter=topic_filter,
+                        suppressed=held,
+                    )
 
     def _on_log(self, client, userdata, level, buf) -> None:
         if level not in (mqtt.MQTT_LOG_ERR, mqtt.MQTT_LOG_WARNING):
