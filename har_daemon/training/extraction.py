@@ -94,27 +94,32 @@ def _load_cached(file: Path, seq_len: int, size_hw: tuple[int, int]) -> ClipFram
     return clip
 
 
-def _store_cached(file: Path, clip: ClipFrames) -> None:
-    """Write atomically: a half-written entry never has the final name."""
+def store_npz(file: Path, compressed: bool = False, **arrays: np.ndarray) -> None:
+    """Write a cache entry atomically (a half-written entry never has the final name); a
+    read-only or full cache is logged and must not stop training."""
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=".tmp-", suffix=".npz")
         try:
             with os.fdopen(fd, "wb") as fh:
-                np.savez(
-                    fh,
-                    frames=clip.frames,
-                    fps=np.float64(clip.fps),
-                    frame_count=np.int64(clip.frame_count),
-                    indices=clip.indices,
-                    spacing_s=np.float64(clip.spacing_s),
-                )
+                (np.savez_compressed if compressed else np.savez)(fh, **arrays)
             os.replace(tmp, file)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
-    except OSError as e:  # a read-only or full cache must not stop training
-        log.warning("clip_cache_write_failed", path=str(file), error=str(e))
+    except OSError as e:
+        log.warning("cache_write_failed", path=str(file), error=str(e))
+
+
+def _store_cached(file: Path, clip: ClipFrames) -> None:
+    store_npz(
+        file,
+        frames=clip.frames,
+        fps=np.float64(clip.fps),
+        frame_count=np.int64(clip.frame_count),
+        indices=clip.indices,
+        spacing_s=np.float64(clip.spacing_s),
+    )
 
 
 def _extract_one(

@@ -22,9 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +39,7 @@ from har_daemon.model.preprocess import RESIZE_VERSION
 from har_daemon.offline.clip import clip_windows
 from har_daemon.runtime.people import Detector
 from har_daemon.training.dataset import ClipRecord
-from har_daemon.training.extraction import default_cache_dir
+from har_daemon.training.extraction import default_cache_dir, store_npz
 
 CACHE_VERSION = 1
 """Bump when the windows of a clip would change for the same file and rules."""
@@ -181,23 +179,13 @@ def _load(file: Path, record: ClipRecord) -> PersonClip | None:
 
 
 def _store(file: Path, clip: PersonClip) -> None:
-    try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=file.parent, prefix=".tmp-", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez_compressed(
-                    fh,
-                    windows=clip.windows,
-                    regions=clip.regions,
-                    spacing_s=np.float64(clip.spacing_s),
-                )
-            os.replace(tmp, file)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as e:  # a read-only or full cache must not stop training
-        log.warning("person_cache_write_failed", path=str(file), error=str(e))
+    store_npz(
+        file,
+        compressed=True,
+        windows=clip.windows,
+        regions=clip.regions,
+        spacing_s=np.float64(clip.spacing_s),
+    )
 
 
 def build_person_clips(
