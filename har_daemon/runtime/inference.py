@@ -66,8 +66,8 @@ class CameraPipeline:
     # Set by the capture side when the stream drops; handled on the inference thread, which
     # owns the tracker and smoother.
     gap: threading.Event = field(default_factory=threading.Event)
-    # Set by the capture side at a scene cut: the ring restarted there, and smoothing must not
-    # blend the scenes; an open activity goes on until the new scene's windows end it.
+    # Set by the capture side at a scene cut: the ring restarted there; like a gap, it ends the
+    # open activity at the last window before it and restarts smoothing.
     cut: threading.Event = field(default_factory=threading.Event)
     last_window_end: float | None = None
     people: PeopleStage | None = None  # person-centric models: where to crop the windows
@@ -192,12 +192,11 @@ class InferenceScheduler(threading.Thread):
         jobs: list[_Job] = []
         for p in self.pipelines.values():
             if p.gap.is_set():
-                self._close_gap(p)
+                p.gap.clear()
+                self._restart(p)
             if p.cut.is_set():
                 p.cut.clear()
-                p.smoother.reset()
-                if p.people is not None:
-                    p.people.reset()
+                self._restart(p)
             if p.people is not None and p.enabled:
                 self._look(p)
             window = p.take()
@@ -321,10 +320,10 @@ class InferenceScheduler(threading.Thread):
         if self.gap_sink is not None:
             self.gap_sink(GapResult(p.name, at, transitions, p.tracker.state))
 
-    def _close_gap(self, p: CameraPipeline) -> None:
-        """A stream gap ends what was going on: the activity was last seen before the gap, and
-        smoothing must not blend scores from both sides of it."""
-        p.gap.clear()
+    def _restart(self, p: CameraPipeline) -> None:
+        """A stream gap or a scene cut ends what was going on: the activity was last seen
+        before it (the new picture has to show it again), and smoothing must not blend scores
+        from both sides."""
         p.smoother.reset()
         if p.people is not None:
             p.people.reset()

@@ -53,6 +53,22 @@ def test_resimulated_alerts_are_the_ones_the_daemon_raises(spliced: Path) -> Non
     assert compared >= 6  # the demo's activities do raise alerts
 
 
+def test_a_scene_cut_ends_the_open_alert_at_the_last_window_before_it(spliced: Path) -> None:
+    base = load_config(None)
+    backend = create_backend("litert", DEMO_MODEL_DIR)
+    run = replay(spliced, Setting(1, 0.5, 1, 0.4).config(base), backend.meta, backend)
+    assert run.cuts == 2
+    alerts = alerts_from(run.transitions)
+    joins = (24.0, 26.5)  # the demo clip is 24 s, the pattern 2.5 s
+    assert any(a.start_s < joins[0] for a in alerts)
+    for a in alerts:
+        end = a.end_s if a.end_s is not None else run.duration_s
+        assert not any(a.start_s < join < end for join in joins), (a, joins)
+    windows = [w.window_end for w in run.windows]
+    before = max(t for t in windows if t < joins[0])
+    assert any(a.end_s == before for a in alerts), "ended at the last window before the cut"
+
+
 def _outcome(setting: Setting, false: int, found: int, delays: list[float]) -> Outcome:
     truth = [TruthInterval(100.0 * i + 10, 100.0 * i + 20, "fight") for i in range(3)]
     alerts = [AlertEvent(truth[i].start_s + d, truth[i].start_s + d + 1, "fight") for i, d in
