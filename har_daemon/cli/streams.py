@@ -14,6 +14,7 @@ from har_daemon.model.meta import ModelMeta
 from har_daemon.offline.stream_eval import (
     StreamEvaluation,
     check_activities,
+    decision_settings,
     read_truth,
 )
 from har_daemon.offline.stream_eval import evaluate_stream as evaluate_recording
@@ -30,7 +31,7 @@ def evaluate_stream(args: argparse.Namespace) -> int:
         "video": str(args.video),
         "truth": str(args.truth),
         "model": meta.name,
-        "settings": _settings(config),
+        "settings": decision_settings(config),
         "figures": result.figures.as_dict(),
         "cuts": result.run.cuts,
         "events": result.run.events(),
@@ -42,18 +43,6 @@ def evaluate_stream(args: argparse.Namespace) -> int:
     else:
         print(format_figures(doc))
     return 0
-
-
-def _settings(config: DaemonConfig) -> dict[str, Any]:
-    inf = config.inference
-    return {
-        "stride": config.model.stride,
-        "smoothing": inf.smoothing,
-        "smoothing_window": inf.smoothing_window,
-        "enter_threshold": inf.enter_threshold,
-        "exit_threshold": inf.exit_threshold,
-        "min_windows": inf.min_windows,
-    }
 
 
 def format_figures(doc: dict[str, Any]) -> str:

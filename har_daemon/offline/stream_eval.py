@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from har_daemon.config import DaemonConfig
 from har_daemon.core.errors import DataError
@@ -77,6 +78,19 @@ def check_activities(truth: Sequence[TruthInterval], meta: ModelMeta, path: Path
             f"{path}: activit{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)} "
             f"not among the model's classes ({', '.join(meta.classes)})"
         )
+
+
+def decision_settings(config: DaemonConfig) -> dict[str, Any]:
+    """The settings that decide a stream's alerts, as reported beside its figures."""
+    inf = config.inference
+    return {
+        "stride": config.model.stride,
+        "smoothing": inf.smoothing,
+        "smoothing_window": inf.smoothing_window,
+        "enter_threshold": inf.enter_threshold,
+        "exit_threshold": inf.exit_threshold,
+        "min_windows": inf.min_windows,
+    }
 
 
 def evaluate_stream(

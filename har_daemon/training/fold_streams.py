@@ -25,7 +25,13 @@ from har_daemon.model.meta import read_meta
 from har_daemon.model.registry import create_backend
 from har_daemon.offline.matching import EventFigures
 from har_daemon.offline.replay import replay
-from har_daemon.offline.stream_eval import StreamRun, evaluate_stream, pool, read_truth
+from har_daemon.offline.stream_eval import (
+    StreamRun,
+    decision_settings,
+    evaluate_stream,
+    pool,
+    read_truth,
+)
 from har_daemon.offline.streams import (
     BuiltStream,
     Join,
@@ -165,15 +171,7 @@ def evaluate_folds(
     for f, s, config in zip(folds, streams, configs, strict=True):
         loaded = create_backend(backend, f.model_dir)
         result = evaluate_stream(s.video, s.truth, config, loaded.meta, loaded)
-        inf = config.inference
-        setting = {
-            "stride": config.model.stride,
-            "smoothing": inf.smoothing,
-            "smoothing_window": inf.smoothing_window,
-            "enter_threshold": inf.enter_threshold,
-            "exit_threshold": inf.exit_threshold,
-            "min_windows": inf.min_windows,
-        }
+        setting = decision_settings(config)
         ends = [w.window_end for w in result.run.windows]
         per_incident = [sum(t.start_s <= e < t.end_s for e in ends) for t in s.truth]
         out.append(
