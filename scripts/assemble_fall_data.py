@@ -20,11 +20,10 @@ import argparse
 import csv
 import re
 import sys
-from collections import Counter
 from pathlib import Path
 
 from har_daemon.core.errors import HarError
-from har_daemon.training.assemble import Entry, plan_entries, write_dataset
+from har_daemon.training.assemble import Entry, describe, plan_entries, write_dataset
 from har_daemon.video.frames import probe_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,12 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     except (HarError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    counts = Counter(e.label for e in entries)
-    groups = Counter(e.source for e in entries)
-    print(
-        f"{args.out}: {len(entries)} clips ({', '.join(f'{k} {v}' for k, v in counts.items())}) "
-        f"in {len(groups)} source groups"
-    )
+    print(describe(args.out, entries))
     return 0
 
 

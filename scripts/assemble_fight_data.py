@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections import Counter
 from pathlib import Path
 
 from har_daemon.core.errors import HarError
-from har_daemon.training.assemble import plan_entries, write_dataset
+from har_daemon.training.assemble import describe, plan_entries, write_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -52,12 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     except (HarError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    counts = Counter(e.label for e in entries)
-    groups = Counter(e.source for e in entries)
-    print(
-        f"{args.out}: {len(entries)} clips ({', '.join(f'{k} {v}' for k, v in counts.items())}) "
-        f"in {len(groups)} source groups"
-    )
+    print(describe(args.out, entries))
     return 0
 
 

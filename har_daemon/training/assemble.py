@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import os
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,6 +123,14 @@ def write_dataset(out: Path, entries: Sequence[Entry]) -> Path:
                 ]
             )
     return out / SOURCES_CSV
+
+
+def describe(out: Path, entries: Sequence[Entry]) -> str:
+    """One line for the person who assembled the folder: clips per label, source groups."""
+    counts = Counter(e.label for e in entries)
+    groups = {e.source for e in entries}
+    per_label = ", ".join(f"{k} {v}" for k, v in counts.items())
+    return f"{out}: {len(entries)} clips ({per_label}) in {len(groups)} source groups"
 
 
 def read_origins(root: Path) -> dict[str, tuple[Path, float | None, float | None]]:
