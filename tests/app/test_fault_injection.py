@@ -32,11 +32,6 @@ CHATTY = {
 }
 
 
-@pytest.fixture
-def broker(mosquitto_factory: Any) -> MosquittoBroker:
-    return mosquitto_factory(persistence=True, autosave_interval=1)
-
-
 @pytest.fixture(scope="module")
 def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_activity_video(

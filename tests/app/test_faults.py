@@ -52,11 +52,6 @@ from tests.infra.session_subscriber import SessionSubscriber
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 
-@pytest.fixture
-def broker(mosquitto_factory: Any) -> MosquittoBroker:
-    return mosquitto_factory(persistence=True, autosave_interval=1)
-
-
 # -- 1. a full disk under the spool; a component that dies ------------------------------------
 
 

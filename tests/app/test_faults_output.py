@@ -51,11 +51,6 @@ from tests.shared_data import REPO
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 
-@pytest.fixture
-def broker(mosquitto_factory: Any) -> MosquittoBroker:
-    return mosquitto_factory(persistence=True, autosave_interval=1)
-
-
 # -- 5. secrets in query strings -----------------------------------------------------------------
 
 
