@@ -20,9 +20,7 @@ from har_daemon.runtime.cuts import (
     thumbnail,
     thumbnail_distance,
 )
-
-SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-FIGHT = SHARED_DATA / "surveillance-fight"
+from tests.shared_data import FIGHT_DATA, require
 
 
 def _scene(seed: int, size: int = 64) -> np.ndarray:
@@ -268,15 +266,14 @@ def _sampled_frames(path: Path, spacing_s: float = 0.1) -> list[np.ndarray]:
 
 
 def test_real_clips_joined_cut_once_at_the_join() -> None:
-    if not FIGHT.exists():
-        pytest.skip(f"real data not on this machine: {FIGHT.resolve()} is absent")
-    with open(FIGHT / "sources.csv", newline="") as f:
+    fight = require(FIGHT_DATA)
+    with open(fight / "sources.csv", newline="") as f:
         source = {row["clip"]: row["source"] for row in csv.DictReader(f)}
     # fi108 is a shaky hand-held recording of a fight on a monitor (within-clip distances up
     # to 0.31); nofi050 is a quiet scene from another source.
     a, b = "fi108", "nofi050"
     assert source[a] != source[b]
-    tail = _sampled_frames(FIGHT / "fight" / f"{a}.mp4")[-10:]
-    head = _sampled_frames(FIGHT / "noFight" / f"{b}.mp4")[:10]
+    tail = _sampled_frames(fight / "fight" / f"{a}.mp4")[-10:]
+    head = _sampled_frames(fight / "noFight" / f"{b}.mp4")[:10]
     assert len(tail) == 10 and len(head) == 10
     assert _cuts(tail + head) == [10]
