@@ -101,7 +101,6 @@ def resimulate(rec: Recording, policy: DecisionPolicy) -> list[AlertEvent]:
     steps += [(float(t), 1, -1) for t in rec.finishes]
     for t, finish, i in sorted(steps):
         transitions += tracker.finish(t) if finish else tracker.step(rec.smoothed[i], now=t)
-    transitions += tracker.finish(rec.duration_s)  # recordings made before finishes were kept
     return alerts_from(transitions)
 
 
