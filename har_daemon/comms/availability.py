@@ -39,6 +39,7 @@ import dataclasses
 import json
 import socket
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -295,10 +296,11 @@ class _Check:
 
     def read(self, timeout: float) -> None:
         filters = [*self.me.topics.instances_filters, self.marker]
+        deadline = time.monotonic() + timeout
         self.client.subscribe([(f, 1) for f in filters])
         if self._subscribed.wait(timeout) and not self.refused:
             self.client.publish(self.marker, self.nonce.encode(), qos=1)
-            if self._read.wait(timeout):
+            if self._read.wait(max(0.0, deadline - time.monotonic())):
                 return
         log.warning("availability.check_incomplete", timeout_s=timeout, reason=self.refused)
 
@@ -307,12 +309,13 @@ class _Check:
         topics = self.me.topics
         with self._lock:
             self._pongs = {topics.instance_pong(c.instance): c.instance for c in claims}
+        deadline = time.monotonic() + timeout
         self._subscribed.clear()
         self.client.subscribe([(t, 1) for t in self._pongs])
         self._subscribed.wait(timeout)
         for claim in claims:
             self.client.publish(topics.instance_ping(claim.instance), self.nonce, qos=1)
-        self._all_answered.wait(timeout)
+        self._all_answered.wait(max(0.0, deadline - time.monotonic()))
 
     def close(self) -> None:
         self.client.disconnect()

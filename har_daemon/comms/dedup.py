@@ -2,10 +2,11 @@
 
 The daemon delivers at least once: a message is sent again when its acknowledgement was lost
 (by the daemon's outbox, by a broker bridge, by a broker's persistent session). A re-send is
-always the same bytes (the outbox re-sends the spooled payload; brokers and bridges never touch
+always the same content (the outbox re-sends the spooled payload; brokers and bridges never touch
 it), and two distinct events never are (each has its own `id`, `seq` and timestamps). So a
 subscriber drops a message as a duplicate only when it has printed that camera's `seq` with the
-same payload digest (`digest`), among the last `WINDOW` events it printed for that camera.
+same content digest (`digest` of the event's canonical JSON, `canonical`, so a relay that
+re-encodes it changes nothing), among the last `WINDOW` events it printed for that camera.
 
 Not a high-water mark: whoever can publish on an events topic could send a forged high `seq`
 (or reuse the next real ones) and make every later real event look like an old one. Here a
@@ -52,6 +53,11 @@ class Verdict(Enum):
     REUSED = "reused"
     """New content under a seq already printed: a forged message, or a camera whose numbering
     began again; printed."""
+
+
+def canonical(doc: Any) -> bytes:
+    """One encoding per JSON value (sorted keys, no spaces): what `digest` is taken of."""
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def digest(payload: bytes) -> str:

@@ -27,7 +27,7 @@ from typing import Any
 from paho.mqtt.client import MQTTMessage
 
 from har_daemon.comms.connection import AUTH_REFUSALS, BrokerSettings, describe_error, new_client
-from har_daemon.comms.dedup import SeqDedup, StateFile, Verdict
+from har_daemon.comms.dedup import SeqDedup, StateFile, Verdict, canonical
 from har_daemon.core.logs import LogThrottle, get_logger
 
 log = get_logger(__name__)
@@ -217,7 +217,8 @@ class EventConsumer:
                 log.warning("events.malformed", topic=topic, held_back=held, bytes=len(payload))
             return
         camera, doc, seq = parsed
-        verdict = self.dedup.check(camera, seq, payload)
+        content = canonical(doc)
+        verdict = self.dedup.check(camera, seq, content)
         if verdict is Verdict.DUPLICATE:
             self.duplicates += 1
             log.debug("events.duplicate", camera=camera, seq=seq)
@@ -225,6 +226,6 @@ class EventConsumer:
         if verdict is Verdict.REUSED and (held := self._throttle.allow("reused")) is not None:
             log.warning("events.seq_reused", camera=camera, seq=seq, held_back=held)
         self.emit(camera, doc, payload)
-        self.dedup.record(camera, seq, payload)
+        self.dedup.record(camera, seq, content)
         self.state.save(self.dedup)
         self.printed += 1

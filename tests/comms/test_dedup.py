@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from har_daemon.comms.dedup import WINDOW, SeqDedup, StateFile, Verdict, digest
+from har_daemon.comms.dedup import WINDOW, SeqDedup, StateFile, Verdict, canonical, digest
 
 NEW, DUP, REUSED = Verdict.NEW, Verdict.DUPLICATE, Verdict.REUSED
 
@@ -108,3 +108,12 @@ def test_version_1_state_is_migrated(tmp_path: Path) -> None:
     assert feed(d, "har/a", [ev(10)]) == [NEW]
     state.save(d)
     assert json.loads(old.read_text())["version"] == 2
+
+
+def test_content_is_compared_as_json_not_bytes() -> None:
+    """A relay that re-encodes an event (spaces, key order) does not make a re-send new."""
+    d = SeqDedup()
+    doc = {"seq": 1, "id": "x", "confidence": 0.5}
+    assert feed(d, "c", [(1, canonical(doc))]) == [NEW]
+    spaced = json.loads(json.dumps(dict(reversed(doc.items())), indent=2))
+    assert d.check("c", 1, canonical(spaced)) is DUP
