@@ -27,7 +27,7 @@ instance, or forged ones) is logged and the daemon starts. An unreachable broker
 Instances starting at the same moment cannot see each other yet, so the running daemon keeps
 watching (`InstanceBoard` subscribed on its own client): a conflict is logged
 (`availability.conflict`, throttled) and published, retained, as the instance's conflict state
-(`<prefix>/instances/<instance>/conflicts`, `{"conflicts": [...]}`; empty when none). Nothing a
+(`<prefix>/instances/<instance>/conflicts`, `{"conflicts": [...]}`; deleted when none). Nothing a
 message triggers here is more than a bounded amount of work on paho's network thread: the board
 keeps only claims that touch our cameras or our availability topic (at most `MAX_CLAIMS`) and at
 most `MAX_STATUS` availability topics, so a flood of instance topics costs O(1) per message.
@@ -199,12 +199,10 @@ class InstanceBoard:
         with self._lock:
             if claim is None or not self.me.touched_by(claim):
                 return self._claims.pop(topic, None) is not None
-            if topic not in self._claims and len(self._claims) >= self.max_claims:
-                full = True
-            else:
+            if topic in self._claims or len(self._claims) < self.max_claims:
                 self._claims[topic] = claim
                 return True
-        if full and (held := self._throttle.allow("full")) is not None:
+        if (held := self._throttle.allow("full")) is not None:
             log.warning("availability.too_many_claims", kept=self.max_claims, suppressed=held)
         return False
 
@@ -450,13 +448,16 @@ class InstancePresence:
         self.publish_state(publish)
 
     def publish_state(self, publish: Callable[..., None]) -> None:
-        """The conflict state, retained, when it changed since it was last published."""
+        """The conflict state, retained, when it changed since it was last published; none is
+        an empty payload (deletes the retained message: no topic left behind without one)."""
         with self._lock:
             if self._published == self._state:
                 return
             self._published = state = list(self._state)
         publish(
-            self.me.topics.instance_conflicts(self.me.instance), {"conflicts": state}, retain=True
+            self.me.topics.instance_conflicts(self.me.instance),
+            {"conflicts": state} if state else b"",
+            retain=True,
         )
 
     def _check(self) -> None:

@@ -21,7 +21,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from tests.daemon_helpers import DaemonPool, DaemonProcess, count, daemon_config, wait_for_json
+from tests.daemon_helpers import DaemonPool, DaemonProcess, count, daemon_config
 from tests.infra.events_consumer import EventsConsumer
 from tests.infra.mosquitto import MosquittoBroker, MqttRecorder
 from tests.infra.procs import free_port, wait_until
@@ -126,6 +126,12 @@ def _events(d: DaemonProcess, name: str) -> list[dict[str, Any]]:
     return [e for e in d.logs() if e.get("event") == name]
 
 
+def _conflict_states(rec: MqttRecorder) -> list[list[str]]:
+    """The daemon's published conflict states (an empty payload, none, is left out)."""
+    payloads = rec.payloads("har/instances/default/conflicts")
+    return [json.loads(p)["conflicts"] for p in payloads if p]
+
+
 def _hwm_kib(pid: int) -> int:
     """The process's peak resident memory (VmHWM), from /proc."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -173,10 +179,8 @@ def test_instance_flood_neither_stalls_commands_nor_floods_the_log(
             time.sleep(6)  # longer than ack_stall_s: a stuck loop would show now
             status, body = _healthz(port)
             assert status == 200, body
-            conflicts = [
-                m for m in rec.messages if m[0] == "har/instances/default/conflicts" and m[1]
-            ]
-            assert conflicts and "camera 'lobby'" in json.loads(conflicts[-1][1])["conflicts"][0]
+            conflicts = _conflict_states(rec)
+            assert conflicts and "camera 'lobby'" in conflicts[-1][0], conflicts[-1:]
     finally:
         pub.close()
     assert 1 <= len(_events(d, "availability.conflict")) <= 3, d.describe()
@@ -207,10 +211,10 @@ def test_forged_retained_claims_do_not_stop_a_start_a_live_owner_does(
         assert first.alive(), first.describe()
         unverified = {e["instance"] for e in _events(first, "availability.claim_not_live")}
         assert unverified == {"squat", "fake"}, first.describe()
-        state = wait_for_json(
-            rec, "har/instances/default/conflicts", lambda s: len(s["conflicts"]) == 2, 10
-        )
-        assert any("availability topic 'har/status'" in p for p in state["conflicts"]), state
+        wait_until(lambda: len(_conflict_states(rec)[-1:]) == 1, 10, message=first.describe)
+        state = _conflict_states(rec)[-1]
+        assert len(state) == 2 and "camera 'lobby'" in " ".join(state), state
+        assert any("availability topic 'har/status'" in p for p in state), state
 
         second_cfg = _config(tmp_path, mosquitto, videos, "second.toml", mqtt={"instance": "b"})
         second = daemons.start(second_cfg)
