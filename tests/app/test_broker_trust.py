@@ -31,6 +31,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 CAMERA = "lobby"
 ENABLED = f"har/{CAMERA}/enabled"
+CONFLICTS = "har/instances/default/conflicts"
 # Any top class starts at once, and an update every half second: events keep flowing.
 CHATTY = {"enter_threshold": 0.3, "exit_threshold": 0.05, "min_windows": 1}
 CHATTY_UPDATES = {**CHATTY, "update_interval_s": 0.5}
@@ -128,7 +129,7 @@ def _events(d: DaemonProcess, name: str) -> list[dict[str, Any]]:
 
 def _conflict_states(rec: MqttRecorder) -> list[list[str]]:
     """The daemon's published conflict states (an empty payload, none, is left out)."""
-    payloads = rec.payloads("har/instances/default/conflicts")
+    payloads = rec.payloads(CONFLICTS)
     return [json.loads(p)["conflicts"] for p in payloads if p]
 
 
@@ -154,13 +155,16 @@ def _toggle(pub: Publisher, rec: MqttRecorder, enabled: bool, timeout: float) ->
 
 
 def test_instance_flood_neither_stalls_commands_nor_floods_the_log(
-    tmp_path: Path, mosquitto: MosquittoBroker, daemons: DaemonPool, videos: dict[str, Path]
+    tmp_path: Path, mosquitto_factory: Any, daemons: DaemonPool, videos: dict[str, Path]
 ) -> None:
-    """Item 1: 15,000 fake instances (30,000 messages) claiming our camera. On the old code
-    every message ran a conflict scan over every claim on paho's thread (quadratic): the
-    command sent after the flood waited minutes. Now the command is applied within seconds,
-    acknowledgements keep flowing (/healthz, which watches them, stays healthy) and the
-    conflict lines are throttled."""
+    """Item 1: 20,000 fake instances (40,000 messages, the issue's flood) claiming our camera.
+    On the old code every message ran a conflict scan over every claim on paho's thread
+    (quadratic): the command sent after the flood was not applied within the minute. Now it is
+    (linear work, a few seconds even on a loaded machine), acknowledgements keep flowing
+    (/healthz, which watches them, stays healthy) and the conflict lines are throttled."""
+    # The broker logs no line per message, and the test records only what it asserts on: the
+    # flood's cost is the daemon's.
+    mosquitto = mosquitto_factory(log_types=("error", "warning"))
     port = free_port()
     cfg = _config(
         tmp_path, mosquitto, videos,
@@ -168,12 +172,11 @@ def test_instance_flood_neither_stalls_commands_nor_floods_the_log(
     )  # fmt: skip
     pub = Publisher(mosquitto)
     try:
-        with MqttRecorder(mosquitto, "har/#") as rec:
+        with MqttRecorder(mosquitto, ENABLED, CONFLICTS) as rec:
             d = daemons.start(cfg)
             rec.wait_for(ENABLED, b'{"enabled":true}', timeout=30)
-            _flood(pub, 15_000)
-            took = _toggle(pub, rec, False, timeout=30)  # behind the flood on the same client
-            assert took < 30, d.describe()
+            _flood(pub, 20_000)
+            _toggle(pub, rec, False, timeout=60)  # behind the flood on the same client
             _toggle(pub, rec, True, timeout=10)
             wait_until(lambda: _healthz(port)[0] == 200, 10, message=lambda: str(_healthz(port)))
             time.sleep(6)  # longer than ack_stall_s: a stuck loop would show now
