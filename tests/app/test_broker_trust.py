@@ -7,6 +7,8 @@ from every user but the daemon's."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import signal
@@ -36,6 +38,7 @@ CONFLICTS = "har/instances/default/conflicts"
 CHATTY = {"enter_threshold": 0.3, "exit_threshold": 0.05, "min_windows": 1}
 CHATTY_UPDATES = {**CHATTY, "update_interval_s": 0.5}
 ACL = REPO / "deploy" / "mosquitto" / "acl"
+DYNSEC = REPO / "deploy" / "mosquitto" / "dynamic-security.json"
 USERS = {"har-daemon": "d-secret", "har-events": "e-secret", "homeassistant": "h-secret"}
 
 
@@ -345,14 +348,46 @@ def test_stalled_broker_makes_healthz_unhealthy(
         wait_until(lambda: _healthz(port)[0] == 200, 20, message=lambda: str(_healthz(port)))
 
 
+def _dynsec_broker(tmp: Path, mosquitto_factory: Any) -> MosquittoBroker:
+    """A broker with the dynamic security plugin and the shipped example, given the test's
+    passwords the way the plugin stores them (PBKDF2-SHA512, as `mosquitto_ctrl` would)."""
+    plugin = Path("/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so")
+    assert plugin.is_file(), "the mosquitto package ships the dynamic security plugin"
+    doc = json.loads(DYNSEC.read_text())
+    for client in doc["clients"]:
+        salt = os.urandom(12)
+        secret = USERS[client["username"]].encode()
+        digest = hashlib.pbkdf2_hmac("sha512", secret, salt, 101, 64)
+        client.update(
+            salt=base64.b64encode(salt).decode(),
+            iterations=101,
+            password=base64.b64encode(digest).decode(),
+        )
+    config = tmp / "dynamic-security.json"
+    config.write_text(json.dumps(doc))
+    return mosquitto_factory(
+        allow_anonymous=False,
+        extra_config=f"plugin {plugin}\nplugin_opt_config_file {config}",
+    )
+
+
+@pytest.mark.parametrize("kind", ["acl_file", "dynamic_security"])
 def test_shipped_acl_refuses_the_attacks_for_every_user_but_the_daemon(
-    tmp_path: Path, mosquitto_factory: Any, daemons: DaemonPool, videos: dict[str, Path]
+    tmp_path: Path,
+    mosquitto_factory: Any,
+    daemons: DaemonPool,
+    videos: dict[str, Path],
+    kind: str,
 ) -> None:
-    """deploy/mosquitto/acl on a broker with a password file: Home Assistant and consumers
-    (the non-daemon users) cannot flood instance topics (item 1), retain claims (item 3) or
-    forge events (item 5): every such publish gets "Not authorized" and never reaches the
-    daemon or the consumer, while each role still does its job."""
-    broker = mosquitto_factory(users=USERS, acl=ACL.read_text())
+    """deploy/mosquitto/acl on a broker with a password file (and the dynamic security
+    example, the same roles): Home Assistant and consumers (the non-daemon users) cannot flood
+    instance topics (item 1), retain claims (item 3) or forge events (item 5): every such
+    publish gets "Not authorized" and never reaches the daemon or the consumer, while each role
+    still does its job."""
+    if kind == "acl_file":
+        broker = mosquitto_factory(users=USERS, acl=ACL.read_text())
+    else:
+        broker = _dynsec_broker(tmp_path, mosquitto_factory)
     cfg = _config(
         tmp_path, broker, videos, inference=CHATTY_UPDATES,
         mqtt={"username": "har-daemon", "password": USERS["har-daemon"]},
