@@ -251,9 +251,10 @@ def test_huge_messages_cost_no_memory(
             assert grown < 32 * 1024, f"peak RSS grew by {grown} KiB"
             d.signal(signal.SIGTERM)
             assert d.wait(timeout=20) == 0, d.describe()
+            mark = count(rec)
             again = daemons.start(_config(tmp_path, mosquitto, videos))  # the retained one waits
             wait_until(lambda: _events(again, "availability.checked"), 30, message=again.describe)
-            rec.wait_for(ENABLED, b'{"enabled":true}', timeout=30, after=count(rec))
+            rec.wait_for(ENABLED, b'{"enabled":true}', timeout=30, after=mark)
             time.sleep(2)
             assert _hwm_kib(again.pid) < before + 32 * 1024, (before, _hwm_kib(again.pid))
     finally:
