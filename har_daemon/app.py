@@ -192,10 +192,11 @@ class App:
             status_topic=presence.status_topic,
             on_connected=self._republish_retained,
         )
-        presence.check(client.settings)  # a live instance owning our cameras: exit 2
-        for topic_filter, callback in presence.subscriptions():
+        presence.check(client.settings)  # an instance owning our cameras answers pings: exit 2
+        for topic_filter, callback in presence.subscriptions(lambda t, p: client.publish(t, p, 0)):
             client.subscribe(topic_filter, callback)
-        self.messenger = Messenger(client)
+        self.messenger = messenger = Messenger(client)
+        self.housekeeping.every("presence", 1.0, lambda: presence.publish_state(messenger.publish))
         control = ControlHandler(self.topics, list(self.cameras), self._apply_enabled, log)
         for topic_filter in control.subscriptions():
             client.subscribe(topic_filter, control)
@@ -472,7 +473,10 @@ class App:
         return dict(self.stats_tracker.update(self.stats(), self.clock.monotonic()))
 
     def health(self) -> tuple[bool, list[str]]:
-        return health(self.stats())
+        _, reasons = health(self.stats())
+        stalled = self.client.stall_reason() if self.client is not None else None
+        reasons += [stalled] if stalled else []
+        return not reasons, reasons
 
     def camera_health(self) -> dict[str, list[str]]:
         return camera_health(self.stats())

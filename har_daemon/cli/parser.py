@@ -263,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser(
         "events",
         help="print every event of <prefix>/+/events once (persistent MQTT 5 session, QoS 1, "
-        "duplicates dropped by camera and seq)",
+        "duplicates dropped by camera, seq and content)",
     )
     ev.add_argument("--host", required=True, help="broker host")
     ev.add_argument("--port", type=int, help="broker port (default 1883, 8883 with TLS)")

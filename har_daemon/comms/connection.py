@@ -14,8 +14,11 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from har_daemon.config import MqttConfig
+from har_daemon.config.comms import MAX_PACKET_SIZE
 
 PROTOCOLS = {"5": MQTTProtocolVersion.MQTTv5, "3.1.1": MQTTProtocolVersion.MQTTv311}
 
@@ -28,7 +31,8 @@ password, not authorized, bad authentication method."""
 class BrokerSettings:
     """A broker's address and credentials. TLS is on when `tls` is true or any `tls_*_file`
     is given; without `tls_ca_file` the system CAs are used. `tls_insecure` skips the hostname
-    check (never the chain check). The password is kept out of `repr`."""
+    check (never the chain check). The password is kept out of `repr`. `max_packet_size`: the
+    largest packet we accept (`connect_kwargs`, `oversize`)."""
 
     host: str
     port: int = 1883
@@ -42,6 +46,7 @@ class BrokerSettings:
     protocol: str = "5"
     keepalive: int = 60
     connect_timeout: float = 5.0
+    max_packet_size: int = MAX_PACKET_SIZE
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -58,6 +63,22 @@ class BrokerSettings:
     @property
     def mqtt5(self) -> bool:
         return self.protocol == "5"
+
+    def connect_kwargs(self, clean_start: bool = True, **props: int) -> dict[str, Any]:
+        """`connect`/`connect_async` keyword arguments: on MQTT 5 the CONNECT carries Maximum
+        Packet Size, so the broker drops (never sends) a larger message, a retained one too,
+        before it costs us memory; `props` are more CONNECT properties."""
+        if not self.mqtt5:
+            return {}
+        properties = Properties(PacketTypes.CONNECT)
+        properties.MaximumPacketSize = self.max_packet_size
+        for name, value in props.items():
+            setattr(properties, name, value)
+        return {"clean_start": clean_start, "properties": properties}
+
+    def oversize(self, payload_len: int) -> bool:
+        """Whether a received payload is over the limit (a 3.1.1 broker cannot be told)."""
+        return payload_len > self.max_packet_size
 
 
 class ReasonedClient(mqtt.Client):
@@ -126,4 +147,6 @@ def client_options(config: MqttConfig) -> dict[str, Any]:
         "tls_insecure": config.tls_insecure,
         "topic_prefix": config.topic_prefix,
         "qos": config.qos,
+        "max_packet_size": config.max_packet_size,
+        "ack_stall_s": config.ack_stall_s,
     }

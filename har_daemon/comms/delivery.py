@@ -116,11 +116,24 @@ class DeliveryTracker:
         self._early: dict[int, tuple[int, str]] = {}
         self._queue: queue.SimpleQueue[Delivery | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._progress = time.monotonic()  # last acknowledgement, connect, or first pending
 
     @property
     def pending_count(self) -> int:
         with self._lock:
             return len(self._pending)
+
+    def stalled_s(self) -> float:
+        """Seconds without an acknowledgement handled while something was pending (0 when
+        nothing is): grows when paho's network thread stops turning or the broker stops
+        answering."""
+        with self._lock:
+            return time.monotonic() - self._progress if self._pending else 0.0
+
+    def connection_up(self) -> None:
+        """What was pending while disconnected is only now sent: count from here."""
+        with self._lock:
+            self._progress = time.monotonic()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="mqtt-delivered", daemon=True)
@@ -141,6 +154,8 @@ class DeliveryTracker:
                 if dropped is not None:
                     delivery._drop(dropped)
                     return delivery
+                if not self._pending:
+                    self._progress = time.monotonic()
                 self._pending[delivery.mid] = delivery
         if early is not None:
             self._finish(delivery, *early)
@@ -148,6 +163,7 @@ class DeliveryTracker:
 
     def acknowledged(self, mid: int, reason_code: int, reason: str) -> None:
         with self._lock:
+            self._progress = time.monotonic()
             delivery = self._pending.pop(mid, None)
             if delivery is None:
                 # The acknowledgement came before `submitted` registered the mid.

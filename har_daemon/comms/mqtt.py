@@ -12,9 +12,8 @@ discard the Will).
 Protocol: MQTT 5 by default, "3.1.1" on request. MQTT 5 is chosen because its PUBACK carries a
 reason code (a broker that refuses a message, e.g. "Not authorized" by an ACL, says so, where
 3.1.1 acknowledges it silently), its CONNACK reasons are specific ("Bad user name or password",
-"Not authorized", "Server unavailable"...), and a refused connection attempt can then be logged
-with a useful reason. Mosquitto >= 1.6, EMQX, HiveMQ and the Home Assistant add-on speak it;
-"3.1.1" is there for older brokers.
+"Not authorized"...), and its CONNECT tells the broker our Maximum Packet Size. Mosquitto >= 1.6,
+EMQX, HiveMQ and the Home Assistant add-on speak it; "3.1.1" is there for older brokers.
 
 Deliveries (`har_daemon.comms.delivery`) and subscriptions (`har_daemon.comms.subscriptions`)
 are tracked in their own modules, whose docstrings say what paho does with each.
@@ -25,7 +24,6 @@ between `reconnect_min_delay` and `reconnect_max_delay` seconds. Each failed att
 once: `mqtt.connect_failed` (TCP/TLS level, with the error) or `mqtt.connect_refused` (the
 broker's CONNACK, with `reason` and `reason_code`). The password is never logged. Credentials and
 TLS are applied by `comms.connection`, shared with every other client of the package.
-
 """
 
 from __future__ import annotations
@@ -52,6 +50,7 @@ from har_daemon.comms.topics import (
     check_topic_filter,
     check_topic_name,
 )
+from har_daemon.config.comms import MAX_PACKET_SIZE
 from har_daemon.core.logs import LogThrottle, get_logger
 
 log = get_logger(__name__)
@@ -101,6 +100,8 @@ class MqttClient:
         reconnect_max_delay: float = 60.0,
         connect_timeout: float = 5.0,
         max_queued_messages: int = 0,
+        max_packet_size: int = MAX_PACKET_SIZE,
+        ack_stall_s: float = 30.0,
         on_connected: Callable[[], None] | None = None,
         on_disconnected: Callable[[str], None] | None = None,
         on_delivered: Callable[[Delivery], None] | None = None,
@@ -122,7 +123,9 @@ class MqttClient:
             protocol=protocol,
             keepalive=int(keepalive),
             connect_timeout=connect_timeout,
+            max_packet_size=int(max_packet_size),
         )
+        self.ack_stall_s = ack_stall_s
         self.host = host
         self.port = int(port)
         self.client_id = client_id
@@ -170,8 +173,7 @@ class MqttClient:
 
     def topic(self, suffix: str) -> str:
         """`<prefix>/<suffix>`."""
-        suffix = suffix.strip("/")
-        if not suffix:
+        if not (suffix := suffix.strip("/")):
             raise ValueError("empty topic suffix")
         return f"{self.topic_prefix}/{suffix}" if self.topic_prefix else suffix
 
@@ -196,8 +198,7 @@ class MqttClient:
         """Begin connecting in the background; returns at once, broker reachable or not."""
         if self._started:
             return
-        self._started = True
-        self._stopping = False
+        self._started, self._stopping = True, False
         log.info(
             "mqtt.starting",
             host=self.host,
@@ -207,11 +208,9 @@ class MqttClient:
             tls=self.tls,
             protocol=self.protocol,
         )
-        kwargs: dict[str, Any] = {}
-        if self.protocol == "5":
-            kwargs["clean_start"] = True
         self._deliveries.start()
-        self._client.connect_async(self.host, self.port, self.keepalive, **kwargs)
+        opts = self.settings.connect_kwargs()
+        self._client.connect_async(self.host, self.port, self.keepalive, **opts)
         self._client.loop_start()
 
     def stop(self, timeout: float = 5.0) -> bool:
@@ -380,6 +379,16 @@ class MqttClient:
         )
         return self._deliveries.submitted(delivery, mqtt.error_string(info.rc) if dropped else None)
 
+    def stall_reason(self) -> str | None:
+        """Why MQTT is stuck, for /healthz: connected with messages in flight and no
+        acknowledgement handled for `ack_stall_s` (paho's network thread busy, or the broker)."""
+        if not self.is_connected or (stalled := self._deliveries.stalled_s()) <= self.ack_stall_s:
+            return None
+        return (
+            f"MQTT: {self.pending_count} messages in flight and no acknowledgement handled for "
+            f"{stalled:.0f}s (limit {self.ack_stall_s:g}s)"
+        )
+
     # -- paho callbacks (network thread) --------------------------------------------------------
 
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
@@ -403,6 +412,7 @@ class MqttClient:
             session_present=bool(flags.session_present),
             reconnect=self.connect_count > 1,
         )
+        self._deliveries.connection_up()
         # "online" is submitted (pending until its PUBACK) before anyone sees is_connected.
         self._publish(self.status_topic, ONLINE.encode(), 1, True, None, False)
         with self._subs.lock:
@@ -463,30 +473,21 @@ class MqttClient:
             self._suback(filters, list(reason_codes))
 
     def _on_message(self, client, userdata, message: mqtt.MQTTMessage) -> None:
+        size = len(message.payload)
+        if self.settings.oversize(size):  # a 3.1.1 broker, or one ignoring Maximum Packet Size
+            self._warn("mqtt.oversize", topic=repr(message._topic[:200]), bytes=size)
+            return
         try:
             topic = message.topic
         except UnicodeDecodeError:
-            held = self._throttle.allow("mqtt.bad_topic")
-            if held is not None:
-                log.warning("mqtt.bad_topic", topic=repr(message._topic[:200]), suppressed=held)
+            self._warn("mqtt.bad_topic", topic=repr(message._topic[:200]))
             return
-        targets = self._subs.targets(topic)
-        if not targets:
-            log.debug("mqtt.message_unmatched", topic=topic)
-            return
-        payload, retained = bytes(message.payload), bool(message.retain)
-        for topic_filter, callback in targets:
-            try:
-                callback(topic, payload, retained)
-            except Exception:
-                held = self._throttle.allow(f"mqtt.callback_failed:{topic_filter}")
-                if held is not None:
-                    log.exception(
-                        "mqtt.callback_failed",
-                        topic=topic,
-                        topic_filter=topic_filter,
-                        suppressed=held,
-                    )
+        self._subs.dispatch(topic, bytes(message.payload), bool(message.retain), self._throttle)
+
+    def _warn(self, event: str, **fields: Any) -> None:
+        held = self._throttle.allow(event)
+        if held is not None:
+            log.warning(event, suppressed=held, **fields)
 
     def _on_log(self, client, userdata, level, buf) -> None:
         if level not in (mqtt.MQTT_LOG_ERR, mqtt.MQTT_LOG_WARNING):

@@ -5,7 +5,8 @@ from the subscriber's side.
   (restart, network, broker restart with persistence) the broker queues its QoS 1 events.
 - QoS 1 subscription to `<prefix>/+/events`, optionally as a member of a shared subscription
   (`$share/<group>/...`): the broker hands each event to one member of the group.
-- Duplicates dropped by (camera, seq) with a state file (`comms.dedup`).
+- Duplicates dropped by (camera, seq, content digest) with a state file (`comms.dedup`): a
+  forged seq hides no real event.
 - Manual acknowledgements: an event is acknowledged only once it was printed and the state file
   saved. When printing or saving fails the event is not acknowledged (the broker sends it again
   next session) and the consumer stops (`failed`), so nothing is ever acknowledged unprinted.
@@ -24,11 +25,9 @@ from collections.abc import Callable
 from typing import Any
 
 from paho.mqtt.client import MQTTMessage
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from har_daemon.comms.connection import AUTH_REFUSALS, BrokerSettings, describe_error, new_client
-from har_daemon.comms.dedup import SeqDedup, StateFile, Verdict
+from har_daemon.comms.dedup import SeqDedup, StateFile, Verdict, canonical
 from har_daemon.core.logs import LogThrottle, get_logger
 
 log = get_logger(__name__)
@@ -108,8 +107,6 @@ class EventConsumer:
     # -- life cycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = self.session_expiry_s
         log.info(
             "events.starting",
             host=self.settings.host,
@@ -124,8 +121,9 @@ class EventConsumer:
             self.settings.host,
             self.settings.port,
             self.settings.keepalive,
-            clean_start=False,
-            properties=props,
+            **self.settings.connect_kwargs(
+                clean_start=False, SessionExpiryInterval=self.session_expiry_s
+            ),
         )
         self._client.loop_start()
 
@@ -219,16 +217,15 @@ class EventConsumer:
                 log.warning("events.malformed", topic=topic, held_back=held, bytes=len(payload))
             return
         camera, doc, seq = parsed
-        verdict = self.dedup.check(camera, seq)
+        content = canonical(doc)
+        verdict = self.dedup.check(camera, seq, content)
         if verdict is Verdict.DUPLICATE:
             self.duplicates += 1
             log.debug("events.duplicate", camera=camera, seq=seq)
             return
-        if verdict is Verdict.RESTARTED:
-            log.warning(
-                "events.seq_restarted", camera=camera, seq=seq, high=self.dedup.high(camera)
-            )
+        if verdict is Verdict.REUSED and (held := self._throttle.allow("reused")) is not None:
+            log.warning("events.seq_reused", camera=camera, seq=seq, held_back=held)
         self.emit(camera, doc, payload)
-        self.dedup.record(camera, seq)
+        self.dedup.record(camera, seq, content)
         self.state.save(self.dedup)
         self.printed += 1

@@ -28,6 +28,9 @@ from paho.mqtt.client import topic_matches_sub
 from paho.mqtt.reasoncodes import ReasonCode
 
 from har_daemon.comms.topics import MessageCallback
+from har_daemon.core.logs import LogThrottle, get_logger
+
+log = get_logger(__name__)
 
 _EARLY_SUBACKS_MAX = 100  # never expected; keeps a runaway broker from growing the table
 
@@ -63,6 +66,25 @@ class SubscriptionTable:
         """The (filter, callback) pairs a message on `topic` goes to."""
         with self.lock:
             return [(f, cb) for f, (cb, _) in self._entries.items() if topic_matches_sub(f, topic)]
+
+    def dispatch(self, topic: str, payload: bytes, retained: bool, throttle: LogThrottle) -> None:
+        """Hand a message to every matching callback; a failing one is logged (`throttle`d:
+        whoever can publish to our topics can trigger it) and swallowed."""
+        targets = self.targets(topic)
+        if not targets:
+            log.debug("mqtt.message_unmatched", topic=topic)
+        for topic_filter, callback in targets:
+            try:
+                callback(topic, payload, retained)
+            except Exception:
+                held = throttle.allow(f"mqtt.callback_failed:{topic_filter}")
+                if held is not None:
+                    log.exception(
+                        "mqtt.callback_failed",
+                        topic=topic,
+                        topic_filter=topic_filter,
+                        suppressed=held,
+                    )
 
     # -- per connection ------------------------------------------------------------------------
 

@@ -98,6 +98,17 @@ class Topics:
         (`payloads.instance_payload`); published by every instance, shared prefix or not."""
         return f"{self.prefix}/{INSTANCES}/{instance}/info"
 
+    def instance_ping(self, instance: str) -> str:
+        """Liveness check of an instance: it answers what arrives here on `instance_pong`."""
+        return f"{self.prefix}/{INSTANCES}/{instance}/ping"
+
+    def instance_pong(self, instance: str) -> str:
+        return f"{self.prefix}/{INSTANCES}/{instance}/pong"
+
+    def instance_conflicts(self, instance: str) -> str:
+        """Retained: the conflicting claims an instance sees (`{"conflicts": [...]}`)."""
+        return f"{self.prefix}/{INSTANCES}/{instance}/conflicts"
+
     def is_instance_info(self, topic: str) -> bool:
         """Whether `topic` is some instance's `instance_info` topic."""
         head, _, tail = self.instance_info("\0").partition("\0")

@@ -17,6 +17,10 @@ from har_daemon.config.types import (
     SizeBytes,
 )
 
+MAX_PACKET_SIZE = 256 * 1024
+"""Default largest MQTT packet a client of ours accepts: every message the daemon reads (commands,
+claims, Home Assistant's status) is under 1 KiB, so a bigger one can only be junk."""
+
 
 class MqttConfig(Section):
     """[mqtt]: where events go."""
@@ -82,6 +86,24 @@ class MqttConfig(Section):
         False,
         title="Publish scores",
         description="Also publish every window's smoothed class scores.",
+    )
+    max_packet_size: SizeBytes = Field(
+        MAX_PACKET_SIZE,
+        ge=1024,
+        le=268_435_455,
+        title="Largest incoming packet",
+        description="Bytes, or a size such as '256KiB'. Told to the broker (MQTT 5 Maximum "
+        "Packet Size: it never sends us more) and checked on every message (3.1.1): a "
+        "larger message is dropped with a throttled mqtt.oversize line, never decoded.",
+    )
+    ack_stall_s: Seconds = Field(
+        30.0,
+        ge=1,
+        le=3600,
+        title="Acknowledgement stall",
+        description="Seconds, or a duration: while connected with messages in flight and no "
+        "acknowledgement handled for this long, /healthz says unhealthy (a stalled MQTT "
+        "loop or broker).",
     )
     tls: bool = Field(False, title="Use TLS", description="Connect with TLS.")
     tls_ca_file: ExpandedPath | None = Field(

@@ -3,8 +3,10 @@ what Home Assistant is told; against a real Mosquitto broker (no daemon processe
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Iterator
 
 import jinja2
 import paho.mqtt.client as mqtt
@@ -22,6 +24,7 @@ from har_daemon.comms.availability import (
 )
 from har_daemon.comms.connection import BrokerSettings
 from har_daemon.comms.homeassistant import discovery_messages, node_filter
+from har_daemon.comms.messenger import Messenger
 from har_daemon.comms.mqtt import MqttClient
 from har_daemon.comms.topics import Topics
 from har_daemon.core.errors import ConfigError
@@ -58,6 +61,27 @@ def _claim(other: InstanceIdentity, status: str) -> list[tuple[str, str]]:
     return [(other.info_topic, json.dumps(other.info())), (other.status_topic, status)]
 
 
+@contextlib.contextmanager
+def running(broker: MosquittoBroker, ident: InstanceIdentity) -> Iterator[MqttClient]:
+    """A live instance as the daemon wires it: presence announced, pings answered."""
+    presence = InstancePresence(ident)
+    client = MqttClient(
+        broker.host, broker.port, client_id=ident.client_id, topic_prefix="site",
+        status_topic=ident.status_topic,
+        on_connected=lambda: presence.announce(Messenger(client).publish),
+    )  # fmt: skip
+    for topic_filter, callback in presence.subscriptions(lambda t, p: client.publish(t, p, 0)):
+        client.subscribe(topic_filter, callback)
+    client.start()
+    try:
+        assert client.wait_subscribed(timeout=5)
+        with MqttRecorder(broker, ident.info_topic) as rec:
+            rec.wait_for(ident.info_topic)
+        yield client
+    finally:
+        client.stop(timeout=2)
+
+
 def test_topics_and_info_of_an_instance() -> None:
     shared, alone = me(), me(shared=False)
     assert shared.status_topic == "site/instances/a/status"
@@ -76,25 +100,44 @@ def test_check_names_the_camera_of_a_live_instance_only(mosquitto: MosquittoBrok
     settings = BrokerSettings(mosquitto.host, mosquitto.port)
     live = me("b", ("lobby", "yard"))
     gone = me("c", ("garage",))
-    _retain(mosquitto, _claim(live, "online") + _claim(gone, "stopped"))
+    _retain(mosquitto, _claim(gone, "stopped"))
+    with running(mosquitto, live):
+        t0 = time.monotonic()
+        with pytest.raises(ConfigError) as info:
+            check_unique(settings, me("a", ("lobby", "garage")))
+        assert time.monotonic() - t0 < 2.0  # the marker and the pong end it: no waiting
+        message = str(info.value)
+        assert "\n" not in message
+        assert "camera 'lobby'" in message and "instance 'b'" in message and "host-b" in message
+        assert "garage" not in message  # its owner stopped cleanly
 
-    t0 = time.monotonic()
-    with pytest.raises(ConfigError) as info:
-        check_unique(settings, me("a", ("lobby", "garage")))
-    assert time.monotonic() - t0 < 1.0  # the marker ends the read: no waiting for silence
-    message = str(info.value)
-    assert "\n" not in message
-    assert "camera 'lobby'" in message and "instance 'b'" in message and "host-b" in message
-    assert "garage" not in message  # its owner stopped cleanly
-
-    check_unique(settings, me("a", ("garage",)))  # no live owner: fine
-    check_unique(settings, me("b", ("lobby",)))  # an earlier run of itself (same client id)
+        check_unique(settings, me("a", ("garage",)))  # no live owner: fine
+        check_unique(settings, me("b", ("lobby",)))  # an earlier run of itself (same client id)
     # Two instances that both think they have the prefix to themselves.
-    alone = me("x", ("porch",), shared=False)
-    _retain(mosquitto, _claim(alone, "online"))
-    with pytest.raises(ConfigError, match="shared_prefix = true"):
-        check_unique(settings, me("y", ("shed",), shared=False))
-    check_unique(settings, me("y", ("shed",), shared=True))
+    with running(mosquitto, me("x", ("porch",), shared=False)):
+        with pytest.raises(ConfigError, match="shared_prefix = true"):
+            check_unique(settings, me("y", ("shed",), shared=False))
+        check_unique(settings, me("y", ("shed",), shared=True))
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_retained_claims_nobody_answers_for_are_advice(
+    mosquitto: MosquittoBroker, shared: bool
+) -> None:
+    """Issue 21 item 3: a forged (or stale) retained claim saying "online", on a camera of
+    ours or on our availability topic (`har/status` when not shared), never stops a start."""
+    settings = BrokerSettings(mosquitto.host, mosquitto.port)
+    squat = me("squat", ("lobby",), shared=shared)
+    _retain(mosquitto, _claim(squat, "online"))
+    with capture_logs() as logs:
+        t0 = time.monotonic()
+        check_unique(settings, me("a", ("lobby",), shared=shared))
+        assert time.monotonic() - t0 < 6.0  # read + one liveness timeout
+    warned = [e for e in logs if e["event"] == "availability.claim_not_live"]
+    assert len(warned) == 1 and warned[0]["instance"] == "squat", logs
+    problems = " ".join(warned[0]["problems"])
+    assert "camera 'lobby'" in problems
+    assert ("availability topic 'site/status'" in problems) is (not shared)
 
 
 def test_check_is_skipped_quickly_when_the_broker_is_down() -> None:
@@ -135,16 +178,37 @@ def test_each_instance_has_its_own_will(mosquitto: MosquittoBroker) -> None:
 
 def test_board_follows_claims_and_deletions() -> None:
     seen: list[int] = []
-    board = InstanceBoard(T, on_change=lambda: seen.append(1))
+    board = InstanceBoard(me("a", ("yard",)), on_change=lambda: seen.append(1))
     b = me("b", ("yard",))
     board(b.info_topic, json.dumps(b.info()).encode(), True)
     assert board.live_claims() == []
     board(b.status_topic, b"online", True)
     assert [c.instance for c in board.live_claims()] == ["b"]
-    assert board.conflicts(me("a", ("yard",))) and not board.conflicts(me("a", ("lobby",)))
+    assert list(board.conflicts()) == ["b"] and "camera 'yard'" in board.conflicts()["b"][0]
+    elsewhere = me("c", ("lobby",))  # touches nothing of ours: not kept, no change
+    board(elsewhere.info_topic, json.dumps(elsewhere.info()).encode(), True)
     board(b.info_topic, b"", True)  # info deleted
     board(T.instance_info("junk"), b"{not json", True)  # ignored
-    assert board.live_claims() == [] and len(seen) == 4
+    assert board.live_claims() == [] and len(seen) == 3
+
+
+def test_board_is_bounded_and_cheap_under_a_flood() -> None:
+    """Issue 21 item 1: claims and availability topics kept are bounded, and a message that
+    touches nothing of ours costs no conflict computation."""
+    calls: list[int] = []
+    board = InstanceBoard(
+        me("a", ("yard",)), on_change=lambda: calls.append(1), max_claims=8, max_status=32
+    )
+    real = me("b", ("yard",))
+    board(real.info_topic, json.dumps(real.info()).encode(), True)
+    board(real.status_topic, b"online", True)
+    for i in range(5000):
+        fake = me(f"f{i}", ("yard",) if i % 2 else ("other",))
+        board(fake.info_topic, json.dumps(fake.info()).encode(), True)
+        board(fake.status_topic, b"online", True)
+    assert len(board._claims) == 8 and len(board._status) == 32
+    assert "b" in board.conflicts()  # the first, real claim is never pushed out
+    assert len(calls) <= 2 + 2 * 8
 
 
 def test_home_assistant_follows_the_instance_topic_and_maps_stopped() -> None:
@@ -178,7 +242,7 @@ def test_running_board_logs_a_conflict_once(mosquitto: MosquittoBroker) -> None:
         mosquitto.host, mosquitto.port, client_id="client-a", topic_prefix="site",
         status_topic=presence.status_topic,
     )  # fmt: skip
-    for topic_filter, callback in presence.subscriptions():
+    for topic_filter, callback in presence.subscriptions(lambda t, p: client.publish(t, p, 0)):
         client.subscribe(topic_filter, callback)
     with capture_logs() as logs:
         client.start()

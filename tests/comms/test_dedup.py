@@ -1,4 +1,4 @@
-"""comms.dedup: which (camera, seq) to print, and the state file that remembers it."""
+"""comms.dedup: which (camera, seq, content) to print, and the state file that remembers it."""
 
 from __future__ import annotations
 
@@ -8,48 +8,64 @@ from pathlib import Path
 
 import pytest
 
-from har_daemon.comms.dedup import WINDOW, SeqDedup, StateFile, Verdict
+from har_daemon.comms.dedup import WINDOW, SeqDedup, StateFile, Verdict, canonical, digest
 
-NEW, DUP, RESTARTED = Verdict.NEW, Verdict.DUPLICATE, Verdict.RESTARTED
+NEW, DUP, REUSED = Verdict.NEW, Verdict.DUPLICATE, Verdict.REUSED
 
 
-def feed(dedup: SeqDedup, camera: str, seqs: list[int]) -> list[Verdict]:
-    """Check each seq and record the ones to print, as the consumer does."""
+def ev(seq: int, tag: str = "real") -> tuple[int, bytes]:
+    return seq, json.dumps({"seq": seq, "id": f"{tag}-{seq}"}).encode()
+
+
+def feed(dedup: SeqDedup, camera: str, events: list[tuple[int, bytes]]) -> list[Verdict]:
+    """Check each event and record the ones to print, as the consumer does."""
     out = []
-    for seq in seqs:
-        verdict = dedup.check(camera, seq)
+    for seq, payload in events:
+        verdict = dedup.check(camera, seq, payload)
         if verdict is not DUP:
-            dedup.record(camera, seq)
+            dedup.record(camera, seq, payload)
         out.append(verdict)
     return out
 
 
 def test_duplicates_dropped_gaps_filled_cameras_apart() -> None:
     d = SeqDedup()
-    assert feed(d, "har/a", [1, 2, 2, 3, 1]) == [NEW, NEW, DUP, NEW, DUP]
-    assert feed(d, "har/b", [1, 2]) == [NEW, NEW]  # another camera, its own numbers
+    assert feed(d, "har/a", [ev(1), ev(2), ev(2), ev(3), ev(1)]) == [NEW, NEW, DUP, NEW, DUP]
+    assert feed(d, "har/b", [ev(1), ev(2)]) == [NEW, NEW]  # another camera, its own numbers
     # A gap (a share of the camera's events went to another consumer, or the spool dropped
     # some): the missing seqs are still new when they come, once.
-    assert feed(d, "har/a", [7, 5, 5, 4, 6, 7]) == [NEW, NEW, DUP, NEW, NEW, DUP]
-    assert d.check("har/a", 8) is NEW and d.check("har/a", 8) is NEW  # check changes nothing
+    assert feed(d, "har/a", [ev(7), ev(5), ev(5), ev(4), ev(6), ev(7)]) == [
+        NEW, NEW, DUP, NEW, NEW, DUP,
+    ]  # fmt: skip
+    assert d.check("har/a", *ev(8)) is NEW and d.check("har/a", *ev(8)) is NEW  # no change
 
 
-def test_window_bounds_memory_and_restart_is_printed() -> None:
+def test_a_forged_seq_hides_no_real_event() -> None:
+    """Issue 21 item 5: real 1-3, forged 4-53, real 4-10: every real event is printed."""
+    d = SeqDedup()
+    real = [ev(s) for s in range(1, 11)]
+    forged = [ev(s, "forged") for s in range(4, 54)]
+    verdicts = feed(d, "har/a", real[:3] + forged + real[3:])
+    assert verdicts[-7:] == [REUSED] * 7
+    assert feed(d, "har/a", real) == [DUP] * 10  # their re-sends are still dropped
+    # A camera whose numbering began again (its spool lost) is printed as it comes.
+    assert feed(d, "har/a", [ev(1, "again"), ev(1, "again")]) == [REUSED, DUP]
+
+
+def test_window_bounds_memory() -> None:
     d = SeqDedup(window=10)
-    feed(d, "c", [1, 20])  # 11..19 missing (what lies inside the window), 2..10 forgotten
-    assert d.to_json()["cameras"]["c"] == {"high": 20, "missing": list(range(11, 20))}
-    assert feed(d, "c", [15, 15, 11]) == [NEW, DUP, NEW]
-    # Far below the window: the camera's numbering began again (its spool was lost).
-    assert feed(d, "c", [1, 2, 2]) == [RESTARTED, NEW, DUP]
-    every_other = SeqDedup(window=WINDOW)
-    feed(every_other, "c", list(range(1, 10 * WINDOW, 2)))
-    assert len(every_other.to_json()["cameras"]["c"]["missing"]) <= WINDOW // 2
+    feed(d, "c", [ev(s) for s in range(1, 31)])
+    assert len(d.to_json()["cameras"]["c"]) == 10
+    assert feed(d, "c", [ev(25), ev(20)]) == [DUP, NEW]  # 20 left the window: printed again
+    big = SeqDedup()
+    feed(big, "c", [ev(s) for s in range(1, 4 * WINDOW)])
+    assert len(big.to_json()["cameras"]["c"]) == WINDOW
 
 
 def test_least_recently_heard_cameras_go_first() -> None:
     d = SeqDedup(max_cameras=2)
     for camera, seq in (("a", 1), ("b", 1), ("a", 2), ("c", 1)):
-        feed(d, camera, [seq])
+        feed(d, camera, [ev(seq)])
     assert list(d.to_json()["cameras"]) == ["a", "c"]
 
 
@@ -57,11 +73,11 @@ def test_state_file_round_trip_and_refusals(tmp_path: Path) -> None:
     state = StateFile(tmp_path / "events.json")
     assert state.load().to_json()["cameras"] == {}  # no file yet: a fresh state
     d = SeqDedup()
-    feed(d, "har/a", [1, 2, 5])
+    feed(d, "har/a", [ev(1), ev(2), ev(5)])
     state.save(d)
     again = state.load()
     assert again.to_json() == d.to_json()
-    assert feed(again, "har/a", [2, 4, 4]) == [DUP, NEW, DUP]
+    assert feed(again, "har/a", [ev(2), ev(4), ev(4)]) == [DUP, NEW, DUP]
     assert [p.name for p in tmp_path.iterdir()] == ["events.json"]  # no temporary left over
 
     other = tmp_path / "other.json"
@@ -69,8 +85,35 @@ def test_state_file_round_trip_and_refusals(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a har-daemon events state file"):
         StateFile(other).load()
     assert json.loads(other.read_text()) == {"something": "else"}  # never overwritten
+    bad_seq = tmp_path / "bad.json"
+    for doc in ({"version": 2, "cameras": {"a": [[1e400, digest(b"x")]]}}, {"high": 1e400}):
+        bad_seq.write_text(json.dumps(doc))
+        with pytest.raises(ValueError, match=f"{bad_seq} is not a har-daemon events state"):
+            StateFile(bad_seq).load()
+    bad_seq.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(ValueError, match=f"{bad_seq} is not a har-daemon events state"):
+        StateFile(bad_seq).load()
     if os.geteuid() != 0:  # root writes anywhere
         locked = tmp_path / "locked"
         locked.mkdir(mode=0o500)
         with pytest.raises(OSError):
             StateFile(locked / "s.json").save(d)
+
+
+def test_version_1_state_is_migrated(tmp_path: Path) -> None:
+    old = tmp_path / "v1.json"
+    old.write_text(json.dumps({"version": 1, "window": 1000, "cameras": {"har/a": {"high": 9}}}))
+    state = StateFile(old)
+    d = state.load()
+    assert feed(d, "har/a", [ev(10)]) == [NEW]
+    state.save(d)
+    assert json.loads(old.read_text())["version"] == 2
+
+
+def test_content_is_compared_as_json_not_bytes() -> None:
+    """A relay that re-encodes an event (spaces, key order) does not make a re-send new."""
+    d = SeqDedup()
+    doc = {"seq": 1, "id": "x", "confidence": 0.5}
+    assert feed(d, "c", [(1, canonical(doc))]) == [NEW]
+    spaced = json.loads(json.dumps(dict(reversed(doc.items())), indent=2))
+    assert d.check("c", 1, canonical(spaced)) is DUP

@@ -463,3 +463,30 @@ def test_control_handler_through_the_publisher(mosquitto: MosquittoBroker, make_
         ("har/test/garage/set", "unknown camera"),
     ]
     assert publisher.is_connected and publisher.connect_count == 1
+
+
+@pytest.mark.parametrize("protocol", ["5", "3.1.1"])
+def test_oversize_messages_never_reach_a_callback(
+    mosquitto: MosquittoBroker, make_publisher, protocol: str
+) -> None:
+    """Issue 21 item 4: MQTT 5 tells the broker our Maximum Packet Size (it drops the message,
+    retained or live, before sending it: nothing to log); 3.1.1 cannot, so the client drops it
+    unread with a throttled `mqtt.oversize` line (3 a minute at most)."""
+    import paho.mqtt.client as mqtt
+    import paho.mqtt.publish as publish
+
+    got: list[tuple[str, int]] = []
+    with capture_logs() as logs:
+        publisher = make_publisher(mosquitto, protocol=protocol, max_packet_size=4096)
+        publisher.subscribe("in/#", lambda t, p, _r: got.append((t, len(p))))
+        assert publisher.wait_subscribed(timeout=5)
+        big = [{"topic": "in/big", "payload": b"x" * 100_000, "qos": 1}] * 6
+        publish.multiple(
+            [*big, {"topic": "in/small", "payload": b"ok", "qos": 1}],
+            hostname=mosquitto.host, port=mosquitto.port, protocol=mqtt.MQTTv5,
+        )  # fmt: skip
+        wait_until(lambda: got, 5, message="the small message never came")
+    assert got == [("in/small", 2)]
+    oversize = [e for e in logs if e["event"] == "mqtt.oversize"]
+    assert len(oversize) == (0 if protocol == "5" else 3), oversize
+    assert all(e["bytes"] == 100_000 for e in oversize)

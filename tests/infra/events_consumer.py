@@ -11,7 +11,7 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,9 @@ class EventsConsumer:
         workdir: Path,
         client_id: str,
         args: Sequence[str] = ("--json",),
+        env: Mapping[str, str] | None = None,
     ) -> None:
+        """`env`: more environment (e.g. HAR_MQTT__PASSWORD for `--username`)."""
         workdir.mkdir(parents=True, exist_ok=True)
         self.broker = broker
         self.client_id = client_id
@@ -38,6 +40,7 @@ class EventsConsumer:
         self.stdout_path = workdir / f"{client_id}.stdout"
         self.stderr_path = workdir / f"{client_id}.stderr"
         self.args = list(args)
+        self.env = dict(env or {})
         self.proc: subprocess.Popen | None = None
         self.runs = 0
 
@@ -53,7 +56,7 @@ class EventsConsumer:
             self.proc = start_process(
                 cmd,
                 self.stderr_path,
-                env=daemon_env(self.stdout_path.parent),
+                env={**daemon_env(self.stdout_path.parent), **self.env},
                 cwd=REPO,
                 stdout=out.fileno(),
             )
