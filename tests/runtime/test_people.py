@@ -80,3 +80,46 @@ def test_region_tracks_follow_overlapping_regions_and_forget_lost_ones() -> None
         stage.tracks_for([moved])
     again = stage.tracks_for([b])
     assert again[0].id == 3, "track 2 was forgotten after missing windows"
+
+
+def test_a_slightly_changed_picture_still_counts_as_still() -> None:
+    """The change is measured as a fraction of full scale: 2 grey levels (0.8 %) is still,
+    4 (1.6 %) is a new picture."""
+    det = FakeDetector()
+    stage = _stage(det)
+    stage.look(_frame(100), 0.0, 1)
+    stage.look(_frame(102), 0.5, 6)
+    assert det.calls == 1, "a 2-level change is noise, not a new picture"
+    stage.look(_frame(104), 1.0, 11)
+    assert det.calls == 2, "a 4-level change is a new picture"
+
+
+def test_after_a_reset_a_region_starts_a_new_track() -> None:
+    stage = _stage(FakeDetector())
+    a = (0, 0, 100, 100)
+    before = stage.tracks_for([a])[0]
+    stage.reset()
+    after = stage.tracks_for([a])[0]
+    assert after is not before and after.id == before.id + 1
+    assert after.smoother is not before.smoother, "smoothing does not carry across a gap"
+
+
+def test_a_track_survives_one_window_less_than_missed_windows() -> None:
+    stage = _stage(FakeDetector())
+    a, other = (0, 0, 100, 100), (300, 0, 400, 100)
+    kept = stage.tracks_for([a])[0]
+    for _ in range(MISSED_WINDOWS - 1):
+        stage.tracks_for([other])
+    assert stage.tracks_for([a])[0] is kept, "missed one window less than the limit: kept"
+    for _ in range(MISSED_WINDOWS):
+        stage.tracks_for([other])
+    assert stage.tracks_for([a])[0] is not kept, "missed exactly the limit: forgotten"
+
+
+def test_two_regions_never_share_one_track() -> None:
+    stage = _stage(FakeDetector())
+    a = (0, 0, 100, 100)
+    first = stage.tracks_for([a])[0]
+    both = stage.tracks_for([a, (10, 0, 110, 100)])  # both overlap the one track
+    assert both[0] is first
+    assert both[1] is not first and both[1].id == first.id + 1
