@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 
 import pytest
 
 from har_daemon.comms.dedup import WINDOW, SeqDedup, StateFile, Verdict
+from tests.infra.mounts import unwritable_dir
 
 NEW, DUP, RESTARTED = Verdict.NEW, Verdict.DUPLICATE, Verdict.RESTARTED
 
@@ -69,8 +71,53 @@ def test_state_file_round_trip_and_refusals(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="not a har-daemon events state file"):
         StateFile(other).load()
     assert json.loads(other.read_text()) == {"something": "else"}  # never overwritten
-    if os.geteuid() != 0:  # root writes anywhere
-        locked = tmp_path / "locked"
-        locked.mkdir(mode=0o500)
-        with pytest.raises(OSError):
-            StateFile(locked / "s.json").save(d)
+    with unwritable_dir(tmp_path / "locked") as locked, pytest.raises(OSError):
+        StateFile(locked / "s.json").save(d)
+
+
+def test_window_edge_duplicate_inside_restart_at_the_edge() -> None:
+    """With window 10 and high 20, seqs 11..19 are remembered (a re-send: dropped); 10 lies
+    `window` below high, outside what is remembered: the camera's numbering began again."""
+    d = SeqDedup(window=10)
+    feed(d, "c", list(range(1, 21)))
+    assert d.check("c", 11) is DUP
+    assert d.check("c", 10) is RESTARTED
+    restored = SeqDedup.from_json(d.to_json(), window=10)
+    assert (restored.check("c", 11), restored.check("c", 10)) == (DUP, RESTARTED)
+
+
+def test_a_state_path_that_cannot_be_read_is_an_error_not_a_fresh_state(tmp_path: Path) -> None:
+    """Only a missing file is a fresh state: a folder where the file should be must not
+    silently forget every camera's numbers (as root too)."""
+    folder = tmp_path / "events.json"
+    folder.mkdir()
+    with pytest.raises(OSError):
+        StateFile(folder).load()
+
+
+def test_save_syncs_the_file_before_the_rename_and_the_folder_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash right after `save` must find the new state: its bytes synced before the rename
+    makes them the file, the folder synced after it (the rename itself). Spied on `os.fsync`,
+    which still syncs."""
+    path = tmp_path / "events.json"
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            synced.append("folder" if os.path.samestat(st, os.stat(tmp_path)) else "other dir")
+        else:
+            synced.append("renamed file" if os.path.samestat(st, os.stat(path)) else "new file")
+        real_fsync(fd)
+
+    d = SeqDedup()
+    feed(d, "c", [1])
+    StateFile(path).save(d)  # the file exists from here on: the spy can tell old from new
+    monkeypatch.setattr(os, "fsync", spy)
+    feed(d, "c", [2])
+    StateFile(path).save(d)
+    assert synced == ["new file", "folder"]
+    assert StateFile(path).load().to_json() == d.to_json()
