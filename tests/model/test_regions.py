@@ -93,3 +93,40 @@ def test_working_frames_and_detection_frames() -> None:
     assert ring_frame(np.zeros((720, 1280, 3), np.uint8), whole).shape == (64, 64, 3)
     with pytest.raises(ValueError, match="person_region is set"):
         ModelMeta.model_validate({**whole.model_dump(), "person_region": {}})
+
+
+def test_grouping_margin_comes_from_the_taller_box_whichever_comes_first() -> None:
+    """A child (20 px tall) 30 px beside an adult (100 px): within half the adult's height
+    (50 px), far beyond half the child's (10 px): one group, in either order."""
+    adult, child = _box(0, 0, 40, 100), _box(70, 80, 80, 100)
+    for boxes in ([adult, child], [child, adult]):
+        groups = group_boxes(np.array(boxes, np.float32), gap=0.5)
+        assert len(groups) == 1, boxes
+        np.testing.assert_allclose(groups[0], [0, 0, 80, 100])
+    # 60 px apart: beyond half the adult's height too.
+    far = _box(100, 80, 110, 100)
+    assert len(group_boxes(np.array([adult, far], np.float32), gap=0.5)) == 2
+    # Apart vertically only: the same margin applies to rows.
+    below = _box(10, 130, 20, 150)
+    assert len(group_boxes(np.array([below, adult], np.float32), gap=0.5)) == 1
+
+
+def test_square_region_is_shifted_in_at_the_right_and_bottom_edges() -> None:
+    """A wide frame (480 x 640): the right edge is 640 px away, the bottom 480 px."""
+    rules = PersonRegion(pad=0.25, min_side=48)
+    corner = square_region(np.array([620, 440, 640, 480]), (480, 640), rules)
+    assert corner == (580, 420, 640, 480)  # 60 px square, flush with both far edges
+    right = square_region(np.array([620, 100, 640, 140]), (480, 640), rules)
+    assert right == (580, 90, 640, 150)
+    bottom = square_region(np.array([100, 440, 120, 480]), (480, 640), rules)
+    assert bottom == (80, 420, 140, 480)
+    tall = square_region(np.array([230, 600, 250, 640]), (640, 480), rules)  # portrait
+    assert tall == (210, 580, 270, 640)
+
+
+def test_working_size_has_even_sides() -> None:
+    """Video encoders and the thumbnails want even sides: odd results are rounded to even."""
+    assert working_size((1004, 1920), 480) == (252, 480)  # 251 scaled
+    assert working_size((1080, 1920), 481) == (270, 480)  # an odd width
+    assert working_size((241, 321), 480) == (240, 320)  # not scaled, still even
+    assert working_size((3, 1920), 480) == (2, 480)  # never below 2 rows
