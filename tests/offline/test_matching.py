@@ -387,3 +387,13 @@ def test_write_then_read_round_trips() -> None:
 def test_read_truth_csv_names_the_bad_line(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         read_truth_csv(text)
+
+
+def test_event_starting_exactly_at_the_end_of_the_video_is_counted() -> None:
+    """The last window of a video can open an alert at its very end: a zero-length event at
+    `duration_s`, a false alert; a start past the end is an error."""
+    o = match_events([T(0, 10, "fight")], [E(60, None, "fight")], duration_s=60).overall
+    assert _counts(o) == (1, 0, 1, 0, 1, 0)
+    assert o.quiet_alert_s == 0.0
+    with pytest.raises(ValueError, match=r"events\[0\] \(fight\) starts at 60.5 s, after"):
+        match_events([], [E(60.5, None, "fight")], duration_s=60)
