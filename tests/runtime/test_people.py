@@ -172,8 +172,8 @@ def test_the_still_check_compares_brightness_averaged_over_blocks() -> None:
     stage = _stage(det)
     stage.look(np.full((*HW, 3), 100, np.uint8), 0.0, 1)
     stage.look(np.full((*HW, 3), (0, 100, 138), np.uint8), 0.5, 6)  # luma 100 too
-    stripes = np.zeros((256, 256), np.uint8)  # 8 x 8 pixel blocks: 4 stripes each
-    stripes[:, ::2] = 255
+    stripes = np.zeros((256, 256), np.uint8)  # 8 x 8 pixel blocks: two 4-pixel periods each
+    stripes[:, np.arange(256) % 4 < 2] = 255
     stage.look(stripes, 1.0, 11)
     stage.look(np.roll(stripes, 1, axis=1), 1.5, 16)
     assert det.calls == 2, "colour at equal brightness and a 1-pixel shift are still"
