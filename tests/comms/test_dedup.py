@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -121,3 +122,69 @@ def test_save_syncs_the_file_before_the_rename_and_the_folder_after(
     StateFile(path).save(d)
     assert synced == ["new file", "folder"]
     assert StateFile(path).load().to_json() == d.to_json()
+
+
+def test_limits_are_checked_and_high_is_reported() -> None:
+    for window, max_cameras in ((0, 5), (5, 0)):
+        with pytest.raises(ValueError, match="window and max_cameras must be >= 1"):
+            SeqDedup(window=window, max_cameras=max_cameras)
+    d = SeqDedup(window=1, max_cameras=1)  # the smallest allowed
+    assert d.high("c") is None
+    feed(d, "c", [3, 7])
+    assert d.high("c") == 7 and d.high("other") is None
+    assert d.to_json() == {"version": 1, "window": 1, "cameras": {"c": {"high": 7, "missing": []}}}
+
+
+def test_gaps_that_fall_out_of_the_window_are_forgotten() -> None:
+    d = SeqDedup(window=10)
+    feed(d, "c", [1, 11])  # 2..10 missing
+    feed(d, "c", [20])  # 10 is now `window` below high: outside, forgotten
+    assert d.to_json()["cameras"]["c"]["missing"] == list(range(12, 20))
+    assert d.check("c", 10) is RESTARTED
+
+
+def test_a_loaded_state_keeps_only_gaps_inside_its_window() -> None:
+    doc = {
+        "version": 1,
+        "cameras": {"c": {"high": 20, "missing": [10, 11, 20, 25]}, "d": {"high": 4}},
+    }
+    d = SeqDedup.from_json(doc, window=10, max_cameras=2)
+    assert d.to_json()["cameras"] == {
+        "c": {"high": 20, "missing": [11]},
+        "d": {"high": 4, "missing": []},  # no "missing": no gaps
+    }
+    feed(d, "e", [1])  # a third camera: the least recently heard goes
+    assert list(d.to_json()["cameras"]) == ["d", "e"]
+
+
+@pytest.mark.parametrize(
+    ("doc", "reason"),
+    [
+        ([1, 2], 'no "version": 1'),
+        ({"version": 2, "cameras": {}}, 'no "version": 1'),
+        ({"version": 1}, "no 'cameras' object"),
+        ({"version": 1, "cameras": {"c": {"missing": []}}}, "bad camera entry: 'high'"),
+    ],
+)
+def test_what_is_not_a_state_says_why(doc: object, reason: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(reason)):
+        SeqDedup.from_json(doc)
+
+
+def test_save_writes_a_hidden_temporary_beside_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The temporary lies in the state's own folder (a rename is atomic only within one file
+    system), named after the state so a leftover says what it was."""
+    path = tmp_path / "events.json"
+    renamed: list[tuple[Path, Path]] = []
+    real_replace = os.replace
+
+    def spy(src: str, dst: str) -> None:
+        renamed.append((Path(src), Path(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    StateFile(path).save(SeqDedup())
+    [(src, dst)] = renamed
+    assert dst == path and src.parent == tmp_path and src.name.startswith(".events.json.")
