@@ -126,7 +126,7 @@ def test_save_syncs_the_file_before_the_rename_and_the_folder_after(
 
 def test_limits_are_checked_and_high_is_reported() -> None:
     for window, max_cameras in ((0, 5), (5, 0)):
-        with pytest.raises(ValueError, match="window and max_cameras must be >= 1"):
+        with pytest.raises(ValueError, match="^window and max_cameras must be >= 1$"):
             SeqDedup(window=window, max_cameras=max_cameras)
     d = SeqDedup(window=1, max_cameras=1)  # the smallest allowed
     assert d.high("c") is None
@@ -167,7 +167,7 @@ def test_a_loaded_state_keeps_only_gaps_inside_its_window() -> None:
     ],
 )
 def test_what_is_not_a_state_says_why(doc: object, reason: str) -> None:
-    with pytest.raises(ValueError, match=re.escape(reason)):
+    with pytest.raises(ValueError, match=f"^{re.escape(reason)}$"):
         SeqDedup.from_json(doc)
 
 
@@ -188,3 +188,12 @@ def test_save_writes_a_hidden_temporary_beside_the_file(
     StateFile(path).save(SeqDedup())
     [(src, dst)] = renamed
     assert dst == path and src.parent == tmp_path and src.name.startswith(".events.json.")
+
+
+def test_a_failed_save_leaves_no_temporary_and_raises_its_error(tmp_path: Path) -> None:
+    path = tmp_path / "events.json"
+    path.mkdir()  # the rename over it fails (as root too)
+    (path / "keep").write_text("x")
+    with pytest.raises(OSError):
+        StateFile(path).save(SeqDedup())
+    assert [p.name for p in tmp_path.iterdir()] == ["events.json"]
