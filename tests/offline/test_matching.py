@@ -370,16 +370,19 @@ def test_write_then_read_round_trips() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("", "truth CSV is empty"),
+        ("", "truth CSV is empty: expected the header 'start_s,end_s,activity'$"),
         ("\n\n", "truth CSV is empty"),
         (
             "start,end,activity\n0,1,fight\n",
             "line 1: expected the header 'start_s,end_s,activity', got 'start,end,activity'",
         ),
         ("0,1,fight\n", "line 1: expected the header"),
-        ("start_s,end_s,activity\n0,1\n", r"line 2: expected 3 fields .* got 2"),
+        ("start_s,end_s,activity\n0,1\n", r"line 2: expected 3 fields .* got 2: '0,1'$"),
         ("start_s,end_s,activity\n0,1,fight,x\n", r"line 2: expected 3 fields .* got 4"),
-        ("start_s,end_s,activity\n\n0,one,fight\n", "line 3: start_s and end_s must be numbers"),
+        (
+            "start_s,end_s,activity\n\n0,one,fight\n",
+            "line 3: start_s and end_s must be numbers, got '0', 'one'$",
+        ),
         ("start_s,end_s,activity\n0,1,fight\n5,2,fall\n", "line 3: TruthInterval end_s"),
         ("start_s,end_s,activity\n-1,2,fall\n", "line 2: TruthInterval start_s must be >= 0"),
         ("start_s,end_s,activity\nnan,2,fall\n", "line 2: TruthInterval start_s must be finite"),
