@@ -22,7 +22,7 @@ tests=()
 while getopts "t:h" opt; do
   case $opt in
     t) tests+=("$OPTARG") ;;
-    *) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
   esac
 done
 shift $((OPTIND - 1))
