@@ -357,3 +357,16 @@ def test_a_distance_equal_to_the_threshold_is_no_cut_and_is_not_aligned() -> Non
     assert det.last_distance == plain  # within the threshold: the alignment step is skipped
     det.reset()
     assert det.last_distance is None
+
+
+def test_aligned_distance_reads_the_median_of_distinct_residuals() -> None:
+    """A flat `a` has no slope (gain 1) and the best half's changes (0.01, -0.33, ..., 1.28:
+    128 distinct sizes, signs chosen to sum to 0) give offset 0: b's residuals are its changes,
+    so the distance is halfway between the 128th (1.28) and the 129th (10.0) smallest."""
+    rng = np.random.default_rng(23)
+    sizes = np.arange(1, 129)
+    small = np.where((sizes <= 32) | (sizes > 96), 1.0, -1.0) * 0.01 * sizes
+    assert abs(small.sum()) < 1e-9
+    e = rng.permutation(np.concatenate([small, 10.0 + 0.5 * np.arange(128)]))
+    flat = np.zeros(256)
+    assert aligned_distance(flat, e) == pytest.approx(0.5 * (1.28 + 10.0), abs=1e-9)
