@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from tests.daemon_helpers import DaemonProcess, daemon_env
 from tests.infra.mosquitto import MqttRecorder
@@ -123,27 +119,6 @@ def rss_range(logs: Sequence[dict[str, Any]], growth_mb: float = 40.0) -> tuple[
     assert rss, "no stats lines"
     assert max(rss) - min(rss) < growth_mb, rss
     return min(rss), max(rss)
-
-
-@contextlib.contextmanager
-def tmpfs(directory: Path, size: str, *, read_only: bool = False) -> Iterator[Path]:
-    """A small RAM file system at `directory` (root only): a disk that really fills up."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root (CI runs as root, so there it always runs)")
-    directory.mkdir(parents=True, exist_ok=True)
-    options = f"size={size}" + (",ro" if read_only else "")
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(directory)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.fail(f"cannot mount a tmpfs at {directory} as root: {done.stderr.strip()}")
-    try:
-        yield directory
-    finally:
-        subprocess.run(["umount", "-l", str(directory)], check=False)
 
 
 def check_config(config: Path, *args: str) -> subprocess.CompletedProcess[str]:

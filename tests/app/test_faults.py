@@ -40,12 +40,12 @@ from tests.app.fault_helpers import (
     rss_range,
     stats_lines,
     stop,
-    tmpfs,
     wait_events,
     wait_log,
 )
 from tests.daemon_helpers import DaemonPool, daemon_config, parse_iso
 from tests.infra.mosquitto import MosquittoBroker, MqttRecorder
+from tests.infra.mounts import tmpfs
 from tests.infra.procs import LOOPBACK, free_port, wait_until
 from tests.infra.session_subscriber import SessionSubscriber
 

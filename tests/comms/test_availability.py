@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import jinja2
 import paho.mqtt.client as mqtt
@@ -259,3 +259,18 @@ def test_running_board_logs_a_conflict_once(mosquitto: MosquittoBroker) -> None:
             client.stop(timeout=2)
     conflicts = [e for e in logs if e["event"] == "availability.conflict"]
     assert len(conflicts) == 1 and "camera 'lobby'" in conflicts[0]["problem"], conflicts
+
+
+def test_a_refused_login_ends_the_check_at_once(
+    mosquitto_factory: Callable[..., MosquittoBroker],
+) -> None:
+    """A wrong password is an answer, not silence: the check is skipped (logged) as soon as
+    the broker says so, not after the whole timeout (20 s here, so a wait cannot pass)."""
+    broker = mosquitto_factory(users={"alice": "right"})
+    settings = BrokerSettings(broker.host, broker.port, username="alice", password="wrong")
+    with capture_logs() as logs:
+        t0 = time.monotonic()
+        assert read_board(settings, me(), timeout=20) is None
+        assert time.monotonic() - t0 < 10.0
+    skipped = [e for e in logs if e["event"] == "availability.check_skipped"]
+    assert len(skipped) == 1 and "authori" in skipped[0]["reason"].lower(), logs

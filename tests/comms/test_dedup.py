@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 
 import pytest
 
 from har_daemon.comms.dedup import WINDOW, SeqDedup, StateFile, Verdict, canonical, digest
+from tests.infra.mounts import unwritable_dir
 
 NEW, DUP, REUSED = Verdict.NEW, Verdict.DUPLICATE, Verdict.REUSED
 
@@ -93,11 +95,45 @@ def test_state_file_round_trip_and_refusals(tmp_path: Path) -> None:
     bad_seq.write_bytes(bytes(range(256)) * 4)
     with pytest.raises(ValueError, match=f"{bad_seq} is not a har-daemon events state"):
         StateFile(bad_seq).load()
-    if os.geteuid() != 0:  # root writes anywhere
-        locked = tmp_path / "locked"
-        locked.mkdir(mode=0o500)
-        with pytest.raises(OSError):
-            StateFile(locked / "s.json").save(d)
+    with unwritable_dir(tmp_path / "locked") as locked, pytest.raises(OSError):
+        StateFile(locked / "s.json").save(d)
+
+
+def test_a_state_path_that_cannot_be_read_is_an_error_not_a_fresh_state(tmp_path: Path) -> None:
+    """Only a missing file is a fresh state: a folder where the file should be must not
+    silently forget every camera's events (as root too)."""
+    folder = tmp_path / "events.json"
+    folder.mkdir()
+    with pytest.raises(OSError):
+        StateFile(folder).load()
+
+
+def test_save_syncs_the_file_before_the_rename_and_the_folder_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A crash right after `save` must find the new state: its bytes synced before the rename
+    makes them the file, the folder synced after it (the rename itself). Spied on `os.fsync`,
+    which still syncs."""
+    path = tmp_path / "events.json"
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def spy(fd: int) -> None:
+        st = os.fstat(fd)
+        if stat.S_ISDIR(st.st_mode):
+            synced.append("folder" if os.path.samestat(st, os.stat(tmp_path)) else "other dir")
+        else:
+            synced.append("renamed file" if os.path.samestat(st, os.stat(path)) else "new file")
+        real_fsync(fd)
+
+    d = SeqDedup()
+    feed(d, "c", [ev(1)])
+    StateFile(path).save(d)  # the file exists from here on: the spy can tell old from new
+    monkeypatch.setattr(os, "fsync", spy)
+    feed(d, "c", [ev(2)])
+    StateFile(path).save(d)
+    assert synced == ["new file", "folder"]
+    assert StateFile(path).load().to_json() == d.to_json()
 
 
 def test_version_1_state_is_migrated(tmp_path: Path) -> None:

@@ -7,11 +7,13 @@ from __future__ import annotations
 import io
 import json
 import threading
+from typing import Any
 
 import numpy as np
 
 from har_daemon.comms.messenger import Messenger
 from har_daemon.comms.payloads import iso_utc
+from har_daemon.comms.spool import Message
 from har_daemon.comms.topics import Topics
 from har_daemon.core.clock import Clock
 from har_daemon.dispatch.router import EventRouter, RouterSettings
@@ -166,3 +168,133 @@ def test_payloads_follow_a_stepped_wall_clock_and_keep_the_announced_start() -> 
     assert [round(ms) for _, ms in latencies] == [50, 200]
     state = router.state_payload(router.states()["cam"], clock.timeline(), clock.wall_offset())
     assert state["updated_at"] == iso_utc(t.wall)
+
+
+class RecordingMessenger(Messenger):
+    """Our messenger with a connected client's answers: records what is published."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.published: list[tuple[str, Any, bool]] = []
+
+    @property
+    def enabled(self) -> bool:
+        return True
+
+    def publish(self, topic: str, payload: Any, *, retain: bool = False, qos: int = 1) -> None:
+        self.published.append((topic, payload, retain))
+
+    def on(self, topic: str) -> list[Any]:
+        return [payload for t, payload, _ in self.published if t == topic]
+
+
+class RecordingOutbox:
+    """Stands for comms.outbox.Outbox: keeps the messages the router spools, numbers them as
+    the spool would (each camera's `at_least`)."""
+
+    def __init__(self) -> None:
+        self.spooled: list[Message] = []
+
+    def send_numbered(self, messages: list[Message]) -> list[tuple[int, bytes]]:
+        self.spooled += messages
+        return [(m.at_least, m.build(m.at_least)) for m in messages]
+
+
+class RecordingSnapshots:
+    """Stands for dispatch.snapshot.EventSnapshots: the "picture" of a start names the window
+    ends it would have chosen from."""
+
+    def __init__(self) -> None:
+        self.windows: dict[str, list[float]] = {}
+
+    def note_window(self, camera: str, window_end: float, probs: np.ndarray) -> None:
+        self.windows.setdefault(camera, []).append(window_end)
+
+    def forget(self, camera: str) -> None:
+        self.windows[camera] = []
+
+    def jpeg(
+        self, camera: str, tr: Transition, region: list[float] | None, wall_offset: float = 0.0
+    ) -> bytes | None:
+        seen = self.windows.get(camera)
+        return json.dumps(seen).encode() if seen else None
+
+
+def _recording_router(
+    t: FakeTime, **kwargs: Any
+) -> tuple[EventRouter, RecordingMessenger, io.StringIO]:
+    messenger, out = RecordingMessenger(), io.StringIO()
+    router = EventRouter(
+        ["a", "b"],
+        RouterSettings("m", CLASSES, 1, publish_scores=False, state_interval_s=10.0),
+        topics=Topics("har"),
+        messenger=messenger,
+        out=out,
+        clock=Clock(wall=lambda: t.wall, monotonic=lambda: t.mono),
+        **kwargs,
+    )
+    return router, messenger, out
+
+
+def test_retained_state_is_refreshed_every_interval_and_on_changes() -> None:
+    t = FakeTime()
+    router, messenger, _ = _recording_router(t)
+    published_at = []
+    for mono in (50.0, 55.0, 59.9, 60.0, 65.0, 69.9, 70.0):
+        t.mono = mono
+        before = len(messenger.on("har/a/activity"))
+        router.handle([_window("a", mono, [])])
+        if len(messenger.on("har/a/activity")) > before:
+            published_at.append(mono)
+    assert published_at == [50.0, 60.0, 70.0], "first, then every state_interval_s (10 s)"
+    t.mono = 71.0
+    router.handle([_window("a", 71.0, [_tr("start", 71.0)])])  # a change: at once
+    t.mono = 72.0
+    router.handle([_window("a", 72.0, [_tr("update", 72.0)])])  # same activity, yet an event
+    t.mono = 73.0
+    router.handle([GapResult("a", 73.0, [_tr("end", 73.0)], _state(False))])
+    states = messenger.on("har/a/activity")
+    assert len(states) == 6 and [s["activity"] for s in states[-3:]] == ["fight", "fight", None]
+    assert all(retain for topic, _, retain in messenger.published if topic == "har/a/activity")
+
+
+def test_updates_are_spooled_as_updates_and_starts_and_ends_as_events() -> None:
+    outbox = RecordingOutbox()
+    router, _, out = _recording_router(FakeTime(), outbox=outbox)  # type: ignore[arg-type]
+    router.handle(
+        [
+            _window("a", 1.0, [_tr("start", 1.0)]),
+            _window("a", 2.0, [_tr("update", 2.0)]),
+            GapResult("a", 3.0, [_tr("end", 3.0)], _state(False)),
+        ]
+    )
+    assert [(m.kind, m.camera, m.at_least, m.topic) for m in outbox.spooled] == [
+        ("event", "a", 1, "har/a/events"),
+        ("update", "a", 2, "har/a/events"),
+        ("event", "a", 3, "har/a/events"),
+    ]
+    assert [json.loads(x)["type"] for x in out.getvalue().splitlines()] == [
+        "start", "update", "end",
+    ]  # fmt: skip
+
+
+def test_a_gap_forgets_the_windows_a_snapshot_is_chosen_from() -> None:
+    snapshots = RecordingSnapshots()
+    router, messenger, out = _recording_router(FakeTime(), snapshots=snapshots)  # type: ignore[arg-type]
+    router.handle([_window("a", 1.0, []), _window("b", 1.0, [])])
+    router.handle([GapResult("a", 2.0, [], _state(False))])
+    router.handle([_window("a", 3.0, [_tr("start", 3.0)]), _window("b", 3.0, [_tr("start", 3.0)])])
+    assert [json.loads(p) for p in messenger.on("har/a/snapshot")] == [[3.0]], "not from before"
+    assert [json.loads(p) for p in messenger.on("har/b/snapshot")] == [[1.0, 3.0]]
+    assert [json.loads(x)["has_snapshot"] for x in out.getvalue().splitlines()] == [True, True]
+    # Without a broker connection nobody can fetch the picture: the event says so.
+    offline = EventRouter(
+        ["a"],
+        RouterSettings("m", CLASSES, 1, publish_scores=False, state_interval_s=10.0),
+        topics=Topics("har"),
+        messenger=Messenger(None),
+        snapshots=snapshots,  # type: ignore[arg-type]
+        out=(printed := io.StringIO()),
+    )
+    offline.handle([_window("a", 4.0, [_tr("start", 4.0)])])
+    assert json.loads(printed.getvalue())["has_snapshot"] is False

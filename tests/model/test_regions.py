@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from har_daemon.model.meta import ModelMeta, PersonRegion
+from har_daemon.model.preprocess import resize_frame
 from har_daemon.model.regions import (
     crop_window,
     detection_frames,
@@ -93,3 +94,113 @@ def test_working_frames_and_detection_frames() -> None:
     assert ring_frame(np.zeros((720, 1280, 3), np.uint8), whole).shape == (64, 64, 3)
     with pytest.raises(ValueError, match="person_region is set"):
         ModelMeta.model_validate({**whole.model_dump(), "person_region": {}})
+
+
+def test_grouping_margin_comes_from_the_taller_box_whichever_comes_first() -> None:
+    """A child (20 px tall) 30 px beside an adult (100 px): within half the adult's height
+    (50 px), far beyond half the child's (10 px): one group, in either order."""
+    adult, child = _box(0, 0, 40, 100), _box(70, 80, 80, 100)
+    for boxes in ([adult, child], [child, adult]):
+        groups = group_boxes(np.array(boxes, np.float32), gap=0.5)
+        assert len(groups) == 1, boxes
+        np.testing.assert_allclose(groups[0], [0, 0, 80, 100])
+    # 60 px apart: beyond half the adult's height too.
+    far = _box(100, 80, 110, 100)
+    assert len(group_boxes(np.array([adult, far], np.float32), gap=0.5)) == 2
+    # Apart vertically only: the same margin applies to rows.
+    below = _box(10, 130, 20, 150)
+    assert len(group_boxes(np.array([below, adult], np.float32), gap=0.5)) == 1
+
+
+def test_square_region_is_shifted_in_at_the_right_and_bottom_edges() -> None:
+    """A wide frame (480 x 640): the right edge is 640 px away, the bottom 480 px."""
+    rules = PersonRegion(pad=0.25, min_side=48)
+    corner = square_region(np.array([620, 440, 640, 480]), (480, 640), rules)
+    assert corner == (580, 420, 640, 480)  # 60 px square, flush with both far edges
+    right = square_region(np.array([620, 100, 640, 140]), (480, 640), rules)
+    assert right == (580, 90, 640, 150)
+    bottom = square_region(np.array([100, 440, 120, 480]), (480, 640), rules)
+    assert bottom == (80, 420, 140, 480)
+    tall = square_region(np.array([230, 600, 250, 640]), (640, 480), rules)  # portrait
+    assert tall == (210, 580, 270, 640)
+
+
+def test_working_size_has_even_sides() -> None:
+    """Video encoders and the thumbnails want even sides: odd results are rounded to even."""
+    assert working_size((1004, 1920), 480) == (252, 480)  # 251 scaled
+    assert working_size((1080, 1920), 481) == (270, 480)  # an odd width
+    assert working_size((241, 321), 480) == (240, 320)  # not scaled, still even
+    assert working_size((3, 1920), 480) == (2, 480)  # never below 2 rows
+
+
+def test_boxes_exactly_the_margin_apart_are_one_group() -> None:
+    left, right = _box(0, 0, 10, 40), _box(30, 0, 40, 40)  # 20 px = half of 40 px apart
+    above, below = _box(0, 0, 10, 40), _box(0, 60, 10, 100)
+    for pair in ([left, right], [above, below]):
+        assert len(group_boxes(np.array(pair, np.float32), gap=0.5)) == 1, pair
+        assert len(group_boxes(np.array(pair, np.float32), gap=0.49)) == 2, pair
+
+
+def test_far_apart_or_overlapping_anywhere_in_the_frame() -> None:
+    """Each side compared with the same side: two people low in the frame and far apart are
+    two groups, two overlapping people far to the right one, in either order."""
+    low_left, low_right = _box(0, 250, 10, 300), _box(100, 250, 110, 300)
+    right_a, right_b = _box(300, 0, 310, 50), _box(305, 10, 315, 60)
+    for a, b in ((low_left, low_right), (low_right, low_left)):
+        assert len(group_boxes(np.array([a, b]), gap=0.1)) == 2
+    for a, b in ((right_a, right_b), (right_b, right_a)):
+        assert len(group_boxes(np.array([a, b]), gap=0.1)) == 1
+
+
+def test_groups_come_largest_area_first() -> None:
+    wide = _box(0, 100, 100, 110)  # 100 x 10 = 1000 px
+    tall = _box(200, 100, 230, 140)  # 30 x 40 = 1200 px
+    for boxes in ([wide, tall], [tall, wide]):
+        groups = group_boxes(np.array(boxes), gap=0.5)
+        np.testing.assert_allclose(groups[0], tall[:4])
+        np.testing.assert_allclose(groups[1], wide[:4])
+
+
+def test_square_region_takes_scored_boxes_and_a_portrait_frame() -> None:
+    rules = PersonRegion(pad=0.25, min_side=48)
+    scored = square_region(np.array([100, 100, 140, 180, 0.9]), (480, 640), rules)
+    assert scored == square_region(np.array([100, 100, 140, 180]), (480, 640), rules)
+    huge = square_region(np.array([0, 0, 470, 600]), (640, 480), rules)  # portrait
+    assert huge[2] - huge[0] == huge[3] - huge[1] == 480  # at most the narrower side
+
+
+def test_window_regions_edges() -> None:
+    assert window_regions([], (480, 640), RULES) == []  # no look at all
+    at_floor = [np.array([_box(10, 10, 30, 90, score=RULES.min_score)], np.float32)]
+    assert len(window_regions(at_floor, (480, 640), RULES)) == 1  # the floor itself counts
+
+
+def test_crop_window_and_ring_frame_use_the_interpolation_asked_for() -> None:
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 256, (2, 120, 160, 3), dtype=np.uint8)
+    linear = crop_window(frames, (0, 0, 100, 100), (64, 64), "linear")
+    np.testing.assert_array_equal(
+        linear[0], resize_frame(frames[0, :100, :100], (64, 64), "linear")
+    )
+    assert not np.array_equal(linear, crop_window(frames, (0, 0, 100, 100), (64, 64), "area"))
+    meta = ModelMeta(
+        name="p", classes=["fight", "noFight"], frame_spacing_s=0.1, architecture="lrcn",
+        resize_interpolation="linear",
+    )  # fmt: skip
+    frame = rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(ring_frame(frame, meta), resize_frame(frame, (64, 64), "linear"))
+
+
+def test_normalised_has_four_decimals_everywhere() -> None:
+    assert normalised((1, 1, 6, 5), (7, 7)) == [0.1429, 0.1429, 0.8571, 0.7143]
+
+
+def test_detection_frames_reach_the_first_frame() -> None:
+    assert detection_frames(21, PersonRegion(detect_every=5)) == [0, 5, 10, 15, 20]
+    assert detection_frames(1, PersonRegion(detect_every=5)) == [0]
+
+
+def test_working_size_edges() -> None:
+    assert working_size((243, 480), 480) == (242, 480)  # exactly the width: not scaled
+    assert working_size((245, 321), 480) == (244, 320)
+    assert working_size((1080, 1920), 485) == (272, 484)

@@ -370,13 +370,19 @@ def test_write_then_read_round_trips() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("", "truth CSV is empty"),
+        ("", "truth CSV is empty: expected the header 'start_s,end_s,activity'$"),
         ("\n\n", "truth CSV is empty"),
-        ("start,end,activity\n0,1,fight\n", "line 1: expected the header 'start_s,end_s,activity'"),
+        (
+            "start,end,activity\n0,1,fight\n",
+            "line 1: expected the header 'start_s,end_s,activity', got 'start,end,activity'",
+        ),
         ("0,1,fight\n", "line 1: expected the header"),
-        ("start_s,end_s,activity\n0,1\n", r"line 2: expected 3 fields .* got 2"),
+        ("start_s,end_s,activity\n0,1\n", r"line 2: expected 3 fields .* got 2: '0,1'$"),
         ("start_s,end_s,activity\n0,1,fight,x\n", r"line 2: expected 3 fields .* got 4"),
-        ("start_s,end_s,activity\n\n0,one,fight\n", "line 3: start_s and end_s must be numbers"),
+        (
+            "start_s,end_s,activity\n\n0,one,fight\n",
+            "line 3: start_s and end_s must be numbers, got '0', 'one'$",
+        ),
         ("start_s,end_s,activity\n0,1,fight\n5,2,fall\n", "line 3: TruthInterval end_s"),
         ("start_s,end_s,activity\n-1,2,fall\n", "line 2: TruthInterval start_s must be >= 0"),
         ("start_s,end_s,activity\nnan,2,fall\n", "line 2: TruthInterval start_s must be finite"),
@@ -387,3 +393,51 @@ def test_write_then_read_round_trips() -> None:
 def test_read_truth_csv_names_the_bad_line(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         read_truth_csv(text)
+
+
+def test_event_starting_exactly_at_the_end_of_the_video_is_counted() -> None:
+    """The last window of a video can open an alert at its very end: a zero-length event at
+    `duration_s`, a false alert; a start past the end is an error."""
+    o = match_events([T(0, 10, "fight")], [E(60, None, "fight")], duration_s=60).overall
+    assert _counts(o) == (1, 0, 1, 0, 1, 0)
+    assert o.quiet_alert_s == 0.0
+    with pytest.raises(ValueError, match=r"events\[0\] \(fight\) starts at 60.5 s, after"):
+        match_events([], [E(60.5, None, "fight")], duration_s=60)
+
+
+def test_as_dict_names_and_rounds_every_figure() -> None:
+    """The whole document, every key and every rounding (seconds and rates to 3 decimals,
+    ratios to 4), as reports and `evaluate-stream --json` read it."""
+    duration = 7000.12345
+    truth = [T(0, 10, "fight"), T(20, 30, "fight"), T(40, 50, "fight")]
+    events = [E(1 / 3, 5, "fight"), E(200, 201.23456, "fight")]
+    quiet = duration - 30
+    expected = {
+        "intervals": 3,
+        "detected": 1,
+        "events": 2,
+        "matched_events": 1,
+        "false_alerts": 1,
+        "duplicate_alerts": 0,
+        "recall": 0.3333,
+        "precision": 0.5,
+        "false_alerts_per_hour": round(3600 / duration, 3),
+        "quiet_s": 6970.123,
+        "quiet_alert_s": 1.235,
+        "quiet_alert_fraction": round(1.23456 / quiet, 4),
+        "tta_p50_s": 0.333,
+        "tta_p95_s": 0.333,
+        "tta_max_s": 0.333,
+    }
+    d = match_events(truth, events, duration_s=duration).as_dict()
+    assert d == {"duration_s": 7000.123, "overall": expected, "per_activity": {"fight": expected}}
+
+
+def test_a_duration_that_is_no_number_is_named() -> None:
+    with pytest.raises(ValueError, match=re.escape("duration_s must be a number, got '60'")):
+        match_events([], [], duration_s="60")  # type: ignore[arg-type]
+
+
+def test_quiet_fraction_of_a_quiet_time_under_a_second() -> None:
+    o = match_events([T(0, 10, "fight")], [E(10.25, None, "fight")], duration_s=10.5).overall
+    assert (o.quiet_s, o.quiet_alert_s, o.quiet_alert_fraction) == (0.5, 0.25, 0.5)

@@ -15,6 +15,7 @@ from har_daemon.outputs.clips import PARTIAL_DIR, ClipRecorder, ClipsError, clip
 from har_daemon.runtime.history import FrameHistory
 from tests.infra.logs import capture_logs
 from tests.infra.media import make_test_video
+from tests.infra.mounts import unwritable_dir
 from tests.infra.procs import wait_until
 
 T0 = 1_700_000_000.0
@@ -293,15 +294,11 @@ def test_unwritable_directory_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(ClipsError, match="clip directory .*file/clips is not writable"):
         _recorder(blocker / "clips", None)
-    if os.geteuid() != 0:  # root can write anywhere
-        locked = tmp_path / "locked"
-        locked.mkdir()
-        locked.chmod(0o500)
-        try:
-            with pytest.raises(ClipsError, match="not writable"):
-                _recorder(locked, None)
-        finally:
-            locked.chmod(0o700)
+    with (
+        unwritable_dir(tmp_path / "locked") as locked,
+        pytest.raises(ClipsError, match="not writable"),
+    ):
+        _recorder(locked, None)
 
 
 def test_filenames_are_sanitised() -> None:

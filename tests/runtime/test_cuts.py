@@ -206,11 +206,17 @@ def test_aligned_distance_is_symmetric_and_never_above_plain() -> None:
         assert thumbnail_distance(a, b) == thumbnail_distance(b, a)
 
 
+NOT_UINT8 = r"^frame must be a uint8 numpy array \(0-255\), got "
+
+
 @pytest.mark.parametrize(
     ("frame", "message"),
     [
-        (np.zeros((64, 64, 3), np.float32), "uint8"),
-        ([[0] * 64] * 64, "uint8"),
+        (
+            np.zeros((64, 64, 3), np.float32),
+            r"^frame must be a uint8 numpy array \(0-255\), got ndarray float32$",
+        ),
+        ([[0] * 64] * 64, r"^frame must be a uint8 numpy array \(0-255\), got list$"),
         (np.zeros((64, 64, 4), np.uint8), r"\(H, W, 3\) BGR or \(H, W\) grey"),
         (np.zeros((64,), np.uint8), r"\(H, W, 3\) BGR or \(H, W\) grey"),
         (np.zeros((15, 64, 3), np.uint8), "at least 16x16"),
@@ -219,6 +225,12 @@ def test_aligned_distance_is_symmetric_and_never_above_plain() -> None:
 def test_bad_frames_are_rejected(frame: object, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         CutDetector().update(frame)  # type: ignore[arg-type]
+
+
+def test_a_threshold_that_is_no_number_is_named() -> None:
+    for threshold in ("0.5", True):
+        with pytest.raises(ValueError, match=f"^threshold must be a number, got {threshold!r}$"):
+            CutDetector(threshold)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("threshold", [0, -0.1, math.nan, math.inf])
@@ -277,3 +289,84 @@ def test_real_clips_joined_cut_once_at_the_join() -> None:
     head = _sampled_frames(fight / "noFight" / f"{b}.mp4")[:10]
     assert len(tail) == 10 and len(head) == 10
     assert _cuts(tail + head) == [10]
+
+
+def test_a_real_cut_that_scores_just_above_the_threshold_is_detected() -> None:
+    """A real join between two scenes can score little above `CUT_THRESHOLD` (cuts' p1 is 0.56):
+    nofi027 (a quiet street, yt25) followed by fi004 (a fight, yt00) scores about 0.50, so a
+    threshold raised to 0.6 would miss it."""
+    fight = require(FIGHT_DATA)
+    with open(fight / "sources.csv", newline="") as f:
+        source = {row["clip"]: row["source"] for row in csv.DictReader(f)}
+    a, b = "nofi027", "fi004"
+    assert source[a] != source[b]
+    tail = _sampled_frames(fight / "noFight" / f"{a}.mp4")[-10:]
+    head = _sampled_frames(fight / "fight" / f"{b}.mp4")[:10]
+    assert CUT_THRESHOLD < frame_distance(tail[-1], head[0]) < 0.6
+    assert _cuts(tail + head) == [10]
+
+
+# ---- the distance's parts, on constructed thumbnails ------------------------------------------
+
+
+def test_plain_distance_is_the_median_absolute_difference() -> None:
+    rng = np.random.default_rng(20)
+    a = rng.permutation(256).astype(np.float32)  # differences 0..255 from b, shuffled
+    b = np.zeros(256, np.float32)
+    assert plain_distance(a, b) == 127.5
+    assert plain_distance(a + 10, b + 10) == 127.5  # a difference, not a sum
+    assert plain_distance(b + 1, b) == 1.0
+
+
+def test_aligned_distance_fits_the_best_half_and_reads_the_other() -> None:
+    """Half the blocks unchanged, the other half changed by 10, 10.1, 10.2, ...: the fit on the
+    best half is the identity, so the median residual is halfway between 0 and 10."""
+    rng = np.random.default_rng(21)
+    a = rng.normal(size=256)
+    e = np.zeros(256)
+    e[rng.permutation(256)[:128]] = 10 + 0.1 * np.arange(128)
+    assert aligned_distance(a, a + e) == aligned_distance(a + e, a) == 5.0
+
+
+def test_aligned_distance_refits_gain_within_bounds() -> None:
+    rng = np.random.default_rng(22)
+    a = rng.normal(size=256)
+    assert aligned_distance(a, 0.3 * a + 1.0) < 1e-9  # gain 0.3 (and 1/0.3) allowed
+    assert aligned_distance(a, 5.0 * a) > 0.1  # beyond the 4x bound: not fully refitted
+    flat = np.zeros(256)  # a flat half has no slope to fit: gain 1
+    assert aligned_distance(flat, a) == aligned_distance(a, flat) > 0
+
+
+def test_a_low_contrast_frame_is_not_stretched_to_full_contrast() -> None:
+    """Block means 100 +- 6 grey levels (below STD_FLOOR, 8): divided by the floor, not by
+    its own standard deviation."""
+    pattern = np.where(np.indices((16, 16)).sum(axis=0) % 2 == 0, 106, 94).astype(np.uint8)
+    frame = np.repeat(np.repeat(pattern, 4, axis=0), 4, axis=1)
+    assert np.allclose(np.abs(thumbnail(frame)), 6 / 8)
+    assert thumbnail(frame[:16, :16]).shape == (256,)  # one pixel per block is enough
+
+
+def test_a_distance_equal_to_the_threshold_is_no_cut_and_is_not_aligned() -> None:
+    rng = np.random.default_rng(60)
+    a, b = _frame(_scene(300), rng), _frame(_scene(301), rng)
+    plain = plain_distance(thumbnail(b), thumbnail(a))
+    assert aligned_distance(thumbnail(b), thumbnail(a)) < plain
+    det = CutDetector(threshold=plain)
+    assert det.last_distance is None
+    assert _cuts([a, b], det) == []  # not above it
+    assert det.last_distance == plain  # within the threshold: the alignment step is skipped
+    det.reset()
+    assert det.last_distance is None
+
+
+def test_aligned_distance_reads_the_median_of_distinct_residuals() -> None:
+    """A flat `a` has no slope (gain 1) and the best half's changes (0.01, -0.33, ..., 1.28:
+    128 distinct sizes, signs chosen to sum to 0) give offset 0: b's residuals are its changes,
+    so the distance is halfway between the 128th (1.28) and the 129th (10.0) smallest."""
+    rng = np.random.default_rng(23)
+    sizes = np.arange(1, 129)
+    small = np.where((sizes <= 32) | (sizes > 96), 1.0, -1.0) * 0.01 * sizes
+    assert abs(small.sum()) < 1e-9
+    e = rng.permutation(np.concatenate([small, 10.0 + 0.5 * np.arange(128)]))
+    flat = np.zeros(256)
+    assert aligned_distance(flat, e) == pytest.approx(0.5 * (1.28 + 10.0), abs=1e-9)
