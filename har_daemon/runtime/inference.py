@@ -293,13 +293,13 @@ class InferenceScheduler(threading.Thread):
             smoothed = p.smoother.update(prob)
         else:
             alert = p.alert_mask()
-            # A gated region's alerting classes score 0: its window cannot start or hold one.
+            # A gated region's alerting scores are capped between the exit and the enter
+            # threshold: alone, nobody starts a fight, but one under way goes on while the model
+            # still sees it (fighters part, or merge into one box).
+            tc = p.tracker.config
+            cap = np.where(alert, (tc.exit_threshold + tc.enter_threshold) / 2, 1.0)
             ranked = [
-                (
-                    job,
-                    prob,
-                    job.track.smoother.update(np.where(alert, 0.0, prob) if job.alone else prob),
-                )
+                (job, prob, job.track.smoother.update(np.minimum(prob, cap) if job.alone else prob))
                 for job, prob in items
             ]
             job, prob, smoothed = max(ranked, key=lambda r: float(np.max(r[2][alert])))
