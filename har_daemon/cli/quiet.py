@@ -59,12 +59,12 @@ def _streams(
     return out
 
 
-def _stream_line(doc: dict[str, Any]) -> str:
+def _stream_line(name: str, doc: dict[str, Any]) -> str:
     def s(v: float | None) -> str:
         return "-" if v is None else f"{v:.2f}"
 
     return (
-        f"fight streams: {doc['intervals']} incidents, found {doc['detected']} (recall "
+        f"{name}: {doc['intervals']} incidents, found {doc['detected']} (recall "
         f"{s(doc['recall'])}), false alerts {doc['false_alerts']} in {doc['quiet_s']:.1f} s "
         f"quiet, time to alert p50/p95 {s(doc['tta_p50_s'])}/{s(doc['tta_p95_s'])} s"
     )
@@ -89,9 +89,14 @@ def quiet_eval(args: argparse.Namespace) -> int:
         print(f"\ninteraction gate {gate_name(cfg)}, enter {cfg.inference.enter_threshold}:")
         print(format_scenes(rows))
         if streams:
-            figures = recall_at(streams, cfg, cfg.inference.enter_threshold).overall.as_dict()
-            variant["streams"] = figures
-            print(_stream_line(figures))
+            t = cfg.inference.enter_threshold
+            each = [recall_at([s], cfg, t).overall.as_dict() for s in streams]
+            variant["streams"] = recall_at(streams, cfg, t).overall.as_dict()
+            variant["each_stream"] = each
+            for video, figures in zip(args.stream, each, strict=True):
+                print(_stream_line(f"{video}", figures))
+            if len(streams) > 1:
+                print(_stream_line("pooled", variant["streams"]))
         doc["variants"].append(variant)
         if not first_runs:
             first_runs, first_streams = runs, streams

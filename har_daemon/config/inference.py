@@ -147,12 +147,13 @@ class InferenceConfig(Section):
         "raise (a fall).",
     )
     interaction_distance: float = Field(
-        1.0,
+        0.0,
         ge=0,
         le=20,
         title="Interaction distance",
         description="Gap between two people's boxes, in body heights (the taller box's "
-        "height), at or under which they count as interacting; 0: touching or overlapping.",
+        "height), at or under which they count as interacting; 0 (default, chosen on quiet "
+        "footage and held-out fight streams, docs/calibration.md): touching or overlapping.",
     )
 
     @field_validator("exit_threshold")

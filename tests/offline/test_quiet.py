@@ -86,7 +86,7 @@ def test_quiet_eval_reports_per_scene_with_durations_from_frames(
         "off",
         "--json",
     )
-    assert [v["interaction_gate"] for v in doc["variants"]] == ["<= 1 body heights", "off"]
+    assert [v["interaction_gate"] for v in doc["variants"]] == ["<= 0 body heights", "off"]
     for variant in doc["variants"]:
         corridor, room, total = variant["scenes"]
         assert corridor["scene"] == "shopping-centre corridor (Lisbon)"
