@@ -20,10 +20,16 @@ from har_daemon.config import load_config
 from har_daemon.model.registry import create_backend
 from har_daemon.offline.replay import replay
 from har_daemon.offline.stream_eval import alerts_from
-from har_daemon.runtime.calibration import calibration_path, camera_thresholds, read_calibrations
+from har_daemon.runtime.calibration import (
+    Calibration,
+    calibration_path,
+    camera_thresholds,
+    read_calibrations,
+    write_calibration,
+)
 from har_daemon.runtime.cameras import build_cameras
 from har_daemon.runtime.stats import collect_raw
-from tests.daemon_helpers import write_config
+from tests.daemon_helpers import DaemonPool, write_config
 from tests.shared_data import REPO, SHARED_DATA, require
 
 QUIET = SHARED_DATA / "quiet"
@@ -153,3 +159,39 @@ def test_calibrate_sets_the_lowest_quiet_threshold_and_the_cameras_take_it(
     assert cameras["corridor"].pipeline.tracker.config.enter_threshold == threshold
     raw = collect_raw(cameras, None, events=lambda _c: 0, uptime_s=1.0, now=1.0)
     assert raw["cameras"]["corridor"]["enter_threshold"] == threshold
+
+
+def test_the_daemon_starts_with_the_calibrated_threshold(tmp_path: Path) -> None:
+    """The real daemon on the corridor clip: an alert at 0.5 (gate off), none once the
+    calibration file gives the camera a threshold above every score it sees."""
+    require(QUIET / CORRIDOR)
+    config = write_config(
+        tmp_path / "c.toml",
+        {
+            "model": {"path": str(REPO / "models" / "fight"), "backend": "litert"},
+            "mqtt": {"enabled": False},
+            "inference": {**INFERENCE, "interaction_gate": False},
+            "spool": {"path": str(tmp_path / "state")},
+            "logging": {"level": "info", "json": True},
+        },
+        [{"name": "corridor", "source": str(QUIET / CORRIDOR), "realtime": False}],
+    )
+    pool = DaemonPool(tmp_path)
+
+    def run() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        daemon = pool.start(config)
+        assert daemon.wait(timeout=120) == 0, daemon.describe()
+        (stopped,) = [log for log in daemon.logs() if log.get("event") == "daemon.stopped"]
+        return stopped["cameras"]["corridor"], daemon.stdout_events()
+
+    try:
+        before, events = run()
+        assert before["enter_threshold"] == 0.5
+        assert [e["type"] for e in events].count("start") >= 1
+        evidence = Calibration(1.0, 1.0, 15.3, 0, 2, True, (CORRIDOR,), "2026-12-05T00:00:00Z")
+        write_calibration(calibration_path(load_config(config)), "corridor", evidence)
+        after, events = run()
+    finally:
+        pool.close()
+    assert after["enter_threshold"] == 1.0 and after["windows"] > 10
+    assert after["events"] == 0 and events == []
