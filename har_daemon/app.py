@@ -42,6 +42,7 @@ from har_daemon.model.meta import ModelMeta
 from har_daemon.model.registry import create_backend
 from har_daemon.outputs.clips import ClipRecorder, ClipsError
 from har_daemon.preflight import check_writable, startup_summary, validate_startup
+from har_daemon.runtime.calibration import calibration_path, camera_thresholds, read_calibrations
 from har_daemon.runtime.camera import Camera
 from har_daemon.runtime.cameras import build_cameras, window_seconds
 from har_daemon.runtime.inference import InferenceScheduler
@@ -131,6 +132,7 @@ class App:
         self._on_stop("http", server.stop)
 
     def _init_cameras(self, meta: ModelMeta) -> None:
+        calibrated = read_calibrations(calibration_path(self.config))
         self.cameras = build_cameras(
             self.config,
             meta,
@@ -139,6 +141,7 @@ class App:
             on_status=self._on_camera_status,
             on_history_frame=self._on_history_frame,
             frame_clock=self.clock.timeline,
+            thresholds=camera_thresholds(self.config, calibrated),
         )
 
     def _start_clips(self) -> None:

@@ -82,3 +82,39 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
 def add_data_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=positive_int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--cache-dir", type=Path, help="where extracted frames are cached")
+
+
+BUDGET_PERIODS = {"hour": 1 / 24, "day": 1.0, "week": 7.0}
+
+
+def budget_arg(value: str) -> float:
+    """A false-alert budget ("1/day", "0.5/day", "2/week", "1/hour"), as alerts per day."""
+    count, _, period = value.strip().lower().partition("/")
+    try:
+        n = float(count)
+    except ValueError:
+        n = -1.0
+    if period not in BUDGET_PERIODS or not 0 <= n < 1e6:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: give alerts per hour, day or week, e.g. 1/day"
+        )
+    return n / BUDGET_PERIODS[period]
+
+
+def gate_arg(value: str) -> list[float | None]:
+    """Interaction gate settings to compare: "off" or a distance in body heights, e.g. off,1,2."""
+    out: list[float | None] = []
+    for item in (v.strip().lower() for v in value.split(",") if v.strip()):
+        if item == "off":
+            out.append(None)
+            continue
+        try:
+            d = float(item)
+        except ValueError:
+            d = -1.0
+        if not 0 <= d <= 20:
+            raise argparse.ArgumentTypeError(f"{item!r}: give off or a distance from 0 to 20")
+        out.append(d)
+    if not out:
+        raise argparse.ArgumentTypeError("give at least one setting, e.g. off,1,2")
+    return out

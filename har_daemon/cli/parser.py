@@ -14,9 +14,11 @@ from har_daemon import __version__
 from har_daemon.cli.args import (
     add_data_options,
     add_training_options,
+    budget_arg,
     classes_arg,
     folds,
     fraction,
+    gate_arg,
     positive_float,
     positive_int,
 )
@@ -230,6 +232,63 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true", help="print the figures as one JSON document")
     st.add_argument("--log-level", default="warning", choices=["debug", "info", "warning", "error"])
     st.set_defaults(handler="stream_sets:streams")
+
+    qe = sub.add_parser(
+        "quiet-eval",
+        help="false alerts per camera-hour and alert time per hour on quiet footage, per scene",
+    )
+    qe.add_argument(
+        "--data", type=Path, required=True, help="folder of quiet clips with sources.csv (scene)"
+    )
+    add_offline_options(qe)
+    qe.add_argument(
+        "--stream",
+        type=Path,
+        action="append",
+        help="a held-out incident stream (TRUTH.csv beside it, as `streams` writes): recall "
+        "and time to alert beside the false alerts (repeatable)",
+    )
+    qe.add_argument(
+        "--gate",
+        type=gate_arg,
+        help="also run with the interaction gate at these settings, e.g. off,0.5,1,2",
+    )
+    qe.add_argument(
+        "--budget",
+        type=budget_arg,
+        help="calibrate each scene for this budget (e.g. 1/day) on its first part and count "
+        "false alerts on the rest",
+    )
+    qe.add_argument(
+        "--calibrate-fraction",
+        type=fraction,
+        default=0.5,
+        help="the part of each scene's footage that calibrates (0.5)",
+    )
+    qe.add_argument("--json", action="store_true", help="also print one JSON document")
+    qe.set_defaults(handler="quiet:quiet_eval")
+
+    ca = sub.add_parser(
+        "calibrate",
+        help="set a camera's alert threshold for a false-alert budget from its normal footage",
+    )
+    add_offline_options(ca)
+    ca.add_argument("--camera", required=True, help="the camera's name in the config")
+    ca.add_argument(
+        "--source",
+        type=Path,
+        action="append",
+        help="a recording of the camera's normal footage (repeatable; default: its file source)",
+    )
+    ca.add_argument(
+        "--budget", type=budget_arg, default=1.0, help="false alerts allowed, e.g. 1/day (default)"
+    )
+    ca.add_argument(
+        "--out", type=Path, help="calibration file (default: calibration.json in the state dir)"
+    )
+    ca.add_argument("--dry-run", action="store_true", help="print the threshold, write nothing")
+    ca.add_argument("--json", action="store_true", help="print one JSON document")
+    ca.set_defaults(handler="quiet:calibrate")
 
     im = sub.add_parser("import-model", help="turn a Keras 2 .h5 (tutorial code) into a model dir")
     im.add_argument("h5", type=Path)

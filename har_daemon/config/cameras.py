@@ -100,6 +100,15 @@ class CameraConfig(CaptureOptions):
         title="Real-time playback",
         description="Files only: read at the file's frame rate (false: as fast as possible).",
     )
+    enter_threshold: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        title="Camera's enter threshold",
+        description="This camera's alert threshold, overriding `har-daemon calibrate`'s "
+        "(calibration.json in the state directory) and [inference] enter_threshold. Must be "
+        "above [inference] exit_threshold.",
+    )
 
     @property
     def source_kind(self) -> SourceKind:

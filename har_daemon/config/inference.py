@@ -138,6 +138,24 @@ class InferenceConfig(Section):
         "scale, below which a window counts as still.",
     )
 
+    interaction_gate: bool = Field(
+        True,
+        title="Interaction gate",
+        description="Person-centric models: an alerting class counts in a region's window only "
+        "when two people in it come within interaction_distance of each other on one look (a "
+        "fight takes two); other windows score 0 for it. Turn off for alerts one person can "
+        "raise (a fall).",
+    )
+    interaction_distance: float = Field(
+        0.0,
+        ge=0,
+        le=20,
+        title="Interaction distance",
+        description="Gap between two people's boxes, in body heights (the taller box's "
+        "height), at or under which they count as interacting; 0 (default, chosen on quiet "
+        "footage and held-out fight streams, docs/calibration.md): touching or overlapping.",
+    )
+
     @field_validator("exit_threshold")
     @classmethod
     def _exit_below_enter(cls, v: float, info: ValidationInfo) -> float:

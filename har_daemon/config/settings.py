@@ -153,6 +153,18 @@ class DaemonConfig(BaseSettings):
             seen[key] = i
         return cameras
 
+    @model_validator(mode="after")
+    def _camera_thresholds_above_exit(self) -> DaemonConfig:
+        """A camera's own enter threshold needs the same hysteresis gap as [inference]'s."""
+        exit_at = self.inference.exit_threshold
+        for i, cam in enumerate(self.cameras):
+            if cam.enter_threshold is not None and cam.enter_threshold <= exit_at:
+                raise ValueError(
+                    f"cameras[{i}] ({cam.name}): enter_threshold {cam.enter_threshold} must be "
+                    f"above [inference] exit_threshold ({exit_at})"
+                )
+        return self
+
     @property
     def enabled_cameras(self) -> list[CameraConfig]:
         return [cam for cam in self.cameras if cam.enabled]

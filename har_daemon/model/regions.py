@@ -12,6 +12,7 @@ Boxes are float arrays `x1, y1, x2, y2[, score]` in working-frame pixels.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -40,6 +41,37 @@ def ring_frame(frame: np.ndarray, meta: ModelMeta) -> np.ndarray:
     return resize_frame(frame, size, "area")
 
 
+def box_gap(a: np.ndarray, b: np.ndarray) -> float:
+    """How far apart two boxes are, in body heights: the larger of their horizontal and
+    vertical gaps over the taller box's height (<= 0 when they touch or overlap)."""
+    apart = max(
+        max(a[0], b[0]) - min(a[2], b[2]),
+        max(a[1], b[1]) - min(a[3], b[3]),
+    )
+    height = max(a[3] - a[1], b[3] - b[1])
+    if height <= 0:
+        return -math.inf if apart <= 0 else math.inf
+    return float(apart / height)
+
+
+def close_pair(boxes: np.ndarray, max_gap: float) -> bool:
+    """True when two of `boxes` (people seen on one frame) are at most `max_gap` body heights
+    apart (`box_gap`): the least a fight between people needs."""
+    b = np.asarray(boxes, dtype=np.float64)
+    n = len(b) if b.ndim == 2 else 0
+    return any(box_gap(b[i], b[j]) <= max_gap for i in range(n) for j in range(i + 1, n))
+
+
+def inside(boxes: np.ndarray, region: Region) -> np.ndarray:
+    """The boxes whose centre lies in `region`."""
+    b = np.asarray(boxes, dtype=np.float64)
+    if b.size == 0:
+        return b.reshape(0, 5)
+    cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
+    x1, y1, x2, y2 = region
+    return b[(cx >= x1) & (cx < x2) & (cy >= y1) & (cy < y2)]
+
+
 def group_boxes(boxes: np.ndarray, gap: float) -> list[np.ndarray]:
     """The union box of each group of boxes that lie within `gap` x the taller one's height of
     each other (single linkage), largest group area first."""
@@ -56,13 +88,9 @@ def group_boxes(boxes: np.ndarray, gap: float) -> list[np.ndarray]:
             i = parent[i]
         return i
 
-    heights = b[:, 3] - b[:, 1]
     for i in range(n):
         for j in range(i + 1, n):
-            margin = gap * max(heights[i], heights[j])
-            apart_x = max(b[i, 0], b[j, 0]) - min(b[i, 2], b[j, 2])
-            apart_y = max(b[i, 1], b[j, 1]) - min(b[i, 3], b[j, 3])
-            if apart_x <= margin and apart_y <= margin:
+            if box_gap(b[i], b[j]) <= gap:
                 parent[find(i)] = find(j)
     groups: dict[int, list[int]] = {}
     for i in range(n):

@@ -7,7 +7,7 @@ person detector (its caller, the inference thread, is single).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from har_daemon.config import CameraConfig, DaemonConfig
 from har_daemon.model.backends import default_threads
@@ -36,9 +36,11 @@ def build_cameras(
     on_history_frame: FrameListener | None = None,
     keep_frames: bool = True,
     frame_clock: Callable[[], float] | None = None,
+    thresholds: Mapping[str, float] | None = None,
 ) -> dict[str, Camera]:
     """One `Camera` per entry; `keep_frames` False: no full-frame history (a replay);
-    `frame_clock` stamps their frames (`CameraCapture`)."""
+    `frame_clock` stamps their frames (`CameraCapture`); `thresholds`: cameras' own enter
+    thresholds (`runtime.calibration.camera_thresholds`), else [inference]'s."""
     policy = DecisionPolicy.from_config(config.inference)
     spacing = config.model.frame_spacing_s or meta.frame_spacing_s
     window_s = window_seconds(config, meta)
@@ -57,7 +59,9 @@ def build_cameras(
     for cam in cameras:
         people = None
         if detector is not None and rules is not None:
-            people = PeopleStage(detector, rules, policy.smoother, window_s)
+            inf = config.inference
+            gap = inf.interaction_distance if inf.interaction_gate else None
+            people = PeopleStage(detector, rules, policy.smoother, window_s, gap)
         history = None
         if keep_frames:
             history = FrameHistory(
@@ -65,10 +69,11 @@ def build_cameras(
                 max(snapshots.max_width, clips.max_width),
                 max_frames=int(history_age * history_rate) + 10,
             )
+        threshold = (thresholds or {}).get(cam.name)
         built[cam.name] = Camera(
             cam,
             meta,
-            policy,
+            policy if threshold is None else policy.with_enter_threshold(threshold),
             spacing_s=spacing,
             stride=config.model.stride,
             on_sampled=on_sampled,

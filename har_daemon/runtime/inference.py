@@ -98,6 +98,7 @@ class _Job:
     captured_at: float | None
     track: RegionTrack | None = None
     region: list[float] | None = None
+    alone: bool = False  # the interaction gate found no two people close together in it
 
 
 @dataclass(frozen=True)
@@ -253,6 +254,7 @@ class InferenceScheduler(threading.Thread):
                 captured_at,
                 track,
                 normalised(region, frame_hw),
+                not p.people.interacting(float(times[0]), t_end, region),
             )
             for region, track in zip(regions, tracks, strict=True)
         ]
@@ -290,8 +292,16 @@ class InferenceScheduler(threading.Thread):
             ((job, prob),) = items
             smoothed = p.smoother.update(prob)
         else:
-            ranked = [(job, prob, job.track.smoother.update(prob)) for job, prob in items]
             alert = p.alert_mask()
+            # A gated region's alerting scores are capped between the exit and the enter
+            # threshold: alone, nobody starts a fight, but one under way goes on while the model
+            # still sees it (fighters part, or merge into one box).
+            tc = p.tracker.config
+            cap = np.where(alert, (tc.exit_threshold + tc.enter_threshold) / 2, 1.0)
+            ranked = [
+                (job, prob, job.track.smoother.update(np.minimum(prob, cap) if job.alone else prob))
+                for job, prob in items
+            ]
             job, prob, smoothed = max(ranked, key=lambda r: float(np.max(r[2][alert])))
         t_end = job.t_end
         p.stats.windows += 1

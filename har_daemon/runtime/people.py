@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from har_daemon.model.meta import PersonRegion
-from har_daemon.model.regions import Region, window_regions
+from har_daemon.model.regions import Region, close_pair, inside, window_regions
 from har_daemon.runtime.smoothing import Smoother
 
 STILL = 0.01
@@ -70,6 +70,7 @@ class PeopleStats:
     detections: int = 0
     detections_skipped: int = 0  # still picture, nobody there at the last look
     no_person_windows: int = 0
+    gated_windows: int = 0  # region windows the interaction gate kept from alerting
 
 
 @dataclass
@@ -79,6 +80,9 @@ class PeopleStage:
     new_smoother: Callable[[], Smoother]
     span_s: float
     """Seconds one window covers: how long a look stays relevant."""
+    interaction_gap: float | None = None
+    """The interaction gate (body heights; None: off): a region's window may raise a fight
+    only when two people in it were this close on one look."""
     stats: PeopleStats = field(default_factory=PeopleStats)
     _looks: deque[tuple[float, np.ndarray]] = field(default_factory=deque)
     _last_count: int | None = None
@@ -128,6 +132,19 @@ class PeopleStage:
         """The regions of the window whose frames span [t_first, t_last]."""
         looks = [boxes for t, boxes in self._looks if t_first - 1e-6 <= t <= t_last + 1e-6]
         return window_regions(looks, frame_hw, self.rules)
+
+    def interacting(self, t_first: float, t_last: float, region: Region) -> bool:
+        """Whether the window's looks show two people close together in `region` (always
+        true with the gate off)."""
+        if self.interaction_gap is None:
+            return True
+        for t, boxes in self._looks:
+            if t_first - 1e-6 <= t <= t_last + 1e-6:
+                people = inside(boxes[boxes[:, 4] >= self.rules.min_score], region)
+                if close_pair(people, self.interaction_gap):
+                    return True
+        self.stats.gated_windows += 1
+        return False
 
     def tracks_for(self, regions: Sequence[Region]) -> list[RegionTrack]:
         """The track of each region (new ones for regions that continue none); tracks without

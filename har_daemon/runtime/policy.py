@@ -7,7 +7,7 @@ trackers here, so a recording replayed offline raises exactly the events the dae
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from har_daemon.config import InferenceConfig
 from har_daemon.runtime.events import ActivityTracker, TrackerConfig
@@ -38,6 +38,10 @@ class DecisionPolicy:
                 ignore_activities=frozenset(inference.ignore_activities),
             ),
         )
+
+    def with_enter_threshold(self, threshold: float) -> DecisionPolicy:
+        """The same policy with a camera's own (calibrated) enter threshold."""
+        return replace(self, tracker_config=replace(self.tracker_config, enter_threshold=threshold))
 
     def check_classes(self, classes: Sequence[str]) -> None:
         """ValueError naming a configured activity the model does not have."""

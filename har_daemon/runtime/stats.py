@@ -96,6 +96,8 @@ class CameraRaw(TypedDict):
     cuts: int
     detections: int
     no_person_windows: int
+    gated_windows: int
+    enter_threshold: float
     events: int
     latency_ms_p50: float
     latency_ms_p95: float
@@ -224,6 +226,8 @@ def _camera_raw(camera: Camera, events: int, now: float) -> CameraRaw:
         "cuts": cs.cuts,
         "detections": people.detections if people else 0,
         "no_person_windows": people.no_person_windows if people else 0,
+        "gated_windows": people.gated_windows if people else 0,
+        "enter_threshold": camera.pipeline.tracker.config.enter_threshold,
         "events": events,
         "latency_ms_p50": _quantile(ps.latencies_ms, 50),
         "latency_ms_p95": _quantile(ps.latencies_ms, 95),

@@ -43,6 +43,10 @@ _CAMERA_COUNTERS = {
     "cuts": ("har_camera_cuts", "Abrupt picture changes that restarted the window."),
     "detections": ("har_camera_person_detections", "Frames the person detector looked at."),
     "no_person_windows": ("har_camera_no_person_windows", "Windows skipped: nobody there."),
+    "gated_windows": (
+        "har_camera_gated_windows",
+        "Region windows kept from alerting by the interaction gate (nobody close together).",
+    ),
     "events": ("har_camera_events", "Activity events published."),
 }
 # per-camera gauges: raw key -> (metric name, help)
@@ -54,6 +58,10 @@ _CAMERA_GAUGES = {
     "sampled_fps": ("har_camera_sampled_fps", "Frames kept for the model per second."),
     "inference_fps": ("har_camera_inference_fps", "Windows scored per second."),
     "last_frame_age_s": ("har_camera_last_frame_age_seconds", "Seconds since the last frame."),
+    "enter_threshold": (
+        "har_camera_enter_threshold",
+        "The camera's alert threshold: its config's, its calibration's, or [inference]'s.",
+    ),
 }
 # latency name -> (help, {raw key: quantile})
 _LATENCIES = {

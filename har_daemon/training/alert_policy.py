@@ -85,7 +85,9 @@ class Recording:
 
 def record(run: Replay, truth: Sequence[TruthInterval]) -> Recording:
     times = np.array([w.window_end for w in run.windows], np.float64)
-    smoothed = np.array([w.smoothed for w in run.windows], np.float64).reshape(len(times), -1)
+    smoothed = np.array([w.smoothed for w in run.windows], np.float64).reshape(
+        len(times), len(run.classes)
+    )
     finishes = np.array(run.finishes, np.float64)
     duration = max(run.duration_s, max((iv.end_s for iv in truth), default=0.0))
     return Recording(times, smoothed, list(run.classes), finishes, duration, list(truth))

@@ -187,3 +187,32 @@ def test_unreachable_broker_is_not_fatal(tmp_path: Path) -> None:
     events = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert {e["activity"] for e in events if e["type"] == "start"} >= {"Swing", "Biking"}
     assert "mqtt.connect_failed" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["calibrate", "--camera", "nope"], "camera 'nope' is not in the config"),
+        (["calibrate", "--camera", "lobby", "--budget", "often"], "e.g. 1/day"),
+        (["quiet-eval", "--data", "no-such-folder"], "sources.csv"),
+        (["quiet-eval", "--data", ".", "--gate", "near"], "give off or a distance"),
+    ],
+    ids=["unknown camera", "bad budget", "no quiet folder", "bad gate"],
+)
+def test_calibration_mistakes_are_one_line(tmp_path: Path, args: list[str], fragment: str) -> None:
+    config = _config(tmp_path, GOOD)
+    result = _run([*args, "--config", str(config)], tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert fragment in result.stderr, result.stderr
+
+
+def test_a_broken_calibration_file_stops_the_start(tmp_path: Path) -> None:
+    state = tmp_path / "state" / "har-daemon"
+    state.mkdir(parents=True)
+    (state / "calibration.json").write_text("{broken")
+    result = _run(["run", "--config", str(_config(tmp_path, GOOD)), "--no-mqtt"], tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("har-daemon: error:")]
+    assert len(errors) == 1 and "calibration.json" in errors[0], result.stderr

@@ -8,9 +8,12 @@ import pytest
 from har_daemon.model.meta import ModelMeta, PersonRegion
 from har_daemon.model.preprocess import resize_frame
 from har_daemon.model.regions import (
+    box_gap,
+    close_pair,
     crop_window,
     detection_frames,
     group_boxes,
+    inside,
     normalised,
     ring_frame,
     square_region,
@@ -204,3 +207,28 @@ def test_working_size_edges() -> None:
     assert working_size((243, 480), 480) == (242, 480)  # exactly the width: not scaled
     assert working_size((245, 321), 480) == (244, 320)
     assert working_size((1080, 1920), 485) == (272, 484)
+
+
+def test_box_gap_is_in_body_heights_of_the_taller_person() -> None:
+    a = np.array([0, 0, 40, 100])
+    assert box_gap(a, np.array([140, 0, 180, 100])) == pytest.approx(1.0)  # 100 px apart
+    assert box_gap(a, np.array([140, 50, 160, 100])) == pytest.approx(1.0)  # shorter one
+    assert box_gap(a, np.array([20, 20, 60, 120])) < 0  # overlapping
+    assert box_gap(a, np.array([90, 0, 130, 200])) == pytest.approx(0.25)  # 50 px, 200 tall
+
+
+def test_a_close_pair_needs_two_people_within_the_distance() -> None:
+    one = np.array([[0, 0, 40, 100, 0.9]])
+    assert not close_pair(one, 5.0)
+    assert not close_pair(np.zeros((0, 5)), 5.0)
+    pair = np.array([[0, 0, 40, 100, 0.9], [90, 0, 130, 100, 0.8]])  # 0.5 body heights apart
+    assert close_pair(pair, 0.5) and not close_pair(pair, 0.49)
+    far = np.array([[0, 0, 40, 100, 0.9], [400, 0, 440, 100, 0.8], [60, 0, 100, 100, 0.7]])
+    assert close_pair(far, 0.2)  # the third stands next to the first
+
+
+def test_inside_keeps_the_boxes_whose_centre_is_in_the_region() -> None:
+    boxes = np.array([[0, 0, 40, 100, 0.9], [90, 0, 130, 100, 0.8], [300, 0, 340, 100, 0.7]])
+    kept = inside(boxes, (0, 0, 200, 200))
+    assert [float(b[4]) for b in kept] == pytest.approx([0.9, 0.8])
+    assert inside(np.zeros((0, 5)), (0, 0, 10, 10)).shape == (0, 5)

@@ -8,6 +8,7 @@ import time
 import numpy as np
 import pytest
 
+from har_daemon.model.meta import read_meta
 from har_daemon.model.registry import create_backend
 from har_daemon.runtime.events import ActivityTracker, TrackerConfig
 from har_daemon.runtime.inference import (
@@ -17,6 +18,7 @@ from har_daemon.runtime.inference import (
     WindowResult,
     motion_score,
 )
+from har_daemon.runtime.people import PeopleStage
 from har_daemon.runtime.ring import FrameRing, StrideSchedule
 from har_daemon.runtime.smoothing import Smoother
 from tests.shared_data import REPO
@@ -177,3 +179,76 @@ def test_a_stream_gap_ends_the_open_activity_at_the_last_window(
     assert end.occurrence_id == started[0].occurrence_id
     assert end.ended_at == pytest.approx(101.9)  # the last frame seen before the gap
     assert cam.tracker.active is None and cam.smoother.value is None
+
+
+class Scripted:
+    """The fight model's interface, scoring every window `fight` (a fake of our Backend)."""
+
+    def __init__(self) -> None:
+        self.meta = read_meta(REPO / "models" / "fight")
+        self.fight = 0.95
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        i = self.meta.classes.index("fight")
+        out = np.full((len(batch), len(self.meta.classes)), 1.0 - self.fight, np.float32)
+        out[:, i] = self.fight
+        return out
+
+
+class Boxes:
+    """A person detector that finds the people it is told to."""
+
+    def __init__(self) -> None:
+        self.boxes = np.zeros((0, 5), np.float32)
+
+    def detect(self, frame: np.ndarray) -> np.ndarray:
+        return self.boxes
+
+
+ONE = np.array([[100, 100, 130, 200, 0.9]], np.float32)
+PAIR = np.array([[100, 100, 130, 200, 0.9], [140, 100, 170, 200, 0.9]], np.float32)  # 0.1 apart
+
+
+def test_the_interaction_gate_holds_a_fight_back_until_two_people_are_close() -> None:
+    backend, det = Scripted(), Boxes()
+    meta = backend.meta
+    assert meta.person_region is not None
+    tracker = ActivityTracker(
+        TrackerConfig(0.5, 0.4, 1, alert_activities={"fight"}, ignore_activities={"noFight"}),
+        meta.classes,
+        camera="cam",
+    )
+    stage = PeopleStage(det, meta.person_region, Smoother, span_s=2.0, interaction_gap=0.5)
+    p = CameraPipeline(
+        "cam", FrameRing(meta.sequence_length, None), StrideSchedule(5), Smoother(), tracker
+    )
+    p.people = stage
+    kinds: list[str] = []
+    sched = InferenceScheduler(
+        backend,  # type: ignore[arg-type]
+        meta,
+        [p],
+        lambda r: kinds.extend(tr.kind for tr in r.transitions),
+    )
+    rng = np.random.default_rng(0)
+    t = 0.0
+
+    def feed(n: int) -> None:
+        nonlocal t
+        for _ in range(n):
+            p.ring.push(rng.integers(0, 256, (270, 480, 3), dtype=np.uint8), t)
+            t += 0.1
+            sched.run_once()
+
+    det.boxes = ONE
+    feed(60)  # one person scoring 0.95 for 6 s: nobody to fight with
+    assert kinds == [] and stage.stats.gated_windows >= 8
+    det.boxes = PAIR
+    feed(10)
+    assert kinds == ["start"]
+    det.boxes = ONE
+    feed(40)  # the two merge into one box, the model still sees a fight: it goes on
+    assert "end" not in kinds
+    backend.fight = 0.1
+    feed(10)
+    assert kinds[-1] == "end"

@@ -211,3 +211,32 @@ def test_a_window_includes_a_look_at_its_last_frame_and_none_after() -> None:
     stage.look(_frame(200), 0.5, 6)
     assert len(stage.regions(0.0, 0.5, HW)) == 1
     assert stage.regions(0.0, 0.4, HW) == []
+
+
+def test_the_interaction_gate_needs_two_people_close_together_on_one_look() -> None:
+    det = FakeDetector()
+    stage = PeopleStage(
+        det, PersonRegion(detect_every=5), Smoother, span_s=2.0, interaction_gap=1.0
+    )
+    region = (0, 0, 270, 270)
+    # One person, seen at two places over the window: never two people on one look.
+    det.boxes = np.array([[10, 10, 40, 100, 0.9]], np.float32)
+    stage.look(_frame(1), 0.0, 1)
+    det.boxes = np.array([[60, 10, 90, 100, 0.9]], np.float32)
+    stage.look(_frame(2), 0.5, 6)
+    assert not stage.interacting(0.0, 1.9, region)
+    assert stage.stats.gated_windows == 1
+    # Two people 2 body heights apart: still alone; then 0.5 apart: interacting.
+    det.boxes = np.array([[10, 10, 40, 100, 0.9], [220, 10, 250, 100, 0.9]], np.float32)
+    stage.look(_frame(3), 1.0, 11)
+    assert not stage.interacting(0.0, 1.9, region)
+    det.boxes = np.array([[10, 10, 40, 100, 0.9], [85, 10, 115, 100, 0.9]], np.float32)
+    stage.look(_frame(4), 1.5, 16)
+    assert stage.interacting(0.0, 1.9, region)
+    # ... but not in a region that holds only one of them, nor below the score floor.
+    assert not stage.interacting(0.0, 1.9, (0, 0, 60, 60))
+    det.boxes = np.array([[10, 10, 40, 100, 0.9], [85, 10, 115, 100, 0.1]], np.float32)
+    stage.look(_frame(5), 2.5, 21)
+    assert not stage.interacting(2.0, 3.0, region)
+    # With the gate off every window passes.
+    assert _stage(det).interacting(0.0, 1.0, region)
