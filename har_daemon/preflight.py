@@ -20,6 +20,7 @@ from har_daemon import __version__
 from har_daemon.config import DaemonConfig
 from har_daemon.core.errors import ConfigError
 from har_daemon.model.meta import ModelMeta, read_meta
+from har_daemon.model.person import PersonDetector
 from har_daemon.model.registry import resolve_kind
 from har_daemon.runtime.capture import check_file_source
 from har_daemon.runtime.policy import DecisionPolicy
@@ -78,8 +79,12 @@ def check_writable(directory: Path, what: str) -> None:
         raise ConfigError(f"{what}: directory {directory} is not writable: {reason}")
 
 
-def check_environment(config: DaemonConfig) -> None:
-    """The machine's side (check-config): directories to write, the port to listen on."""
+def check_environment(config: DaemonConfig, meta: ModelMeta) -> None:
+    """The machine's side (check-config): the installed person detector, directories to
+    write, the port to listen on."""
+    if meta.person_region is not None:
+        # Loaded as `run` loads it (a missing, truncated or foreign file fails here), then freed.
+        PersonDetector(threads=1, score_threshold=meta.person_region.min_score)
     if config.mqtt.enabled:
         check_writable(config.spool.path, "spool")
     if config.clips.enabled:

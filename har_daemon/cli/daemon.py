@@ -53,7 +53,7 @@ def check_config(args: argparse.Namespace) -> int:
     configure_logging("error", config.logging.json_output)
     with json_stderr():
         meta = validate_startup(config)
-        check_environment(config)
+        check_environment(config, meta)
     cams = ", ".join(f"{c.name} ({c.source_kind})" for c in config.enabled_cameras)
     print(
         f"configuration OK: model {meta.name} ({len(meta.classes)} classes), cameras: {cams}, "
