@@ -27,8 +27,11 @@ from har_daemon.runtime.policy import DecisionPolicy
 from har_daemon.service.http import MetricsServerError, check_port
 
 
-def validate_startup(config: DaemonConfig) -> ModelMeta:
-    """Every check of the configuration that must pass before anything starts."""
+def validate_startup(config: DaemonConfig, frame_sizes: bool = False) -> ModelMeta:
+    """Every check of the configuration that must pass before anything starts.
+
+    `frame_sizes` (check-config): also refuse file sources whose frames are too small for the
+    model. `run` starts without that check: such a camera fails alone, the others go on."""
     meta = read_meta(config.model.path)
     if not config.enabled_cameras:
         raise ConfigError("no enabled camera: add a [[cameras]] entry or pass --source")
@@ -38,7 +41,7 @@ def validate_startup(config: DaemonConfig) -> ModelMeta:
         raise ConfigError(f"inference: {exc}") from None
     for cam in config.enabled_cameras:
         if cam.source_kind == "file":
-            check_file_source(str(cam.source))
+            check_file_source(str(cam.source), frame_size=frame_sizes)
     return meta
 
 

@@ -52,7 +52,7 @@ def check_config(args: argparse.Namespace) -> int:
     # The answer is one printed line; what FFmpeg says about a bad file adds nothing to it.
     configure_logging("error", config.logging.json_output)
     with json_stderr():
-        meta = validate_startup(config)
+        meta = validate_startup(config, frame_sizes=True)
         check_environment(config, meta)
     cams = ", ".join(f"{c.name} ({c.source_kind})" for c in config.enabled_cameras)
     print(

@@ -41,6 +41,7 @@ _CAMERA_COUNTERS = {
     "motion_skipped": ("har_camera_motion_skipped", "Windows skipped by motion gating."),
     "reconnects": ("har_camera_reconnects", "Reconnections after the source was lost."),
     "cuts": ("har_camera_cuts", "Abrupt picture changes that restarted the window."),
+    "failures": ("har_camera_failures", "Capture faults: exceptions, unusable frames."),
     "detections": ("har_camera_person_detections", "Frames the person detector looked at."),
     "no_person_windows": ("har_camera_no_person_windows", "Windows skipped: nobody there."),
     "events": ("har_camera_events", "Activity events published."),
