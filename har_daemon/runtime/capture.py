@@ -204,12 +204,11 @@ class CameraCapture(threading.Thread):
             try:
                 outcome, attempt = self._connect_and_read(attempt)
             except Exception as exc:
-                outcome = "failed"
-                faults += 1
+                # Consecutive faults: the count starts again once frames flowed in between.
+                faults = 1 if self.stats.error is None else faults + 1
                 if self._fault(exc, faults):
                     break
             else:
-                faults = 0 if self.stats.error is None else faults
                 if outcome == "ended":
                     break
         self.stats.finished = True
