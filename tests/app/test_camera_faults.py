@@ -29,9 +29,9 @@ from tests.app.fault_helpers import (
     wait_events,
 )
 from tests.daemon_helpers import EAGER, DaemonPool, daemon_config
+from tests.infra.media import make_test_video
 from tests.infra.mosquitto import MosquittoBroker, MqttRecorder
 from tests.infra.procs import LOOPBACK, free_port, wait_until
-from tests.runtime.test_capture import tiny_video
 from tests.shared_data import FIGHT_DATA, REPO, require
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
@@ -44,7 +44,9 @@ def test_a_camera_with_frames_too_small_fails_alone(
     tmp_path: Path, broker: MosquittoBroker, daemons: DaemonPool, width: int, height: int
 ) -> None:
     clip = require(FIGHT_DATA / "fight" / "fi002.mp4")
-    tiny = tiny_video(tmp_path / f"tiny_{width}x{height}.mkv", width, height)
+    tiny = make_test_video(
+        tmp_path / f"tiny_{width}x{height}.mkv", 2, 10, (width, height), "ffv1", "testsrc"
+    )
     port = free_port()
     cfg = daemon_config(
         tmp_path / "har.toml",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import subprocess
 import threading
 import time
 from functools import partial
@@ -22,6 +21,7 @@ from har_daemon.runtime.capture import (
     check_file_source,
 )
 from har_daemon.runtime.ring import FrameRing
+from tests.infra.media import make_test_video
 
 
 def test_backoff_grows_exponentially_to_the_cap_with_bounded_jitter() -> None:
@@ -31,16 +31,6 @@ def test_backoff_grows_exponentially_to_the_cap_with_bounded_jitter() -> None:
     jittered = [backoff_delay(3, 1.0, 30.0, 0.25, rng) for _ in range(500)]
     assert min(jittered) >= 6.0 and max(jittered) <= 10.0
     assert np.std(jittered) > 0.5  # really spread out, so cameras do not retry in lockstep
-
-
-def tiny_video(path: Path, width: int, height: int) -> Path:
-    """A 2 s lossless video of `width` x `height` pixels (OpenCV's writers refuse such sizes)."""
-    subprocess.run(
-        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
-         f"testsrc=size={width}x{height}:rate=10", "-t", "2", "-c:v", "ffv1", str(path)],
-        check=True, timeout=60,
-    )  # fmt: skip
-    return path
 
 
 def _write_counter_video(path: Path, frames: int, fps: float = 25.0) -> None:
@@ -162,7 +152,6 @@ def test_unreachable_stream_backs_off_and_stops_promptly() -> None:
 
 
 def test_full_frame_hook_gets_full_frames_at_the_history_spacing(tmp_path: Path) -> None:
-    from tests.infra.media import make_test_video
 
     video = make_test_video(tmp_path / "pattern.mp4", 2.0, fps=25, size=(320, 240))
     ring = FrameRing(20, (16, 16, 3))
@@ -285,7 +274,7 @@ def test_an_exception_in_capture_marks_the_camera_failed_and_it_recovers(tmp_pat
 def test_frames_too_small_for_the_model_are_refused(tmp_path: Path) -> None:
     """A 1-pixel side: check-config's probe refuses the file; at open the camera fails alone
     and a file is given up (it will not get better), never an exception out of the thread."""
-    tiny = tiny_video(tmp_path / "tiny.mkv", 1, 2)
+    tiny = make_test_video(tmp_path / "tiny.mkv", 2, 10, (1, 2), "ffv1", "testsrc")
     check_file_source(str(tiny))  # `run`: the camera fails on its own
     with pytest.raises(ConfigError, match=r"frames of 1x2 px are too small"):
         check_file_source(str(tiny), frame_size=True)
