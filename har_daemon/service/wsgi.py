@@ -24,13 +24,15 @@ from dataclasses import dataclass, field
 from typing import Any
 from wsgiref.simple_server import WSGIRequestHandler
 
-from har_daemon.core.logs import get_logger
+from har_daemon.core.logs import LogThrottle, get_logger
 
 log = get_logger(__name__)
 
 MAX_HEAD_BYTES = 16 * 1024
 """A request head (request line and headers) longer than this is not a scrape: closed."""
 LISTEN_BACKLOG = 128
+ACCEPT_RETRY_S = 0.1
+"""Pause after a failed accept (out of descriptors): the listener stays readable meanwhile."""
 
 WsgiApp = Callable[..., Any]
 
@@ -110,6 +112,7 @@ class BoundedWsgiServer:
         }
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="metrics-worker")
         self._waiting: dict[int, _Waiting] = {}
+        self._throttle = LogThrottle(60.0, burst=3)
         self._stop = threading.Event()
         self._stopped = threading.Event()
         self._stopped.set()  # until serve_forever runs
@@ -145,8 +148,11 @@ class BoundedWsgiServer:
                 sock, address = self._listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:  # out of descriptors, say: the next select retries
-                log.warning("metrics.accept_failed", error=str(exc))
+            except OSError as exc:  # out of descriptors, say: retried after a pause, not in a spin
+                held = self._throttle.allow("accept_failed")
+                if held is not None:
+                    log.warning("metrics.accept_failed", error=str(exc), suppressed=held)
+                self._stop.wait(ACCEPT_RETRY_S)
                 return
             sock.setblocking(False)
             if len(self._waiting) >= self.max_connections:
