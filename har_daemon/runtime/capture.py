@@ -54,7 +54,7 @@ def backoff_delay(
     return max(0.0, base * (1.0 + jitter * rng.uniform(-1.0, 1.0)))
 
 
-class CameraFault(Exception):
+class CameraFault(VideoError):
     """A source the camera cannot use as it is (its frames are too small, say): no traceback."""
 
 
@@ -199,11 +199,21 @@ class CameraCapture(threading.Thread):
     def run(self) -> None:
         """Connect, read, reconnect until stopped. Any exception is this camera's fault: it
         goes offline with the reason, retries with backoff, and the daemon goes on."""
+        self._loop(contain_faults=True)
+
+    def run_inline(self) -> None:
+        """`run` in the caller's thread with exceptions left to the caller: an offline replay
+        reports a fault as its own error instead of re-reading the file."""
+        self._loop(contain_faults=False)
+
+    def _loop(self, contain_faults: bool) -> None:
         attempt = faults = 0
         while not self._stopping.is_set():
             try:
                 outcome, attempt = self._connect_and_read(attempt)
             except Exception as exc:
+                if not contain_faults:
+                    raise
                 # Consecutive faults: the count starts again once frames flowed in between.
                 faults = 1 if self.stats.error is None else faults + 1
                 if self._fault(exc, faults):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.infra.media import make_test_video
 from tests.shared_data import REPO
 
 DEMO = REPO / "models" / "demo"
@@ -152,3 +153,9 @@ def test_check_config_refuses_a_bad_person_detector(
     ok = _run(["check-config", "--config", str(config)], tmp_path, pythonpath=root)
     assert ok.returncode == 0, ok.stderr
     assert "configuration OK" in ok.stdout
+
+
+def test_predict_refuses_frames_too_small_for_the_model(tmp_path: Path) -> None:
+    tiny = make_test_video(tmp_path / "tiny.mkv", 2, 10, (2, 1), "ffv1", "testsrc")
+    result = _run(["predict", str(tiny), "--model", str(DEMO)], tmp_path)
+    _one_error_line(result, str(tiny), "frames of 2x1 px are too small")
