@@ -124,6 +124,9 @@ class App:
             get_stats=self.stats_payload,
             get_health=self.health,
             get_camera_health=self.camera_health,
+            workers=m.workers,
+            timeout_s=m.timeout_s,
+            max_connections=m.max_connections,
         )
         try:
             server.start()

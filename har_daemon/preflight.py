@@ -20,14 +20,18 @@ from har_daemon import __version__
 from har_daemon.config import DaemonConfig
 from har_daemon.core.errors import ConfigError
 from har_daemon.model.meta import ModelMeta, read_meta
+from har_daemon.model.person import PersonDetector
 from har_daemon.model.registry import resolve_kind
 from har_daemon.runtime.capture import check_file_source
 from har_daemon.runtime.policy import DecisionPolicy
 from har_daemon.service.http import MetricsServerError, check_port
 
 
-def validate_startup(config: DaemonConfig) -> ModelMeta:
-    """Every check of the configuration that must pass before anything starts."""
+def validate_startup(config: DaemonConfig, frame_sizes: bool = False) -> ModelMeta:
+    """Every check of the configuration that must pass before anything starts.
+
+    `frame_sizes` (check-config): also refuse file sources whose frames are too small for the
+    model. `run` starts without that check: such a camera fails alone, the others go on."""
     meta = read_meta(config.model.path)
     if not config.enabled_cameras:
         raise ConfigError("no enabled camera: add a [[cameras]] entry or pass --source")
@@ -37,7 +41,7 @@ def validate_startup(config: DaemonConfig) -> ModelMeta:
         raise ConfigError(f"inference: {exc}") from None
     for cam in config.enabled_cameras:
         if cam.source_kind == "file":
-            check_file_source(str(cam.source))
+            check_file_source(str(cam.source), frame_size=frame_sizes)
     return meta
 
 
@@ -78,8 +82,12 @@ def check_writable(directory: Path, what: str) -> None:
         raise ConfigError(f"{what}: directory {directory} is not writable: {reason}")
 
 
-def check_environment(config: DaemonConfig) -> None:
-    """The machine's side (check-config): directories to write, the port to listen on."""
+def check_environment(config: DaemonConfig, meta: ModelMeta) -> None:
+    """The machine's side (check-config): the installed person detector, directories to
+    write, the port to listen on."""
+    if meta.person_region is not None:
+        # Loaded as `run` loads it (a missing, truncated or foreign file fails here), then freed.
+        PersonDetector(threads=1, score_threshold=meta.person_region.min_score)
     if config.mqtt.enabled:
         check_writable(config.spool.path, "spool")
     if config.clips.enabled:

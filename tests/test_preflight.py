@@ -9,6 +9,7 @@ import pytest
 
 from har_daemon.config import load_config
 from har_daemon.core.errors import ConfigError
+from har_daemon.model.meta import read_meta
 from har_daemon.preflight import check_environment, unwritable_reason
 from tests.infra.procs import LOOPBACK
 
@@ -36,5 +37,5 @@ def test_a_bound_metrics_port_is_named(tmp_path: Path) -> None:
             },
         )
         with pytest.raises(ConfigError, match=f"metrics port {port} is already in use"):
-            check_environment(config)
-    check_environment(config)  # free again
+            check_environment(config, read_meta(config.model.path))
+    check_environment(config, read_meta(config.model.path))  # free again

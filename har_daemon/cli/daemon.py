@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any
 
@@ -40,8 +41,14 @@ def load_daemon_config(args: argparse.Namespace) -> DaemonConfig:
     return config
 
 
+PRIVATE_UMASK = 0o077
+"""What the unit's UMask= gives under systemd, applied outside it too: the spool and clips
+(people on camera) are the service user's alone, files 0600 and folders 0700."""
+
+
 def run(args: argparse.Namespace) -> int:
     config = load_daemon_config(args)
+    os.umask(os.umask(PRIVATE_UMASK) | PRIVATE_UMASK)  # a stricter umask already set is kept
     configure_logging(config.logging.level, config.logging.json_output)
     with json_stderr(capture_native=config.logging.native_stderr == "capture"):
         return run_daemon(config, out=None if args.quiet else sys.stdout)
@@ -52,8 +59,8 @@ def check_config(args: argparse.Namespace) -> int:
     # The answer is one printed line; what FFmpeg says about a bad file adds nothing to it.
     configure_logging("error", config.logging.json_output)
     with json_stderr():
-        meta = validate_startup(config)
-        check_environment(config)
+        meta = validate_startup(config, frame_sizes=True)
+        check_environment(config, meta)
     cams = ", ".join(f"{c.name} ({c.source_kind})" for c in config.enabled_cameras)
     print(
         f"configuration OK: model {meta.name} ({len(meta.classes)} classes), cameras: {cams}, "

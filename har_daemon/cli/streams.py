@@ -10,22 +10,32 @@ from typing import Any
 
 from har_daemon.cli.offline import load
 from har_daemon.config import DaemonConfig
+from har_daemon.core.stderr import json_stderr
 from har_daemon.model.meta import ModelMeta
 from har_daemon.offline.stream_eval import (
     StreamEvaluation,
     check_activities,
+    check_truth_span,
     decision_settings,
     read_truth,
 )
 from har_daemon.offline.stream_eval import evaluate_stream as evaluate_recording
 from har_daemon.reporting.plots import plot_stream_timeline
 from har_daemon.runtime.policy import DecisionPolicy
+from har_daemon.video.frames import probe_video
 
 
 def evaluate_stream(args: argparse.Namespace) -> int:
+    # LiteRT and FFmpeg write to fd 2 directly: captured, so an error stays one line.
+    with json_stderr():
+        return _evaluate_stream(args)
+
+
+def _evaluate_stream(args: argparse.Namespace) -> int:
     truth = read_truth(args.truth)
     config, meta, backend = load(args)
     check_activities(truth, meta, args.truth)
+    check_truth_span(truth, probe_video(args.video).duration_s, args.truth, args.video)
     result = evaluate_recording(args.video, truth, config, meta, backend)
     doc = {
         "video": str(args.video),

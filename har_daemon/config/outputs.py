@@ -36,9 +36,14 @@ class SnapshotsConfig(Section):
     )
 
 
+CLIPS_SUBDIR = "clips"
+"""Where clips go without a `[clips] path`: this folder inside `[spool] path`, so one
+directory (systemd's StateDirectory=, or the one an operator chose) holds all the daemon
+writes. `DaemonConfig` applies it; a lone `ClipsConfig` uses the default state directory."""
+
+
 def _default_clips_dir() -> Path:
-    """Beside the spool, so one StateDirectory= holds everything the daemon writes."""
-    return default_state_dir() / "clips"
+    return default_state_dir() / CLIPS_SUBDIR
 
 
 class ClipsConfig(Section):
@@ -48,7 +53,7 @@ class ClipsConfig(Section):
     path: ExpandedPath = Field(
         default_factory=_default_clips_dir,
         title="Clip directory",
-        description="Default: 'clips' in the state directory (see [spool] path).",
+        description="Default: 'clips' inside [spool] path (itself the state directory unless set).",
     )
     pre_roll_s: Seconds = Field(
         5.0,

@@ -62,9 +62,32 @@ class MetricsConfig(Section):
         0, ge=0, le=65535, title="Metrics port", description="Prometheus HTTP port; 0: off."
     )
     host: str = Field(
-        "0.0.0.0",
+        "127.0.0.1",
         min_length=1,
         max_length=255,
         title="Metrics address",
-        description="Address the metrics server listens on ('127.0.0.1': this host only).",
+        description="Address the metrics server listens on: this host only by default; "
+        "'0.0.0.0' or '::' for a Prometheus elsewhere (firewall it: the figures name cameras).",
+    )
+    timeout_s: Seconds = Field(
+        5.0,
+        ge=0.5,
+        le=300,
+        title="Connection timeout",
+        description="A connection that has not sent its request, or does not read the answer, "
+        "within this is closed.",
+    )
+    workers: int = Field(
+        4,
+        ge=1,
+        le=64,
+        title="Request threads",
+        description="Threads answering requests; waiting connections cost no thread.",
+    )
+    max_connections: int = Field(
+        64,
+        ge=1,
+        le=4096,
+        title="Open connections",
+        description="Connections waiting for their request at once; past it the oldest is closed.",
     )

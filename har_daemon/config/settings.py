@@ -8,6 +8,7 @@ defaults. Build it with `load_config`, which sets that file and turns errors int
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -21,8 +22,8 @@ from pydantic_settings import (
 from har_daemon.config.cameras import CameraConfig, CaptureConfig
 from har_daemon.config.comms import HomeAssistantConfig, MqttConfig, SpoolConfig
 from har_daemon.config.inference import InferenceConfig, ModelConfig
-from har_daemon.config.outputs import ClipsConfig, SnapshotsConfig
-from har_daemon.config.paths import LOADING_FILE
+from har_daemon.config.outputs import CLIPS_SUBDIR, ClipsConfig, SnapshotsConfig
+from har_daemon.config.paths import LOADING_FILE, default_state_dir
 from har_daemon.config.service import LoggingConfig, MetricsConfig, StatsConfig
 
 ENV_PREFIX = "HAR_"
@@ -118,6 +119,19 @@ class DaemonConfig(BaseSettings):
             env_settings,
             TomlConfigSettingsSource(settings_cls, toml_file=toml_file),
         )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _clips_beside_spool(cls, data: Any) -> Any:
+        """Without a `[clips] path`, clips go in `clips` inside `[spool] path`."""
+        if not isinstance(data, dict):
+            return data
+        clips, spool = data.get("clips") or {}, data.get("spool") or {}
+        if not isinstance(clips, dict) or clips.get("path") is not None:
+            return data
+        spool_path = spool.get("path") if isinstance(spool, dict) else None
+        base = Path(str(spool_path)) if spool_path is not None else default_state_dir()
+        return {**data, "clips": {**clips, "path": base / CLIPS_SUBDIR}}
 
     @model_validator(mode="before")
     @classmethod

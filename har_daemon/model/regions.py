@@ -24,6 +24,22 @@ Region = tuple[int, int, int, int]
 """x1, y1, x2, y2 in working-frame pixels (x2, y2 exclusive): a square inside the frame."""
 
 
+MIN_FRAME_SIDE = 2
+"""Pixels a source's frame needs on each side: `working_size` keeps even sides, so a 1-pixel
+side would become 0 and no crop or resize could be made of it."""
+
+
+def frame_size_problem(frame_hw: tuple[int, int]) -> str | None:
+    """Why frames of this (height, width) cannot feed the model, or None when they can."""
+    h, w = frame_hw
+    if min(h, w) >= MIN_FRAME_SIDE:
+        return None
+    return (
+        f"frames of {w}x{h} px are too small for the model "
+        f"(at least {MIN_FRAME_SIDE}x{MIN_FRAME_SIDE} px)"
+    )
+
+
 def working_size(frame_hw: tuple[int, int], width: int) -> tuple[int, int]:
     """(height, width) of a frame scaled to `width` (never up), aspect kept, even sides."""
     h, w = frame_hw

@@ -73,7 +73,7 @@ def replay(
 
     Raises VideoError (one line) for a file that cannot be read.
     """
-    check_file_source(str(video))
+    check_file_source(str(video), frame_size=True)
     spacing = config.model.frame_spacing_s or meta.frame_spacing_s
     out = Replay(classes=list(meta.classes), window_span_s=meta.sequence_length * spacing)
 
@@ -113,7 +113,7 @@ def replay(
         motion_threshold=config.inference.motion_threshold,
         gap_sink=on_gap,
     )
-    camera.capture.run()  # in this thread: capture -> step -> inference, frame by frame
+    camera.capture.run_inline()  # in this thread: capture -> step -> inference, frame by frame
     stats = camera.capture.stats
     if stats.open_failures and not stats.frames_read:
         raise VideoError(f"{video}: cannot be decoded")

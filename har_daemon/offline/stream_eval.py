@@ -57,6 +57,23 @@ def read_truth(path: Path) -> list[TruthInterval]:
         raise DataError(f"{path}: {exc}") from None
 
 
+TRUTH_END_SLACK_S = 0.5
+"""How far past a video's end a truth row may end: annotators round times up, headers round
+frame counts. More than this is a row for another video, whose span would count as quiet time."""
+
+
+def check_truth_span(
+    truth: Sequence[TruthInterval], duration_s: float, path: Path, video: Path
+) -> None:
+    """Refuse a truth row that ends after the video does (one line naming it)."""
+    for row, iv in enumerate(truth, start=1):
+        if iv.end_s > duration_s + TRUTH_END_SLACK_S:
+            raise DataError(
+                f"{path}: row {row} ({iv.start_s:g},{iv.end_s:g},{iv.activity}) ends after the "
+                f"end of {video}, which is {duration_s:.2f} s long"
+            )
+
+
 def alerts_from(transitions: Sequence[Transition]) -> list[AlertEvent]:
     """Each occurrence's start and end (None: still open when the recording ended)."""
     open_at: dict[str, tuple[float, str]] = {}

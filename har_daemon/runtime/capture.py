@@ -28,6 +28,7 @@ from har_daemon.core.clock import Clock
 from har_daemon.core.errors import ConfigError, VideoError
 from har_daemon.core.logs import LogThrottle, get_logger
 from har_daemon.core.redact import redact_url
+from har_daemon.model.regions import frame_size_problem
 from har_daemon.runtime.cuts import CutDetector
 from har_daemon.runtime.ring import FrameRing
 from har_daemon.video.frames import probe_video, usable_fps
@@ -37,6 +38,9 @@ log = get_logger(__name__)
 
 # OpenCV reads FFmpeg options from a process-wide variable at open time.
 _FFMPEG_ENV_LOCK = threading.Lock()
+FILE_FAULTS_MAX = 3
+"""Consecutive faults after which a file source is given up (finished, still failed): a file
+does not get better, while a live source is retried for ever."""
 LOG_EVERY_S = 60.0
 LOG_BURST = 20
 """Connection lines of one camera per `LOG_EVERY_S`: a flapping stream must not flood the log."""
@@ -50,15 +54,25 @@ def backoff_delay(
     return max(0.0, base * (1.0 + jitter * rng.uniform(-1.0, 1.0)))
 
 
-def check_file_source(source: str) -> None:
-    """Start-up check for file sources: fatal problems are reported before anything runs."""
+class CameraFault(VideoError):
+    """A source the camera cannot use as it is (its frames are too small, say): no traceback."""
+
+
+def check_file_source(source: str, frame_size: bool = False) -> None:
+    """Start-up check for file sources: fatal problems are reported before anything runs.
+
+    `frame_size`: also refuse frames too small for the model (check-config; at `run` such a
+    camera fails alone, as a live source would)."""
     path = Path(source).expanduser()
     if not path.exists():
         raise ConfigError(f"camera source {source}: file does not exist")
     try:
-        probe_video(path)
+        info = probe_video(path)
     except VideoError as exc:  # its message starts with the path
         raise ConfigError(f"camera source {exc}") from None
+    problem = frame_size_problem((info.height, info.width)) if frame_size else None
+    if problem is not None:
+        raise ConfigError(f"camera source {source}: {problem}")
 
 
 @dataclass
@@ -70,6 +84,8 @@ class CaptureStats:
     reconnects: int = 0
     cuts: int = 0  # abrupt picture changes that restarted the ring
     open_failures: int = 0
+    failures: int = 0  # faults: exceptions in capture, unusable frames
+    error: str | None = None  # the last fault, until frames flow again
     online: bool = False
     finished: bool = False
     last_frame_at: float | None = None  # monotonic
@@ -181,70 +197,129 @@ class CameraCapture(threading.Thread):
     # -- main loop ------------------------------------------------------------------------
 
     def run(self) -> None:
-        attempt = 0
+        """Connect, read, reconnect until stopped. Any exception is this camera's fault: it
+        goes offline with the reason, retries with backoff, and the daemon goes on."""
+        self._loop(contain_faults=True)
+
+    def run_inline(self) -> None:
+        """`run` in the caller's thread with exceptions left to the caller: an offline replay
+        reports a fault as its own error instead of re-reading the file."""
+        self._loop(contain_faults=False)
+
+    def _loop(self, contain_faults: bool) -> None:
+        attempt = faults = 0
         while not self._stopping.is_set():
-            cap = self._open()
-            if cap is None:
-                self.stats.open_failures += 1
-                self._set_online(False, "open failed")
-                delay = self._backoff(attempt)
-                self._log(
-                    "warning",
-                    "camera.open_failed",
-                    camera=self.options.name,
-                    source=self._source_for_logs,
-                    retry_in_s=round(delay, 2),
-                    attempt=attempt + 1,
-                )
-                attempt += 1
-                if self.kind == "file" and attempt >= 3:
-                    # A file that cannot be opened three times will not get better.
-                    log.error("camera.file_unreadable", camera=self.options.name)
-                    break
-                self._stopping.wait(delay)
-                continue
-            if attempt or self.stats.frames_read:
-                self.stats.reconnects += 1
-            attempt = 0
-            self._set_online(True, "connected")
-            self._log(
-                "info",
-                "camera.online",
-                camera=self.options.name,
-                source=self._source_for_logs,
-                kind=self.kind,
-            )
             try:
-                reason = self._read(cap)
-            finally:
-                cap.release()
-            if reason == "stopped":
-                break
-            if reason == "eof" and not self.options.loop:
-                # The ring keeps the file's last frames so its final window is still inferred.
-                log.info("camera.file_ended", camera=self.options.name)
-                break
-            # A window must never mix frames from before and after a gap (or a loop's seam).
-            self.ring.clear()
-            self.cuts.reset()
-            self.sampler.reset()
-            if self.history_sampler is not None:
-                self.history_sampler.reset()
-            if reason == "eof":
-                continue
-            self._set_online(False, reason)
-            delay = self._backoff(0)
+                outcome, attempt = self._connect_and_read(attempt)
+            except Exception as exc:
+                if not contain_faults:
+                    raise
+                # Consecutive faults: the count starts again once frames flowed in between.
+                faults = 1 if self.stats.error is None else faults + 1
+                if self._fault(exc, faults):
+                    break
+            else:
+                if outcome == "ended":
+                    break
+        self.stats.finished = True
+        try:
+            self._set_online(False, "stopped" if self._stopping.is_set() else "ended")
+        except Exception:
+            log.exception("camera.status_failed", camera=self.options.name)
+
+    def _connect_and_read(self, attempt: int) -> tuple[str, int]:
+        """One open and read of the source: ("ended", _) when it is over for good, else
+        ("retry", the next open attempt) after waiting out its backoff."""
+        cap = self._open()
+        if cap is None:
+            self.stats.open_failures += 1
+            self._set_online(False, "open failed")
+            delay = self._backoff(attempt)
             self._log(
                 "warning",
-                "camera.offline",
+                "camera.open_failed",
                 camera=self.options.name,
-                reason=reason,
+                source=self._source_for_logs,
                 retry_in_s=round(delay, 2),
+                attempt=attempt + 1,
             )
+            attempt += 1
+            if self.kind == "file" and attempt >= 3:
+                # A file that cannot be opened three times will not get better.
+                log.error("camera.file_unreadable", camera=self.options.name)
+                return "ended", attempt
             self._stopping.wait(delay)
-            attempt = 1
-        self.stats.finished = True
-        self._set_online(False, "stopped" if self._stopping.is_set() else "ended")
+            return "retry", attempt
+        if attempt or self.stats.frames_read:
+            self.stats.reconnects += 1
+        self._set_online(True, "connected")
+        self._log(
+            "info",
+            "camera.online",
+            camera=self.options.name,
+            source=self._source_for_logs,
+            kind=self.kind,
+        )
+        try:
+            reason = self._read(cap)
+        finally:
+            cap.release()
+        if reason == "stopped":
+            return "ended", 0
+        if reason == "eof" and not self.options.loop:
+            # The ring keeps the file's last frames so its final window is still inferred.
+            log.info("camera.file_ended", camera=self.options.name)
+            return "ended", 0
+        self._restart_windows()
+        if reason == "eof":
+            return "retry", 0
+        self._set_online(False, reason)
+        delay = self._backoff(0)
+        self._log(
+            "warning",
+            "camera.offline",
+            camera=self.options.name,
+            reason=reason,
+            retry_in_s=round(delay, 2),
+        )
+        self._stopping.wait(delay)
+        return "retry", 1
+
+    def _restart_windows(self) -> None:
+        """A window must never mix frames from before and after a gap (or a loop's seam)."""
+        self.ring.clear()
+        self.cuts.reset()
+        self.sampler.reset()
+        if self.history_sampler is not None:
+            self.history_sampler.reset()
+
+    def _fault(self, exc: Exception, faults: int) -> bool:
+        """Mark the camera failed (one line), wait its backoff; True: give the source up."""
+        error = str(exc) if isinstance(exc, CameraFault) else f"{type(exc).__name__}: {exc}"
+        self.stats.failures += 1
+        self.stats.error = error[:300]
+        give_up = self.kind == "file" and (
+            isinstance(exc, CameraFault) or faults >= FILE_FAULTS_MAX
+        )
+        delay = 0.0 if give_up else self._backoff(faults - 1)
+        self._log(
+            "error",
+            "camera.failed",
+            camera=self.options.name,
+            source=self._source_for_logs,
+            error=self.stats.error,
+            failures=self.stats.failures,
+            **({"action": "gave up"} if give_up else {"retry_in_s": round(delay, 2)}),
+            **({} if isinstance(exc, CameraFault) else {"exc_info": exc}),
+        )
+        try:
+            self._restart_windows()
+            self._set_online(False, f"failed: {self.stats.error}")
+        except Exception:
+            log.exception("camera.status_failed", camera=self.options.name)
+        if not give_up:
+            self._stopping.wait(delay)
+        return give_up
 
     def _log(self, level: str, event: str, **fields: object) -> None:
         held = self._throttle.allow(f"{event}:{self.options.name}")
@@ -298,6 +373,9 @@ class CameraCapture(threading.Thread):
                 continue
             if frame.ndim == 2:
                 frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+            problem = frame_size_problem(frame.shape[:2])
+            if problem is not None:
+                raise CameraFault(problem)
             if for_model:
                 small = np.ascontiguousarray(self.prepare(frame))
                 if self.cuts.update(small):
@@ -307,6 +385,7 @@ class CameraCapture(threading.Thread):
                     self.on_cut(self.options.name)
                 self.ring.push(small, t, captured_at=now_mono)
                 self.stats.frames_sampled += 1
+                self.stats.error = None  # frames flow again
                 self.on_frame(self.options.name)
             if for_history:
                 self._full_frame(frame, t)

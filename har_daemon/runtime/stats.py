@@ -27,6 +27,8 @@ Raw snapshot (`RawStats`)::
           "frames_read": int, "frames_sampled": int, "windows": int, "stale_windows": int,
           "motion_skipped": int, "reconnects": int, "events": int,
           "cuts": int,                  # abrupt picture changes that restarted the ring
+          "failures": int,              # capture faults (exceptions, unusable frames)
+          "error": str | None,          # the last fault while it lasts: the camera failed
           "detections": int,            # person-centric models: frames the detector saw
           "no_person_windows": int,     # ... and windows skipped because nobody was there
           "latency_ms_p50": float, "latency_ms_p95": float,  # frame captured -> published
@@ -94,6 +96,8 @@ class CameraRaw(TypedDict):
     motion_skipped: int
     reconnects: int
     cuts: int
+    failures: int
+    error: str | None
     detections: int
     no_person_windows: int
     gated_windows: int
@@ -224,6 +228,8 @@ def _camera_raw(camera: Camera, events: int, now: float) -> CameraRaw:
         "motion_skipped": ps.motion_skipped,
         "reconnects": cs.reconnects,
         "cuts": cs.cuts,
+        "failures": cs.failures,
+        "error": cs.error,
         "detections": people.detections if people else 0,
         "no_person_windows": people.no_person_windows if people else 0,
         "gated_windows": people.gated_windows if people else 0,
@@ -279,14 +285,18 @@ def camera_health(
 ) -> dict[str, list[str]]:
     """Why each camera is not being watched (an empty list: it is).
 
-    An enabled, unfinished camera is unhealthy when it is offline, has read no frame for longer
-    than its stall timeout, or reads frames but has had no window for `inference_stall_s` past
-    the time a window takes to come due (its frames are not sampled, say). Cameras paused by
-    control (disabled) and files that ended are healthy.
+    A camera whose capture failed (an exception, unusable frames) is unhealthy until frames
+    flow again, a file given up included. An enabled, unfinished camera is unhealthy when it
+    is offline, has read no frame for longer than its stall timeout, or reads frames but has
+    had no window for `inference_stall_s` past the time a window takes to come due (its frames
+    are not sampled, say). Cameras paused by control (disabled) and files that ended are healthy.
     """
     out: dict[str, list[str]] = {}
     for name, cam in raw.get("cameras", {}).items():
         reasons = out[name] = []
+        if cam.get("error"):
+            reasons.append(f"camera {name!r} failed: {cam['error']}")
+            continue
         if not cam.get("enabled", True) or cam.get("finished", False):
             continue
         if not cam.get("online", False):

@@ -13,15 +13,16 @@ import json
 import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from har_daemon.config import MetricsConfig
+from har_daemon.config.types import default_of
 from har_daemon.core.logs import get_logger
+from har_daemon.service.wsgi import BoundedWsgiServer, address_family
 
 __all__ = ["METRIC_NAMES", "HarCollector", "MetricsServer", "MetricsServerError", "check_port"]
 
@@ -41,6 +42,7 @@ _CAMERA_COUNTERS = {
     "motion_skipped": ("har_camera_motion_skipped", "Windows skipped by motion gating."),
     "reconnects": ("har_camera_reconnects", "Reconnections after the source was lost."),
     "cuts": ("har_camera_cuts", "Abrupt picture changes that restarted the window."),
+    "failures": ("har_camera_failures", "Capture faults: exceptions, unusable frames."),
     "detections": ("har_camera_person_detections", "Frames the person detector looked at."),
     "no_person_windows": ("har_camera_no_person_windows", "Windows skipped: nobody there."),
     "gated_windows": (
@@ -234,57 +236,40 @@ def _safe_camera_health(get: CameraHealthFn | None) -> dict[str, list[str]]:
 # -- HTTP ------------------------------------------------------------------------------------
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """No access log on stderr: scrapes every few seconds would drown the daemon's own log."""
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True  # a hung client must not keep the daemon from exiting
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # Clients that hang up mid-response are routine; keep tracebacks off stderr.
-        log.debug("metrics.request_failed", client=str(client_address), exc_info=True)
-
-
-def _server_class(host: str) -> type[_Server]:
-    """A server class for the host's address family (IPv6 hosts need AF_INET6)."""
-    try:
-        family = socket.getaddrinfo(host or None, 0, type=socket.SOCK_STREAM)[0][0]
-    except socket.gaierror:
-        return _Server
-    if family == socket.AF_INET6:
-        return type("_Server6", (_Server,), {"address_family": socket.AF_INET6})
-    return _Server
-
-
 class MetricsServer:
     """`/metrics` (Prometheus text format) and `/healthz` on `host:port` in a daemon thread.
 
     `/healthz` answers 200 `{"healthy": true}` or 503 `{"healthy": false, "reasons": [...]}`,
     with `"cameras": {name: {"healthy": bool, "reasons": [...]}}` when `get_camera_health` is
-    given; other paths are 404. Port 0 picks a free port; `port` then tells which.
+    given; other paths are 404. Port 0 picks a free port; `port` then tells which. Served by
+    `BoundedWsgiServer`: at most `workers` request threads whatever the clients do.
     """
 
     def __init__(
         self,
         port: int,
-        host: str = "0.0.0.0",
+        host: str = default_of(MetricsConfig, "host"),
         *,
         get_stats: StatsFn,
         get_health: HealthFn,
         get_camera_health: CameraHealthFn | None = None,
+        workers: int = default_of(MetricsConfig, "workers"),
+        timeout_s: float = default_of(MetricsConfig, "timeout_s"),
+        max_connections: int = default_of(MetricsConfig, "max_connections"),
     ) -> None:
         self.host = host
+        self._limits = {
+            "workers": workers,
+            "timeout_s": timeout_s,
+            "max_connections": max_connections,
+        }
         self._requested_port = port
         self.get_health = get_health
         self.get_camera_health = get_camera_health
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(HarCollector(get_stats, get_health, get_camera_health))
         self._metrics_app = make_wsgi_app(self.registry)
-        self._server: _Server | None = None
+        self._server: BoundedWsgiServer | None = None
         self._thread: threading.Thread | None = None
 
     @property
@@ -305,13 +290,7 @@ class MetricsServer:
         if self._server is not None:
             return
         try:
-            server = make_server(
-                self.host,
-                self._requested_port,
-                self._app,
-                server_class=_server_class(self.host),
-                handler_class=_QuietHandler,
-            )
+            server = BoundedWsgiServer((self.host, self._requested_port), self._app, **self._limits)
         except OSError as err:
             raise _bind_error(err, self.host, self._requested_port) from err
         self._server = server
@@ -392,8 +371,7 @@ def check_port(host: str, port: int) -> None:
     """Bind and release `host:port` as the server would; raises `MetricsServerError` (the
     server's own message) when it could not listen there now."""
     try:
-        family = _server_class(host).address_family
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
+        with socket.socket(address_family(host), socket.SOCK_STREAM) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as socketserver does
             sock.bind((host, port))
     except OSError as err:

@@ -29,6 +29,8 @@ _ENCODERS = {
     # browsers alike, and cheap to cut or loop.
     "h264": ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-bf", "0"],
     "mpeg4": ["-c:v", "mpeg4", "-q:v", "3", "-pix_fmt", "yuv420p"],
+    # Lossless, any frame size (odd, 1 pixel): the other encoders need even sides. Use .mkv.
+    "ffv1": ["-c:v", "ffv1"],
     # What a camera sends: main profile at a camera-like bit rate.
     "h264-camera": ["-c:v", "libx264", "-preset", "veryfast", "-profile:v", "main", "-bf", "0",
                     "-b:v", "1M", "-maxrate", "1500k", "-bufsize", "2M", "-pix_fmt", "yuv420p"],

@@ -21,6 +21,7 @@ from har_daemon.runtime.capture import (
     check_file_source,
 )
 from har_daemon.runtime.ring import FrameRing
+from tests.infra.media import make_test_video
 
 
 def test_backoff_grows_exponentially_to_the_cap_with_bounded_jitter() -> None:
@@ -151,7 +152,6 @@ def test_unreachable_stream_backs_off_and_stops_promptly() -> None:
 
 
 def test_full_frame_hook_gets_full_frames_at_the_history_spacing(tmp_path: Path) -> None:
-    from tests.infra.media import make_test_video
 
     video = make_test_video(tmp_path / "pattern.mp4", 2.0, fps=25, size=(320, 240))
     ring = FrameRing(20, (16, 16, 3))
@@ -232,3 +232,56 @@ def test_failing_full_frame_hook_does_not_stop_the_camera(tmp_path: Path) -> Non
     cap.join(timeout=10)
     assert cap.finished and cap.stats.frames_read == 25
     assert cap.stats.frames_sampled == 10 == cap.stats.hook_errors
+
+
+def test_an_exception_in_capture_marks_the_camera_failed_and_it_recovers(tmp_path: Path) -> None:
+    """Issue 21: a fault in one capture thread is that camera's: offline with the reason,
+    retried with backoff, and frames flow again once the fault is gone; the thread lives on."""
+    video = tmp_path / "counter.avi"
+    _write_counter_video(video, 50)
+    ring = FrameRing(20, (16, 16, 3))
+    calls = {"n": 0}
+
+    def flaky(frame: np.ndarray) -> np.ndarray:
+        calls["n"] += 1
+        if calls["n"] <= 2:
+            raise RuntimeError(f"injected fault {calls['n']}")
+        return resize_frame(frame, (16, 16))
+
+    statuses: list[tuple[bool, str]] = []
+    cap = CameraCapture(
+        CameraConfig(
+            name="cam", source=str(video), loop=True, reconnect_initial_s=0.1, reconnect_max_s=0.2
+        ),
+        ring,
+        0.1,
+        flaky,
+        on_frame=lambda _n: None,
+        on_status=lambda _n, online, why: statuses.append((online, why)),
+    )
+    cap.start()
+    deadline = time.monotonic() + 20
+    while cap.stats.frames_sampled < 5 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    alive = cap.is_alive()
+    cap.stop()
+    cap.join(timeout=5)
+    assert alive and cap.stats.frames_sampled >= 5
+    assert cap.stats.failures == 2 and cap.stats.error is None  # cleared once frames flowed
+    assert (False, "failed: RuntimeError: injected fault 1") in statuses
+
+
+def test_frames_too_small_for_the_model_are_refused(tmp_path: Path) -> None:
+    """A 1-pixel side: check-config's probe refuses the file; at open the camera fails alone
+    and a file is given up (it will not get better), never an exception out of the thread."""
+    tiny = make_test_video(tmp_path / "tiny.mkv", 2, 10, (1, 2), "ffv1", "testsrc")
+    check_file_source(str(tiny))  # `run`: the camera fails on its own
+    with pytest.raises(ConfigError, match=r"frames of 1x2 px are too small"):
+        check_file_source(str(tiny), frame_size=True)
+    ring = FrameRing(20, (16, 16, 3))
+    cap, frames, statuses = _capture(tiny, ring, realtime=False)
+    cap.start()
+    cap.join(timeout=10)
+    assert not cap.is_alive() and cap.finished
+    assert cap.stats.failures == 1 and "too small" in (cap.stats.error or "")
+    assert frames == [] and statuses[-1][0] is False

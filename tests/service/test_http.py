@@ -32,6 +32,7 @@ def raw_stats() -> dict[str, Any]:
         "motion_skipped": 7,
         "reconnects": 1,
         "cuts": 2,
+        "failures": 1,
         "detections": 40,
         "no_person_windows": 5,
         "gated_windows": 6,

@@ -46,7 +46,7 @@ def prepare_directory(directory: Path) -> Path:
     """
     partial_dir = directory / PARTIAL_DIR
     try:
-        partial_dir.mkdir(parents=True, exist_ok=True)
+        partial_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         with tempfile.NamedTemporaryFile(dir=partial_dir, prefix="probe-"):
             pass
     except OSError as exc:
