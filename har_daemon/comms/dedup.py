@@ -30,16 +30,15 @@ at most the events in flight at the upgrade are printed twice.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import math
-import os
-import tempfile
 from collections import OrderedDict
 from enum import Enum
 from pathlib import Path
 from typing import Any
+
+from har_daemon.core.files import write_atomic
 
 WINDOW = 256
 MAX_CAMERAS = 1000
@@ -159,21 +158,4 @@ class StateFile:
 
     def save(self, dedup: SeqDedup) -> None:
         """Write, fsync, rename over the old file, fsync the folder. OSError on failure."""
-        data = json.dumps(dedup.to_json(), separators=(",", ":")).encode()
-        folder = self.path.parent
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-        dir_fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        write_atomic(self.path, json.dumps(dedup.to_json(), separators=(",", ":")).encode())
