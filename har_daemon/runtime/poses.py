@@ -1,0 +1,87 @@
+"""Person tracks with their pose features: each sampled frame costs one feature set per person.
+
+The person stage's region tracks follow groups of people for the activity model; a fall is one
+person's, so here each detected person box is matched to a person track by overlap (greedy,
+best first: a handful of people at a few samples per second), and the track keeps the last
+`RING` feature sets and the person's upright reference (model.pose_features).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from har_daemon.model.pose_features import (
+    RING,
+    Features,
+    Observation,
+    Reference,
+    features,
+    observe,
+    update_reference,
+)
+from har_daemon.runtime.people import iou
+
+MATCH_IOU = 0.3
+"""Overlap a box needs with a track's last box to continue it (people move little in 0.2 s)."""
+MISSED_SAMPLES = 5
+"""Samples a track may go unseen (1 s at 0.2 s) before it is forgotten: a person who fell is
+often missed by the detector for a frame or two."""
+
+
+Box = tuple[float, float, float, float]
+
+
+@dataclass
+class PersonTrack:
+    """One person followed across samples, with their last `RING` feature sets."""
+
+    id: int
+    box: Box
+    ring: deque[Features] = field(default_factory=lambda: deque(maxlen=RING))
+    reference: Reference | None = None
+    last: tuple[float, Observation] | None = None
+    missed: int = 0
+    first_t: float = 0.0
+
+
+@dataclass
+class PoseTracks:
+    """All person tracks of one camera."""
+
+    tracks: list[PersonTrack] = field(default_factory=list)
+    _next_id: int = 1
+
+    def update(
+        self, t: float, boxes: np.ndarray, keypoints: Sequence[np.ndarray]
+    ) -> list[PersonTrack]:
+        """Add one sampled frame's people ((N, >=4) boxes, N (17, 3) keypoint sets); returns
+        the track of each box, in order. Unmatched tracks age and are dropped when stale."""
+        free = list(self.tracks)
+        out: list[PersonTrack] = []
+        for i in range(len(boxes)):  # the detector's order: best score first
+            x1, y1, x2, y2 = (float(v) for v in boxes[i, :4])
+            box: Box = (x1, y1, x2, y2)
+            best = max(free, key=lambda tr: iou(tr.box, box), default=None)
+            if best is not None and iou(best.box, box) >= MATCH_IOU:
+                free.remove(best)
+                track = best
+            else:
+                track = PersonTrack(self._next_id, box, first_t=t)
+                self._next_id += 1
+                self.tracks.append(track)
+            obs = observe(keypoints[i], boxes[i])
+            track.ring.append(features(t, obs, track.reference, track.last))
+            track.reference = update_reference(track.reference, obs)
+            track.last, track.box, track.missed = (t, obs), box, 0
+            out.append(track)
+        for track in free:
+            track.missed += 1
+        self.tracks = [tr for tr in self.tracks if tr.missed <= MISSED_SAMPLES]
+        return out
+
+    def reset(self) -> None:
+        self.tracks.clear()
