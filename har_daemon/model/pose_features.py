@@ -28,6 +28,12 @@ TORSO_FRACTION = 0.3
 UPRIGHT_DEG = 30.0
 """Torso angle from vertical under which a person counts as upright (sets the reference)."""
 
+HEIGHT_DECAY_PER_S = 0.1
+"""How fast a track forgets its standing height (10 % a second): walking away shrinks a person
+far slower than a fall does."""
+TALL_SHARE = 0.85
+"""Box height, as a share of the standing height, above which the hips' reference follows."""
+
 SHOULDERS = (KP["left_shoulder"], KP["right_shoulder"])
 HIPS = (KP["left_hip"], KP["right_hip"])
 
@@ -101,12 +107,23 @@ def observe(keypoints: np.ndarray, box: np.ndarray) -> Observation:
     )
 
 
-def update_reference(ref: Reference | None, obs: Observation) -> Reference | None:
-    """The reference after `obs`: replaced while the person is upright with hips in view (the
-    larger of the torso and box estimates: a bent-forward or cut-off torso reads short)."""
+def update_reference(ref: Reference | None, obs: Observation, dt: float = 0.0) -> Reference | None:
+    """The reference after `obs` (`dt` seconds after the previous one).
+
+    The standing height is the largest upright estimate seen, forgotten at `HEIGHT_DECAY_PER_S`
+    (people walk away from the camera and shrink, slowly; a fall shrinks a box within a second).
+    The hips' reference moves only while the person is upright *and* stands at least
+    `TALL_SHARE` of that height, so it stays where it was while someone goes down.
+    """
     if math.isnan(obs.hip_y) or math.isnan(obs.torso_deg) or obs.torso_deg >= UPRIGHT_DEG:
         return ref
-    return Reference(obs.hip_y, max(obs.height_px, obs.box_h))
+    height = max(obs.height_px, obs.box_h)  # a bent-forward or cut-off torso reads short
+    if ref is None:
+        return Reference(obs.hip_y, height)
+    standing = max(height, ref.height_px * math.exp(-HEIGHT_DECAY_PER_S * max(dt, 0.0)))
+    if obs.box_h >= TALL_SHARE * standing:
+        return Reference(obs.hip_y, standing)
+    return Reference(ref.hip_y, standing)
 
 
 def features(

@@ -75,7 +75,8 @@ class PoseTracks:
                 self.tracks.append(track)
             obs = observe(keypoints[i], boxes[i])
             track.ring.append(features(t, obs, track.reference, track.last))
-            track.reference = update_reference(track.reference, obs)
+            dt = t - track.last[0] if track.last is not None else 0.0
+            track.reference = update_reference(track.reference, obs, dt)
             track.last, track.box, track.missed = (t, obs), box, 0
             out.append(track)
         for track in free:

@@ -85,3 +85,22 @@ def test_the_same_fall_at_another_scale_gives_the_same_features():
 def test_without_a_reference_nothing_has_dropped():
     f = pf.features(0.0, pf.observe(LYING, BOX_LYING), None, None)
     assert f.hip_drop == 0.0 and f.hip_speed == 0.0
+
+
+def test_the_hips_reference_stays_put_while_someone_goes_down():
+    ref = pf.update_reference(None, pf.observe(STANDING, BOX_STANDING))
+    # still upright (torso 0) but the box already much shorter: on the way down
+    crouched = pf.observe(skeleton((100, 150), (100, 210)), np.array([70, 110, 130, 250, 0.9]))
+    after = pf.update_reference(ref, crouched, dt=0.2)
+    assert after.hip_y == ref.hip_y
+    assert after.height_px == pytest.approx(200)  # the torso still says 200 px tall
+    gone = pf.update_reference(after, pf.observe(STANDING * [1, 1, 0], BOX_STANDING), dt=1.0)
+    assert gone is after  # nothing seen: nothing learned
+
+
+def test_the_reference_follows_someone_walking_upright():
+    ref = pf.update_reference(None, pf.observe(STANDING, BOX_STANDING))
+    nearer = pf.observe(skeleton((100, 110), (100, 175)), np.array([65, 55, 135, 270, 0.9]))
+    after = pf.update_reference(ref, nearer, dt=0.2)
+    assert after.hip_y == pytest.approx(175)
+    assert after.height_px == pytest.approx(65 / pf.TORSO_FRACTION)
