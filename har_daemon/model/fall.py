@@ -34,7 +34,9 @@ class FallRule:
     speed: float = 0.5
     """Fast: a downward hip speed of at least this (standing heights/s) ..."""
     fall_window_s: float = 1.6
-    """... within this long before the person was first down."""
+    """... within this long before the person was first down ..."""
+    speed_span_s: float = 0.4
+    """... measured over at least this long."""
     hold_s: float = 0.8
     """Down this long after a fast way down: a fall."""
     up_s: float = 1.0
@@ -49,10 +51,18 @@ def is_down(f: Features, rule: FallRule) -> bool:
 
 
 def fell_fast(ring: Iterable[Features], t_down: float, rule: FallRule) -> bool:
-    """A fast way down: the peak hip speed in the `fall_window_s` before `t_down` (inclusive)."""
-    return any(
-        t_down - rule.fall_window_s - 1e-6 <= f.t <= t_down + 1e-6 and f.hip_speed >= rule.speed
+    """A fast way down: within the `fall_window_s` before `t_down` (inclusive), the hips went
+    down at `speed` or more, measured over at least `speed_span_s` (one 0.2 s step is noisy:
+    a keypoint that jumps reads as speed)."""
+    pts = [
+        (f.t, f.hip_drop)
         for f in ring
+        if t_down - rule.fall_window_s - 1e-6 <= f.t <= t_down + 1e-6 and not math.isnan(f.hip_drop)
+    ]
+    return any(
+        b[0] - a[0] >= rule.speed_span_s - 1e-6 and (b[1] - a[1]) / (b[0] - a[0]) >= rule.speed
+        for i, a in enumerate(pts)
+        for b in pts[i + 1 :]
     )
 
 

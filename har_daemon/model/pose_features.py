@@ -108,18 +108,22 @@ def observe(keypoints: np.ndarray, box: np.ndarray) -> Observation:
 
 
 def update_reference(ref: Reference | None, obs: Observation, dt: float = 0.0) -> Reference | None:
-    """The reference after `obs` (`dt` seconds after the previous one).
+    """The reference after `obs` (`dt` seconds after the previous one). A track's first
+    observation with hips sets it whatever the posture (someone first seen sitting or lying
+    has hips that can still fall); from then on only upright observations move it.
 
     The standing height is the largest upright estimate seen, forgotten at `HEIGHT_DECAY_PER_S`
     (people walk away from the camera and shrink, slowly; a fall shrinks a box within a second).
     The hips' reference moves only while the person is upright *and* stands at least
     `TALL_SHARE` of that height, so it stays where it was while someone goes down.
     """
-    if math.isnan(obs.hip_y) or math.isnan(obs.torso_deg) or obs.torso_deg >= UPRIGHT_DEG:
+    if math.isnan(obs.hip_y):
         return ref
     height = max(obs.height_px, obs.box_h)  # a bent-forward or cut-off torso reads short
-    if ref is None:
+    if ref is None:  # first seen sitting or lying: hips are measured from there
         return Reference(obs.hip_y, height)
+    if math.isnan(obs.torso_deg) or obs.torso_deg >= UPRIGHT_DEG:
+        return ref
     standing = max(height, ref.height_px * math.exp(-HEIGHT_DECAY_PER_S * max(dt, 0.0)))
     if obs.box_h >= TALL_SHARE * standing:
         return Reference(obs.hip_y, standing)

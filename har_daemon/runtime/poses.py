@@ -48,6 +48,34 @@ class PersonTrack:
     first_t: float = 0.0
 
 
+def _inside(point: tuple[float, float], box: Box) -> bool:
+    return box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
+
+
+def _match(free: list[PersonTrack], box: Box) -> PersonTrack | None:
+    """The track `box` continues: the best overlap of at least `MATCH_IOU`, else the nearest
+    track whose box holds the new box's centre or the other way round (a person who falls
+    turns a tall box into a wide one that overlaps it little)."""
+    best = max(free, key=lambda tr: iou(tr.box, box), default=None)
+    if best is not None and iou(best.box, box) >= MATCH_IOU:
+        return best
+    centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+    near = [
+        tr
+        for tr in free
+        if _inside(centre, tr.box) or _inside(((tr.box[0] + tr.box[2]) / 2,
+                                               (tr.box[1] + tr.box[3]) / 2), box)
+    ]  # fmt: skip
+    return min(
+        near,
+        key=lambda tr: (
+            abs((tr.box[0] + tr.box[2]) / 2 - centre[0])
+            + abs((tr.box[1] + tr.box[3]) / 2 - centre[1])
+        ),
+        default=None,
+    )
+
+
 @dataclass
 class PoseTracks:
     """All person tracks of one camera."""
@@ -65,10 +93,9 @@ class PoseTracks:
         for i in range(len(boxes)):  # the detector's order: best score first
             x1, y1, x2, y2 = (float(v) for v in boxes[i, :4])
             box: Box = (x1, y1, x2, y2)
-            best = max(free, key=lambda tr: iou(tr.box, box), default=None)
-            if best is not None and iou(best.box, box) >= MATCH_IOU:
-                free.remove(best)
-                track = best
+            track = _match(free, box)
+            if track is not None:
+                free.remove(track)
             else:
                 track = PersonTrack(self._next_id, box, first_t=t)
                 self._next_id += 1

@@ -23,7 +23,7 @@ def standing(t0, n):
 
 def fall(t0):
     """Down within 0.6 s: hips 0.4 body heights lower, torso level."""
-    return [f(t0, 30, 0.1, 0.5), f(t0 + 0.2, 60, 0.25, 0.75), f(t0 + 0.4, 85, 0.4, 0.75)]
+    return [f(t0, 30, 0.1), f(t0 + 0.2, 60, 0.25), f(t0 + 0.4, 85, 0.4)]
 
 
 def lying(t0, n, torso=88.0, drop=0.4, ratio=0.35):
@@ -47,10 +47,15 @@ def test_down_needs_dropped_hips_and_a_turned_or_short_body():
     assert not is_down(f(0, torso=math.nan, drop=math.nan), RULE)
 
 
-def test_fast_means_a_hip_speed_peak_just_before_going_down():
-    ring = fall(1.0)
-    assert fell_fast(ring, 1.4, RULE)
+def test_fast_means_hips_going_down_quickly_just_before_being_down():
+    ring = standing(0.0, 5) + fall(1.0)
+    assert fell_fast(ring, 1.4, RULE)  # 0.4 body heights in 0.6 s
     assert not fell_fast(ring, 1.4 + RULE.fall_window_s + 0.3, RULE)
+
+
+def test_one_jumpy_step_is_not_speed():
+    jump = [f(0.0), f(0.2, drop=0.15), f(0.4, drop=0.0), f(0.6)]
+    assert not fell_fast(jump, 0.6, RULE)  # 0.75 body heights/s, but for one step only
 
 
 def test_a_fall_that_stays_down_starts_updates_and_ends_when_the_person_gets_up():
@@ -62,7 +67,7 @@ def test_a_fall_that_stays_down_starts_updates_and_ends_when_the_person_gets_up(
 
 
 def test_lying_down_slowly_is_not_a_fall():
-    slow = [f(1.0 + i * STEP, 10 + 8 * i, 0.02 * i, 0.1, 0.95 - 0.06 * i) for i in range(11)]
+    slow = [f(1.0 + i * STEP, 10 + 8 * i, 0.03 * i, 0.1, 0.95 - 0.06 * i) for i in range(11)]
     assert run(standing(0.0, 5) + slow + lying(3.2, 15)) == []
 
 
