@@ -41,12 +41,14 @@ PENALTY = 2.0
 """Learning objective: a false alert (everyday clip or quiet alert) costs two found falls."""
 
 GRID = {
-    "torso_deg": [40.0, 50.0, 60.0],
-    "low_height": [0.45, 0.55, 0.65],
+    "torso_deg": [30.0, 40.0, 55.0],
+    "low_height": [0.45, 0.6],
     "hip_drop": [0.1, 0.15, 0.2, 0.3],
     "speed": [0.2, 0.3, 0.45, 0.6],
     "speed_span_s": [0.2, 0.6],
-    "hold_s": [0.4, 0.8, 1.2],
+    "hold_s": [0.4, 0.8],
+    "min_coverage": [0.3, 0.5, 0.65],
+    "min_height_px": [0.0, 80.0],
 }
 
 # -- tracks per clip ---------------------------------------------------------------------------
@@ -59,7 +61,7 @@ def track_samples(seen) -> list[Sample]:
     tracks = PoseTracks()
     out: list[Sample] = []
     for t, boxes, kps in seen.frames():
-        now = {tr.id for tr in tracks.update(t, boxes, kps)}
+        now = {tr.id for tr in tracks.update(t, boxes, kps, seen.frame_hw)}
         out.append((t, [(tr.id, tuple(tr.ring), tr.id in now) for tr in tracks.tracks]))
     return out
 

@@ -41,13 +41,21 @@ class FallRule:
     """Down this long after a fast way down: a fall."""
     up_s: float = 1.0
     """Not down for this long: the person got up, the event ends."""
+    min_coverage: float = 0.5
+    """Only a person with at least this share of keypoints seen can be down ..."""
+    min_height_px: float = 0.0
+    """... who stands at least this many pixels tall (a box cut by the frame's edge counts as
+    short only by its torso angle)."""
 
 
 def is_down(f: Features, rule: FallRule) -> bool:
     if math.isnan(f.hip_drop) or f.hip_drop < rule.hip_drop:
         return False
+    if f.coverage < rule.min_coverage or f.height_px < rule.min_height_px:
+        return False
     turned = not math.isnan(f.torso_deg) and f.torso_deg >= rule.torso_deg
-    return turned or f.height_ratio <= rule.low_height
+    # a box cut by the frame's edge is short because part of the person is outside
+    return turned or (f.height_ratio <= rule.low_height and not f.at_edge)
 
 
 def fell_fast(ring: Iterable[Features], t_down: float, rule: FallRule) -> bool:
@@ -86,7 +94,9 @@ class FallState:
         the event change at this sample: "start" (down `hold_s` after a fast way down),
         "update" (still down), "end" (up again for `up_s`), or None."""
         ring = list(ring)
-        down = is_down(ring[-1], rule) if seen and ring else self.down_since is not None
+        # a person seen too poorly says nothing new: the last state holds, as when unseen
+        seen = seen and bool(ring) and ring[-1].coverage >= rule.min_coverage
+        down = is_down(ring[-1], rule) if seen else self.down_since is not None
         if down:
             if self.down_since is None:
                 self.down_since = t

@@ -34,6 +34,11 @@ far slower than a fall does."""
 TALL_SHARE = 0.85
 """Box height, as a share of the standing height, above which the hips' reference follows."""
 
+EDGE_PX = 3.0
+"""A box within this many pixels of the frame's top, left or right border is cut off by it.
+Not the bottom: a person who falls towards a camera ends up lying along the bottom edge, and
+counting that as cut off missed such falls (GMDCSA24)."""
+
 SHOULDERS = (KP["left_shoulder"], KP["right_shoulder"])
 HIPS = (KP["left_hip"], KP["right_hip"])
 
@@ -53,6 +58,8 @@ class Observation:
     aspect: float
     """Box width / height: > 1 for most people lying across the view."""
     box_h: float
+    at_edge: bool = False
+    """The box touches the frame's edge: part of the person may be outside the picture."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,9 @@ class Features:
     aspect: float
     height_ratio: float
     """Box height / standing height: ~1 standing, lower sitting or lying across the view."""
+    height_px: float = 0.0
+    """The standing height in pixels: how much detail the keypoints had to work with."""
+    at_edge: bool = False
 
 
 def _midpoint(kp: np.ndarray, idx: tuple[int, int]) -> np.ndarray | None:
@@ -84,8 +94,11 @@ def _midpoint(kp: np.ndarray, idx: tuple[int, int]) -> np.ndarray | None:
     return np.mean(seen, axis=0) if seen else None
 
 
-def observe(keypoints: np.ndarray, box: np.ndarray) -> Observation:
-    """The per-frame quantities of one person from (17, 3) `x, y, score` keypoints and its box."""
+def observe(
+    keypoints: np.ndarray, box: np.ndarray, frame_hw: tuple[int, int] | None = None
+) -> Observation:
+    """The per-frame quantities of one person from (17, 3) `x, y, score` keypoints and its box
+    (in a frame of `frame_hw`, when known, for `at_edge`)."""
     kp = np.asarray(keypoints, np.float32)
     x1, y1, x2, y2 = (float(v) for v in box[:4])
     box_w, box_h = max(x2 - x1, 1.0), max(y2 - y1, 1.0)
@@ -104,6 +117,8 @@ def observe(keypoints: np.ndarray, box: np.ndarray) -> Observation:
         coverage=float(np.mean(kp[:, 2] >= MIN_KEYPOINT_SCORE)),
         aspect=box_w / box_h,
         box_h=box_h,
+        at_edge=frame_hw is not None
+        and (min(x1, y1) <= EDGE_PX or x2 >= frame_hw[1] - EDGE_PX),  # not the bottom: EDGE_PX
     )
 
 
@@ -151,4 +166,6 @@ def features(
         coverage=obs.coverage,
         aspect=obs.aspect,
         height_ratio=obs.box_h / height,
+        height_px=height,
+        at_edge=obs.at_edge,
     )

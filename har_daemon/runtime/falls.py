@@ -85,7 +85,7 @@ class FallStage:
         self._last_t = t
         boxes = np.asarray(self.detector.detect(frame), np.float32).reshape(-1, 5)
         keypoints = self.pose.estimate(frame, boxes) if len(boxes) else []
-        now = {tr.id for tr in self.tracks.update(t, boxes, keypoints)}
+        now = {tr.id for tr in self.tracks.update(t, boxes, keypoints, frame.shape[:2])}
         live = [(tr.id, tr.ring, tr.id in now) for tr in self.tracks.tracks]
         boxes_by_id = {tr.id: tr.box for tr in self.tracks.tracks}
         out = []

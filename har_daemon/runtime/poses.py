@@ -84,7 +84,11 @@ class PoseTracks:
     _next_id: int = 1
 
     def update(
-        self, t: float, boxes: np.ndarray, keypoints: Sequence[np.ndarray]
+        self,
+        t: float,
+        boxes: np.ndarray,
+        keypoints: Sequence[np.ndarray],
+        frame_hw: tuple[int, int] | None = None,
     ) -> list[PersonTrack]:
         """Add one sampled frame's people ((N, >=4) boxes, N (17, 3) keypoint sets); returns
         the track of each box, in order. Unmatched tracks age and are dropped when stale."""
@@ -100,7 +104,7 @@ class PoseTracks:
                 track = PersonTrack(self._next_id, box, first_t=t)
                 self._next_id += 1
                 self.tracks.append(track)
-            obs = observe(keypoints[i], boxes[i])
+            obs = observe(keypoints[i], boxes[i], frame_hw)
             track.ring.append(features(t, obs, track.reference, track.last))
             dt = t - track.last[0] if track.last is not None else 0.0
             track.reference = update_reference(track.reference, obs, dt)

@@ -4,6 +4,7 @@ sitting, and its events start, update and end as the person stays down and gets 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from har_daemon.model.fall import FallEvents, FallRule, FallState, fell_fast, is_down
 from har_daemon.model.pose_features import Features
@@ -14,7 +15,7 @@ STEP = 0.2
 
 def f(t, torso=5.0, drop=0.0, speed=0.0, ratio=0.95):
     return Features(t=t, torso_deg=torso, hip_drop=drop, hip_speed=speed, coverage=0.9,
-                    aspect=0.4, height_ratio=ratio)  # fmt: skip
+                    aspect=0.4, height_ratio=ratio, height_px=200.0)  # fmt: skip
 
 
 def standing(t0, n):
@@ -45,6 +46,15 @@ def test_down_needs_dropped_hips_and_a_turned_or_short_body():
     assert not is_down(f(0, torso=10, drop=0.3, ratio=0.7), RULE)  # sat down: upright, tall
     assert not is_down(f(0, torso=90, drop=0.05), RULE)  # lying on a bed: hips at seat height
     assert not is_down(f(0, torso=math.nan, drop=math.nan), RULE)
+
+
+def test_only_a_person_seen_well_and_whole_can_be_down():
+    down = f(0, torso=80, drop=0.3)
+    assert not is_down(replace(down, coverage=0.2), RULE)
+    short = f(0, torso=10, drop=0.3, ratio=0.4)
+    assert is_down(short, RULE) and not is_down(replace(short, at_edge=True), RULE)
+    assert is_down(replace(down, at_edge=True), RULE)  # the torso still says so
+    assert not is_down(replace(down, height_px=40.0), replace(RULE, min_height_px=60.0))
 
 
 def test_fast_means_hips_going_down_quickly_just_before_being_down():

@@ -104,3 +104,10 @@ def test_the_reference_follows_someone_walking_upright():
     after = pf.update_reference(ref, nearer, dt=0.2)
     assert after.hip_y == pytest.approx(175)
     assert after.height_px == pytest.approx(65 / pf.TORSO_FRACTION)
+
+
+def test_a_box_cut_by_the_frame_edge_is_marked():
+    assert not pf.observe(STANDING, BOX_STANDING, (480, 640)).at_edge
+    assert not pf.observe(STANDING, np.array([70, 50, 130, 479, 0.9]), (480, 640)).at_edge
+    assert pf.observe(STANDING, np.array([70, 0, 130, 200, 0.9]), (480, 640)).at_edge
+    assert pf.observe(STANDING, np.array([0, 50, 60, 250, 0.9]), (480, 640)).at_edge
