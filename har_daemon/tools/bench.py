@@ -26,7 +26,7 @@ from har_daemon import __version__
 from har_daemon.model.backends import default_threads
 from har_daemon.model.meta import read_meta
 from har_daemon.tools.inference import measure_inference
-from har_daemon.tools.people import detect_ms, measure_people
+from har_daemon.tools.people import measure_people, stage_ms
 from har_daemon.tools.streams import measure_streams
 
 __all__ = ["machine_info", "print_table", "run"]
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
                 result.update(measure_streams(args, meta, Path(tmp)))
                 result.update(measure_people(args, Path(tmp), threads))
     else:
-        result["detect_ms"] = round(detect_ms(args.runs, threads), 2)
+        result.update(stage_ms(args.runs, threads))
     if args.json:
         print(json.dumps(result))
     else:
@@ -106,6 +106,7 @@ def print_table(result: dict[str, Any]) -> None:
          "µs"),
         ("real-time 640x480 25 fps streams", result.get("streams_realtime"), ""),
         ("person detection, one 640x480 frame", result.get("detect_ms"), "ms"),
+        ("pose (MoveNet Lightning), per person", result.get("pose_ms_per_person"), "ms"),
         ("... streams with the person stage on", result.get("streams_realtime_people"), ""),
         (f"latency p95 at {result.get('latency_streams')} streams", result.get("latency_p95_ms"),
          "ms"),

@@ -1,4 +1,5 @@
-"""The person stage's figures for `har-daemon bench`: one detection, and real-time streams.
+"""The person stage's figures for `har-daemon bench`: one detection, one person's pose, and
+real-time streams.
 
 A person-centric model runs the person detector every `detect_every` sampled frames and
 classifies a crop per group of people, so its cost depends on people being there. The stream
@@ -23,6 +24,7 @@ import numpy as np
 from har_daemon.core.paths import PACKAGE_DIR
 from har_daemon.model.meta import read_meta, write_meta
 from har_daemon.model.person import PersonDetector
+from har_daemon.model.pose import PoseEstimator
 from har_daemon.tools.inference import median_ms
 from har_daemon.tools.streams import measure_streams, progress
 from har_daemon.video.ffmpeg import FFMPEG
@@ -61,14 +63,37 @@ def people_video(args: argparse.Namespace, workdir: Path) -> Path | None:
     return out
 
 
-def detect_ms(runs: int, threads: int) -> float:
-    """Median ms of one detection (pre- and post-processing included) on a 640x480 frame."""
-    frame = cv2.resize(_first_frame(), (640, 480)) if PEOPLE_CLIP.is_file() else None
+def _bench_frame() -> np.ndarray:
+    """A 640x480 frame with a person: the walking clip's first, else the demo picture."""
+    frame = _first_frame() if PEOPLE_CLIP.is_file() else None
     if frame is None:
         frame = cv2.imread(str(PACKAGE_DIR / "bundled_models" / "demo" / "accuracy.png"))
-        frame = cv2.resize(frame, (640, 480))
+    return cv2.resize(frame, (640, 480))
+
+
+def detect_ms(runs: int, threads: int) -> float:
+    """Median ms of one detection (pre- and post-processing included) on a 640x480 frame."""
+    frame = _bench_frame()
     detector = PersonDetector(threads=threads)
     return median_ms(lambda: detector.detect(frame), runs)
+
+
+def pose_ms_per_person(runs: int, threads: int) -> float:
+    """Median ms of one person's pose (crop, MoveNet, decode) on the detector's best box, or on
+    the whole frame when it finds nobody: the pose stage costs this per person and sample."""
+    frame = _bench_frame()
+    boxes = PersonDetector(threads=threads).detect(frame)
+    box = boxes[:1] if len(boxes) else np.array([[0, 0, 640, 480, 1]], np.float32)
+    pose = PoseEstimator(threads=threads)
+    return median_ms(lambda: pose.estimate(frame, box), runs)
+
+
+def stage_ms(runs: int, threads: int) -> dict[str, float]:
+    """The person and pose stages' per-call figures."""
+    return {
+        "detect_ms": round(detect_ms(runs, threads), 2),
+        "pose_ms_per_person": round(pose_ms_per_person(runs, threads), 2),
+    }
 
 
 def _first_frame() -> np.ndarray | None:
@@ -81,7 +106,7 @@ def _first_frame() -> np.ndarray | None:
 
 
 def measure_people(args: argparse.Namespace, workdir: Path, threads: int) -> dict[str, Any]:
-    out: dict[str, Any] = {"detect_ms": round(detect_ms(args.runs, threads), 2)}
+    out: dict[str, Any] = stage_ms(args.runs, threads)
     if args.streams_max <= 0:
         return out
     video = people_video(args, workdir)

@@ -34,6 +34,8 @@ REQUIRED = {
     "speedup": float,
     "preprocess_us_1080p": float,
     "streams_realtime": int,
+    "detect_ms": float,
+    "pose_ms_per_person": float,
     "latency_p95_ms": float,
     "rss_mb": float,
     "model": str,

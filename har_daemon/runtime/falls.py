@@ -1,0 +1,111 @@
+"""A camera's fall recogniser: person boxes -> pose per person -> person tracks -> fall events.
+
+Looks at a sampled frame every `spacing_s` (0.2 s: a fall takes about a second), runs the
+person detector and the pose model once per person, adds one feature set to each person's
+track (runtime.poses) and advances the fall rule (model.fall). What it returns is what an
+event sink needs: a fall starts when a person is down after a fast way down, updates while
+they stay down ("down for N s"), and ends when they get up or their track is gone.
+
+Runs on the caller's thread (the inference thread in the daemon, a loop offline); the detector
+and the pose model are called from here only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from har_daemon.core.errors import ModelError
+from har_daemon.core.paths import bundled
+from har_daemon.model.fall import Change, FallEvents, FallRule
+from har_daemon.runtime.people import Detector
+from har_daemon.runtime.poses import PoseTracks
+
+FALL_MODEL_DIR = bundled("models/fall")
+RULE_FILE = "rule.json"
+SPACING_S = 0.2
+"""Seconds between looks: what the shipped thresholds were learned at."""
+
+
+class PoseModel(Protocol):
+    def estimate(self, frame_bgr: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """(N, 17, 3) keypoints `x, y, score` in frame pixels, one set per box."""
+        ...
+
+
+def load_rule(model_dir: Path | str = FALL_MODEL_DIR) -> FallRule:
+    """The learned thresholds in `model_dir/rule.json`; a bad file is a ModelError naming it."""
+    path = Path(model_dir) / RULE_FILE
+    names = {f.name for f in fields(FallRule)}
+    try:
+        raw = json.loads(path.read_text())
+        unknown = set(raw) - names
+        if unknown:
+            raise ValueError(f"unknown keys {sorted(unknown)}")
+        return FallRule(**{k: float(v) for k, v in raw.items()})
+    except (OSError, ValueError, TypeError) as exc:
+        raise ModelError(f"cannot read fall rule {path}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class FallChange:
+    """One fall event change of one person."""
+
+    track_id: int
+    change: Change
+    t: float
+    down_s: float
+    """How long the person has been down (0 at "end")."""
+    box: tuple[float, float, float, float]
+
+
+@dataclass
+class FallStage:
+    detector: Detector
+    pose: PoseModel
+    rule: FallRule
+    spacing_s: float = SPACING_S
+    tracks: PoseTracks = field(default_factory=PoseTracks)
+    events: FallEvents | None = None
+    _last_t: float | None = None
+
+    def __post_init__(self) -> None:
+        self.events = self.events or FallEvents(self.rule)
+
+    def due(self, t: float) -> bool:
+        return self._last_t is None or t - self._last_t >= self.spacing_s - 1e-6
+
+    def look(self, frame: np.ndarray, t: float) -> list[FallChange]:
+        """Detect, estimate and advance every person track on `frame` (taken at `t`)."""
+        assert self.events is not None
+        self._last_t = t
+        boxes = np.asarray(self.detector.detect(frame), np.float32).reshape(-1, 5)
+        keypoints = self.pose.estimate(frame, boxes) if len(boxes) else []
+        now = {tr.id for tr in self.tracks.update(t, boxes, keypoints, frame.shape[:2])}
+        live = [(tr.id, tr.ring, tr.id in now) for tr in self.tracks.tracks]
+        boxes_by_id = {tr.id: tr.box for tr in self.tracks.tracks}
+        out = []
+        for track_id, change in self.events.step(t, live):
+            state = self.events.states.get(track_id)
+            since = state.down_since if state is not None else None
+            down_s = t - since if change != "end" and since is not None else 0.0
+            box = boxes_by_id.get(track_id, (0.0, 0.0, 0.0, 0.0))
+            out.append(FallChange(track_id, change, t, round(down_s, 2), box))
+        return out
+
+    def reset(self, t: float) -> list[FallChange]:
+        """A stream gap: tracks start afresh and every open fall ends (returned)."""
+        assert self.events is not None
+        ended = [
+            FallChange(track_id, "end", t, 0.0, (0.0, 0.0, 0.0, 0.0))
+            for track_id, state in self.events.states.items()
+            if state.open_since is not None
+        ]
+        self.tracks.reset()
+        self.events = FallEvents(self.rule)
+        self._last_t = None
+        return ended

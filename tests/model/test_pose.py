@@ -1,0 +1,85 @@
+"""model.pose: crop and decode maths on hand-made numbers, and the shipped MoveNet on a real
+frame of a standing person (keypoints inside the box, head above hips above ankles)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from har_daemon.core.errors import ModelError
+from har_daemon.model import pose as mp
+from har_daemon.model.person import PersonDetector
+from tests.shared_data import FALLS_DATA, require
+
+
+def test_crop_square_is_centred_with_margin_on_the_longer_side():
+    crop = mp.crop_square(np.array([100, 50, 140, 250, 0.9]), margin=0.1)
+    assert crop.side == pytest.approx(200 * 1.2)
+    assert crop.x0 + crop.side / 2 == pytest.approx(120)
+    assert crop.y0 + crop.side / 2 == pytest.approx(150)
+
+
+def test_crop_matrix_maps_the_crop_onto_the_input_square():
+    crop = mp.Crop(x0=-20.0, y0=10.0, side=96.0)
+    m = mp.crop_matrix(crop, side=192)
+    corners = np.array([[-20, 10, 1], [76, 106, 1]], np.float64)
+    np.testing.assert_allclose(corners @ m.T, [[0, 0], [192, 192]])
+
+
+def test_crop_input_is_rgb_int32_and_black_outside_the_frame():
+    frame = np.zeros((100, 100, 3), np.uint8)
+    frame[:] = (255, 0, 0)  # pure blue in BGR
+    x = mp.crop_input(frame, mp.Crop(x0=50.0, y0=0.0, side=100.0), side=192)
+    assert x.shape == (1, 192, 192, 3) and x.dtype == np.int32
+    assert tuple(x[0, 96, 40]) == (0, 0, 255)  # inside the frame: blue, now in RGB order
+    assert tuple(x[0, 96, 150]) == (0, 0, 0)  # past the frame's right edge
+
+
+def test_decode_maps_normalised_yx_back_to_frame_pixels():
+    raw = np.zeros((1, 1, 17, 3), np.float32)
+    raw[0, 0, mp.KP["nose"]] = (0.25, 0.5, 0.9)  # y, x, score
+    raw[0, 0, mp.KP["left_ankle"]] = (1.0, 0.0, 0.4)
+    kp = mp.decode(raw, mp.Crop(x0=10.0, y0=-20.0, side=200.0))
+    np.testing.assert_allclose(kp[mp.KP["nose"]], [110.0, 30.0, 0.9])
+    np.testing.assert_allclose(kp[mp.KP["left_ankle"]], [10.0, 180.0, 0.4])
+
+
+def test_a_missing_model_is_a_model_error(tmp_path):
+    with pytest.raises(ModelError, match="does not exist"):
+        mp.PoseEstimator(tmp_path / "none.tflite")
+
+
+def test_no_boxes_no_keypoints():
+    out = mp.PoseEstimator().estimate(np.zeros((48, 64, 3), np.uint8), np.zeros((0, 5)))
+    assert out.shape == (0, 17, 3)
+
+
+def _frame(path, t_s):
+    cap = cv2.VideoCapture(str(path))
+    cap.set(cv2.CAP_PROP_POS_MSEC, t_s * 1000)
+    ok, frame = cap.read()
+    cap.release()
+    assert ok
+    return frame
+
+
+def test_real_standing_person_gets_a_plausible_skeleton():
+    # GMDCSA24 actor 3 stands facing the camera for the first 1.9 s of this clip.
+    frame = _frame(require(FALLS_DATA / "gmdcsa24" / "fall" / "s3_fall_19.mp4"), 1.0)
+    boxes = PersonDetector().detect(frame)
+    assert len(boxes) >= 1
+    box = boxes[0]
+    kp = mp.PoseEstimator().estimate(frame, box[None])[0]
+    seen = kp[:, 2] >= mp.MIN_KEYPOINT_SCORE
+    assert seen.mean() >= 0.8
+    pad = 0.1 * (box[3] - box[1])
+    inside = (
+        (kp[seen, 0] >= box[0] - pad) & (kp[seen, 0] <= box[2] + pad)
+        & (kp[seen, 1] >= box[1] - pad) & (kp[seen, 1] <= box[3] + pad)
+    )  # fmt: skip
+    assert inside.all()
+    y = {name: kp[mp.KP[name], 1] for name in ("nose", "left_hip", "right_hip", "left_ankle")}
+    assert y["nose"] < min(y["left_hip"], y["right_hip"]) < y["left_ankle"]
+    # the hips sit near the middle of a standing body
+    assert 0.35 < (y["left_hip"] - box[1]) / (box[3] - box[1]) < 0.65
