@@ -23,6 +23,7 @@ from har_daemon.model.meta import ModelMeta, read_meta
 from har_daemon.model.registry import resolve_kind
 from har_daemon.runtime.capture import check_file_source
 from har_daemon.runtime.policy import DecisionPolicy
+from har_daemon.runtime.zones import zone_problem
 from har_daemon.service.http import MetricsServerError, check_port
 
 
@@ -36,6 +37,9 @@ def validate_startup(config: DaemonConfig) -> ModelMeta:
     except ValueError as exc:
         raise ConfigError(f"inference: {exc}") from None
     for cam in config.enabled_cameras:
+        problem = zone_problem(cam, meta)
+        if problem is not None:
+            raise ConfigError(f"cameras: {problem}")
         if cam.source_kind == "file":
             check_file_source(str(cam.source))
     return meta

@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from har_daemon.config.types import SLUG_PATTERN, CameraSource, Section, SourceKind, source_kind
+from har_daemon.config.zones import MAX_POLYGONS, MaskConfig, ZoneConfig
+from har_daemon.core.polygons import polygon_problem
 from har_daemon.core.redact import redact_url
 
 RtspTransport = Literal["tcp", "udp"]
@@ -100,6 +102,49 @@ class CameraConfig(CaptureOptions):
         title="Real-time playback",
         description="Files only: read at the file's frame rate (false: as fast as possible).",
     )
+    zones: list[ZoneConfig] = Field(
+        default_factory=list,
+        max_length=MAX_POLYGONS,
+        title="Zones",
+        description="[[cameras.zones]]: named areas; events carry the zones their people stand "
+        "in (a person's foot point: the middle of the bottom of their box).",
+    )
+    masks: list[MaskConfig] = Field(
+        default_factory=list,
+        max_length=MAX_POLYGONS,
+        title="Masks",
+        description="[[cameras.masks]]: areas never analysed (no detection, motion or cut "
+        "check; people standing in them are ignored).",
+    )
+    required_zones: dict[str, list[str]] = Field(
+        default_factory=dict,
+        max_length=1000,
+        title="Required zones",
+        description="activity = [zones]: the activity counts only for people standing in one "
+        "of the zones (needs a person-centric model). Activities not listed count everywhere.",
+    )
+
+    @model_validator(mode="after")
+    def _polygons(self) -> CameraConfig:
+        """Each polygon usable, zone names unique and every required zone defined; the line
+        names the camera and the zone, as the file's author knows them."""
+        where = f"camera {self.name!r}"
+        names = [z.name for z in self.zones]
+        for kind, items in (("zone", self.zones), ("mask", self.masks)):
+            for item in items:
+                problem = polygon_problem(item.points)
+                if problem is not None:
+                    raise ValueError(f"{where}, {kind} {item.name!r}: {problem}")
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"{where}: zone names must be unique: {', '.join(dup)}")
+        for activity, zones in self.required_zones.items():
+            unknown = [z for z in zones if z not in names]
+            if not zones or unknown:
+                what = f"unknown zone {unknown[0]!r}" if unknown else "an empty list"
+                known = ", ".join(names) or "none"
+                raise ValueError(f"{where}: required_zones.{activity} has {what} (zones: {known})")
+        return self
 
     @property
     def source_kind(self) -> SourceKind:

@@ -104,6 +104,7 @@ class EventRouter(threading.Thread):
         self._last_seq: dict[str, int] = dict(first_seqs or {})
         self._started_wall: dict[str, float] = {}  # open occurrence id -> its announced start
         self._regions: dict[str, list[float]] = {}
+        self._zones: dict[str, list[str]] = {}
         self.dropped = 0
         self.errors = 0
 
@@ -234,7 +235,10 @@ class EventRouter(threading.Thread):
         since = self._started_wall.get(state.occurrence_id or "")
         if since is None and state.since is not None:
             since = state.since + offset
-        return activity_payload(replace(state, since=since), at + offset)
+        payload = activity_payload(replace(state, since=since), at + offset)
+        if state.camera in self._zones:  # Home Assistant's zone sensors read these
+            payload["zones"] = self._zones[state.camera] if state.activity else []
+        return payload
 
     def _wall(self, tr: Transition, offset: float) -> Transition:
         """`tr` with wall-clock times, for its payload; see the module docstring."""
@@ -270,6 +274,8 @@ class EventRouter(threading.Thread):
         an ending without a window)."""
         if isinstance(outcome, WindowResult) and outcome.region is not None:
             self._regions[outcome.camera] = outcome.region
+            if outcome.zones is not None:
+                self._zones[outcome.camera] = outcome.zones
         return self._regions.get(outcome.camera)
 
     def _extras(
@@ -277,6 +283,8 @@ class EventRouter(threading.Thread):
     ) -> dict[str, Any]:
         """The snapshot of a start and the clip of an end, done before the event is sent."""
         extras: dict[str, Any] = {} if region is None else {"region": region}
+        if camera in self._zones:  # cameras with zones: where the event's people stood
+            extras["zones"] = self._zones[camera]
         if tr.kind == "start":
             if self.clips is not None:
                 self.clips.start(tr.occurrence_id, camera, tr.activity, tr.started_at)

@@ -17,6 +17,7 @@ from har_daemon.runtime.camera import Camera, FrameListener, StatusListener
 from har_daemon.runtime.history import FrameHistory
 from har_daemon.runtime.people import PeopleStage
 from har_daemon.runtime.policy import DecisionPolicy
+from har_daemon.runtime.zones import CameraZones
 
 HISTORY_SLACK_S = 5.0
 """Seconds of full frames kept beyond what snapshots and the clips' pre-roll need."""
@@ -56,8 +57,9 @@ def build_cameras(
     built: dict[str, Camera] = {}
     for cam in cameras:
         people = None
+        zones = CameraZones.from_config(cam, meta.classes)
         if detector is not None and rules is not None:
-            people = PeopleStage(detector, rules, policy.smoother, window_s)
+            people = PeopleStage(detector, rules, policy.smoother, window_s, zones)
         history = None
         if keep_frames:
             history = FrameHistory(
@@ -78,5 +80,6 @@ def build_cameras(
             on_history_frame=on_history_frame if clips.enabled else None,
             people=people,
             frame_clock=frame_clock,
+            zones=zones,
         )
     return built

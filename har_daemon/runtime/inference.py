@@ -27,6 +27,7 @@ from har_daemon.runtime.events import ActivityState, ActivityTracker, Transition
 from har_daemon.runtime.people import PeopleStage, RegionTrack
 from har_daemon.runtime.ring import FrameRing, StrideSchedule, Window
 from har_daemon.runtime.smoothing import Smoother
+from har_daemon.runtime.zones import CameraZones
 
 log = get_logger(__name__)
 
@@ -71,6 +72,7 @@ class CameraPipeline:
     cut: threading.Event = field(default_factory=threading.Event)
     last_window_end: float | None = None
     people: PeopleStage | None = None  # person-centric models: where to crop the windows
+    zones: CameraZones | None = None  # the camera's zones and masks, if it has any
     _frames: np.ndarray | None = None
     _times: np.ndarray | None = None
 
@@ -98,6 +100,7 @@ class _Job:
     captured_at: float | None
     track: RegionTrack | None = None
     region: list[float] | None = None
+    zones: list[str] | None = None  # where the region's people stood (cameras with zones)
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,9 @@ class WindowResult:
     state: ActivityState  # the tracker's state after this window
     region: list[float] | None = None  # person-centric models: the region scored, normalised
     captured_at: float | None = None  # monotonic: when the newest frame was captured
+    zones: list[str] | None = None  # cameras with zones: the zones the region's people were in
+    regions: tuple[tuple[list[float], int, list[str] | None], ...] = ()
+    """Every region scored this window: (normalised region, track id, zones)."""
 
 
 @dataclass(frozen=True)
@@ -245,6 +251,7 @@ class InferenceScheduler(threading.Thread):
                 self.gap_sink(GapResult(p.name, t_end, transitions, p.tracker.state))
             return []
         size = self.meta.frame_size
+        t_first = float(times[0])
         return [
             _Job(
                 p,
@@ -253,6 +260,7 @@ class InferenceScheduler(threading.Thread):
                 captured_at,
                 track,
                 normalised(region, frame_hw),
+                p.people.zones_in(region, t_first, t_end, frame_hw),
             )
             for region, track in zip(regions, tracks, strict=True)
         ]
@@ -290,7 +298,10 @@ class InferenceScheduler(threading.Thread):
             ((job, prob),) = items
             smoothed = p.smoother.update(prob)
         else:
-            ranked = [(job, prob, job.track.smoother.update(prob)) for job, prob in items]
+            ranked = [
+                (job, prob, job.track.smoother.update(self._gated(p, job, prob)))
+                for job, prob in items
+            ]
             alert = p.alert_mask()
             job, prob, smoothed = max(ranked, key=lambda r: float(np.max(r[2][alert])))
         t_end = job.t_end
@@ -307,8 +318,18 @@ class InferenceScheduler(threading.Thread):
                 p.tracker.state,
                 job.region,
                 job.captured_at,
+                job.zones,
+                tuple((j.region, j.track.id, j.zones) for j, _ in items if j.region and j.track),
             )
         )
+
+    @staticmethod
+    def _gated(p: CameraPipeline, job: _Job, prob: np.ndarray) -> np.ndarray:
+        """A region's scores with the activities it may not raise (outside their required
+        zones) at 0, before smoothing: such an activity neither starts nor goes on there."""
+        if p.zones is None or job.zones is None:
+            return prob
+        return p.zones.gate(prob, job.zones)
 
     def finish(self, p: CameraPipeline) -> None:
         """End the camera's open activity at its newest frame (shutdown, end of a file).
