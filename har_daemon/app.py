@@ -47,6 +47,7 @@ from har_daemon.runtime.cameras import build_cameras, window_seconds
 from har_daemon.runtime.inference import InferenceScheduler
 from har_daemon.runtime.policy import DecisionPolicy
 from har_daemon.runtime.stats import RawStats, StatsTracker, camera_health, collect_raw, health
+from har_daemon.service.debug_view import debug_view_for
 from har_daemon.service.housekeeping import Housekeeping
 from har_daemon.service.http import MetricsServer, MetricsServerError
 from har_daemon.service.systemd import SystemdNotifier
@@ -93,7 +94,7 @@ class App:
         try:
             meta = self.meta = validate_startup(self.config)
             backend = create_backend(self.config.model.backend, self.config.model.path)
-            self._start_http()
+            self._start_http(meta)
             self._init_cameras(meta)
             self._start_clips()
             self._start_comms(meta)
@@ -113,17 +114,23 @@ class App:
     def _on_stop(self, name: str, fn: Callable[[], None]) -> None:
         self._stops.append((name, fn))
 
-    def _start_http(self) -> None:
+    def _start_http(self, meta: ModelMeta) -> None:
         m = self.config.metrics
         if not m.port:
             return
+        view = debug_view_for(
+            self.config.debug_view, lambda: self.cameras, lambda: self.router, meta.classes
+        )
         server = MetricsServer(
             m.port,
             m.host,
             get_stats=self.stats_payload,
             get_health=self.health,
             get_camera_health=self.camera_health,
+            routes=view,
         )
+        if view is not None:
+            self._on_stop("debug-view", view.close)
         try:
             server.start()
         except MetricsServerError as exc:

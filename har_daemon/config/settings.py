@@ -20,6 +20,7 @@ from pydantic_settings import (
 
 from har_daemon.config.cameras import CameraConfig, CaptureConfig
 from har_daemon.config.comms import HomeAssistantConfig, MqttConfig, SpoolConfig
+from har_daemon.config.debug_view import DebugViewConfig
 from har_daemon.config.inference import InferenceConfig, ModelConfig
 from har_daemon.config.outputs import ClipsConfig, SnapshotsConfig
 from har_daemon.config.paths import LOADING_FILE
@@ -98,6 +99,11 @@ class DaemonConfig(BaseSettings):
         title="Metrics",
         description="The Prometheus endpoint.",
     )
+    debug_view: DebugViewConfig = Field(
+        default_factory=DebugViewConfig,
+        title="Debug view",
+        description="Live pictures with boxes, zones and scores, on the metrics port.",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -152,6 +158,12 @@ class DaemonConfig(BaseSettings):
                 )
             seen[key] = i
         return cameras
+
+    @model_validator(mode="after")
+    def _debug_view_needs_http(self) -> DaemonConfig:
+        if self.debug_view.enabled and not self.metrics.port:
+            raise ValueError("debug_view: enabled needs an HTTP port: set [metrics] port")
+        return self
 
     @property
     def enabled_cameras(self) -> list[CameraConfig]:

@@ -21,8 +21,10 @@ the capture of its newest frame to its messages handed to MQTT, goes to `record_
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -46,6 +48,9 @@ from har_daemon.runtime.events import ActivityState, Transition
 from har_daemon.runtime.inference import GapResult, WindowResult
 
 log = get_logger(__name__)
+
+RECENT_EVENTS = 20
+"""Events (with their snapshots) kept in memory for the debug view's index page."""
 
 Outcome = WindowResult | GapResult
 
@@ -105,6 +110,9 @@ class EventRouter(threading.Thread):
         self._started_wall: dict[str, float] = {}  # open occurrence id -> its announced start
         self._regions: dict[str, list[float]] = {}
         self._zones: dict[str, list[str]] = {}
+        self._jpegs: dict[str, bytes] = {}  # a start's snapshot until its event is sent
+        # The newest events (payload, the start's snapshot) for the debug view's index page.
+        self.recent: deque[tuple[dict[str, Any], bytes | None]] = deque(maxlen=RECENT_EVENTS)
         self.dropped = 0
         self.errors = 0
 
@@ -229,6 +237,10 @@ class EventRouter(threading.Thread):
         if held is not None:
             log.exception("router.outcome_failed", camera=outcome.camera, suppressed=held)
 
+    def recent_events(self) -> list[tuple[dict[str, Any], bytes | None]]:
+        """The newest events, oldest first, with each start's snapshot (any thread)."""
+        return list(self.recent)  # one C-level copy: safe against the router's appends
+
     def state_payload(self, state: ActivityState, at: float, offset: float) -> dict[str, Any]:
         """The retained activity payload of `state` at frame time `at`, in wall time (`offset`:
         `Clock.wall_offset`); an ongoing occurrence shows the start it announced."""
@@ -330,6 +342,7 @@ class EventRouter(threading.Thread):
             )
             if self.out is not None:
                 self.out.write(data.decode() + "\n")
+            self.recent.append((json.loads(data), self._jpegs.pop(tr.occurrence_id, None)))
         if self.out is not None:
             self.out.flush()
 
@@ -351,6 +364,7 @@ class EventRouter(threading.Thread):
             return False
         if jpeg is None:
             return False
+        self._jpegs[tr.occurrence_id] = jpeg
         self.messenger.publish(self.topics.snapshot(camera), jpeg, retain=True)
         return self.messenger.enabled
 

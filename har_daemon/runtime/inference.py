@@ -51,6 +51,7 @@ class PipelineStats:
     latencies_ms: deque[float] = field(default_factory=_recent)
     model_ms: deque[float] = field(default_factory=_recent)  # the model call alone
     last_window_at: float | None = None  # monotonic: a window taken, scored or skipped
+    debug_encodes: int = 0  # pictures the debug view drew and encoded (0 while nobody watches)
 
 
 @dataclass
@@ -73,6 +74,7 @@ class CameraPipeline:
     last_window_end: float | None = None
     people: PeopleStage | None = None  # person-centric models: where to crop the windows
     zones: CameraZones | None = None  # the camera's zones and masks, if it has any
+    last_result: WindowResult | None = None  # the newest scored window (the debug view's)
     _frames: np.ndarray | None = None
     _times: np.ndarray | None = None
 
@@ -308,20 +310,19 @@ class InferenceScheduler(threading.Thread):
         p.stats.windows += 1
         p.last_window_end = t_end
         transitions = p.tracker.step(smoothed, now=t_end)
-        self.sink(
-            WindowResult(
-                p.name,
-                t_end,
-                prob,
-                smoothed,
-                transitions,
-                p.tracker.state,
-                job.region,
-                job.captured_at,
-                job.zones,
-                tuple((j.region, j.track.id, j.zones) for j, _ in items if j.region and j.track),
-            )
+        p.last_result = result = WindowResult(
+            p.name,
+            t_end,
+            prob,
+            smoothed,
+            transitions,
+            p.tracker.state,
+            job.region,
+            job.captured_at,
+            job.zones,
+            tuple((j.region, j.track.id, j.zones) for j, _ in items if j.region and j.track),
         )
+        self.sink(result)
 
     @staticmethod
     def _gated(p: CameraPipeline, job: _Job, prob: np.ndarray) -> np.ndarray:

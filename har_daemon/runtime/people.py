@@ -83,6 +83,7 @@ class PeopleStage:
     """Seconds one window covers: how long a look stays relevant."""
     zones: CameraZones | None = None
     stats: PeopleStats = field(default_factory=PeopleStats)
+    last_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 5), np.float32))
     _looks: deque[tuple[float, np.ndarray]] = field(default_factory=deque)
     _last_count: int | None = None
     _last_thumb: np.ndarray | None = None
@@ -120,6 +121,7 @@ class PeopleStage:
             if masks is not None:
                 boxes = masks.unmasked(boxes, frame_hw)
         self._last_found = bool(len(boxes))
+        self.last_boxes = boxes  # one reference swap: the debug view reads it from its thread
         self._looks.append((t, boxes))
         while self._looks and self._looks[0][0] < t - 2 * self.span_s:
             self._looks.popleft()
@@ -128,6 +130,7 @@ class PeopleStage:
         """A stream gap: people seen before it say nothing about the picture after it."""
         self._looks.clear()
         self._tracks.clear()
+        self.last_boxes = np.zeros((0, 5), np.float32)
         self._last_count = None
         self._last_thumb = None
         self._last_found = False

@@ -39,6 +39,7 @@ Raw snapshot (`RawStats`)::
           # optional, cameras with masks: the share of the analysed frame they cover, person
           # boxes dropped for standing in one, looks skipped as the masks cover everything
           "masked_fraction": float, "masked_boxes": int, "detections_masked": int,
+          "debug_encodes": int,  # pictures the debug view drew and encoded (0: nobody watched)
         },
       },
     }
@@ -108,6 +109,7 @@ class CameraRaw(TypedDict):
     stall_timeout_s: float
     last_window_age_s: NotRequired[float | None]
     window_due_s: NotRequired[float]
+    debug_encodes: NotRequired[int]
     masked_fraction: NotRequired[float]
     masked_boxes: NotRequired[int]
     detections_masked: NotRequired[int]
@@ -240,6 +242,7 @@ def _camera_raw(camera: Camera, events: int, now: float) -> CameraRaw:
         "last_window_age_s": _age(now, max(window_from)) if window_from else None,
         "window_due_s": round((ring.capacity + stride) * camera.capture.sampler.spacing_s, 3),
     }
+    raw["debug_encodes"] = ps.debug_encodes
     zones = camera.pipeline.zones
     if zones is not None and zones.masks:
         raw["masked_fraction"] = round(zones.stats.masked_fraction, 4)
