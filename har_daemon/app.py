@@ -41,6 +41,7 @@ from har_daemon.model.backends import Backend
 from har_daemon.model.meta import ModelMeta
 from har_daemon.model.registry import create_backend
 from har_daemon.outputs.clips import ClipRecorder, ClipsError
+from har_daemon.outputs.clips.build import clip_recorder_for
 from har_daemon.preflight import check_writable, startup_summary, validate_startup
 from har_daemon.runtime.camera import Camera
 from har_daemon.runtime.cameras import build_cameras, window_seconds
@@ -149,22 +150,10 @@ class App:
         )
 
     def _start_clips(self) -> None:
-        c = self.config.clips
-        if not c.enabled:
+        if not self.config.clips.enabled:
             return
         try:
-            self.clips = ClipRecorder(
-                c.path,
-                fps=c.fps,
-                pre_roll_s=c.pre_roll_s,
-                post_roll_s=c.post_roll_s,
-                max_clip_s=c.max_clip_s,
-                max_bytes=c.max_bytes,
-                max_age_s=c.max_age,
-                history={name: cam.history for name, cam in self.cameras.items()},
-                max_width=c.max_width,
-                codec=c.codec,
-            )
+            self.clips = clip_recorder_for(self.config, self.cameras, self.clock.timeline)
         except ClipsError as exc:
             raise ConfigError(f"clips: {exc}") from None
         self._on_stop("clips", self.clips.close_all)

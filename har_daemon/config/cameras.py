@@ -95,6 +95,13 @@ class CameraConfig(CaptureOptions):
         description="Webcam index (0), a /dev/videoN path, an rtsp:// or http(s):// URL, or a "
         "video file.",
     )
+    record_source: CameraSource | None = Field(
+        None,
+        title="Recording source",
+        description="The camera's full-resolution main stream (rtsp:// URL, or a file), when "
+        "`source` is its sub-stream: event clips are cut from it by stream copy (no decoding, "
+        "no re-encoding) at its own resolution; the analysis and snapshots keep to `source`.",
+    )
     enabled: bool = Field(True, title="Enabled", description="false: keep it but do not open it.")
     loop: bool = Field(False, title="Loop file", description="Files only: start again at the end.")
     realtime: bool = Field(
@@ -123,6 +130,13 @@ class CameraConfig(CaptureOptions):
         description="activity = [zones]: the activity counts only for people standing in one "
         "of the zones (needs a person-centric model). Activities not listed count everywhere.",
     )
+
+    @field_validator("record_source")
+    @classmethod
+    def _recordable(cls, v: int | str | None) -> int | str | None:
+        if isinstance(v, int) or (isinstance(v, str) and v.startswith("/dev/")):
+            raise ValueError("a webcam cannot be recorded by copy: give a stream URL or a file")
+        return v
 
     @model_validator(mode="after")
     def _polygons(self) -> CameraConfig:
@@ -159,4 +173,5 @@ class CameraConfig(CaptureOptions):
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         """repr() and str() never show a URL's credentials."""
         for key, value in super().__repr_args__():
-            yield key, (redact_url(value) if key == "source" and isinstance(value, str) else value)
+            secret = key in ("source", "record_source") and isinstance(value, str)
+            yield key, (redact_url(value) if secret else value)

@@ -25,6 +25,7 @@ from har_daemon.config.inference import InferenceConfig, ModelConfig
 from har_daemon.config.outputs import ClipsConfig, SnapshotsConfig
 from har_daemon.config.paths import LOADING_FILE
 from har_daemon.config.service import LoggingConfig, MetricsConfig, StatsConfig
+from har_daemon.core.redact import redact_url
 
 ENV_PREFIX = "HAR_"
 ENV_NESTED_DELIMITER = "__"
@@ -174,4 +175,6 @@ class DaemonConfig(BaseSettings):
         data = self.model_dump(mode="json")
         for cam, raw in zip(data["cameras"], self.cameras, strict=True):
             cam["source"] = raw.redacted_source if isinstance(raw.source, str) else raw.source
+            if isinstance(raw.record_source, str):
+                cam["record_source"] = redact_url(raw.record_source)
         return data
