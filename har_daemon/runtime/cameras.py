@@ -44,10 +44,6 @@ def build_cameras(
     spacing = config.model.frame_spacing_s or meta.frame_spacing_s
     window_s = window_seconds(config, meta)
     snapshots, clips = config.snapshots, config.clips
-    keep_frames = keep_frames and (snapshots.enabled or clips.enabled)
-    clip_spacing = 1.0 / clips.fps if clips.enabled else None
-    history_age = window_s * 2 + (clips.pre_roll_s if clips.enabled else 0) + HISTORY_SLACK_S
-    history_rate = 1.0 / min(spacing, clip_spacing or spacing)
     rules = meta.person_region
     detector = (
         PersonDetector(threads=default_threads(), score_threshold=rules.min_score)
@@ -60,11 +56,17 @@ def build_cameras(
         zones = CameraZones.from_config(cam, meta.classes)
         if detector is not None and rules is not None:
             people = PeopleStage(detector, rules, policy.smoother, window_s, zones)
+        # A camera recorded by copy (record_source) takes no clip from these frames.
+        clip_frames = clips.enabled and cam.record_source is None
+        clip_spacing = 1.0 / clips.fps if clip_frames else None
         history = None
-        if keep_frames:
+        if keep_frames and (snapshots.enabled or clip_frames):
+            history_age = window_s * 2 + (clips.pre_roll_s if clip_frames else 0)
+            history_age += HISTORY_SLACK_S
+            history_rate = 1.0 / min(spacing, clip_spacing or spacing)
             history = FrameHistory(
                 history_age,
-                max(snapshots.max_width, clips.max_width),
+                max(snapshots.max_width, clips.max_width if clip_frames else 0),
                 max_frames=int(history_age * history_rate) + 10,
             )
         built[cam.name] = Camera(
@@ -77,7 +79,7 @@ def build_cameras(
             on_status=on_status,
             history=history,
             history_spacing_s=clip_spacing,
-            on_history_frame=on_history_frame if clips.enabled else None,
+            on_history_frame=on_history_frame if clip_frames else None,
             people=people,
             frame_clock=frame_clock,
             zones=zones,

@@ -1,7 +1,9 @@
 """`har-daemon bench --recording`: what event clips cost a camera, by copy and by re-encoding.
 
-One real-time camera on the real daemon (the bundled demo model, thresholds low enough that an
-event is always open, so clips are always being recorded), in four runs:
+One real-time camera on the real daemon, in four runs. The camera shows the demo model's
+synthetic activities, Biking and HorseRace for 10 s each, looped, so an event ends and the next
+starts every 10 s: clips are always being recorded, and each is finished (joined, or
+re-encoded to H.264) within the measured time. The runs:
 
 * `off`: the sub-stream analysed, clips off (the reference);
 * `copy`: the sub-stream analysed, clips cut from the main stream by stream copy
@@ -28,14 +30,15 @@ from pathlib import Path
 from typing import Any
 
 from har_daemon.core.paths import DEMO_MODEL_DIR
-from har_daemon.tools.media import STREAM_CODEC, make_stream_video
+from har_daemon.tools.media import STREAM_CODEC, camera_encode
 from har_daemon.tools.procs import start_process, stop_process
 from har_daemon.tools.streams import progress
+from har_daemon.training.synth import write_activity_video
 
 MAIN_SIZE = (1280, 720)
 SUB_SIZE = (640, 360)
 FPS = 25
-VIDEO_S = 20.0
+ACTIVITIES = (("Biking", 10.0), ("HorseRace", 10.0))
 MODES = ("off", "copy", "reencode", "reencode_main")
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -82,7 +85,7 @@ def _config(path: Path, mode: str, main: Path, sub: Path, clips: Path) -> Path:
         f'[model]\npath = {q(str(DEMO_MODEL_DIR))}\nbackend = "litert"\n'
         "[mqtt]\nenabled = false\n"
         "[inference]\nenter_threshold = 0.3\nexit_threshold = 0.05\nmin_windows = 1\n"
-        f"[clips]\nenabled = {clips_on}\npath = {q(str(clips))}\nmax_clip_s = 10\n"
+        f"[clips]\nenabled = {clips_on}\npath = {q(str(clips))}\n"
         f"[spool]\npath = {q(str(path.parent / 'state'))}\n"
         '[logging]\nlevel = "warning"\n' + camera
     )
@@ -111,8 +114,14 @@ def run_mode(mode: str, main: Path, sub: Path, workdir: Path, args: argparse.Nam
 def measure_recording(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """The CPU per camera of each mode and the ratios, as `bench --recording` prints them."""
     progress("recording: generating the main and sub streams")
-    main = make_stream_video(workdir / "main.mp4", *MAIN_SIZE, FPS, VIDEO_S)
-    sub = make_stream_video(workdir / "sub.mp4", *SUB_SIZE, FPS, VIDEO_S)
+    main, sub = (
+        camera_encode(
+            write_activity_video(workdir / f"{name}-raw.mp4", ACTIVITIES, FPS, size, seed=7),
+            workdir / f"{name}.mp4",
+            FPS,
+        )
+        for name, size in (("main", MAIN_SIZE), ("sub", SUB_SIZE))
+    )
     cpu: dict[str, float] = {}
     for mode in MODES:
         progress(f"recording: {mode}, {args.seconds:g} s")
@@ -120,7 +129,7 @@ def measure_recording(args: argparse.Namespace, workdir: Path) -> dict[str, Any]
     off = cpu["off"] or float("nan")
     return {
         "recording_streams": f"main {MAIN_SIZE[0]}x{MAIN_SIZE[1]}, sub {SUB_SIZE[0]}x"
-        f"{SUB_SIZE[1]}, {FPS} fps, {STREAM_CODEC}",
+        f"{SUB_SIZE[1]}, {FPS} fps, {STREAM_CODEC}, an event every 10 s",
         "recording_seconds": args.seconds,
         "cpu_percent": cpu,
         "cpu_ratio_to_off": {m: round(v / off, 3) for m, v in cpu.items()},

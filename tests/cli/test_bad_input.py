@@ -144,6 +144,7 @@ CASES: list[tuple[str, str, Callable[[Path], Path], dict[str, str], tuple[str, .
     ("mask of two points", "check-config", _append("masks = [{ name = 'tv', points = [[0, 0], [0.5, 0.5], [0, 0]] }]\n"), {}, ("mask 'tv'", "at least 3")),
     ("required zone not drawn", "check-config", _append("required_zones = { Swing = ['yard'] }\n"), {}, ("camera 'lobby'", "'yard'")),
     ("required zones on a whole-frame model", "check-config", _append("zones = [{ name = 'yard', points = [[0, 0], [1, 0], [0, 1]] }]\nrequired_zones = { Swing = ['yard'] }\n"), {}, ("camera 'lobby'", "person-centric")),
+    ("debug view without a port", "check-config", _append("[debug_view]\nenabled = true\n"), {}, ("debug_view", "[metrics] port")),
     ("webcam as record source", "check-config", _append("record_source = 0\n"), {}, ("cameras[0].record_source", "webcam")),
     ("missing file source", "check-config", _source(lambda t: t / "gone.mp4"), {}, ("gone.mp4", "does not exist")),
     ("source is not a video", "check-config", _source(_written("notes.mp4", b"just some text\n" * 50)), {}, ("notes.mp4",)),
