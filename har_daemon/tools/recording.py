@@ -74,7 +74,7 @@ def tree_cpu_s(pid: int) -> float:
     return total / _TICK
 
 
-def _config(path: Path, mode: str, main: Path, sub: Path, clips: Path) -> Path:
+def recording_config(path: Path, mode: str, main: Path, sub: Path, clips: Path) -> Path:
     q = json.dumps
     source = main if mode == "reencode_main" else sub
     camera = f'[[cameras]]\nname = "cam"\nsource = {q(str(source))}\nloop = true\n'
@@ -94,7 +94,7 @@ def _config(path: Path, mode: str, main: Path, sub: Path, clips: Path) -> Path:
 
 def run_mode(mode: str, main: Path, sub: Path, workdir: Path, args: argparse.Namespace) -> float:
     """Percent of one core the daemon and its children used over the measured seconds."""
-    config = _config(workdir / f"{mode}.toml", mode, main, sub, workdir / f"clips-{mode}")
+    config = recording_config(workdir / f"{mode}.toml", mode, main, sub, workdir / f"clips-{mode}")
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAR_")}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     cmd = [sys.executable, "-m", "har_daemon", "run", "--quiet", "--config", str(config)]
