@@ -90,3 +90,22 @@ def test_event_clips_are_the_main_stream_copied(
     assert logs and logs[0]["codec"] == "copy", logs
     assert Path(end["clip"]).parent == clips_dir
     assert not list((clips_dir / ".partial").iterdir())
+
+    # A daemon killed outright leaves no segmenter writing on behind it.
+    assert _segmenters(clips_dir), "no ffmpeg segmenter found while the daemon runs"
+    d.kill()
+    wait_until(lambda: not _segmenters(clips_dir), timeout=10, message="ffmpeg outlived the daemon")
+
+
+def _segmenters(clips_dir: Path) -> list[int]:
+    """Live processes whose command line names the clip directory's segments."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if str(clips_dir / ".segments").encode() in cmdline and state != "Z":
+            found.append(int(proc.name))
+    return found

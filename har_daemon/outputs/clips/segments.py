@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from har_daemon.core.logs import get_logger
+from har_daemon.core.parent_death import die_with_parent
 from har_daemon.core.redact import redact_url
 from har_daemon.video.ffmpeg import FFMPEG
 
@@ -173,8 +174,12 @@ class SegmentRecorder:
         (self.directory / LIST_FILE).unlink(missing_ok=True)
         self._read_pos = 0
         cmd = segment_command(self.source, self.directory, self._next_number, self.rtsp_transport)
-        self._proc = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        self._proc = subprocess.Popen(  # dies with this thread: a killed daemon leaves none
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
         )
         log.info("segments.started", camera=self.camera, source=redact_url(self.source))
 
