@@ -66,12 +66,18 @@ def transition_dict(tr: Transition) -> dict[str, Any]:
     return out
 
 
-def replay_camera(video: Path, config: DaemonConfig, meta: ModelMeta) -> CameraConfig:
-    """The file as a camera: with the zones and masks of the configuration's first camera,
-    so a recording of that camera replays with its drawing."""
+def replay_camera(
+    video: Path, config: DaemonConfig, meta: ModelMeta, camera: str | None = None
+) -> CameraConfig:
+    """The file as a camera: with the zones and masks of the configuration's camera named
+    `camera` (default: the first), so a recording of that camera replays with its drawing."""
     drawing: dict[str, Any] = {}
+    named = {c.name: c for c in config.cameras}
+    if camera is not None and camera not in named:
+        known = ", ".join(named) or "none"
+        raise ConfigError(f"--camera: no camera {camera!r} in the configuration (cameras: {known})")
     if config.cameras:
-        first = config.cameras[0]
+        first = named[camera] if camera is not None else config.cameras[0]
         problem = zone_problem(first, meta)
         if problem is not None:
             raise ConfigError(f"cameras: {problem}")
@@ -86,10 +92,12 @@ def replay(
     backend: Backend,
     *,
     on_window: Callable[[WindowResult], None] | None = None,
+    camera: str | None = None,
 ) -> Replay:
     """Run `video` through the daemon's capture and inference code with `config`'s settings.
 
-    Raises VideoError (one line) for a file that cannot be read.
+    `camera`: whose zones and masks apply (`replay_camera`). Raises VideoError (one line) for
+    a file that cannot be read.
     """
     check_file_source(str(video))
     spacing = config.model.frame_spacing_s or meta.frame_spacing_s
@@ -113,7 +121,7 @@ def replay(
         assert scheduler is not None
         scheduler.run_once()
 
-    source = replay_camera(video, config, meta)
+    source = replay_camera(video, config, meta, camera)
     (camera,) = build_cameras(
         config,
         meta,

@@ -41,7 +41,13 @@ def _args(config: Path) -> list[str]:
     return ["--config", str(config), "--events", "--json"]
 
 
-def _predict(tmp: Path, camera: dict[str, Any]) -> list[dict[str, Any]]:
+def _predict(tmp: Path, camera: dict[str, Any], *more: str) -> list[dict[str, Any]]:
+    result = _run(tmp, [{"name": "corridor_cam", "source": 0, **camera}], *more)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+
+
+def _run(tmp: Path, cameras: list[dict[str, Any]], *more: str) -> subprocess.CompletedProcess[str]:
     config = write_config(
         tmp / "har.toml",
         {
@@ -49,18 +55,16 @@ def _predict(tmp: Path, camera: dict[str, Any]) -> list[dict[str, Any]]:
             "mqtt": {"enabled": False},
             "inference": ANY_MOTION,
         },
-        [{"name": "corridor_cam", "source": 0, **camera}],
+        cameras,
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "har_daemon", "predict", str(require(CLIP)), *_args(config)],
+    return subprocess.run(
+        [sys.executable, "-m", "har_daemon", "predict", str(require(CLIP)), *_args(config), *more],
         capture_output=True,
         text=True,
         env=daemon_env(tmp),
         cwd=REPO,
         timeout=300,
     )
-    assert result.returncode == 0, result.stderr[-2000:]
-    return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
 
 
 def test_a_walk_inside_the_required_zone_alerts_and_names_it(tmp_path: Path) -> None:
@@ -77,3 +81,19 @@ def test_the_same_walk_outside_the_required_zone_raises_nothing(tmp_path: Path) 
 def test_the_same_walk_under_a_mask_raises_nothing(tmp_path: Path) -> None:
     walkway = {"name": "walkway", "points": [[0, 0.1], [1, 0.1], [1, 1], [0, 1]]}
     assert _predict(tmp_path, {"masks": [walkway]}) == []
+
+
+def test_camera_picks_whose_drawing_applies(tmp_path: Path) -> None:
+    """`--camera` replays with that camera's zones; an unknown name is one clear error."""
+    door_only = {
+        "name": "lobby",
+        "source": 0,
+        "zones": ZONES,
+        "required_zones": {"fight": ["door"]},
+    }
+    cameras = [{"name": "street", "source": 0}, door_only]
+    assert json.loads(_run(tmp_path, cameras).stdout.splitlines()[0])["type"] == "start"
+    assert _run(tmp_path, cameras, "--camera", "lobby").stdout.strip() == ""
+    wrong = _run(tmp_path, cameras, "--camera", "garage")
+    assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
+    assert "no camera 'garage'" in wrong.stderr and "street, lobby" in wrong.stderr
