@@ -168,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_offline_options(pr)
     pr.add_argument("--stride", type=positive_int, help="sampled frames per window step")
     pr.add_argument("--events", action="store_true", help="print the events, one per line")
+    pr.add_argument(
+        "--camera",
+        help="replay with this [[cameras]] entry's zones and masks (default: the first one's)",
+    )
     pr.add_argument("--json", action="store_true", help="JSON (one document, or one per event)")
     pr.add_argument("--output", type=Path, help="write the video with labels drawn on it (.mp4)")
     pr.add_argument(

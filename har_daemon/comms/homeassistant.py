@@ -4,6 +4,8 @@ Per camera (one HA device):
 - `sensor` "Activity": the current activity from the retained `<prefix>/<camera>/activity`
   JSON, "idle" when it is null; attributes confidence, since, updated_at.
 - `binary_sensor` per alerting activity: ON while `activity` equals it (device_class safety).
+- `binary_sensor` per zone and alerting activity (cameras with zones): ON while `activity`
+  equals it and the activity JSON's `zones` holds the zone.
 - `switch` "Detection": commands `<prefix>/<camera>/set` ({"enabled":true|false}), state from
   the retained `<prefix>/<camera>/enabled` JSON.
 - `image` "Snapshot" (only with snapshots on): the retained JPEG on `<prefix>/<camera>/snapshot`.
@@ -31,7 +33,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from paho.mqtt.client import topic_matches_sub
@@ -109,6 +111,16 @@ def binary_sensor_value_template(activity: str) -> str:
     return "{{ 'ON' if value_json.activity == " + _jinja_str(activity) + " else 'OFF' }}"
 
 
+def zone_sensor_value_template(activity: str, zone: str) -> str:
+    return (
+        "{{ 'ON' if value_json.activity == "
+        + _jinja_str(activity)
+        + " and "
+        + _jinja_str(zone)
+        + " in (value_json.get('zones') or []) else 'OFF' }}"
+    )
+
+
 def switch_value_template() -> str:
     return "{{ 'ON' if value_json.enabled else 'OFF' }}"
 
@@ -124,12 +136,14 @@ def discovery_messages(
     version: str,
     snapshots: bool,
     instance: str | None = None,
+    zones: Sequence[str] = (),
 ) -> list[tuple[str, str]]:
     """(config topic, JSON payload) for every HA entity of one camera; pure.
 
     `alert_activities` are the classes that get a binary_sensor: pass the effective list
     (`DecisionPolicy.alerting`), since the config's empty list means "all". `instance`: the
     instance's name when several share the prefix (its own availability topic and node_id).
+    `zones`: the camera's zone names; each gets a binary_sensor per alerting activity.
     """
     check_topic_level(camera)
     disc = discovery_prefix.strip("/")
@@ -198,6 +212,24 @@ def discovery_messages(
                 },
             )
         )
+    for zone in zones:
+        for activity in dict.fromkeys(alert_activities):
+            entities.append(
+                (
+                    "binary_sensor",
+                    f"zone_{slug(zone)}_{slug(activity)}",
+                    {
+                        "name": f"{activity} in {zone}",
+                        "state_topic": activity_topic,
+                        "value_template": zone_sensor_value_template(activity, zone),
+                        "payload_on": "ON",
+                        "payload_off": "OFF",
+                        "device_class": BINARY_SENSOR_DEVICE_CLASS,
+                        "qos": 1,
+                        **both,
+                    },
+                )
+            )
     entities.append(
         (
             "switch",
@@ -277,7 +309,9 @@ class HaDiscovery:
         instance: str | None = None,
         reannounce_interval_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        zones: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
+        """`zones`: camera -> its zone names (cameras with zones get their zone sensors)."""
         self.reannounce_interval_s = reannounce_interval_s
         self._clock = clock
         self._requests = 0  # HA's "online" messages not answered yet
@@ -299,6 +333,7 @@ class HaDiscovery:
                 version=version,
                 snapshots=snapshots,
                 instance=instance,
+                zones=(zones or {}).get(camera, ()),
             )
         self._check_unique()
         self._lock = threading.Lock()
@@ -405,6 +440,7 @@ def discovery_for(
             publish=publish,
             instance=config.mqtt.instance if config.mqtt.shared_prefix else None,
             reannounce_interval_s=config.homeassistant.reannounce_interval_s,
+            zones={cam.name: [z.name for z in cam.zones] for cam in config.cameras},
         )
     except ValueError as exc:
         raise ConfigError(f"homeassistant: {exc}") from None

@@ -21,8 +21,10 @@ the capture of its newest frame to its messages handed to MQTT, goes to `record_
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -46,6 +48,9 @@ from har_daemon.runtime.events import ActivityState, Transition
 from har_daemon.runtime.inference import GapResult, WindowResult
 
 log = get_logger(__name__)
+
+RECENT_EVENTS = 20
+"""Events (with their snapshots) kept in memory for the debug view's index page."""
 
 Outcome = WindowResult | GapResult
 
@@ -104,6 +109,10 @@ class EventRouter(threading.Thread):
         self._last_seq: dict[str, int] = dict(first_seqs or {})
         self._started_wall: dict[str, float] = {}  # open occurrence id -> its announced start
         self._regions: dict[str, list[float]] = {}
+        self._zones: dict[str, list[str]] = {}
+        self._jpegs: dict[str, bytes] = {}  # a start's snapshot until its event is sent
+        # The newest events (payload, the start's snapshot) for the debug view's index page.
+        self.recent: deque[tuple[dict[str, Any], bytes | None]] = deque(maxlen=RECENT_EVENTS)
         self.dropped = 0
         self.errors = 0
 
@@ -228,13 +237,20 @@ class EventRouter(threading.Thread):
         if held is not None:
             log.exception("router.outcome_failed", camera=outcome.camera, suppressed=held)
 
+    def recent_events(self) -> list[tuple[dict[str, Any], bytes | None]]:
+        """The newest events, oldest first, with each start's snapshot (any thread)."""
+        return list(self.recent)  # one C-level copy: safe against the router's appends
+
     def state_payload(self, state: ActivityState, at: float, offset: float) -> dict[str, Any]:
         """The retained activity payload of `state` at frame time `at`, in wall time (`offset`:
         `Clock.wall_offset`); an ongoing occurrence shows the start it announced."""
         since = self._started_wall.get(state.occurrence_id or "")
         if since is None and state.since is not None:
             since = state.since + offset
-        return activity_payload(replace(state, since=since), at + offset)
+        payload = activity_payload(replace(state, since=since), at + offset)
+        if state.camera in self._zones:  # Home Assistant's zone sensors read these
+            payload["zones"] = self._zones[state.camera] if state.activity else []
+        return payload
 
     def _wall(self, tr: Transition, offset: float) -> Transition:
         """`tr` with wall-clock times, for its payload; see the module docstring."""
@@ -270,6 +286,8 @@ class EventRouter(threading.Thread):
         an ending without a window)."""
         if isinstance(outcome, WindowResult) and outcome.region is not None:
             self._regions[outcome.camera] = outcome.region
+            if outcome.zones is not None:
+                self._zones[outcome.camera] = outcome.zones
         return self._regions.get(outcome.camera)
 
     def _extras(
@@ -277,6 +295,8 @@ class EventRouter(threading.Thread):
     ) -> dict[str, Any]:
         """The snapshot of a start and the clip of an end, done before the event is sent."""
         extras: dict[str, Any] = {} if region is None else {"region": region}
+        if camera in self._zones:  # cameras with zones: where the event's people stood
+            extras["zones"] = self._zones[camera]
         if tr.kind == "start":
             if self.clips is not None:
                 self.clips.start(tr.occurrence_id, camera, tr.activity, tr.started_at)
@@ -322,6 +342,7 @@ class EventRouter(threading.Thread):
             )
             if self.out is not None:
                 self.out.write(data.decode() + "\n")
+            self.recent.append((json.loads(data), self._jpegs.pop(tr.occurrence_id, None)))
         if self.out is not None:
             self.out.flush()
 
@@ -343,6 +364,7 @@ class EventRouter(threading.Thread):
             return False
         if jpeg is None:
             return False
+        self._jpegs[tr.occurrence_id] = jpeg
         self.messenger.publish(self.topics.snapshot(camera), jpeg, retain=True)
         return self.messenger.enabled
 

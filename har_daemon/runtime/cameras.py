@@ -17,6 +17,7 @@ from har_daemon.runtime.camera import Camera, FrameListener, StatusListener
 from har_daemon.runtime.history import FrameHistory
 from har_daemon.runtime.people import PeopleStage
 from har_daemon.runtime.policy import DecisionPolicy
+from har_daemon.runtime.zones import CameraZones
 
 HISTORY_SLACK_S = 5.0
 """Seconds of full frames kept beyond what snapshots and the clips' pre-roll need."""
@@ -45,10 +46,6 @@ def build_cameras(
     spacing = config.model.frame_spacing_s or meta.frame_spacing_s
     window_s = window_seconds(config, meta)
     snapshots, clips = config.snapshots, config.clips
-    keep_frames = keep_frames and (snapshots.enabled or clips.enabled)
-    clip_spacing = 1.0 / clips.fps if clips.enabled else None
-    history_age = window_s * 2 + (clips.pre_roll_s if clips.enabled else 0) + HISTORY_SLACK_S
-    history_rate = 1.0 / min(spacing, clip_spacing or spacing)
     rules = meta.person_region
     detector = (
         PersonDetector(threads=default_threads(), score_threshold=rules.min_score)
@@ -58,15 +55,24 @@ def build_cameras(
     built: dict[str, Camera] = {}
     for cam in cameras:
         people = None
+        zones = CameraZones.from_config(cam, meta.classes)
         if detector is not None and rules is not None:
             inf = config.inference
             gap = inf.interaction_distance if inf.interaction_gate else None
-            people = PeopleStage(detector, rules, policy.smoother, window_s, gap)
+            people = PeopleStage(
+                detector, rules, policy.smoother, window_s, zones=zones, interaction_gap=gap
+            )
+        # A camera recorded by copy (record_source) takes no clip from these frames.
+        clip_frames = clips.enabled and cam.record_source is None
+        clip_spacing = 1.0 / clips.fps if clip_frames else None
         history = None
-        if keep_frames:
+        if keep_frames and (snapshots.enabled or clip_frames):
+            history_age = window_s * 2 + (clips.pre_roll_s if clip_frames else 0)
+            history_age += HISTORY_SLACK_S
+            history_rate = 1.0 / min(spacing, clip_spacing or spacing)
             history = FrameHistory(
                 history_age,
-                max(snapshots.max_width, clips.max_width),
+                max(snapshots.max_width, clips.max_width if clip_frames else 0),
                 max_frames=int(history_age * history_rate) + 10,
             )
         threshold = (thresholds or {}).get(cam.name)
@@ -80,8 +86,9 @@ def build_cameras(
             on_status=on_status,
             history=history,
             history_spacing_s=clip_spacing,
-            on_history_frame=on_history_frame if clips.enabled else None,
+            on_history_frame=on_history_frame if clip_frames else None,
             people=people,
             frame_clock=frame_clock,
+            zones=zones,
         )
     return built

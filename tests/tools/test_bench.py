@@ -23,6 +23,7 @@ from har_daemon.model.meta import read_meta
 from har_daemon.tools import bench as benchmark
 from har_daemon.tools import streams
 from har_daemon.tools.broker import MosquittoBroker, MqttRecorder, find_mosquitto
+from har_daemon.tools.recording import MODES, recording_config, tree_cpu_s
 from tests.shared_data import REPO
 
 needs_mosquitto = pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed")
@@ -194,3 +195,24 @@ def test_bench_json_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     benchmark.print_table(result)
     text = capsys.readouterr().out
     assert "model.predict" in text and "latency p95 at 2 streams" in text
+
+
+def test_recording_configs_are_accepted_by_the_daemon_loader(tmp_path: Path) -> None:
+    """`bench --recording`'s four runs: clips off, by copy of the main stream, re-encoded."""
+    main, sub = tmp_path / "main.mp4", tmp_path / "sub.mp4"
+    for f in (main, sub):
+        f.write_bytes(b"")
+    loaded = {
+        m: load_config(recording_config(tmp_path / f"{m}.toml", m, main, sub, tmp_path / m))
+        for m in MODES
+    }
+    cams = {m: c.cameras[0] for m, c in loaded.items()}
+    assert not loaded["off"].clips.enabled and all(loaded[m].clips.enabled for m in MODES[1:])
+    assert cams["copy"].record_source == str(main) and cams["copy"].source == str(sub)
+    assert cams["reencode"].record_source is None and cams["reencode_main"].source == str(main)
+
+
+def test_tree_cpu_counts_this_process() -> None:
+    before = tree_cpu_s(os.getpid())
+    sum(i * i for i in range(2_000_000))
+    assert tree_cpu_s(os.getpid()) > before
