@@ -32,7 +32,7 @@ def validate_startup(config: DaemonConfig) -> ModelMeta:
     if not config.enabled_cameras:
         raise ConfigError("no enabled camera: add a [[cameras]] entry or pass --source")
     try:
-        DecisionPolicy.from_config(config.inference).check_classes(meta.classes)
+        DecisionPolicy.for_model(config.inference, meta).check_classes(meta.classes)
     except ValueError as exc:
         raise ConfigError(f"inference: {exc}") from None
     for cam in config.enabled_cameras:

@@ -117,3 +117,15 @@ def test_train_command_names_the_extra(daemon_venv: Path, tmp_path: Path) -> Non
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "har-daemon[train]" in lines[0], result.stderr
+
+
+def test_synth_data_needs_no_train_extra(daemon_venv: Path, tmp_path: Path) -> None:
+    """synth-data draws with OpenCV and NumPy only: it works on the daemon-only install."""
+    out = tmp_path / "synth"
+    result = _run(
+        [daemon_venv / "bin" / "har-daemon", "synth-data", "--out", out, "--groups", "1",
+         "--clips-per-group", "1", "--classes", "Swing,Biking"],
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(p.parent.name for p in out.rglob("*.avi")) == ["Biking", "Swing"]

@@ -53,7 +53,7 @@ def predict(args: argparse.Namespace) -> int:
             if meta.person_region is not None
             else None
         )
-        alerting = DecisionPolicy.from_config(config.inference).alerting(meta.classes)
+        alerting = DecisionPolicy.for_model(config.inference, meta).alerting(meta.classes)
         print(json.dumps(classify_clip(args.video, meta, backend, detector, alerting)))
         return 0
     doc = document(args.video, config, meta, replay(args.video, config, meta, backend))
