@@ -249,7 +249,7 @@ def test_the_unit_under_systemd(systemd: Systemd, tmp_path: Path) -> None:
             assert started.returncode == 0, started.stderr + log
             running = sd.show(unit, "ActiveState", "SubState", "StatusText", "MainPID", "User")
             assert running["ActiveState"] == "active" and running["StatusText"], running
-            owner = sd.run("ps", "-o", "user=", "-p", running["MainPID"]).stdout.strip()
+            owner = sd.run("stat", "-c", "%U", f"/proc/{running['MainPID']}").stdout.strip()
             assert owner == PACKAGE, owner
             recorder.wait_for("har/status", b"online", timeout=30)
             recorder.wait_for("har/demo/events", timeout=90)
