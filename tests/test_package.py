@@ -66,6 +66,8 @@ def deb() -> Path:
     built = sorted(out.glob("*.deb"))
     if built:
         return built[0]
+    for stale in out.parent.glob("*"):  # one cached build: a package is ~110 MB
+        shutil.rmtree(stale, ignore_errors=True)
     result = subprocess.run(
         ["bash", REPO / "scripts" / "build-deb.sh", out],
         capture_output=True, text=True, timeout=480,
