@@ -207,7 +207,7 @@ class App:
                 cfg,
                 meta,
                 list(self.cameras),
-                DecisionPolicy.from_config(cfg.inference).alerting(meta.classes),
+                DecisionPolicy.for_model(cfg.inference, meta).alerting(meta.classes),
                 lambda topic, payload, retain: self.messenger.publish(
                     topic, payload, retain=retain
                 ),

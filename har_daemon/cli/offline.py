@@ -60,7 +60,7 @@ def _predict(args: argparse.Namespace) -> int:
             if meta.person_region is not None
             else None
         )
-        alerting = DecisionPolicy.from_config(config.inference).alerting(meta.classes)
+        alerting = DecisionPolicy.for_model(config.inference, meta).alerting(meta.classes)
         print(json.dumps(classify_clip(args.video, meta, backend, detector, alerting)))
         return 0
     run = replay(args.video, config, meta, backend, camera=args.camera)

@@ -321,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     sd.add_argument("--groups", type=positive_int, default=6)
     sd.add_argument("--clips-per-group", type=positive_int, default=3)
     sd.add_argument("--seed", type=int, default=0)
-    sd.set_defaults(handler="training:synth_data")
+    sd.set_defaults(handler="synth:synth_data")
 
     ev = sub.add_parser(
         "events",

@@ -8,10 +8,12 @@ the capture thread reads them from the camera's `CameraConfig`.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from har_daemon.config.paths import resolve_relative
 from har_daemon.config.types import SLUG_PATTERN, CameraSource, Section, SourceKind, source_kind
 from har_daemon.config.zones import MAX_POLYGONS, MaskConfig, ZoneConfig
 from har_daemon.core.polygons import polygon_problem
@@ -168,6 +170,18 @@ class CameraConfig(CaptureOptions):
                 known = ", ".join(names) or "none"
                 raise ValueError(f"{where}: required_zones.{activity} has {what} (zones: {known})")
         return self
+
+    @field_validator("source", mode="after")
+    @classmethod
+    def _find_relative_file(cls, v: int | str) -> int | str:
+        """A relative file not in the working directory (a service's is /): beside the config,
+        then among the bundled files, so `models/demo/sample.mp4` plays from any folder."""
+        if isinstance(v, int) or source_kind(v) != "file" or v.startswith(("file:", "/")):
+            return v
+        if Path(v).exists():
+            return v
+        found = resolve_relative(Path(v))
+        return str(found) if found.exists() else v
 
     @property
     def source_kind(self) -> SourceKind:

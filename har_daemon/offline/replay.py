@@ -33,6 +33,7 @@ class Replay:
     """What the daemon would have done with one file."""
 
     classes: list[str]
+    background: list[str] = field(default_factory=list)  # the model's background classes
     windows: list[WindowResult] = field(default_factory=list)
     transitions: list[Transition] = field(default_factory=list)
     duration_s: float = 0.0
@@ -101,7 +102,11 @@ def replay(
     """
     check_file_source(str(video), frame_size=True)
     spacing = config.model.frame_spacing_s or meta.frame_spacing_s
-    out = Replay(classes=list(meta.classes), window_span_s=meta.sequence_length * spacing)
+    out = Replay(
+        classes=list(meta.classes),
+        background=list(meta.background_classes),
+        window_span_s=meta.sequence_length * spacing,
+    )
 
     def on_result(result: WindowResult) -> None:
         out.windows.append(result)

@@ -42,7 +42,7 @@ def build_cameras(
     """One `Camera` per entry; `keep_frames` False: no full-frame history (a replay);
     `frame_clock` stamps their frames (`CameraCapture`); `thresholds`: cameras' own enter
     thresholds (`runtime.calibration.camera_thresholds`), else [inference]'s."""
-    policy = DecisionPolicy.from_config(config.inference)
+    policy = DecisionPolicy.for_model(config.inference, meta)
     spacing = config.model.frame_spacing_s or meta.frame_spacing_s
     window_s = window_seconds(config, meta)
     snapshots, clips = config.snapshots, config.clips

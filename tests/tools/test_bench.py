@@ -216,3 +216,15 @@ def test_tree_cpu_counts_this_process() -> None:
     before = tree_cpu_s(os.getpid())
     sum(i * i for i in range(2_000_000))
     assert tree_cpu_s(os.getpid()) > before
+
+
+def test_bench_stderr_has_no_gpu_noise_without_a_gpu() -> None:
+    """TensorFlow's start-up notes (cuda drivers, cuInit) are held back: only bench's progress."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HAR_")}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as a user runs it
+    cmd = [sys.executable, "-m", "har_daemon", "bench", "--streams-max", "0",
+           "--latency-streams", "0", "--runs", "3"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "cuda" not in proc.stderr.lower() and "cuInit" not in proc.stderr, proc.stderr
+    assert "bench: timing the litert backend" in proc.stderr
