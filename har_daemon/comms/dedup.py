@@ -158,4 +158,5 @@ class StateFile:
 
     def save(self, dedup: SeqDedup) -> None:
         """Write, fsync, rename over the old file, fsync the folder. OSError on failure."""
-        write_atomic(self.path, json.dumps(dedup.to_json(), separators=(",", ":")).encode())
+        data = json.dumps(dedup.to_json(), separators=(",", ":")).encode()
+        write_atomic(self.path, data, make_folder=False)

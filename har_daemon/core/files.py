@@ -8,11 +8,13 @@ import tempfile
 from pathlib import Path
 
 
-def write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes, make_folder: bool = True) -> None:
     """Write a temporary file beside `path`, fsync it, rename it over `path`, fsync the
-    folder. OSError on failure (the old file stays)."""
+    folder. OSError on failure (the old file stays). `make_folder` False: a missing folder is
+    an error (a path the user typed wrong is not created)."""
     folder = path.parent
-    folder.mkdir(parents=True, exist_ok=True)
+    if make_folder:
+        folder.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
     try:
         with os.fdopen(fd, "wb") as f:
