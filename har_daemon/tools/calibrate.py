@@ -38,8 +38,14 @@ from har_daemon.training.alert_policy import Recording, record, resimulate
 
 def alerts_at(recordings: Sequence[Recording], config: DaemonConfig, threshold: float) -> int:
     """False alerts the daemon's tracker raises on quiet `recordings` at `threshold`."""
-    policy = DecisionPolicy.from_config(config.inference).with_enter_threshold(threshold)
-    return sum(len(resimulate(rec, policy)) for rec in recordings)
+    return sum(len(resimulate(rec, _policy(rec, config, threshold))) for rec in recordings)
+
+
+def _policy(rec: Recording, config: DaemonConfig, threshold: float) -> DecisionPolicy:
+    """The daemon's policy for the recording's model, at the camera's `threshold`."""
+    return DecisionPolicy.from_config(config.inference, rec.background).with_enter_threshold(
+        threshold
+    )
 
 
 def calibrate(
@@ -178,5 +184,8 @@ def split_check(
 
 def recall_at(streams: Sequence[Recording], config: DaemonConfig, threshold: float) -> EventFigures:
     """Incident streams' pooled figures with the camera's threshold at `threshold`."""
-    policy = DecisionPolicy.from_config(config.inference).with_enter_threshold(threshold)
-    return pool([StreamRun(rec.truth, resimulate(rec, policy), rec.duration_s) for rec in streams])
+    runs = [
+        StreamRun(rec.truth, resimulate(rec, _policy(rec, config, threshold)), rec.duration_s)
+        for rec in streams
+    ]
+    return pool(runs)
