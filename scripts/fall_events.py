@@ -20,10 +20,7 @@ import cv2
 from har_daemon.core.errors import ModelError
 from har_daemon.model.person import PersonDetector
 from har_daemon.model.pose import PoseEstimator
-from har_daemon.runtime.falls import FALL_MODEL_DIR, FallStage, load_rule
-
-DETECT_SCORE = 0.2
-"""What the rule's thresholds were learned with (scripts/fall_data.py)."""
+from har_daemon.runtime.falls import DETECT_SCORE, FALL_MODEL_DIR, FallStage, load_rule
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from har_daemon.config.recognisers import RecogniserConfig, unique_kinds
 from har_daemon.config.types import SLUG_PATTERN, CameraSource, Section, SourceKind, source_kind
 from har_daemon.core.redact import redact_url
 
@@ -109,6 +110,30 @@ class CameraConfig(CaptureOptions):
         "(calibration.json in the state directory) and [inference] enter_threshold. Must be "
         "above [inference] exit_threshold.",
     )
+
+    recognisers: list[RecogniserConfig] = Field(
+        default_factory=list,
+        max_length=2,
+        title="Recognisers",
+        description='What this camera recognises, e.g. [{kind = "classifier"}, {kind = '
+        '"fall"}]: each with its own events and Home Assistant sensor, on the same frames. '
+        "Empty (default): the [model] classifier alone.",
+    )
+
+    @field_validator("recognisers")
+    @classmethod
+    def _unique_recognisers(cls, v: list[RecogniserConfig]) -> list[RecogniserConfig]:
+        return unique_kinds(v)
+
+    @property
+    def classifies(self) -> bool:
+        """Whether the [model] classifier runs on this camera."""
+        return not self.recognisers or any(r.kind == "classifier" for r in self.recognisers)
+
+    @property
+    def fall(self) -> RecogniserConfig | None:
+        """The fall recogniser's settings, when this camera runs one."""
+        return next((r for r in self.recognisers if r.kind == "fall"), None)
 
     @property
     def source_kind(self) -> SourceKind:

@@ -10,13 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from har_daemon.config import CameraConfig, DaemonConfig
+from har_daemon.core.errors import ConfigError
 from har_daemon.model.backends import default_threads
 from har_daemon.model.meta import ModelMeta
 from har_daemon.model.person import PersonDetector
+from har_daemon.model.pose import PoseEstimator
 from har_daemon.runtime.camera import Camera, FrameListener, StatusListener
+from har_daemon.runtime.falls import DETECT_SCORE, FALL_MODEL_DIR, FallStage, load_rule
 from har_daemon.runtime.history import FrameHistory
 from har_daemon.runtime.people import PeopleStage
 from har_daemon.runtime.policy import DecisionPolicy
+from har_daemon.runtime.recognisers import FallRecogniser
 
 HISTORY_SLACK_S = 5.0
 """Seconds of full frames kept beyond what snapshots and the clips' pre-roll need."""
@@ -50,15 +54,25 @@ def build_cameras(
     history_age = window_s * 2 + (clips.pre_roll_s if clips.enabled else 0) + HISTORY_SLACK_S
     history_rate = 1.0 / min(spacing, clip_spacing or spacing)
     rules = meta.person_region
+    falls = [cam.name for cam in cameras if cam.fall is not None]
+    if falls and rules is None:
+        raise ConfigError(
+            f"cameras {', '.join(falls)}: the fall recogniser needs a person-centric [model] "
+            f"(one with a person stage, e.g. models/fight); {meta.name} is not"
+        )
+    score = rules.min_score if rules is not None else DETECT_SCORE
     detector = (
-        PersonDetector(threads=default_threads(), score_threshold=rules.min_score)
+        PersonDetector(
+            threads=default_threads(), score_threshold=min(score, DETECT_SCORE) if falls else score
+        )
         if rules is not None
         else None
     )
+    pose = PoseEstimator(threads=default_threads()) if falls else None
     built: dict[str, Camera] = {}
     for cam in cameras:
         people = None
-        if detector is not None and rules is not None:
+        if detector is not None and rules is not None and cam.classifies:
             inf = config.inference
             gap = inf.interaction_distance if inf.interaction_gate else None
             people = PeopleStage(detector, rules, policy.smoother, window_s, gap)
@@ -84,4 +98,9 @@ def build_cameras(
             people=people,
             frame_clock=frame_clock,
         )
+        pipeline = built[cam.name].pipeline
+        pipeline.classify = cam.classifies
+        if cam.fall is not None and detector is not None and pose is not None:
+            stage = FallStage(detector, pose, load_rule(cam.fall.model or FALL_MODEL_DIR))
+            pipeline.falls = FallRecogniser(cam.name, stage, cam.fall.update_interval_s)
     return built

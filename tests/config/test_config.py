@@ -49,8 +49,11 @@ def problems(tmp_path: Path, text: str, **kw) -> list[str]:
 
 def test_example_loads_with_its_cameras() -> None:
     cfg = load_config(EXAMPLE)
-    assert [c.name for c in cfg.cameras] == ["front-door", "desk-webcam"]
-    rtsp, webcam = cfg.cameras
+    assert [c.name for c in cfg.cameras] == ["front-door", "desk-webcam", "living-room"]
+    rtsp, webcam, room = cfg.cameras
+    assert rtsp.classifies and rtsp.fall is None  # no recognisers: the classifier alone
+    assert room.classifies and room.fall is not None
+    assert room.fall.model is not None and (room.fall.model / "rule.json").is_file()
     assert rtsp.source_kind == "stream" and rtsp.source.startswith("rtsp://")
     assert "secret" not in rtsp.redacted_source and "secret" not in repr(rtsp)
     assert webcam.source == 0 and webcam.source_kind == "webcam"
