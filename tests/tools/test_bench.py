@@ -23,6 +23,7 @@ from har_daemon.model.meta import read_meta
 from har_daemon.tools import bench as benchmark
 from har_daemon.tools import streams
 from har_daemon.tools.broker import MosquittoBroker, MqttRecorder, find_mosquitto
+from har_daemon.tools.people import PEOPLE_CLIP
 from tests.shared_data import REPO
 
 needs_mosquitto = pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed")
@@ -163,7 +164,7 @@ def test_bench_json_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     cmd = [sys.executable, "-m", "har_daemon", "bench", "--json", "--streams-max", "2",
            "--seconds", "6", "--warmup", "3", "--latency-streams", "2", "--runs", "5",
-           "--workdir", str(tmp_path)]  # fmt: skip
+           "--recognisers-seconds", "4", "--workdir", str(tmp_path)]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
@@ -180,6 +181,13 @@ def test_bench_json_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert 0 < result["latency_p95_ms"] < 10_000
     assert 20 < result["rss_mb"] < 4000
     assert result["cpu_count"] == os.cpu_count()
+    # Fight + fall on one camera against fight alone (on the real clip, where it is here).
+    if PEOPLE_CLIP.is_file():
+        assert result["recognisers_model"] == "fight-person-lrcn"
+        assert 0 < result["fight_cpu_ms_per_s"] < result["fight_fall_cpu_ms_per_s"]
+        assert result["fight_fall_ratio"] > 1 and result["fall_looks"] > 0
+    else:
+        assert "not found" in result["recognisers_note"]
     assert result["stream"]["width"] == 640 and result["stream"]["fps"] == 25
     steps = result["steps"]
     assert [s["streams"] for s in steps][:1] == [1]
@@ -194,3 +202,4 @@ def test_bench_json_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     benchmark.print_table(result)
     text = capsys.readouterr().out
     assert "model.predict" in text and "latency p95 at 2 streams" in text
+    assert "fight + fall / fight alone" in text
