@@ -18,6 +18,7 @@ from har_daemon.config.paths import resolve_model_dir
 from har_daemon.config.types import ExpandedPath, Seconds, Section
 
 RecogniserKind = Literal["classifier", "fall"]
+FallLooks = Literal["own", "shared"]
 FALL_ACTIVITY = "fall"
 """The activity a fall recogniser's events carry."""
 
@@ -49,6 +50,17 @@ class RecogniserConfig(Section):
         "classifier's is [inference] update_interval_s.",
     )
 
+    looks: FallLooks = Field(
+        "own",
+        title="Fall looks",
+        description="'fall' only. 'own': a look every 0.2 s, the spacing the rule was learned "
+        "at, sharing the person detector's call when the classifier's person stage looks at "
+        "the same frame and calling it otherwise. 'shared': look only when the person stage "
+        "looks (every ~0.5 s with models/fight), so the fall costs pose alone, no detector "
+        "call of its own; it found one GMDCSA24 fall fewer (docs/pose-and-falls.md). Needs "
+        "the classifier on the camera.",
+    )
+
     @property
     def activity(self) -> str | None:
         """The activity of a recogniser's events (None: the classifier's, its classes)."""
@@ -69,4 +81,6 @@ def unique_kinds(recognisers: list[RecogniserConfig]) -> list[RecogniserConfig]:
     for r in recognisers:
         if r.kind == "classifier" and r.model is not None:
             raise ValueError("the classifier's model is [model] path; 'model' is for 'fall'")
+        if r.looks == "shared" and "classifier" not in kinds:
+            raise ValueError("looks = 'shared' shares the classifier's person stage: add it")
     return recognisers

@@ -102,5 +102,6 @@ def build_cameras(
         pipeline.classify = cam.classifies
         if cam.fall is not None and detector is not None and pose is not None:
             stage = FallStage(detector, pose, load_rule(cam.fall.model or FALL_MODEL_DIR))
-            pipeline.falls = FallRecogniser(cam.name, stage, cam.fall.update_interval_s)
+            shared = cam.fall.looks == "shared" and people is not None
+            pipeline.falls = FallRecogniser(cam.name, stage, cam.fall.update_interval_s, shared)
     return built

@@ -241,7 +241,7 @@ class InferenceScheduler(threading.Thread):
         if p.people is not None and p.people.due(count):
             boxes = p.people.look(frame, t, count)
         if p.falls is not None:
-            if p.falls.due(t):
+            if p.falls.due(t, boxes is not None):
                 result = p.falls.look(frame, t, boxes)
                 if self.activity_sink is not None:
                     self.activity_sink(result)

@@ -64,6 +64,8 @@ class FallRecogniser:
     camera: str
     stage: FallStage
     update_interval_s: float
+    shared: bool = False
+    """Look only at the person stage's looks (no detector call of its own)."""
     stats: FallStats = field(default_factory=FallStats)
     seen_count: int = 0
     """The ring's push count at the inference thread's last visit (a fast file's capture
@@ -71,8 +73,9 @@ class FallRecogniser:
     _open: dict[int, _Fall] = field(default_factory=dict)
     _idle_since: float | None = None
 
-    def due(self, t: float) -> bool:
-        return self.stage.due(t)
+    def due(self, t: float, people_looked: bool) -> bool:
+        """Whether to look at the frame of `t` (`people_looked`: the person stage just did)."""
+        return people_looked if self.shared else self.stage.due(t)
 
     def look(
         self,

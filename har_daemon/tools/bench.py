@@ -114,6 +114,8 @@ def print_table(result: dict[str, Any]) -> None:
          result.get("fight_cpu_ms_per_s"), "ms"),
         ("... with the fall recogniser too", result.get("fight_fall_cpu_ms_per_s"), "ms"),
         ("... fight + fall / fight alone", result.get("fight_fall_ratio"), "x"),
+        ("... with the fall's looks shared", result.get("fight_fall_shared_cpu_ms_per_s"), "ms"),
+        ("... fight + fall (shared) / fight alone", result.get("fight_fall_shared_ratio"), "x"),
         (f"latency p95 at {result.get('latency_streams')} streams", result.get("latency_p95_ms"),
          "ms"),
         (f"daemon RSS at {result.get('latency_streams')} streams", result.get("rss_mb"), "MB"),
