@@ -41,6 +41,7 @@ from har_daemon.model.backends import Backend
 from har_daemon.model.meta import ModelMeta
 from har_daemon.model.registry import create_backend
 from har_daemon.outputs.clips import ClipRecorder, ClipsError
+from har_daemon.outputs.clips.build import clip_recorder_for
 from har_daemon.preflight import check_writable, startup_summary, validate_startup
 from har_daemon.runtime.calibration import calibration_path, camera_thresholds, read_calibrations
 from har_daemon.runtime.camera import Camera
@@ -48,6 +49,7 @@ from har_daemon.runtime.cameras import build_cameras
 from har_daemon.runtime.inference import InferenceScheduler
 from har_daemon.runtime.policy import DecisionPolicy
 from har_daemon.runtime.stats import RawStats, StatsTracker, camera_health, collect_raw, health
+from har_daemon.service.debug_view import debug_view_for
 from har_daemon.service.housekeeping import Housekeeping
 from har_daemon.service.http import MetricsServer, MetricsServerError
 from har_daemon.service.systemd import SystemdNotifier
@@ -94,7 +96,7 @@ class App:
         try:
             meta = self.meta = validate_startup(self.config)
             backend = create_backend(self.config.model.backend, self.config.model.path)
-            self._start_http()
+            self._start_http(meta)
             self._init_cameras(meta)
             self._start_clips()
             self._start_comms(meta)
@@ -114,10 +116,13 @@ class App:
     def _on_stop(self, name: str, fn: Callable[[], None]) -> None:
         self._stops.append((name, fn))
 
-    def _start_http(self) -> None:
+    def _start_http(self, meta: ModelMeta) -> None:
         m = self.config.metrics
         if not m.port:
             return
+        view = debug_view_for(
+            self.config.debug_view, lambda: self.cameras, lambda: self.router, meta.classes
+        )
         server = MetricsServer(
             m.port,
             m.host,
@@ -127,7 +132,10 @@ class App:
             workers=m.workers,
             timeout_s=m.timeout_s,
             max_connections=m.max_connections,
+            routes=view,
         )
+        if view is not None:
+            self._on_stop("debug-view", view.close)
         try:
             server.start()
         except MetricsServerError as exc:
@@ -148,22 +156,10 @@ class App:
         )
 
     def _start_clips(self) -> None:
-        c = self.config.clips
-        if not c.enabled:
+        if not self.config.clips.enabled:
             return
         try:
-            self.clips = ClipRecorder(
-                c.path,
-                fps=c.fps,
-                pre_roll_s=c.pre_roll_s,
-                post_roll_s=c.post_roll_s,
-                max_clip_s=c.max_clip_s,
-                max_bytes=c.max_bytes,
-                max_age_s=c.max_age,
-                history={name: cam.history for name, cam in self.cameras.items()},
-                max_width=c.max_width,
-                codec=c.codec,
-            )
+            self.clips = clip_recorder_for(self.config, self.cameras, self.clock.timeline)
         except ClipsError as exc:
             raise ConfigError(f"clips: {exc}") from None
         self._on_stop("clips", self.clips.close_all)
@@ -211,7 +207,7 @@ class App:
                 cfg,
                 meta,
                 list(self.cameras),
-                DecisionPolicy.from_config(cfg.inference).alerting(meta.classes),
+                DecisionPolicy.for_model(cfg.inference, meta).alerting(meta.classes),
                 lambda topic, payload, retain: self.messenger.publish(
                     topic, payload, retain=retain
                 ),

@@ -24,6 +24,7 @@ from har_daemon.model.person import PersonDetector
 from har_daemon.model.registry import resolve_kind
 from har_daemon.runtime.capture import check_file_source
 from har_daemon.runtime.policy import DecisionPolicy
+from har_daemon.runtime.zones import zone_problem
 from har_daemon.service.http import MetricsServerError, check_port
 
 
@@ -36,10 +37,13 @@ def validate_startup(config: DaemonConfig, frame_sizes: bool = False) -> ModelMe
     if not config.enabled_cameras:
         raise ConfigError("no enabled camera: add a [[cameras]] entry or pass --source")
     try:
-        DecisionPolicy.from_config(config.inference).check_classes(meta.classes)
+        DecisionPolicy.for_model(config.inference, meta).check_classes(meta.classes)
     except ValueError as exc:
         raise ConfigError(f"inference: {exc}") from None
     for cam in config.enabled_cameras:
+        problem = zone_problem(cam, meta)
+        if problem is not None:
+            raise ConfigError(f"cameras: {problem}")
         if cam.source_kind == "file":
             check_file_source(str(cam.source), frame_size=frame_sizes)
     return meta
@@ -97,6 +101,32 @@ def check_environment(config: DaemonConfig, meta: ModelMeta) -> None:
             check_port(config.metrics.host, config.metrics.port)
         except MetricsServerError as exc:
             raise ConfigError(f"metrics: {exc}") from None
+
+
+SANDBOX_DOCS = "docs/operations.md, 'Webcams'"
+"""Where the unit's webcam drop-in is described."""
+
+
+def device_warnings(config: DaemonConfig, dev: Path = Path("/dev")) -> list[str]:
+    """Local video devices the systemd unit cannot open as shipped (check-config's warnings).
+
+    The unit's PrivateDevices=yes gives the service a /dev without /dev/video*: a webcam that
+    works from a shell fails under the service unless the webcam drop-in is installed.
+    """
+    out = []
+    for cam in config.enabled_cameras:
+        if cam.source_kind == "webcam":
+            device = dev / f"video{cam.source}"
+        elif cam.source_kind == "device":
+            device = Path(str(cam.source))
+        else:
+            continue
+        state = "is not present here" if not device.exists() else "is a local device"
+        out.append(
+            f"camera {cam.name}: {device} {state}; the har-daemon unit's PrivateDevices=yes "
+            f"hides /dev/video* unless its webcam drop-in is installed ({SANDBOX_DOCS})"
+        )
+    return out
 
 
 def startup_summary(config: DaemonConfig, meta: ModelMeta) -> dict[str, Any]:

@@ -17,6 +17,7 @@ APT_PACKAGES=(
   gstreamer1.0-tools gstreamer1.0-plugins-base gstreamer1.0-plugins-good
   gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly gstreamer1.0-libav
   systemd openssl strace
+  python3-venv  # scripts/build-deb.sh builds the package's venv from Debian's python3
   chromium fonts-dejavu-core
 )
 missing=()

@@ -51,8 +51,9 @@ def _toml_value(value: Any) -> str:
         return json.dumps(str(value))  # a JSON string is a valid TOML basic string
     if isinstance(value, Sequence):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, Mapping):  # an inline table, e.g. a camera's recognisers
-        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, Mapping):  # an inline table
+        items = (f"{json.dumps(k)} = {_toml_value(v)}" for k, v in value.items())
+        return "{ " + ", ".join(items) + " }"
     raise TypeError(f"no TOML for {value!r}")
 
 

@@ -10,7 +10,7 @@ import pytest
 from har_daemon.config import load_config
 from har_daemon.core.errors import ConfigError
 from har_daemon.model.meta import read_meta
-from har_daemon.preflight import check_environment, unwritable_reason
+from har_daemon.preflight import check_environment, device_warnings, unwritable_reason
 from tests.infra.procs import LOOPBACK
 
 
@@ -39,3 +39,20 @@ def test_a_bound_metrics_port_is_named(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match=f"metrics port {port} is already in use"):
             check_environment(config, read_meta(config.model.path))
     check_environment(config, read_meta(config.model.path))  # free again
+
+
+def test_local_video_devices_are_named_with_the_units_sandbox(tmp_path: Path) -> None:
+    """PrivateDevices=yes hides /dev/video*: check-config says so for webcams and devices only."""
+    (tmp_path / "video0").touch()
+    cams = [
+        {"name": "usb", "source": 0},
+        {"name": "v4l2", "source": "/dev/video77"},
+        {"name": "door", "source": "rtsp://cam/stream"},
+        {"name": "off", "source": 1, "enabled": False},
+    ]
+    config = load_config(None, overrides={"cameras": cams})
+    warnings = device_warnings(config, dev=tmp_path)
+    assert len(warnings) == 2, warnings
+    assert warnings[0].startswith(f"camera usb: {tmp_path / 'video0'} is a local device")
+    assert warnings[1].startswith("camera v4l2: /dev/video77 is not present here")
+    assert all("PrivateDevices=yes" in w and "docs/operations.md" in w for w in warnings)

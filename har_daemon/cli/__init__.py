@@ -18,6 +18,7 @@ from importlib.util import find_spec
 from har_daemon.cli.parser import build_parser
 from har_daemon.core.errors import TRAIN_EXTRA_HINT, HarError
 from har_daemon.core.logs import configure_logging
+from har_daemon.core.stderr import native_stderr_held
 
 EXIT_USAGE = 2
 
@@ -48,7 +49,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _quiet_frameworks()
     configure_logging(os.environ.get("HAR_LOG_LEVEL", "info"))
     try:
-        return int(_handler(args.handler)(args))
+        if "tensorflow" in getattr(args, "needs", ()):
+            with native_stderr_held():  # TensorFlow's start-up notes, GPU or none
+                handler = _handler(args.handler)
+        else:
+            handler = _handler(args.handler)
+        return int(handler(args))
     except HarError as exc:
         print(f"har-daemon: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -12,7 +12,7 @@ from har_daemon.config import DaemonConfig, load_config
 from har_daemon.core.logs import configure_logging
 from har_daemon.core.paths import DEMO_CLIP
 from har_daemon.core.stderr import json_stderr
-from har_daemon.preflight import check_environment, validate_startup
+from har_daemon.preflight import check_environment, device_warnings, validate_startup
 
 DEFAULT_CAMERA = "demo"
 
@@ -67,4 +67,6 @@ def check_config(args: argparse.Namespace) -> int:
         f"mqtt: {config.mqtt.host}:{config.mqtt.port}"
         + ("" if config.mqtt.enabled else " (disabled)")
     )
+    for warning in device_warnings(config):
+        print(f"har-daemon: warning: {warning}", file=sys.stderr)
     return 0

@@ -60,10 +60,11 @@ def _predict(args: argparse.Namespace) -> int:
             if meta.person_region is not None
             else None
         )
-        alerting = DecisionPolicy.from_config(config.inference).alerting(meta.classes)
+        alerting = DecisionPolicy.for_model(config.inference, meta).alerting(meta.classes)
         print(json.dumps(classify_clip(args.video, meta, backend, detector, alerting)))
         return 0
-    doc = document(args.video, config, meta, replay(args.video, config, meta, backend))
+    run = replay(args.video, config, meta, backend, camera=args.camera)
+    doc = document(args.video, config, meta, run)
     if args.output:
         write_annotated(args.video, args.output, doc)
     if args.events:

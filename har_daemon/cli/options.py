@@ -119,3 +119,9 @@ def add_bench_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workdir", type=Path, default=None, help="keep configs, video and daemon logs here"
     )
+    parser.add_argument(
+        "--recording",
+        action="store_true",
+        help="only the CPU of one camera with clips off, by copy of a main stream and "
+        "re-encoded (uses --seconds and --warmup)",
+    )

@@ -168,6 +168,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_offline_options(pr)
     pr.add_argument("--stride", type=positive_int, help="sampled frames per window step")
     pr.add_argument("--events", action="store_true", help="print the events, one per line")
+    pr.add_argument(
+        "--camera",
+        help="replay with this [[cameras]] entry's zones and masks (default: the first one's)",
+    )
     pr.add_argument("--json", action="store_true", help="JSON (one document, or one per event)")
     pr.add_argument("--output", type=Path, help="write the video with labels drawn on it (.mp4)")
     pr.add_argument(
@@ -317,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     sd.add_argument("--groups", type=positive_int, default=6)
     sd.add_argument("--clips-per-group", type=positive_int, default=3)
     sd.add_argument("--seed", type=int, default=0)
-    sd.set_defaults(handler="training:synth_data")
+    sd.set_defaults(handler="synth:synth_data")
 
     ev = sub.add_parser(
         "events",

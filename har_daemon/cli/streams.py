@@ -87,7 +87,7 @@ def write_stream_report(
     """stream.json and timeline.png, which `har-daemon report` shows."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "stream.json").write_text(json.dumps(doc, indent=2) + "\n")
-    alerting = DecisionPolicy.from_config(config.inference).alerting(meta.classes)
+    alerting = DecisionPolicy.for_model(config.inference, meta).alerting(meta.classes)
     windows = result.run.windows
     plot_stream_timeline(
         folder / "timeline.png",

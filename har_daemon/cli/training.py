@@ -1,4 +1,4 @@
-"""`train`, `cv` and `synth-data`."""
+"""`train` and `cv`."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any
 from har_daemon.cli.args import ALL_CLASSES
 from har_daemon.training.cv import CV_FILE, cross_validate, format_table
 from har_daemon.training.dataset import PAPER_CLASSES
-from har_daemon.training.synth import generate_dataset
 from har_daemon.training.train import TrainOptions
 from har_daemon.training.train import train as train_model
 
@@ -86,17 +85,4 @@ def cv(args: argparse.Namespace) -> int:
     )
     print(format_table(cv))
     print(f"report: {args.report / CV_FILE}")
-    return 0
-
-
-def synth_data(args: argparse.Namespace) -> int:
-    classes = PAPER_CLASSES if args.classes in (None, ALL_CLASSES) else tuple(args.classes)
-    paths = generate_dataset(
-        args.out,
-        classes=classes,
-        groups=args.groups,
-        clips_per_group=args.clips_per_group,
-        seed=args.seed,
-    )
-    print(f"wrote {len(paths)} clips of {len(classes)} classes to {args.out}")
     return 0

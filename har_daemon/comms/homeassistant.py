@@ -6,6 +6,8 @@ Per camera (one HA device):
 - `binary_sensor` per alerting activity: ON while `activity` equals it (device_class safety);
   one more per other recogniser of the camera (a fall's), ON while its own retained
   `<prefix>/<camera>/activity/<activity>` says so: one sensor per camera and activity.
+- `binary_sensor` per zone and alerting activity (cameras with zones): ON while `activity`
+  equals it and the activity JSON's `zones` holds the zone.
 - `switch` "Detection": commands `<prefix>/<camera>/set` ({"enabled":true|false}), state from
   the retained `<prefix>/<camera>/enabled` JSON.
 - `image` "Snapshot" (only with snapshots on): the retained JPEG on `<prefix>/<camera>/snapshot`.
@@ -111,6 +113,16 @@ def binary_sensor_value_template(activity: str) -> str:
     return "{{ 'ON' if value_json.activity == " + _jinja_str(activity) + " else 'OFF' }}"
 
 
+def zone_sensor_value_template(activity: str, zone: str) -> str:
+    return (
+        "{{ 'ON' if value_json.activity == "
+        + _jinja_str(activity)
+        + " and "
+        + _jinja_str(zone)
+        + " in (value_json.get('zones') or []) else 'OFF' }}"
+    )
+
+
 def switch_value_template() -> str:
     return "{{ 'ON' if value_json.enabled else 'OFF' }}"
 
@@ -127,6 +139,7 @@ def discovery_messages(
     snapshots: bool,
     instance: str | None = None,
     recognisers: Sequence[str] = (),
+    zones: Sequence[str] = (),
 ) -> list[tuple[str, str]]:
     """(config topic, JSON payload) for every HA entity of one camera; pure.
 
@@ -134,6 +147,7 @@ def discovery_messages(
     (`DecisionPolicy.alerting`), since the config's empty list means "all". `instance`: the
     instance's name when several share the prefix (its own availability topic and node_id).
     `recognisers`: the activities of the camera's other recognisers (["fall"]).
+    `zones`: the camera's zone names; each gets a binary_sensor per alerting activity.
     """
     check_topic_level(camera)
     disc = discovery_prefix.strip("/")
@@ -204,6 +218,24 @@ def discovery_messages(
                 },
             )
         )
+    for zone in zones:
+        for activity in dict.fromkeys(alert_activities):
+            entities.append(
+                (
+                    "binary_sensor",
+                    f"zone_{slug(zone)}_{slug(activity)}",
+                    {
+                        "name": f"{activity} in {zone}",
+                        "state_topic": activity_topic,
+                        "value_template": zone_sensor_value_template(activity, zone),
+                        "payload_on": "ON",
+                        "payload_off": "OFF",
+                        "device_class": BINARY_SENSOR_DEVICE_CLASS,
+                        "qos": 1,
+                        **both,
+                    },
+                )
+            )
     entities.append(
         (
             "switch",
@@ -283,11 +315,13 @@ class HaDiscovery:
         instance: str | None = None,
         reannounce_interval_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
+        zones: Mapping[str, Sequence[str]] | None = None,
         recognisers: Mapping[str, Sequence[str]] | None = None,
         classified: Iterable[str] | None = None,
     ) -> None:
-        """`recognisers`: each camera's other recognisers' activities; `classified`: the
-        cameras that run the classifier (None: all), the others get no classifier alerts."""
+        """`zones`: camera -> its zone names (cameras with zones get their zone sensors);
+        `recognisers`: each camera's other recognisers' activities; `classified`: the cameras
+        that run the classifier (None: all), the others get no classifier alerts."""
         self.reannounce_interval_s = reannounce_interval_s
         self._clock = clock
         self._requests = 0  # HA's "online" messages not answered yet
@@ -311,6 +345,7 @@ class HaDiscovery:
                 version=version,
                 snapshots=snapshots,
                 instance=instance,
+                zones=(zones or {}).get(camera, ()),
             )
         self._check_unique()
         self._lock = threading.Lock()
@@ -426,6 +461,7 @@ def discovery_for(
             reannounce_interval_s=config.homeassistant.reannounce_interval_s,
             recognisers=recognisers,
             classified=classified,
+            zones={cam.name: [z.name for z in cam.zones] for cam in config.cameras},
         )
     except ValueError as exc:
         raise ConfigError(f"homeassistant: {exc}") from None

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from har_daemon.config.cameras import CameraConfig, CaptureConfig, CaptureOptions, RtspTransport
 from har_daemon.config.comms import HomeAssistantConfig, MqttConfig, SpoolConfig
+from har_daemon.config.debug_view import DebugViewConfig
 from har_daemon.config.errors import describe_errors
 from har_daemon.config.inference import Backend, InferenceConfig, ModelConfig, SmoothingMethod
 from har_daemon.config.loader import load_config
@@ -58,6 +59,7 @@ __all__ = [
     "ClipCodec",
     "ClipsConfig",
     "DaemonConfig",
+    "DebugViewConfig",
     "ExpandedPath",
     "FrameWidth",
     "HomeAssistantConfig",

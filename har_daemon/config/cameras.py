@@ -8,12 +8,16 @@ the capture thread reads them from the camera's `CameraConfig`.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from har_daemon.config.paths import resolve_relative
 from har_daemon.config.recognisers import RecogniserConfig, unique_kinds
 from har_daemon.config.types import SLUG_PATTERN, CameraSource, Section, SourceKind, source_kind
+from har_daemon.config.zones import MAX_POLYGONS, MaskConfig, ZoneConfig
+from har_daemon.core.polygons import polygon_problem
 from har_daemon.core.redact import redact_url
 
 RtspTransport = Literal["tcp", "udp"]
@@ -94,6 +98,13 @@ class CameraConfig(CaptureOptions):
         description="Webcam index (0), a /dev/videoN path, an rtsp:// or http(s):// URL, or a "
         "video file.",
     )
+    record_source: CameraSource | None = Field(
+        None,
+        title="Recording source",
+        description="The camera's full-resolution main stream (rtsp:// URL, or a file), when "
+        "`source` is its sub-stream: event clips are cut from it by stream copy (no decoding, "
+        "no re-encoding) at its own resolution; the analysis and snapshots keep to `source`.",
+    )
     enabled: bool = Field(True, title="Enabled", description="false: keep it but do not open it.")
     loop: bool = Field(False, title="Loop file", description="Files only: start again at the end.")
     realtime: bool = Field(
@@ -110,6 +121,27 @@ class CameraConfig(CaptureOptions):
         "(calibration.json in the state directory) and [inference] enter_threshold. Must be "
         "above [inference] exit_threshold.",
     )
+    zones: list[ZoneConfig] = Field(
+        default_factory=list,
+        max_length=MAX_POLYGONS,
+        title="Zones",
+        description="[[cameras.zones]]: named areas; events carry the zones their people stand "
+        "in (a person's foot point: the middle of the bottom of their box).",
+    )
+    masks: list[MaskConfig] = Field(
+        default_factory=list,
+        max_length=MAX_POLYGONS,
+        title="Masks",
+        description="[[cameras.masks]]: areas never analysed (no detection, motion or cut "
+        "check; people standing in them are ignored).",
+    )
+    required_zones: dict[str, list[str]] = Field(
+        default_factory=dict,
+        max_length=1000,
+        title="Required zones",
+        description="activity = [zones]: the activity counts only for people standing in one "
+        "of the zones (needs a person-centric model). Activities not listed count everywhere.",
+    )
 
     recognisers: list[RecogniserConfig] = Field(
         default_factory=list,
@@ -119,6 +151,47 @@ class CameraConfig(CaptureOptions):
         '"fall"}]: each with its own events and Home Assistant sensor, on the same frames. '
         "Empty (default): the [model] classifier alone.",
     )
+
+    @field_validator("record_source")
+    @classmethod
+    def _recordable(cls, v: int | str | None) -> int | str | None:
+        if isinstance(v, int) or (isinstance(v, str) and v.startswith("/dev/")):
+            raise ValueError("a webcam cannot be recorded by copy: give a stream URL or a file")
+        return v
+
+    @model_validator(mode="after")
+    def _polygons(self) -> CameraConfig:
+        """Each polygon usable, zone names unique and every required zone defined; the line
+        names the camera and the zone, as the file's author knows them."""
+        where = f"camera {self.name!r}"
+        names = [z.name for z in self.zones]
+        for kind, items in (("zone", self.zones), ("mask", self.masks)):
+            for item in items:
+                problem = polygon_problem(item.points)
+                if problem is not None:
+                    raise ValueError(f"{where}, {kind} {item.name!r}: {problem}")
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"{where}: zone names must be unique: {', '.join(dup)}")
+        for activity, zones in self.required_zones.items():
+            unknown = [z for z in zones if z not in names]
+            if not zones or unknown:
+                what = f"unknown zone {unknown[0]!r}" if unknown else "an empty list"
+                known = ", ".join(names) or "none"
+                raise ValueError(f"{where}: required_zones.{activity} has {what} (zones: {known})")
+        return self
+
+    @field_validator("source", mode="after")
+    @classmethod
+    def _find_relative_file(cls, v: int | str) -> int | str:
+        """A relative file not in the working directory (a service's is /): beside the config,
+        then among the bundled files, so `models/demo/sample.mp4` plays from any folder."""
+        if isinstance(v, int) or source_kind(v) != "file" or v.startswith(("file:", "/")):
+            return v
+        if Path(v).exists():
+            return v
+        found = resolve_relative(Path(v))
+        return str(found) if found.exists() else v
 
     @field_validator("recognisers")
     @classmethod
@@ -148,4 +221,5 @@ class CameraConfig(CaptureOptions):
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         """repr() and str() never show a URL's credentials."""
         for key, value in super().__repr_args__():
-            yield key, (redact_url(value) if key == "source" and isinstance(value, str) else value)
+            secret = key in ("source", "record_source") and isinstance(value, str)
+            yield key, (redact_url(value) if secret else value)

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
-from har_daemon.config.paths import resolve_model_dir
+from har_daemon.config.paths import resolve_relative
 from har_daemon.config.types import ExpandedPath, Seconds, Section
 from har_daemon.core.paths import DEMO_MODEL_DIR
 
@@ -62,7 +62,7 @@ class ModelConfig(Section):
     @field_validator("path", mode="after")
     @classmethod
     def _resolve_relative(cls, v: Path) -> Path:
-        return resolve_model_dir(v)
+        return resolve_relative(v)
 
 
 class InferenceConfig(Section):

@@ -1,8 +1,9 @@
-"""Where configured files are looked for: the state directory, and relative model paths.
+"""Where configured files are looked for: the state directory, relative model and clip paths.
 
 A service's working directory is rarely where its config or its models live, so a relative
-model path is looked up beside the config file being loaded (`LOADING_FILE`, set by
-`load_config` for the duration of one load), then among the bundled models.
+model path, or a relative file source that is not in the working directory, is looked up beside
+the config file being loaded (`LOADING_FILE`, set by `load_config` for the duration of one
+load), then among the bundled files (`models/demo/sample.mp4`).
 """
 
 from __future__ import annotations
@@ -33,9 +34,9 @@ def default_state_dir(*, env: Mapping[str, str] | None = None) -> Path:
     return Path.home() / ".local" / "state" / "har-daemon"
 
 
-def resolve_model_dir(path: Path) -> Path:
+def resolve_relative(path: Path) -> Path:
     """An absolute `path` as is; a relative one beside the config file, else among the bundled
-    models, else as given (reported later, when the model is opened)."""
+    files, else as given (reported later, when the file is opened)."""
     if path.is_absolute():
         return path
     config_file = LOADING_FILE.get()

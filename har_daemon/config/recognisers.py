@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator
 
-from har_daemon.config.paths import resolve_model_dir
+from har_daemon.config.paths import resolve_relative
 from har_daemon.config.types import ExpandedPath, Seconds, Section
 
 RecogniserKind = Literal["classifier", "fall"]
@@ -69,7 +69,7 @@ class RecogniserConfig(Section):
     @field_validator("model", mode="after")
     @classmethod
     def _resolve_relative(cls, v: Path | None) -> Path | None:
-        return None if v is None else resolve_model_dir(v)
+        return None if v is None else resolve_relative(v)
 
 
 def unique_kinds(recognisers: list[RecogniserConfig]) -> list[RecogniserConfig]:

@@ -21,10 +21,12 @@ from pydantic_settings import (
 
 from har_daemon.config.cameras import CameraConfig, CaptureConfig
 from har_daemon.config.comms import HomeAssistantConfig, MqttConfig, SpoolConfig
+from har_daemon.config.debug_view import DebugViewConfig
 from har_daemon.config.inference import InferenceConfig, ModelConfig
 from har_daemon.config.outputs import CLIPS_SUBDIR, ClipsConfig, SnapshotsConfig
 from har_daemon.config.paths import LOADING_FILE, default_state_dir
 from har_daemon.config.service import LoggingConfig, MetricsConfig, StatsConfig
+from har_daemon.core.redact import redact_url
 
 ENV_PREFIX = "HAR_"
 ENV_NESTED_DELIMITER = "__"
@@ -98,6 +100,11 @@ class DaemonConfig(BaseSettings):
         default_factory=MetricsConfig,
         title="Metrics",
         description="The Prometheus endpoint.",
+    )
+    debug_view: DebugViewConfig = Field(
+        default_factory=DebugViewConfig,
+        title="Debug view",
+        description="Live pictures with boxes, zones and scores, on the metrics port.",
     )
 
     @classmethod
@@ -179,6 +186,12 @@ class DaemonConfig(BaseSettings):
                 )
         return self
 
+    @model_validator(mode="after")
+    def _debug_view_needs_http(self) -> DaemonConfig:
+        if self.debug_view.enabled and not self.metrics.port:
+            raise ValueError("debug_view: enabled needs an HTTP port: set [metrics] port")
+        return self
+
     @property
     def enabled_cameras(self) -> list[CameraConfig]:
         return [cam for cam in self.cameras if cam.enabled]
@@ -188,4 +201,6 @@ class DaemonConfig(BaseSettings):
         data = self.model_dump(mode="json")
         for cam, raw in zip(data["cameras"], self.cameras, strict=True):
             cam["source"] = raw.redacted_source if isinstance(raw.source, str) else raw.source
+            if isinstance(raw.record_source, str):
+                cam["record_source"] = redact_url(raw.record_source)
         return data

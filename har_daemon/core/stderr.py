@@ -19,6 +19,7 @@ import contextlib
 import os
 import re
 import sys
+import tempfile
 import threading
 import warnings
 from collections.abc import Iterator
@@ -202,3 +203,27 @@ def json_stderr(capture_native: bool = True) -> Iterator[NativeStderr | None]:
         if native is not None:
             native.stop()
         threading.excepthook, warnings.showwarning = saved
+
+
+@contextlib.contextmanager
+def native_stderr_held() -> Iterator[None]:
+    """File descriptor 2 into a temporary file while a native library starts up.
+
+    TensorFlow's import prints absl lines (`Could not find cuda drivers on your machine`, oneDNN
+    and CPU-feature notes) before any log level applies, even on a machine that never had a GPU.
+    What was held is shown only when the block fails, where it may explain why.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)

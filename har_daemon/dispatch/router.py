@@ -21,8 +21,10 @@ the capture of its newest frame to its messages handed to MQTT, goes to `record_
 
 from __future__ import annotations
 
+import json
 import queue
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
@@ -47,6 +49,9 @@ from har_daemon.runtime.inference import GapResult, WindowResult
 from har_daemon.runtime.recognisers import ActivityResult
 
 log = get_logger(__name__)
+
+RECENT_EVENTS = 20
+"""Events (with their snapshots) kept in memory for the debug view's index page."""
 
 Outcome = WindowResult | GapResult | ActivityResult
 """A classifier's window or gap, or another recogniser's look (a fall's, keyed by activity)."""
@@ -107,6 +112,10 @@ class EventRouter(threading.Thread):
         self._last_seq: dict[str, int] = dict(first_seqs or {})
         self._started_wall: dict[str, float] = {}  # open occurrence id -> its announced start
         self._regions: dict[str, list[float]] = {}
+        self._zones: dict[str, list[str]] = {}
+        self._jpegs: dict[str, bytes] = {}  # a start's snapshot until its event is sent
+        # The newest events (payload, the start's snapshot) for the debug view's index page.
+        self.recent: deque[tuple[dict[str, Any], bytes | None]] = deque(maxlen=RECENT_EVENTS)
         self.dropped = 0
         self.errors = 0
 
@@ -250,13 +259,21 @@ class EventRouter(threading.Thread):
         if held is not None:
             log.exception("router.outcome_failed", camera=outcome.camera, suppressed=held)
 
+    def recent_events(self) -> list[tuple[dict[str, Any], bytes | None]]:
+        """The newest events, oldest first, with each start's snapshot (any thread)."""
+        return list(self.recent)  # one C-level copy: safe against the router's appends
+
     def state_payload(self, state: ActivityState, at: float, offset: float) -> dict[str, Any]:
         """The retained activity payload of `state` at frame time `at`, in wall time (`offset`:
         `Clock.wall_offset`); an ongoing occurrence shows the start it announced."""
         since = self._started_wall.get(state.occurrence_id or "")
         if since is None and state.since is not None:
             since = state.since + offset
-        return activity_payload(replace(state, since=since), at + offset)
+        payload = activity_payload(replace(state, since=since), at + offset)
+        if state.camera in self._zones and state.activity in (None, *self.settings.classes):
+            # Home Assistant's zone sensors read these (the classifier's zones; not a fall's)
+            payload["zones"] = self._zones[state.camera] if state.activity else []
+        return payload
 
     def _wall(self, tr: Transition, offset: float) -> Transition:
         """`tr` with wall-clock times, for its payload; see the module docstring."""
@@ -299,6 +316,8 @@ class EventRouter(threading.Thread):
                 self._regions[key] = outcome.region
         elif isinstance(outcome, WindowResult) and outcome.region is not None:
             self._regions[key] = outcome.region
+            if outcome.zones is not None:
+                self._zones[outcome.camera] = outcome.zones
         return self._regions.get(key)
 
     def _extras(
@@ -306,6 +325,9 @@ class EventRouter(threading.Thread):
     ) -> dict[str, Any]:
         """The snapshot of a start and the clip of an end, done before the event is sent."""
         extras: dict[str, Any] = {} if region is None else {"region": region}
+        if camera in self._zones and tr.activity in self.settings.classes:
+            # cameras with zones: where the classifier's event's people stood
+            extras["zones"] = self._zones[camera]
         if tr.kind == "start":
             if self.clips is not None:
                 self.clips.start(tr.occurrence_id, camera, tr.activity, tr.started_at)
@@ -351,6 +373,7 @@ class EventRouter(threading.Thread):
             )
             if self.out is not None:
                 self.out.write(data.decode() + "\n")
+            self.recent.append((json.loads(data), self._jpegs.pop(tr.occurrence_id, None)))
         if self.out is not None:
             self.out.flush()
 
@@ -372,6 +395,7 @@ class EventRouter(threading.Thread):
             return False
         if jpeg is None:
             return False
+        self._jpegs[tr.occurrence_id] = jpeg
         self.messenger.publish(self.topics.snapshot(camera), jpeg, retain=True)
         return self.messenger.enabled
 

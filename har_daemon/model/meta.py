@@ -70,6 +70,12 @@ class ModelMeta(BaseModel):
     classes: list[str] = Field(
         ..., min_length=2, description="Class names in the order of the model's output vector."
     )
+    background_classes: list[str] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="Classes that mean 'nothing to report' (e.g. noFight): never an activity "
+        "unless a config names them in alert_activities, so every tool alerts on the others.",
+    )
     sequence_length: int = Field(20, ge=1, le=1000, description="Frames per input window.")
     frame_height: int = Field(64, ge=8, le=2048, description="Height of each resized frame.")
     frame_width: int = Field(64, ge=8, le=2048, description="Width of each resized frame.")
@@ -134,6 +140,15 @@ class ModelMeta(BaseModel):
         if any(not c.strip() for c in v):
             raise ValueError("class names must not be empty")
         return v
+
+    @model_validator(mode="after")
+    def _background_is_some_classes(self) -> ModelMeta:
+        unknown = sorted(set(self.background_classes) - set(self.classes))
+        if unknown:
+            raise ValueError(f"background_classes not in classes: {', '.join(unknown)}")
+        if set(self.background_classes) >= set(self.classes):
+            raise ValueError("background_classes must leave at least one class to alert on")
+        return self
 
     @model_validator(mode="after")
     def _person_region_needs_rules(self) -> ModelMeta:

@@ -40,7 +40,7 @@ def predict_document(
 
 def document(video: Path, config: DaemonConfig, meta: ModelMeta, run: Replay) -> dict[str, Any]:
     classes = list(meta.classes)
-    policy = DecisionPolicy.from_config(config.inference)
+    policy = DecisionPolicy.for_model(config.inference, meta)
     return {
         "model": meta.name,
         "video": str(video),

@@ -16,13 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from har_daemon.config import CameraConfig, DaemonConfig
-from har_daemon.core.errors import VideoError
+from har_daemon.core.errors import ConfigError, VideoError
 from har_daemon.model.backends import Backend
 from har_daemon.model.meta import ModelMeta
 from har_daemon.runtime.cameras import build_cameras
 from har_daemon.runtime.capture import check_file_source
 from har_daemon.runtime.events import Transition
 from har_daemon.runtime.inference import GapResult, InferenceScheduler, WindowResult
+from har_daemon.runtime.zones import zone_problem
 
 REPLAY_CAMERA = "replay"
 
@@ -32,6 +33,7 @@ class Replay:
     """What the daemon would have done with one file."""
 
     classes: list[str]
+    background: list[str] = field(default_factory=list)  # the model's background classes
     windows: list[WindowResult] = field(default_factory=list)
     transitions: list[Transition] = field(default_factory=list)
     duration_s: float = 0.0
@@ -40,10 +42,14 @@ class Replay:
     no_person_windows: int = 0
     window_span_s: float = 0.0
     finishes: list[float] = field(default_factory=list)  # where the tracker was told to finish
+    zones: list[list[str] | None] = field(default_factory=list)  # per transition, with zones
 
     def events(self) -> list[dict[str, Any]]:
         """The events the daemon would publish (without ids and sequence numbers)."""
-        return [transition_dict(tr) for tr in self.transitions]
+        return [
+            {**transition_dict(tr), **({"zones": z} if z is not None else {})}
+            for tr, z in zip(self.transitions, self.zones, strict=True)
+        ]
 
 
 def transition_dict(tr: Transition) -> dict[str, Any]:
@@ -61,6 +67,25 @@ def transition_dict(tr: Transition) -> dict[str, Any]:
     return out
 
 
+def replay_camera(
+    video: Path, config: DaemonConfig, meta: ModelMeta, camera: str | None = None
+) -> CameraConfig:
+    """The file as a camera: with the zones and masks of the configuration's camera named
+    `camera` (default: the first), so a recording of that camera replays with its drawing."""
+    drawing: dict[str, Any] = {}
+    named = {c.name: c for c in config.cameras}
+    if camera is not None and camera not in named:
+        known = ", ".join(named) or "none"
+        raise ConfigError(f"--camera: no camera {camera!r} in the configuration (cameras: {known})")
+    if config.cameras:
+        first = named[camera] if camera is not None else config.cameras[0]
+        problem = zone_problem(first, meta)
+        if problem is not None:
+            raise ConfigError(f"cameras: {problem}")
+        drawing = first.model_dump(include={"zones", "masks", "required_zones"})
+    return CameraConfig(name=REPLAY_CAMERA, source=str(video), realtime=False, **drawing)
+
+
 def replay(
     video: Path,
     config: DaemonConfig,
@@ -68,24 +93,32 @@ def replay(
     backend: Backend,
     *,
     on_window: Callable[[WindowResult], None] | None = None,
+    camera: str | None = None,
 ) -> Replay:
     """Run `video` through the daemon's capture and inference code with `config`'s settings.
 
-    Raises VideoError (one line) for a file that cannot be read.
+    `camera`: whose zones and masks apply (`replay_camera`). Raises VideoError (one line) for
+    a file that cannot be read.
     """
     check_file_source(str(video), frame_size=True)
     spacing = config.model.frame_spacing_s or meta.frame_spacing_s
-    out = Replay(classes=list(meta.classes), window_span_s=meta.sequence_length * spacing)
+    out = Replay(
+        classes=list(meta.classes),
+        background=list(meta.background_classes),
+        window_span_s=meta.sequence_length * spacing,
+    )
 
     def on_result(result: WindowResult) -> None:
         out.windows.append(result)
         out.transitions.extend(result.transitions)
+        out.zones.extend([result.zones] * len(result.transitions))
         if on_window is not None:
             on_window(result)
 
     def on_gap(gap: GapResult) -> None:
         out.finishes.append(gap.at)
         out.transitions.extend(gap.transitions)
+        out.zones.extend([None] * len(gap.transitions))
 
     scheduler: InferenceScheduler | None = None
 
@@ -93,7 +126,7 @@ def replay(
         assert scheduler is not None
         scheduler.run_once()
 
-    source = CameraConfig(name=REPLAY_CAMERA, source=str(video), realtime=False)
+    source = replay_camera(video, config, meta, camera)
     (camera,) = build_cameras(
         config,
         meta,

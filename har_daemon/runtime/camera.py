@@ -25,6 +25,7 @@ from har_daemon.runtime.inference import CameraPipeline
 from har_daemon.runtime.people import PeopleStage
 from har_daemon.runtime.policy import DecisionPolicy
 from har_daemon.runtime.ring import FrameRing, StrideSchedule
+from har_daemon.runtime.zones import CameraZones
 
 log = get_logger(__name__)
 
@@ -55,6 +56,7 @@ class Camera:
         on_history_frame: FrameListener | None = None,
         people: PeopleStage | None = None,
         frame_clock: Callable[[], float] | None = None,
+        zones: CameraZones | None = None,
     ) -> None:
         self.config = config
         self.name = config.name
@@ -75,12 +77,16 @@ class Camera:
             smoother=policy.smoother(),
             tracker=policy.tracker(meta.classes, camera=self.name),
             people=people,
+            zones=zones,
         )
+        prepare = partial(ring_frame, meta=meta)
+        if zones is not None and zones.masks:
+            prepare = partial(_masked, prepare, zones)
         self.capture = CameraCapture(
             config,
             ring,
             spacing_s,
-            partial(ring_frame, meta=meta),
+            prepare,
             on_frame=on_sampled,
             on_status=self._status,
             on_cut=self._cut,
@@ -167,3 +173,10 @@ class Camera:
             or (p.falls is not None and p.enabled and p.falls.seen_count < ring.count)
         ):
             time.sleep(0.002)
+
+
+def _masked(
+    prepare: Callable[[np.ndarray], np.ndarray], zones: CameraZones, frame: np.ndarray
+) -> np.ndarray:
+    """The ring's frame with the masks blanked: nothing after this sees the masked areas."""
+    return zones.blank(prepare(frame), source=frame)

@@ -21,6 +21,7 @@ from har_daemon.runtime.history import FrameHistory
 from har_daemon.runtime.people import PeopleStage
 from har_daemon.runtime.policy import DecisionPolicy
 from har_daemon.runtime.recognisers import FallRecogniser
+from har_daemon.runtime.zones import CameraZones
 
 HISTORY_SLACK_S = 5.0
 """Seconds of full frames kept beyond what snapshots and the clips' pre-roll need."""
@@ -45,14 +46,10 @@ def build_cameras(
     """One `Camera` per entry; `keep_frames` False: no full-frame history (a replay);
     `frame_clock` stamps their frames (`CameraCapture`); `thresholds`: cameras' own enter
     thresholds (`runtime.calibration.camera_thresholds`), else [inference]'s."""
-    policy = DecisionPolicy.from_config(config.inference)
+    policy = DecisionPolicy.for_model(config.inference, meta)
     spacing = config.model.frame_spacing_s or meta.frame_spacing_s
     window_s = window_seconds(config, meta)
     snapshots, clips = config.snapshots, config.clips
-    keep_frames = keep_frames and (snapshots.enabled or clips.enabled)
-    clip_spacing = 1.0 / clips.fps if clips.enabled else None
-    history_age = window_s * 2 + (clips.pre_roll_s if clips.enabled else 0) + HISTORY_SLACK_S
-    history_rate = 1.0 / min(spacing, clip_spacing or spacing)
     rules = meta.person_region
     falls = [cam.name for cam in cameras if cam.fall is not None]
     if falls and rules is None:
@@ -72,15 +69,24 @@ def build_cameras(
     built: dict[str, Camera] = {}
     for cam in cameras:
         people = None
+        zones = CameraZones.from_config(cam, meta.classes)
         if detector is not None and rules is not None and cam.classifies:
             inf = config.inference
             gap = inf.interaction_distance if inf.interaction_gate else None
-            people = PeopleStage(detector, rules, policy.smoother, window_s, gap)
+            people = PeopleStage(
+                detector, rules, policy.smoother, window_s, zones=zones, interaction_gap=gap
+            )
+        # A camera recorded by copy (record_source) takes no clip from these frames.
+        clip_frames = clips.enabled and cam.record_source is None
+        clip_spacing = 1.0 / clips.fps if clip_frames else None
         history = None
-        if keep_frames:
+        if keep_frames and (snapshots.enabled or clip_frames):
+            history_age = window_s * 2 + (clips.pre_roll_s if clip_frames else 0)
+            history_age += HISTORY_SLACK_S
+            history_rate = 1.0 / min(spacing, clip_spacing or spacing)
             history = FrameHistory(
                 history_age,
-                max(snapshots.max_width, clips.max_width),
+                max(snapshots.max_width, clips.max_width if clip_frames else 0),
                 max_frames=int(history_age * history_rate) + 10,
             )
         threshold = (thresholds or {}).get(cam.name)
@@ -94,14 +100,17 @@ def build_cameras(
             on_status=on_status,
             history=history,
             history_spacing_s=clip_spacing,
-            on_history_frame=on_history_frame if clips.enabled else None,
+            on_history_frame=on_history_frame if clip_frames else None,
             people=people,
             frame_clock=frame_clock,
+            zones=zones,
         )
         pipeline = built[cam.name].pipeline
         pipeline.classify = cam.classifies
         if cam.fall is not None and detector is not None and pose is not None:
             stage = FallStage(detector, pose, load_rule(cam.fall.model or FALL_MODEL_DIR))
             shared = cam.fall.looks == "shared" and people is not None
-            pipeline.falls = FallRecogniser(cam.name, stage, cam.fall.update_interval_s, shared)
+            pipeline.falls = FallRecogniser(
+                cam.name, stage, cam.fall.update_interval_s, shared, zones
+            )
     return built

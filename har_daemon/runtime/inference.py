@@ -28,6 +28,7 @@ from har_daemon.runtime.people import PeopleStage, RegionTrack
 from har_daemon.runtime.recognisers import ActivityResult, FallRecogniser
 from har_daemon.runtime.ring import FrameRing, StrideSchedule, Window
 from har_daemon.runtime.smoothing import Smoother
+from har_daemon.runtime.zones import CameraZones
 
 log = get_logger(__name__)
 
@@ -51,6 +52,7 @@ class PipelineStats:
     latencies_ms: deque[float] = field(default_factory=_recent)
     model_ms: deque[float] = field(default_factory=_recent)  # the model call alone
     last_window_at: float | None = None  # monotonic: a window taken, scored or skipped
+    debug_encodes: int = 0  # pictures the debug view drew and encoded (0 while nobody watches)
 
 
 @dataclass
@@ -74,6 +76,8 @@ class CameraPipeline:
     people: PeopleStage | None = None  # person-centric models: where to crop the windows
     falls: FallRecogniser | None = None  # the fall recogniser, on the same frames
     classify: bool = True  # False: the camera runs other recognisers only
+    zones: CameraZones | None = None  # the camera's zones and masks, if it has any
+    last_result: WindowResult | None = None  # the newest scored window (the debug view's)
     _frames: np.ndarray | None = None
     _times: np.ndarray | None = None
 
@@ -102,6 +106,7 @@ class _Job:
     track: RegionTrack | None = None
     region: list[float] | None = None
     alone: bool = False  # the interaction gate found no two people close together in it
+    zones: list[str] | None = None  # where the region's people stood (cameras with zones)
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,9 @@ class WindowResult:
     state: ActivityState  # the tracker's state after this window
     region: list[float] | None = None  # person-centric models: the region scored, normalised
     captured_at: float | None = None  # monotonic: when the newest frame was captured
+    zones: list[str] | None = None  # cameras with zones: the zones the region's people were in
+    regions: tuple[tuple[list[float], int, list[str] | None], ...] = ()
+    """Every region scored this window: (normalised region, track id, zones)."""
 
 
 @dataclass(frozen=True)
@@ -264,6 +272,7 @@ class InferenceScheduler(threading.Thread):
                 self.gap_sink(GapResult(p.name, t_end, transitions, p.tracker.state))
             return []
         size = self.meta.frame_size
+        t_first = float(times[0])
         return [
             _Job(
                 p,
@@ -272,7 +281,8 @@ class InferenceScheduler(threading.Thread):
                 captured_at,
                 track,
                 normalised(region, frame_hw),
-                not p.people.interacting(float(times[0]), t_end, region),
+                not p.people.interacting(t_first, t_end, region),
+                p.people.zones_in(region, t_first, t_end, frame_hw),
             )
             for region, track in zip(regions, tracks, strict=True)
         ]
@@ -316,27 +326,37 @@ class InferenceScheduler(threading.Thread):
             # still sees it (fighters part, or merge into one box).
             tc = p.tracker.config
             cap = np.where(alert, (tc.exit_threshold + tc.enter_threshold) / 2, 1.0)
-            ranked = [
-                (job, prob, job.track.smoother.update(np.minimum(prob, cap) if job.alone else prob))
-                for job, prob in items
-            ]
+            ranked = []
+            for job, prob in items:
+                gated = self._gated(p, job, prob)
+                capped = np.minimum(gated, cap) if job.alone else gated
+                ranked.append((job, prob, job.track.smoother.update(capped)))
             job, prob, smoothed = max(ranked, key=lambda r: float(np.max(r[2][alert])))
         t_end = job.t_end
         p.stats.windows += 1
         p.last_window_end = t_end
         transitions = p.tracker.step(smoothed, now=t_end)
-        self.sink(
-            WindowResult(
-                p.name,
-                t_end,
-                prob,
-                smoothed,
-                transitions,
-                p.tracker.state,
-                job.region,
-                job.captured_at,
-            )
+        p.last_result = result = WindowResult(
+            p.name,
+            t_end,
+            prob,
+            smoothed,
+            transitions,
+            p.tracker.state,
+            job.region,
+            job.captured_at,
+            job.zones,
+            tuple((j.region, j.track.id, j.zones) for j, _ in items if j.region and j.track),
         )
+        self.sink(result)
+
+    @staticmethod
+    def _gated(p: CameraPipeline, job: _Job, prob: np.ndarray) -> np.ndarray:
+        """A region's scores with the activities it may not raise (outside their required
+        zones) at 0, before smoothing: such an activity neither starts nor goes on there."""
+        if p.zones is None or job.zones is None:
+            return prob
+        return p.zones.gate(prob, job.zones)
 
     def finish(self, p: CameraPipeline) -> None:
         """End the camera's open activity at its newest frame (shutdown, end of a file).

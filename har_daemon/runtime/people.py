@@ -26,6 +26,7 @@ import numpy as np
 from har_daemon.model.meta import PersonRegion
 from har_daemon.model.regions import Region, close_pair, inside, window_regions
 from har_daemon.runtime.smoothing import Smoother
+from har_daemon.runtime.zones import CameraZones
 
 STILL = 0.01
 """Mean absolute change (fraction of full scale) of a 32x32 grey thumbnail below which the
@@ -69,6 +70,7 @@ class RegionTrack:
 class PeopleStats:
     detections: int = 0
     detections_skipped: int = 0  # still picture, nobody there at the last look
+    detections_masked: int = 0  # skipped: the masks cover the whole picture
     no_person_windows: int = 0
     gated_windows: int = 0  # region windows the interaction gate kept from alerting
 
@@ -80,10 +82,12 @@ class PeopleStage:
     new_smoother: Callable[[], Smoother]
     span_s: float
     """Seconds one window covers: how long a look stays relevant."""
+    zones: CameraZones | None = None
     interaction_gap: float | None = None
     """The interaction gate (body heights; None: off): a region's window may raise a fight
     only when two people in it were this close on one look."""
     stats: PeopleStats = field(default_factory=PeopleStats)
+    last_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 5), np.float32))
     _looks: deque[tuple[float, np.ndarray]] = field(default_factory=deque)
     _last_count: int | None = None
     _last_thumb: np.ndarray | None = None
@@ -106,14 +110,22 @@ class PeopleStage:
             self._last_thumb is not None
             and float(np.abs(thumb - self._last_thumb).mean()) / 255.0 < STILL
         )
-        if still and not self._last_found:
+        masks = self.zones
+        frame_hw = (int(frame.shape[0]), int(frame.shape[1]))
+        if masks is not None and masks.raster(frame_hw) is not None and masks.all_masked:
+            self.stats.detections_masked += 1
+            boxes = np.zeros((0, 5), np.float32)
+        elif still and not self._last_found:
             self.stats.detections_skipped += 1
             boxes = np.zeros((0, 5), np.float32)
         else:
             boxes = np.asarray(self.detector.detect(frame), np.float32).reshape(-1, 5)
             self.stats.detections += 1
             self._last_thumb = thumb
+            if masks is not None:
+                boxes = masks.unmasked(boxes, frame_hw)
         self._last_found = bool(len(boxes))
+        self.last_boxes = boxes  # one reference swap: the debug view reads it from its thread
         self._looks.append((t, boxes))
         while self._looks and self._looks[0][0] < t - 2 * self.span_s:
             self._looks.popleft()
@@ -123,6 +135,7 @@ class PeopleStage:
         """A stream gap: people seen before it say nothing about the picture after it."""
         self._looks.clear()
         self._tracks.clear()
+        self.last_boxes = np.zeros((0, 5), np.float32)
         self._last_count = None
         self._last_thumb = None
         self._last_found = False
@@ -146,6 +159,21 @@ class PeopleStage:
                     return True
         self.stats.gated_windows += 1
         return False
+
+    def boxes(self, t_first: float, t_last: float) -> np.ndarray:
+        """Every person box of the looks within [t_first, t_last] (N, 5)."""
+        looks = [b for t, b in self._looks if t_first - 1e-6 <= t <= t_last + 1e-6]
+        return np.concatenate(looks) if looks else np.zeros((0, 5), np.float32)
+
+    def zones_in(
+        self, region: Region, t_first: float, t_last: float, frame_hw: tuple[int, int]
+    ) -> list[str] | None:
+        """The zones the people of `region` stood in during the window; None without zones."""
+        if self.zones is None or not self.zones.zones:
+            return None
+        boxes = self.boxes(t_first, t_last)
+        people = inside(boxes[boxes[:, 4] >= self.rules.min_score], region)
+        return self.zones.zones_of(people, frame_hw)
 
     def tracks_for(self, regions: Sequence[Region]) -> list[RegionTrack]:
         """The track of each region (new ones for regions that continue none); tracks without

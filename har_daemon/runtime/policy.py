@@ -6,10 +6,11 @@ trackers here, so a recording replayed offline raises exactly the events the dae
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
 from har_daemon.config import InferenceConfig
+from har_daemon.model.meta import ModelMeta
 from har_daemon.runtime.events import ActivityTracker, TrackerConfig
 from har_daemon.runtime.smoothing import Smoother, SmoothingMethod
 
@@ -24,7 +25,12 @@ class DecisionPolicy:
     tracker_config: TrackerConfig
 
     @classmethod
-    def from_config(cls, inference: InferenceConfig) -> DecisionPolicy:
+    def from_config(cls, inference: InferenceConfig, background: Collection[str]) -> DecisionPolicy:
+        """`background`: the model's background classes (`ModelMeta.background_classes`),
+        ignored like the config's `ignore_activities` unless the config alerts on them."""
+        ignored = set(inference.ignore_activities) | (
+            set(background) - set(inference.alert_activities)
+        )
         return cls(
             smoothing=inference.smoothing,
             smoothing_window=inference.smoothing_window,
@@ -35,9 +41,13 @@ class DecisionPolicy:
                 min_windows=inference.min_windows,
                 update_interval_s=inference.update_interval_s,
                 alert_activities=frozenset(inference.alert_activities) or None,
-                ignore_activities=frozenset(inference.ignore_activities),
+                ignore_activities=frozenset(ignored),
             ),
         )
+
+    @classmethod
+    def for_model(cls, inference: InferenceConfig, meta: ModelMeta) -> DecisionPolicy:
+        return cls.from_config(inference, meta.background_classes)
 
     def with_enter_threshold(self, threshold: float) -> DecisionPolicy:
         """The same policy with a camera's own (calibrated) enter threshold."""

@@ -23,6 +23,7 @@ from har_daemon.config.recognisers import FALL_ACTIVITY
 from har_daemon.model.regions import normalised
 from har_daemon.runtime.events import ActivityState, EndReason, Transition
 from har_daemon.runtime.falls import FallChange, FallStage
+from har_daemon.runtime.zones import CameraZones
 
 FALL_MODEL_NAME = "fall-pose-rule"
 """The `model` of fall events: MoveNet pose and the rule of models/fall."""
@@ -66,6 +67,8 @@ class FallRecogniser:
     update_interval_s: float
     shared: bool = False
     """Look only at the person stage's looks (no detector call of its own)."""
+    zones: CameraZones | None = None
+    """The camera's masks: people standing in them are ignored, as by the person stage."""
     stats: FallStats = field(default_factory=FallStats)
     seen_count: int = 0
     """The ring's push count at the inference thread's last visit (a fast file's capture
@@ -87,6 +90,10 @@ class FallRecogniser:
         """One look at `frame` (taken at `t`); `boxes`: the detector's on this frame, if any."""
         self.stats.looks += 1
         self.stats.shared_looks += boxes is not None
+        if boxes is None:
+            boxes = np.asarray(self.stage.detector.detect(frame), np.float32).reshape(-1, 5)
+            if self.zones is not None:
+                boxes = self.zones.unmasked(boxes, (int(frame.shape[0]), int(frame.shape[1])))
         changes = self.stage.look(frame, t, boxes)
         return self._result(t, changes, frame.shape[:2], captured_at)
 

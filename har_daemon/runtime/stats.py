@@ -38,6 +38,10 @@ Raw snapshot (`RawStats`)::
           # optional: since the camera's last window (taken, scored or skipped), or since it
           # came online when none since; and how long a window may take to come due
           "last_window_age_s": float | None, "window_due_s": float,
+          # optional, cameras with masks: the share of the analysed frame they cover, person
+          # boxes dropped for standing in one, looks skipped as the masks cover everything
+          "masked_fraction": float, "masked_boxes": int, "detections_masked": int,
+          "debug_encodes": int,  # pictures the debug view drew and encoded (0: nobody watched)
         },
       },
     }
@@ -111,6 +115,10 @@ class CameraRaw(TypedDict):
     stall_timeout_s: float
     last_window_age_s: NotRequired[float | None]
     window_due_s: NotRequired[float]
+    debug_encodes: NotRequired[int]
+    masked_fraction: NotRequired[float]
+    masked_boxes: NotRequired[int]
+    detections_masked: NotRequired[int]
 
 
 class CameraStats(CameraRaw):
@@ -217,7 +225,7 @@ def _camera_raw(camera: Camera, events: int, now: float) -> CameraRaw:
     people = camera.pipeline.people.stats if camera.pipeline.people is not None else None
     ring, stride = camera.pipeline.ring, camera.pipeline.schedule.stride
     window_from = [t for t in (ps.last_window_at, cs.online_since) if t is not None]
-    return {
+    raw: CameraRaw = {
         "online": cs.online,
         "enabled": camera.pipeline.enabled,
         "finished": cs.finished,
@@ -244,6 +252,13 @@ def _camera_raw(camera: Camera, events: int, now: float) -> CameraRaw:
         "last_window_age_s": _age(now, max(window_from)) if window_from else None,
         "window_due_s": round((ring.capacity + stride) * camera.capture.sampler.spacing_s, 3),
     }
+    raw["debug_encodes"] = ps.debug_encodes
+    zones = camera.pipeline.zones
+    if zones is not None and zones.masks:
+        raw["masked_fraction"] = round(zones.stats.masked_fraction, 4)
+        raw["masked_boxes"] = zones.stats.masked_boxes
+        raw["detections_masked"] = people.detections_masked if people else 0
+    return raw
 
 
 def collect_raw(

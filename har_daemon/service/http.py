@@ -32,6 +32,8 @@ StatsFn = Callable[[], dict[str, Any]]
 HealthFn = Callable[[], tuple[bool, list[str]]]
 CameraHealthFn = Callable[[], dict[str, list[str]]]
 """Each camera's reasons for being unhealthy (empty: healthy)."""
+Routes = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes] | None]
+"""A WSGI app for more paths, returning None (before start_response) for one it does not serve."""
 
 # per-camera counters: raw key -> (metric name without _total, help)
 _CAMERA_COUNTERS = {
@@ -256,13 +258,16 @@ class MetricsServer:
         workers: int = default_of(MetricsConfig, "workers"),
         timeout_s: float = default_of(MetricsConfig, "timeout_s"),
         max_connections: int = default_of(MetricsConfig, "max_connections"),
+        routes: Routes | None = None,
     ) -> None:
+        """`routes`: more paths (the debug view); it returns None for a path it does not serve."""
         self.host = host
         self._limits = {
             "workers": workers,
             "timeout_s": timeout_s,
             "max_connections": max_connections,
         }
+        self.routes = routes
         self._requested_port = port
         self.get_health = get_health
         self.get_camera_health = get_camera_health
@@ -325,6 +330,9 @@ class MetricsServer:
         path = environ.get("PATH_INFO") or "/"
         method = environ.get("REQUEST_METHOD", "GET")
         if path not in ("/metrics", "/healthz"):
+            served = self.routes(environ, start_response) if self.routes is not None else None
+            if served is not None:
+                return served
             return _respond(start_response, "404 Not Found", {"error": "not found"})
         if method not in ("GET", "HEAD"):
             return _respond(

@@ -28,6 +28,7 @@ from har_daemon.model.meta import read_meta
 from har_daemon.tools.inference import measure_inference
 from har_daemon.tools.people import measure_people, stage_ms
 from har_daemon.tools.recognisers import measure_recognisers
+from har_daemon.tools.recording import measure_recording, print_recording
 from har_daemon.tools.streams import measure_streams
 
 __all__ = ["machine_info", "print_table", "run"]
@@ -61,6 +62,8 @@ def machine_info() -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Measure everything, print one JSON object (--json) or a table; 0 when it completed."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if args.recording:
+        return _recording(args)
     model_dir = Path(args.model).expanduser().resolve()
     args.model = model_dir
     meta = read_meta(model_dir)
@@ -92,6 +95,18 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result))
     else:
         print_table(result)
+    return 0
+
+
+def _recording(args: argparse.Namespace) -> int:
+    with tempfile.TemporaryDirectory(prefix="har-bench-") as tmp:
+        workdir = Path(args.workdir or tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        result = {**machine_info(), **measure_recording(args, workdir)}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print_recording(result)
     return 0
 
 

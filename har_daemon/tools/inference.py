@@ -16,6 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from har_daemon.core.stderr import native_stderr_held
 from har_daemon.model.keras.store import load_model_dir
 from har_daemon.model.preprocess import resize_frame
 from har_daemon.model.registry import create_backend
@@ -38,10 +39,10 @@ def median_ms(fn: Callable[[], object], runs: int, warmup: int = 3) -> float:
 
 def measure_inference(model_dir: Path, runs: int, threads: int | None) -> dict[str, Any]:
     """Medians in ms per window: model.predict, keras compiled call, litert (1 and 8)."""
-    # The baseline needs the Keras model itself, and so TensorFlow: imported here, on this
-    # path only, so that the stream measurements and the CLI never load it.
-
-    loaded = load_model_dir(model_dir)
+    # Loading is where TensorFlow looks for a GPU: on a machine without one it prints a cuInit
+    # error that says nothing about the measurement.
+    with native_stderr_held():
+        loaded = load_model_dir(model_dir)
     meta = loaded.meta
     rng = np.random.default_rng(0)
     one = rng.random((1, *meta.input_shape), dtype=np.float32)

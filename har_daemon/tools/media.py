@@ -87,6 +87,19 @@ def make_stream_video(path: Path, width: int, height: int, fps: int, seconds: fl
     )
 
 
+def camera_encode(src: Path, dst: Path, fps: int = 25, gop_s: float = 2.0) -> Path:
+    """`src` re-encoded as a camera sends it (`STREAM_CODEC`), for streams of real content."""
+    cmd = [
+        FFMPEG, "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i", str(src),
+        *_ENCODERS["h264-camera"], "-g", str(max(1, round(gop_s * fps))), "-an",
+        "-movflags", "+faststart", str(dst),
+    ]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+    if result.returncode != 0 or not dst.exists():
+        raise RuntimeError(f"ffmpeg failed ({result.returncode}): {result.stderr.strip()}")
+    return dst
+
+
 def concat_clips(
     clips: list[Path], path: str | Path, fps: int = 25, size: tuple[int, int] = (640, 480)
 ) -> list[tuple[float, float]]:

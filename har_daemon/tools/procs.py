@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import shutil
-import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -23,6 +20,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
+
+from har_daemon.core.parent_death import die_with_parent
 
 LOOPBACK = "127.0.0.1"
 
@@ -46,12 +45,6 @@ def port_accepts(host: str, port: int, timeout: float = 0.2) -> bool:
         return False
 
 
-def _die_with_parent() -> None:
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-
-
 def start_process(
     cmd: Sequence[str],
     log_path: Path,
@@ -70,7 +63,7 @@ def start_process(
             stderr=log,
             env=env,
             cwd=cwd,
-            preexec_fn=_die_with_parent,
+            preexec_fn=die_with_parent,
         )
     with _live_lock:
         _live.add(proc)

@@ -78,6 +78,7 @@ class Recording:
     times: np.ndarray
     smoothed: np.ndarray  # (windows, classes)
     classes: list[str]
+    background: list[str]
     finishes: np.ndarray  # times the daemon's tracker was told to finish
     duration_s: float
     truth: list[TruthInterval]
@@ -90,7 +91,9 @@ def record(run: Replay, truth: Sequence[TruthInterval]) -> Recording:
     )
     finishes = np.array(run.finishes, np.float64)
     duration = max(run.duration_s, max((iv.end_s for iv in truth), default=0.0))
-    return Recording(times, smoothed, list(run.classes), finishes, duration, list(truth))
+    return Recording(
+        times, smoothed, list(run.classes), list(run.background), finishes, duration, list(truth)
+    )
 
 
 def resimulate(rec: Recording, policy: DecisionPolicy) -> list[AlertEvent]:
@@ -133,9 +136,13 @@ def evaluate_settings(
     """Each setting's pooled figures over `recordings` (by smoothing window: one replay each)."""
     out = []
     for s in settings:
-        policy = DecisionPolicy.from_config(s.config(base).inference)
+        inference = s.config(base).inference
         runs = [
-            StreamRun(rec.truth, resimulate(rec, policy), rec.duration_s)
+            StreamRun(
+                rec.truth,
+                resimulate(rec, DecisionPolicy.from_config(inference, rec.background)),
+                rec.duration_s,
+            )
             for rec in recordings[s.smoothing_window]
         ]
         figures = pool(runs)

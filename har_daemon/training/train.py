@@ -259,6 +259,8 @@ def train(
     meta = ModelMeta(
         name=opts.name or f"{opts.architecture}-{len(classes)}class",
         classes=classes,
+        # An alerting model's other class is its background: what every tool stays quiet on.
+        background_classes=[c for c in classes if opts.alert_class not in (None, c)],
         sequence_length=opts.sequence_length,
         frame_height=opts.frame_size,
         frame_width=opts.frame_size,

@@ -1,7 +1,7 @@
 """Many hosts, one alert stream: two daemon instances on a site broker, bridged to a central
 broker, and `har-daemon events` on the central one; every broker goes away once.
 
-The site broker's bridge (`site_bridge_config`, the configuration README shows) forwards the
+The site broker's bridge (`site_bridge_config`, the configuration docs show) forwards the
 prefix with QoS 1 over a persistent bridge session (cleansession false); both brokers keep
 their state on disk across a clean restart. The consumer's output must hold every event both
 daemons printed exactly once, in order per camera, whatever was sent twice on the way (and one
@@ -42,7 +42,7 @@ SITE_OUTAGE_S = 5.0
 
 
 def site_bridge_config(central: MosquittoBroker, site: str = "site1") -> str:
-    """The site broker's bridge to the central one (README, "Scaling out")."""
+    """The site broker's bridge to the central one (docs/operations.md, "Scaling out")."""
     return "\n".join(
         [
             "max_queued_messages 100000",

@@ -103,3 +103,25 @@ def test_import_model_cli_writes_a_directory_that_predicts_like_keras2(tmp_path:
     x = frames_extraction(clip, 20, (64, 64), "linear")[None]
     reference = tf_keras.models.load_model(h5, compile=False)(x, training=False).numpy()[0]
     np.testing.assert_allclose(list(probs.values()), reference, atol=2e-4)
+
+
+def test_the_fight_model_without_a_config_alerts_on_fight_only() -> None:
+    """models/fight/model.json names noFight as background: no config needed to keep it quiet."""
+    result = har(
+        "predict", str(REPO / "models" / "demo" / "sample.mp4"), "--model",
+        str(REPO / "models" / "fight"), "--json",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["alerting"] == ["fight"]
+
+
+def test_background_classes_must_be_classes_of_the_model(tmp_path: Path) -> None:
+    meta = json.loads((REPO / "models" / "fight" / "model.json").read_text())
+    for bad, fragment in ((["calm"], "calm"), (["fight", "noFight"], "at least one class")):
+        model = tmp_path / "-".join(bad)
+        model.mkdir()
+        (model / "model.json").write_text(json.dumps({**meta, "background_classes": bad}))
+        assert_user_error(
+            har("predict", str(REPO / "models" / "demo" / "sample.mp4"), "--model", str(model)),
+            fragment,
+        )

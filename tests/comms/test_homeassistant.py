@@ -499,3 +499,39 @@ def test_pure_helpers() -> None:
     assert hd.seen == {f"{DISC}/sensor/{node_id(PREFIX)}/gone_activity/config"}
     hd.on_config_seen(f"{DISC}/sensor/{node_id(PREFIX)}/gone_activity/config", b"", False)
     assert hd.seen == set()
+
+
+def test_zone_sensors_per_zone_and_alerting_activity() -> None:
+    """A camera with zones gets one binary_sensor per zone and alerting activity; it is ON
+    only while that activity is current with its people in that zone (real Jinja2)."""
+    msgs = discovery_messages(
+        topic_prefix=PREFIX, camera="front_door", snapshots=False, zones=["porch", "drive"], **BUILD
+    )
+    cfg = {t.split("/")[3]: json.loads(p) for t, p in msgs}
+    zone_keys = sorted(k for k in cfg if "_zone_" in k)
+    assert zone_keys == [
+        f"front_door_zone_{z}_{a}" for z in ("drive", "porch") for a in ("Violence", "fall")
+    ]
+    porch = cfg["front_door_zone_porch_Violence"]
+    assert porch["name"] == "Violence in porch" and porch["state_topic"].endswith("/activity")
+
+    def state(activity: str | None, zones: list[str] | None) -> str:
+        payload = json.loads(activity_json(activity, 0.9, 1_700_000_000.0))
+        if zones is not None:
+            payload["zones"] = zones
+        return json.dumps(payload)
+
+    template = porch["value_template"]
+    rendered = jinja_render_all(
+        [
+            (template, state("Violence", ["porch"])),
+            (template, state("Violence", ["drive"])),
+            (template, state("fall", ["porch"])),
+            (template, state(None, [])),
+            (template, state("Violence", None)),  # a payload from before zones existed
+        ]
+    )
+    assert rendered == ["ON", "OFF", "OFF", "OFF", "OFF"]
+    # Cameras without zones keep exactly their former entities.
+    plain = discovery_messages(topic_prefix=PREFIX, camera="garage", snapshots=False, **BUILD)
+    assert not [t for t, _ in plain if "_zone_" in t]

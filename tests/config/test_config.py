@@ -49,10 +49,13 @@ def problems(tmp_path: Path, text: str, **kw) -> list[str]:
 
 def test_example_loads_with_its_cameras() -> None:
     cfg = load_config(EXAMPLE)
-    assert [c.name for c in cfg.cameras] == ["front-door", "desk-webcam", "living-room"]
-    rtsp, webcam, room = cfg.cameras
+    assert [c.name for c in cfg.cameras] == ["front-door", "desk-webcam", "living-room", "demo"]
+    rtsp, webcam, room, demo = cfg.cameras
+    # Installed unedited, it starts: the examples wait for a real source, the demo clip plays.
+    assert [c.name for c in cfg.enabled_cameras] == ["demo"]
+    assert demo.loop and Path(demo.source).resolve() == (REPO / "models/demo/sample.mp4").resolve()
     assert rtsp.classifies and rtsp.fall is None  # no recognisers: the classifier alone
-    assert room.classifies and room.fall is not None
+    assert room.classifies and room.fall is not None and room.fall.looks == "own"
     assert room.fall.model is not None and (room.fall.model / "rule.json").is_file()
     assert rtsp.source_kind == "stream" and rtsp.source.startswith("rtsp://")
     assert "secret" not in rtsp.redacted_source and "secret" not in repr(rtsp)
@@ -398,3 +401,28 @@ def test_relative_model_path_is_found_beside_the_config_then_among_bundled_model
     assert load_config(cfg_file).model.path.resolve() == (REPO / "models" / "demo").resolve()
     cfg_file.write_text('[model]\npath = "nowhere/m"\n')
     assert load_config(cfg_file).model.path == Path("nowhere/m")
+
+
+def test_a_relative_file_source_is_found_beside_the_config_then_among_the_bundled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc" / "mine.mp4").write_bytes(b"")
+    (tmp_path / "here.mp4").write_bytes(b"")
+    path = write(
+        tmp_path / "etc",
+        "\n".join(
+            f'[[cameras]]\nname = "{name}"\nsource = "{source}"'
+            for name, source in (
+                ("beside", "mine.mp4"),
+                ("bundled", "models/demo/sample.mp4"),
+                ("cwd", "here.mp4"),
+                ("missing", "nowhere.mp4"),
+            )
+        ),
+    )
+    sources = [c.source for c in load_config(path).cameras]
+    assert sources[0] == str(tmp_path / "etc" / "mine.mp4")
+    assert Path(sources[1]).resolve() == (REPO / "models" / "demo" / "sample.mp4").resolve()
+    assert sources[2:] == ["here.mp4", "nowhere.mp4"]  # the working directory's, as given

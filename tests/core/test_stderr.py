@@ -141,3 +141,25 @@ def test_a_bug_escaping_is_one_json_line_and_exit_1() -> None:
     (line,) = done.stderr.splitlines()
     crashed = json.loads(line)
     assert crashed["event"] == "daemon.crashed" and "RuntimeError: a bug" in crashed["exception"]
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_held_native_stderr_shows_only_when_the_block_fails(fails: bool) -> None:
+    code = textwrap.dedent(f"""
+        import os
+        from har_daemon.core.stderr import native_stderr_held
+        try:
+            with native_stderr_held():
+                os.write(2, b"native start-up note\\n")
+                if {fails}:
+                    raise RuntimeError("start-up failed")
+        except RuntimeError:
+            pass
+        os.write(2, b"after\\n")
+    """)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    expected = "native start-up note\nafter\n" if fails else "after\n"
+    assert proc.stderr == expected

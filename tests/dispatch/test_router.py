@@ -73,6 +73,25 @@ def test_events_are_numbered_per_camera_and_printed_in_order() -> None:
     assert router.states()["a"] == _state(False)
 
 
+def test_events_and_state_carry_the_zones_of_the_people() -> None:
+    out = io.StringIO()
+    router = _router(out)
+    probs = np.array([0.8, 0.2])
+    start = WindowResult(
+        "a", 1.0, probs, probs, [_tr("start", 1.0)], _state(True), [0.1, 0.2, 0.5, 0.9],
+        zones=["porch"],
+    )  # fmt: skip
+    router.handle([start, _window("b", 1.0, [_tr("start", 1.0, "o2")])])
+    router.handle([GapResult("a", 3.0, [_tr("end", 3.0)], _state(False))])
+    printed = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert printed[0]["zones"] == ["porch"] and printed[2]["zones"] == ["porch"]
+    assert "zones" not in printed[1], "a camera without zones says nothing of them"
+    state = router.state_payload(ActivityState("fight", 0.8, 1.0, True, None, "a"), 1.0, 0.0)
+    assert state["zones"] == ["porch"]
+    idle = router.state_payload(ActivityState(None, 0.0, 1.0, False, None, "a"), 1.0, 0.0)
+    assert idle["zones"] == []
+
+
 def test_a_full_queue_drops_scores_but_never_events() -> None:
     out = io.StringIO()
     router = _router(out, queue_size=2)  # not started: nothing drains the queue

@@ -14,17 +14,18 @@ def test_thresholds_and_filters_come_from_the_config() -> None:
     policy = DecisionPolicy.from_config(
         InferenceConfig(
             enter_threshold=0.7, exit_threshold=0.2, min_windows=3, alert_activities=["fall"]
-        )
+        ),
+        (),
     )
     tc = policy.tracker_config
     assert (tc.enter_threshold, tc.exit_threshold, tc.min_windows) == (0.7, 0.2, 3)
     assert tc.alert_activities == frozenset({"fall"})
-    assert DecisionPolicy.from_config(InferenceConfig()).tracker_config.alert_activities is None
+    assert DecisionPolicy.from_config(InferenceConfig(), ()).tracker_config.alert_activities is None
 
 
 def test_smoother_follows_the_config() -> None:
     smoother = DecisionPolicy.from_config(
-        InferenceConfig(smoothing="ema", ema_alpha=0.3)
+        InferenceConfig(smoothing="ema", ema_alpha=0.3), ()
     ).smoother()
     assert (smoother.method, smoother.alpha) == ("ema", 0.3)
     smoother.update([1.0, 0.0])
@@ -32,14 +33,26 @@ def test_smoother_follows_the_config() -> None:
 
 
 def test_alerting_classes_mirror_the_tracker() -> None:
-    ignore = DecisionPolicy.from_config(InferenceConfig(ignore_activities=["NonViolence"]))
+    ignore = DecisionPolicy.from_config(InferenceConfig(ignore_activities=["NonViolence"]), ())
     assert ignore.alerting(CLASSES) == ["Violence", "fall"]
-    only = DecisionPolicy.from_config(InferenceConfig(alert_activities=["fall"]))
+    only = DecisionPolicy.from_config(InferenceConfig(alert_activities=["fall"]), ())
     assert only.alerting(CLASSES) == ["fall"]
 
 
+def test_the_models_background_classes_never_alert_unless_the_config_names_them() -> None:
+    """A model directory's background_classes: the defaults of every tool alert on the rest."""
+    default = DecisionPolicy.from_config(InferenceConfig(), ["NonViolence"])
+    assert default.alerting(CLASSES) == ["Violence", "fall"]
+    assert "NonViolence" in default.tracker_config.ignore_activities
+    named = DecisionPolicy.from_config(
+        InferenceConfig(alert_activities=["NonViolence"]), ["NonViolence"]
+    )
+    assert named.alerting(CLASSES) == ["NonViolence"]
+    assert "NonViolence" not in named.tracker_config.ignore_activities
+
+
 def test_unknown_activity_is_named() -> None:
-    policy = DecisionPolicy.from_config(InferenceConfig(alert_activities=["fight"]))
+    policy = DecisionPolicy.from_config(InferenceConfig(alert_activities=["fight"]), ())
     with pytest.raises(ValueError, match="unknown activity 'fight'"):
         policy.check_classes(CLASSES)
     tracker = policy.tracker(["fight", "noFight"], camera="yard")

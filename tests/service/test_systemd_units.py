@@ -25,7 +25,7 @@ def _installed_copy(unit: str, tmp_path: Path, name: str | None = None) -> Path:
     exe = Path(sys.executable).parent / "har-daemon"
     if not exe.exists():
         exe = Path(sys.executable)
-    text = text.replace("/opt/har-daemon/.venv/bin/har-daemon", str(exe))
+    text = text.replace("/opt/har-daemon/bin/har-daemon", str(exe))
     out = tmp_path / (name or unit)
     out.write_text(text)
     return out
@@ -71,4 +71,6 @@ def test_notify_watchdog_and_no_restart_loop_on_config_errors(unit: str) -> None
     # Exit 2 is har-daemon's "your configuration is wrong": restarting cannot help.
     assert re.search(r"^RestartPreventExitStatus=.*\b2\b", text, re.M)
     assert "StateDirectory=har-daemon" in text
-    assert "DynamicUser=yes" in text
+    # The package's system user, which the config files are group-readable by.
+    assert re.search(r"^User=har-daemon$", text, re.M)
+    assert not re.search(r"^DynamicUser=", text, re.M)

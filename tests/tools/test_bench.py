@@ -24,6 +24,7 @@ from har_daemon.tools import bench as benchmark
 from har_daemon.tools import streams
 from har_daemon.tools.broker import MosquittoBroker, MqttRecorder, find_mosquitto
 from har_daemon.tools.people import PEOPLE_CLIP
+from har_daemon.tools.recording import MODES, recording_config, tree_cpu_s
 from tests.shared_data import REPO
 
 needs_mosquitto = pytest.mark.skipif(find_mosquitto() is None, reason="mosquitto is not installed")
@@ -203,3 +204,36 @@ def test_bench_json_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     text = capsys.readouterr().out
     assert "model.predict" in text and "latency p95 at 2 streams" in text
     assert "fight + fall / fight alone" in text
+
+
+def test_recording_configs_are_accepted_by_the_daemon_loader(tmp_path: Path) -> None:
+    """`bench --recording`'s four runs: clips off, by copy of the main stream, re-encoded."""
+    main, sub = tmp_path / "main.mp4", tmp_path / "sub.mp4"
+    for f in (main, sub):
+        f.write_bytes(b"")
+    loaded = {
+        m: load_config(recording_config(tmp_path / f"{m}.toml", m, main, sub, tmp_path / m))
+        for m in MODES
+    }
+    cams = {m: c.cameras[0] for m, c in loaded.items()}
+    assert not loaded["off"].clips.enabled and all(loaded[m].clips.enabled for m in MODES[1:])
+    assert cams["copy"].record_source == str(main) and cams["copy"].source == str(sub)
+    assert cams["reencode"].record_source is None and cams["reencode_main"].source == str(main)
+
+
+def test_tree_cpu_counts_this_process() -> None:
+    before = tree_cpu_s(os.getpid())
+    sum(i * i for i in range(2_000_000))
+    assert tree_cpu_s(os.getpid()) > before
+
+
+def test_bench_stderr_has_no_gpu_noise_without_a_gpu() -> None:
+    """TensorFlow's start-up notes (cuda drivers, cuInit) are held back: only bench's progress."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HAR_")}
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as a user runs it
+    cmd = [sys.executable, "-m", "har_daemon", "bench", "--streams-max", "0",
+           "--latency-streams", "0", "--runs", "3", "--recognisers-seconds", "0"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "cuda" not in proc.stderr.lower() and "cuInit" not in proc.stderr, proc.stderr
+    assert "bench: timing the litert backend" in proc.stderr

@@ -47,7 +47,7 @@ def test_resimulated_alerts_are_the_ones_the_daemon_raises(spliced: Path) -> Non
         ):
             config = setting.config(base)
             daemon = alerts_from(replay(spliced, config, meta, backend).transitions)
-            again = resimulate(rec, DecisionPolicy.from_config(config.inference))
+            again = resimulate(rec, DecisionPolicy.from_config(config.inference, rec.background))
             assert again == daemon, setting
             compared += len(daemon)
     assert compared >= 6  # the demo's activities do raise alerts

@@ -141,6 +141,8 @@ def test_fold_models_record_augmentation_class_weights_and_threshold(
         )
         thr = t["alert_threshold"]
         assert thr["class"] == "HorseRace" and 0.0 < thr["threshold"] <= 1.0
+        # An alerting model's other class is its background: no tool alerts on it by default.
+        assert meta["background_classes"] == [c for c in CLASSES if c != "HorseRace"]
         assert thr["validation"]["n_clips"] == t["clips"]["validation"]
         at = meta["evaluation"]["at_alert_threshold"]
         assert at["threshold"] == thr["threshold"]

@@ -10,6 +10,10 @@ writer thread per recorder encodes, closes, renames and prunes. Live frames queu
 time); pre-roll frames are never dropped.
 
 Files, codecs and the disk budget: see `files`, `encoder` and `retention` beside this module.
+
+Cameras with a `record_source` (`copy_from`) are recorded by copy instead (`segments`): their
+clips are the main stream's segments covering the event, joined without re-encoding on the
+writer thread once a segment past the post-roll has finished; no frame is fed to them.
 """
 
 from __future__ import annotations
@@ -32,12 +36,14 @@ from har_daemon.core.logs import get_logger
 from har_daemon.outputs.clips import retention
 from har_daemon.outputs.clips.encoder import ClipWriter, Codec, H264Transcoder, resolve_codec
 from har_daemon.outputs.clips.files import clip_filename, prepare_directory
+from har_daemon.outputs.clips.segments import SEGMENT_S, SegmentRecorder, concat_segments
 from har_daemon.runtime.history import FrameHistory
 
 log = get_logger(__name__)
 
 _CLOSE_GRACE_S = 1.0  # how long `tick` waits past a clip's last second for late frames
 _RECENT_PATHS = 256  # ended or capped clips whose path `end` can still return
+_COPY_GRACE_S = 2 * SEGMENT_S + 5.0  # how long a copied clip waits for its last segment
 _DEFAULT_CODEC: Codec = default_of(ClipsConfig, "codec")
 
 
@@ -69,6 +75,7 @@ class _Clip:
     # Writer thread only.
     writer: ClipWriter | None = None
     failed: bool = False
+    segments: SegmentRecorder | None = None  # recorded by copy from the camera's main stream
 
 
 class ClipRecorder:
@@ -88,8 +95,11 @@ class ClipRecorder:
         max_width: int | None = None,
         max_queued_frames: int = 600,
         codec: Codec = _DEFAULT_CODEC,
+        copy_from: Mapping[str, SegmentRecorder] | None = None,
     ) -> None:
         """`history`: one history for every camera, or one per camera name (the daemon's case).
+        `copy_from`: the segmenters of cameras recorded by copy (started here, stopped by
+        `close_all`).
 
         Raises `ClipsError` when `directory` cannot be created or written, or when codec "h264"
         is asked for and no ffmpeg with libx264 is on PATH.
@@ -124,6 +134,9 @@ class ClipRecorder:
         )
 
         self.prune()
+        self.copy_from = dict(copy_from or {})
+        for segmenter in self.copy_from.values():
+            segmenter.start()
         self._thread = threading.Thread(target=self._run, name="clip-writer", daemon=True)
         self._thread.start()
 
@@ -155,7 +168,8 @@ class ClipRecorder:
         name = clip_filename(camera, t_start, activity, event_id)
         path = self.directory / name
         first_t = t_start - self.pre_roll_s
-        history = self._history_for(camera)
+        segments = self.copy_from.get(camera)
+        history = self._history_for(camera) if segments is None else None
         frames = history.since(first_t) if history is not None else []
         with self._lock:
             if event_id in self._open:
@@ -170,7 +184,10 @@ class ClipRecorder:
                 partial=self.partial_dir / name,
                 first_t=first_t,
                 stop_at=first_t + self.max_clip_s,
+                segments=segments,
             )
+            if segments is not None:
+                segments.hold(event_id, first_t)
             self._open[event_id] = clip
             self.stats.clips_started += 1
             self._put("open", clip)
@@ -191,7 +208,9 @@ class ClipRecorder:
         `push` returned); the frame is kept by reference and must not be modified afterwards.
         """
         with self._lock:
-            for clip in [c for c in self._open.values() if c.camera == camera]:
+            for clip in [
+                c for c in self._open.values() if c.camera == camera and c.segments is None
+            ]:
                 if t <= clip.last_t:
                     continue  # already queued from the history at `start`
                 if t > clip.stop_at:
@@ -225,7 +244,13 @@ class ClipRecorder:
         now = time.time() if now is None else now
         with self._lock:
             for clip in list(self._open.values()):
-                if now >= clip.stop_at + _CLOSE_GRACE_S:
+                if clip.segments is not None:
+                    covered = clip.segments.covered_until()
+                    if (covered is not None and covered >= clip.stop_at) or (
+                        now >= clip.stop_at + _COPY_GRACE_S
+                    ):
+                        self._close(clip)
+                elif now >= clip.stop_at + _CLOSE_GRACE_S:
                     self._close(clip)
 
     def close_all(self, timeout: float = 15.0) -> None:
@@ -247,6 +272,8 @@ class ClipRecorder:
             if self._transcoder is not None:
                 self._transcoder.stop()
             self._thread.join(timeout * 0.3)
+        for segmenter in self.copy_from.values():
+            segmenter.stop()
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until every queued frame and close is done; False on timeout (for tests)."""
@@ -311,6 +338,9 @@ class ClipRecorder:
             self.stats.frames_written += 1
 
     def _finish(self, clip: _Clip) -> None:
+        if clip.segments is not None:
+            self._finish_copy(clip, clip.segments)
+            return
         written = 0
         if clip.writer is not None:
             written = clip.writer.written
@@ -347,6 +377,32 @@ class ClipRecorder:
             frames=written,
             seconds=round(seconds, 2),
             codec=codec,
+        )
+        self.prune(keep=clip.path)
+
+    def _finish_copy(self, clip: _Clip, segmenter: SegmentRecorder) -> None:
+        """Join the main stream's segments covering the clip, by stream copy."""
+        segments = segmenter.between(clip.first_t, clip.stop_at)
+        try:
+            failure = concat_segments(segments, clip.partial)
+        finally:
+            segmenter.release(clip.event_id)
+        if failure is not None:
+            with contextlib.suppress(FileNotFoundError):
+                clip.partial.unlink()
+            self.stats.clips_failed += 1
+            log.warning("clips.not_saved", event_id=clip.event_id, reason=failure)
+            return
+        os.replace(clip.partial, clip.path)
+        self.stats.clips_saved += 1
+        log.info(
+            "clips.saved",
+            event_id=clip.event_id,
+            camera=clip.camera,
+            path=str(clip.path),
+            segments=len(segments),
+            seconds=round(segments[-1].end - segments[0].start, 2),
+            codec="copy",
         )
         self.prune(keep=clip.path)
 
