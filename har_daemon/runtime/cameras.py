@@ -20,7 +20,7 @@ from har_daemon.runtime.falls import DETECT_SCORE, FALL_MODEL_DIR, FallStage, lo
 from har_daemon.runtime.history import FrameHistory
 from har_daemon.runtime.people import PeopleStage
 from har_daemon.runtime.policy import DecisionPolicy
-from har_daemon.runtime.recognisers import FallRecogniser
+from har_daemon.runtime.recognisers import FallRecogniser, fall_problem
 from har_daemon.runtime.zones import CameraZones
 
 HISTORY_SLACK_S = 5.0
@@ -52,11 +52,10 @@ def build_cameras(
     snapshots, clips = config.snapshots, config.clips
     rules = meta.person_region
     falls = [cam.name for cam in cameras if cam.fall is not None]
-    if falls and rules is None:
-        raise ConfigError(
-            f"cameras {', '.join(falls)}: the fall recogniser needs a person-centric [model] "
-            f"(one with a person stage, e.g. models/fight); {meta.name} is not"
-        )
+    for cam in cameras:
+        problem = fall_problem(cam, meta)
+        if problem is not None:
+            raise ConfigError(f"cameras: {problem}")
     score = rules.min_score if rules is not None else DETECT_SCORE
     detector = (
         PersonDetector(

@@ -19,14 +19,35 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from har_daemon.config import CameraConfig
 from har_daemon.config.recognisers import FALL_ACTIVITY
+from har_daemon.core.errors import ModelError
+from har_daemon.model.meta import ModelMeta
 from har_daemon.model.regions import normalised
 from har_daemon.runtime.events import ActivityState, EndReason, Transition
-from har_daemon.runtime.falls import FallChange, FallStage
+from har_daemon.runtime.falls import FALL_MODEL_DIR, FallChange, FallStage, load_rule
 from har_daemon.runtime.zones import CameraZones
 
 FALL_MODEL_NAME = "fall-pose-rule"
 """The `model` of fall events: MoveNet pose and the rule of models/fall."""
+
+
+def fall_problem(cam: CameraConfig, meta: ModelMeta) -> str | None:
+    """Why the camera's fall recogniser cannot run with this [model], or None."""
+    if cam.fall is None:
+        return None
+    if meta.person_region is None:
+        return (
+            f"camera {cam.name!r}: the fall recogniser needs a person-centric [model] (one with "
+            f"a person stage, e.g. models/fight); {meta.name} classifies whole frames"
+        )
+    if FALL_ACTIVITY in meta.classes:
+        return f"camera {cam.name!r}: the [model] has a class {FALL_ACTIVITY!r} of its own"
+    try:
+        load_rule(cam.fall.model or FALL_MODEL_DIR)
+    except ModelError as exc:
+        return f"camera {cam.name!r}: {exc}"
+    return None
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from har_daemon.model.meta import read_meta
+from har_daemon.offline.streams import StreamClip, Stretch, build_stream
 from tests.bundled.test_fight_model import EXAMPLE, FIGHT_MODEL, _held_out_clips
 from tests.daemon_helpers import DaemonPool, write_config
 from tests.infra.mosquitto import MosquittoBroker, MqttRecorder
@@ -30,8 +31,6 @@ CAMERA = "room"
 
 def _stream(tmp_path: Path) -> Path:
     """Quiet and fight clips, then the fall clip, in one 640x360 file (as the fight test)."""
-    from har_daemon.offline.streams import StreamClip, Stretch, build_stream
-
     quiet, runs = _held_out_clips(read_meta(FIGHT_MODEL))
     fights = max(runs, key=len)[:3]
     plan = [  # as tests/bundled/test_fight_model.py: quiet, then the fight stretch
