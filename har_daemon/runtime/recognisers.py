@@ -96,6 +96,7 @@ class FallRecogniser:
     waits for it)."""
     _open: dict[int, _Fall] = field(default_factory=dict)
     _idle_since: float | None = None
+    _last_look: float | None = None
 
     def due(self, t: float, people_looked: bool) -> bool:
         """Whether to look at the frame of `t` (`people_looked`: the person stage just did)."""
@@ -110,6 +111,7 @@ class FallRecogniser:
     ) -> ActivityResult:
         """One look at `frame` (taken at `t`); `boxes`: the detector's on this frame, if any."""
         self.stats.looks += 1
+        self._last_look = t
         self.stats.shared_looks += boxes is not None
         if boxes is None:
             boxes = np.asarray(self.stage.detector.detect(frame), np.float32).reshape(-1, 5)
@@ -119,7 +121,10 @@ class FallRecogniser:
         return self._result(t, changes, frame.shape[:2], captured_at)
 
     def reset(self, t: float) -> ActivityResult:
-        """A stream gap, a cut, a pause or the end: every open fall ends at `t`."""
+        """A stream gap, a cut, a pause or the end: every open fall ends at `t` (or at the last
+        look, when that was later: the classifier's last window may lag it)."""
+        t = max(t, self._last_look if self._last_look is not None else t)
+        self._last_look = None
         return self._result(t, self.stage.reset(t), None, None, finish=True)
 
     @property

@@ -96,6 +96,7 @@ def test_fight_and_fall_on_one_camera_keep_their_own_events_states_and_sensors(
     downs = [e["down_s"] for e in falls if e["type"] != "end"]
     assert downs == sorted(downs) and downs[0] >= 0.8 and downs[-1] >= 2.0, report
     assert all(e["model"] == "fall-pose-rule" and e.get("region") for e in falls), report
+    assert [e["at"] for e in falls] == sorted(e["at"] for e in falls), report
     # The fall came after the fight stretch, and the fight's events are the fight's own.
     assert fights and fights[0]["type"] == "start", report
     assert not {e["id"] for e in fights} & {e["id"] for e in falls}, report
@@ -107,6 +108,12 @@ def test_fight_and_fall_on_one_camera_keep_their_own_events_states_and_sensors(
     assert any(s["activity"] == "fall" for s in fall_states), fall_states
     assert fall_states[-1]["activity"] is None, fall_states
     assert all(s["activity"] in (None, "fight") for s in fight_states), fight_states
+
+    # Both ran on the camera's frames; some fall looks took the person stage's boxes.
+    stopped = next(e for e in daemon.logs() if e.get("event") == "daemon.stopped")
+    counts = stopped["cameras"][CAMERA]
+    assert counts["windows"] > 0 and counts["detections"] > 0, counts
+    assert counts["fall_looks"] > counts["fall_looks_shared"] > 0, counts
 
     # Home Assistant: one binary sensor per camera and activity, each on its own state topic.
     sensors = {
