@@ -36,7 +36,7 @@ from har_daemon.core.clock import Clock
 from har_daemon.core.errors import ConfigError, HarError
 from har_daemon.core.logs import get_logger, report_suppressed
 from har_daemon.dispatch.router import EventRouter, RouterSettings
-from har_daemon.dispatch.snapshot import EventSnapshots
+from har_daemon.dispatch.snapshot import snapshots_for
 from har_daemon.model.backends import Backend
 from har_daemon.model.meta import ModelMeta
 from har_daemon.model.registry import create_backend
@@ -45,7 +45,7 @@ from har_daemon.outputs.clips.build import clip_recorder_for
 from har_daemon.preflight import check_writable, startup_summary, validate_startup
 from har_daemon.runtime.calibration import calibration_path, camera_thresholds, read_calibrations
 from har_daemon.runtime.camera import Camera
-from har_daemon.runtime.cameras import build_cameras, window_seconds
+from har_daemon.runtime.cameras import build_cameras
 from har_daemon.runtime.inference import InferenceScheduler
 from har_daemon.runtime.policy import DecisionPolicy
 from har_daemon.runtime.stats import RawStats, StatsTracker, camera_health, collect_raw, health
@@ -224,15 +224,8 @@ class App:
 
     def _start_router(self, meta: ModelMeta) -> None:
         cfg = self.config
-        snapshots = None
-        if cfg.snapshots.enabled:
-            snapshots = EventSnapshots(
-                cfg.snapshots,
-                {n: cam.history for n, cam in self.cameras.items() if cam.history is not None},
-                meta.classes,
-                window_s=window_seconds(cfg, meta),
-                remembered_windows=max(cfg.inference.smoothing_window, 1) + 4,
-            )
+        histories = {name: cam.history for name, cam in self.cameras.items()}
+        snapshots = snapshots_for(cfg, histories, meta)
         self.router = router = EventRouter(
             self.cameras,
             RouterSettings(
@@ -268,6 +261,7 @@ class App:
             motion_threshold=cfg.inference.motion_threshold,
             gap_sink=self.router.submit,
             frame_clock=self.clock.timeline,
+            activity_sink=self.router.submit,
         )
         scheduler.start()
         self._on_stop("inference", self._stop_inference)
@@ -419,6 +413,8 @@ class App:
                 state = states.get(name) or cam.pipeline.tracker.state
                 payload = router.state_payload(state, now, offset)
                 publish(self.topics.activity(name), payload, retain=True)
+        if router is not None:
+            router.republish_recognisers(now, offset)
 
     # -- housekeeping jobs -----------------------------------------------------------------------
 

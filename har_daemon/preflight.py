@@ -24,6 +24,7 @@ from har_daemon.model.person import PersonDetector
 from har_daemon.model.registry import resolve_kind
 from har_daemon.runtime.capture import check_file_source
 from har_daemon.runtime.policy import DecisionPolicy
+from har_daemon.runtime.recognisers import fall_problem
 from har_daemon.runtime.zones import zone_problem
 from har_daemon.service.http import MetricsServerError, check_port
 
@@ -41,7 +42,7 @@ def validate_startup(config: DaemonConfig, frame_sizes: bool = False) -> ModelMe
     except ValueError as exc:
         raise ConfigError(f"inference: {exc}") from None
     for cam in config.enabled_cameras:
-        problem = zone_problem(cam, meta)
+        problem = zone_problem(cam, meta) or fall_problem(cam, meta)
         if problem is not None:
             raise ConfigError(f"cameras: {problem}")
         if cam.source_kind == "file":

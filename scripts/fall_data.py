@@ -18,13 +18,10 @@ import numpy as np
 
 from har_daemon.model.person import PersonDetector
 from har_daemon.model.pose import PoseEstimator
+from har_daemon.runtime.falls import DETECT_SCORE, SPACING_S
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 CACHE = Path("/tmp/har-fall-cache")
-SPACING_S = 0.2
-"""Pose stage sampling: 5 looks a second; a fall takes about a second."""
-DETECT_SCORE = 0.2
-"""Person boxes kept for pose: lower than the fight stage's, a fallen person scores low."""
 CACHE_VERSION = 1
 
 

@@ -1,10 +1,14 @@
-"""Play a video file through the fall stage (what a camera would run) and print its events.
+"""Play video files through the fall stage (what a camera would run) and print its events.
 
-    PYTHONPATH=$PWD .venv/bin/python scripts/fall_events.py VIDEO [--rule models/fall]
+    PYTHONPATH=$PWD .venv/bin/python scripts/fall_events.py VIDEO... [--rule models/fall]
+        [--spacing 0.2] [--summary]
 
 One JSON line per fall change: start (the person is down after a fast way down), update
 ("down for N s"), end (up again, or gone). Frames are taken at the stage's 0.2 s spacing of the
-file's own clock, so a file plays as a camera would see it, only faster.
+file's own clock (`--spacing`: another, e.g. 0.5175 for a fall recogniser with
+`looks = "shared"` on models/fight, whose person stage looks every 5 frames of 0.1035 s), so a
+file plays as a camera would see it, only faster. `--summary`: one line per file instead
+(`file starts first_start_t`), and the totals of files with a start.
 """
 
 from __future__ import annotations
@@ -20,30 +24,24 @@ import cv2
 from har_daemon.core.errors import ModelError
 from har_daemon.model.person import PersonDetector
 from har_daemon.model.pose import PoseEstimator
-from har_daemon.runtime.falls import FALL_MODEL_DIR, FallStage, load_rule
+from har_daemon.runtime.falls import (
+    DETECT_SCORE,
+    FALL_MODEL_DIR,
+    SPACING_S,
+    FallChange,
+    FallStage,
+    load_rule,
+)
 
-DETECT_SCORE = 0.2
-"""What the rule's thresholds were learned with (scripts/fall_data.py)."""
 
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("video", type=Path)
-    ap.add_argument("--rule", type=Path, default=FALL_MODEL_DIR, help="directory of rule.json")
-    args = ap.parse_args(argv)
-    cap = cv2.VideoCapture(str(args.video))
-    if not args.video.is_file() or not cap.isOpened():
-        print(f"fall_events: cannot open video {args.video}", file=sys.stderr)
-        return 2
-    try:
-        stage = FallStage(PersonDetector(score_threshold=DETECT_SCORE), PoseEstimator(),
-                          load_rule(args.rule))  # fmt: skip
-    except ModelError as exc:
-        print(f"fall_events: {exc}", file=sys.stderr)
-        return 2
+def play(path: Path, stage: FallStage) -> list[FallChange] | None:
+    """Every fall change of the file (None when it cannot be opened)."""
+    cap = cv2.VideoCapture(str(path))
+    if not path.is_file() or not cap.isOpened():
+        return None
     fps = cap.get(cv2.CAP_PROP_FPS)
     fps = fps if 1.0 <= fps <= 120.0 else 25.0
-    n, t = 0, 0.0
+    n, t, out = 0, 0.0, []
     try:
         while True:
             ok, frame = cap.read()
@@ -52,12 +50,41 @@ def main(argv: list[str] | None = None) -> int:
             t = n / fps
             n += 1
             if stage.due(t):
-                for change in stage.look(frame, t):
-                    print(json.dumps({**asdict(change), "t": round(change.t, 2)}))
+                out += stage.look(frame, t)
     finally:
         cap.release()
-    for change in stage.reset(t):  # the end of the file ends what is open
-        print(json.dumps({**asdict(change), "t": round(change.t, 2)}))
+    return out + stage.reset(t)  # the end of the file ends what is open
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("videos", type=Path, nargs="+")
+    ap.add_argument("--rule", type=Path, default=FALL_MODEL_DIR, help="directory of rule.json")
+    ap.add_argument("--spacing", type=float, default=SPACING_S, help="seconds between looks")
+    ap.add_argument("--summary", action="store_true", help="one line per file, then totals")
+    args = ap.parse_args(argv)
+    try:
+        detector, pose = PersonDetector(score_threshold=DETECT_SCORE), PoseEstimator()
+        rule = load_rule(args.rule)
+    except ModelError as exc:
+        print(f"fall_events: {exc}", file=sys.stderr)
+        return 2
+    alerted = 0
+    for video in args.videos:
+        changes = play(video, FallStage(detector, pose, rule, spacing_s=args.spacing))
+        if changes is None:
+            print(f"fall_events: cannot open video {video}", file=sys.stderr)
+            return 2
+        starts = [c.t for c in changes if c.change == "start"]
+        alerted += bool(starts)
+        if args.summary:
+            first = round(starts[0], 2) if starts else None
+            print(f"{video.name} {len(starts)} {first}")
+            continue
+        for change in changes:
+            print(json.dumps({**asdict(change), "t": round(change.t, 2)}))
+    if args.summary:
+        print(f"files with a fall start: {alerted} of {len(args.videos)}")
     return 0
 
 

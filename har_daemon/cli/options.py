@@ -106,6 +106,13 @@ def add_bench_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="the daemon's [model] batch_max (default: the daemon's default)",
     )
+    parser.add_argument(
+        "--recognisers-seconds",
+        type=float,
+        default=30.0,
+        help="seconds of a real clip through one camera's inference, fight alone and fight + "
+        "fall (fight_fall_ratio); 0 skips (default 30)",
+    )
     parser.add_argument("--width", type=int, default=640, help="stream width (default 640)")
     parser.add_argument("--height", type=int, default=480, help="stream height (default 480)")
     parser.add_argument("--fps", type=int, default=25, help="stream frame rate (default 25)")

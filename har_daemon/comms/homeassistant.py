@@ -3,7 +3,9 @@
 Per camera (one HA device):
 - `sensor` "Activity": the current activity from the retained `<prefix>/<camera>/activity`
   JSON, "idle" when it is null; attributes confidence, since, updated_at.
-- `binary_sensor` per alerting activity: ON while `activity` equals it (device_class safety).
+- `binary_sensor` per alerting activity: ON while `activity` equals it (device_class safety);
+  one more per other recogniser of the camera (a fall's), ON while its own retained
+  `<prefix>/<camera>/activity/<activity>` says so: one sensor per camera and activity.
 - `binary_sensor` per zone and alerting activity (cameras with zones): ON while `activity`
   equals it and the activity JSON's `zones` holds the zone.
 - `switch` "Detection": commands `<prefix>/<camera>/set` ({"enabled":true|false}), state from
@@ -136,6 +138,7 @@ def discovery_messages(
     version: str,
     snapshots: bool,
     instance: str | None = None,
+    recognisers: Sequence[str] = (),
     zones: Sequence[str] = (),
 ) -> list[tuple[str, str]]:
     """(config topic, JSON payload) for every HA entity of one camera; pure.
@@ -143,6 +146,7 @@ def discovery_messages(
     `alert_activities` are the classes that get a binary_sensor: pass the effective list
     (`DecisionPolicy.alerting`), since the config's empty list means "all". `instance`: the
     instance's name when several share the prefix (its own availability topic and node_id).
+    `recognisers`: the activities of the camera's other recognisers (["fall"]).
     `zones`: the camera's zone names; each gets a binary_sensor per alerting activity.
     """
     check_topic_level(camera)
@@ -195,14 +199,16 @@ def discovery_messages(
             },
         )
     )
-    for activity in dict.fromkeys(alert_activities):
+    sensors = [(a, activity_topic) for a in dict.fromkeys(alert_activities)]
+    sensors += [(a, topics.recogniser_activity(camera, a)) for a in dict.fromkeys(recognisers)]
+    for activity, state_topic in sensors:
         entities.append(
             (
                 "binary_sensor",
                 f"alert_{slug(activity)}",
                 {
                     "name": activity,
-                    "state_topic": activity_topic,
+                    "state_topic": state_topic,
                     "value_template": binary_sensor_value_template(activity),
                     "payload_on": "ON",
                     "payload_off": "OFF",
@@ -310,8 +316,12 @@ class HaDiscovery:
         reannounce_interval_s: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
         zones: Mapping[str, Sequence[str]] | None = None,
+        recognisers: Mapping[str, Sequence[str]] | None = None,
+        classified: Iterable[str] | None = None,
     ) -> None:
-        """`zones`: camera -> its zone names (cameras with zones get their zone sensors)."""
+        """`zones`: camera -> its zone names (cameras with zones get their zone sensors);
+        `recognisers`: each camera's other recognisers' activities; `classified`: the cameras
+        that run the classifier (None: all), the others get no classifier alerts."""
         self.reannounce_interval_s = reannounce_interval_s
         self._clock = clock
         self._requests = 0  # HA's "online" messages not answered yet
@@ -322,13 +332,15 @@ class HaDiscovery:
         self.cameras = [check_topic_level(c) for c in cameras]
         self._publish = publish
         self._messages: list[tuple[str, str]] = []
+        classifying = set(self.cameras if classified is None else classified)
         for camera in self.cameras:
             self._messages += discovery_messages(
                 discovery_prefix=discovery_prefix,
                 topic_prefix=topic_prefix,
                 camera=camera,
                 classes=classes,
-                alert_activities=alert_activities,
+                alert_activities=alert_activities if camera in classifying else [],
+                recognisers=(recognisers or {}).get(camera, ()),
                 model_name=model_name,
                 version=version,
                 snapshots=snapshots,
@@ -427,6 +439,13 @@ def discovery_for(
 ) -> HaDiscovery:
     """The daemon's discovery from its configuration; a name that cannot be announced is a
     configuration error (one line, exit 2)."""
+    configs = {cam.name: cam for cam in config.cameras}
+    recognisers = {
+        name: [r.activity for r in configs[name].recognisers if r.activity is not None]
+        for name in cameras
+        if name in configs
+    }
+    classified = [n for n in cameras if n not in configs or configs[n].classifies]
     try:
         return HaDiscovery(
             discovery_prefix=config.homeassistant.discovery_prefix,
@@ -440,6 +459,8 @@ def discovery_for(
             publish=publish,
             instance=config.mqtt.instance if config.mqtt.shared_prefix else None,
             reannounce_interval_s=config.homeassistant.reannounce_interval_s,
+            recognisers=recognisers,
+            classified=classified,
             zones={cam.name: [z.name for z in cam.zones] for cam in config.cameras},
         )
     except ValueError as exc:

@@ -56,6 +56,8 @@ def event_payload(tr: Transition, camera: str, model: str, seq: int) -> dict[str
         payload["ended_at"] = iso_utc(tr.ended_at)
         payload["duration_s"] = round(float(tr.duration_s), 3)
         payload["reason"] = tr.reason
+    if tr.down_s is not None:  # a fall: "down for N s"
+        payload["down_s"] = round(float(tr.down_s), 1)
     return payload
 
 

@@ -129,6 +129,11 @@ class Topics:
     def activity(self, camera: str) -> str:
         return self._camera(camera, "activity")
 
+    def recogniser_activity(self, camera: str, activity: str) -> str:
+        """Retained state of a recogniser besides the classifier (the fall's), same payload as
+        `activity`: `<prefix>/<camera>/activity/<activity>`."""
+        return self._camera(camera, f"activity/{check_topic_level(activity, 'activity')}")
+
     def scores(self, camera: str) -> str:
         return self._camera(camera, "scores")
 

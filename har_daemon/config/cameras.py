@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from har_daemon.config.paths import resolve_relative
+from har_daemon.config.recognisers import RecogniserConfig, unique_kinds
 from har_daemon.config.types import SLUG_PATTERN, CameraSource, Section, SourceKind, source_kind
 from har_daemon.config.zones import MAX_POLYGONS, MaskConfig, ZoneConfig
 from har_daemon.core.polygons import polygon_problem
@@ -142,6 +143,15 @@ class CameraConfig(CaptureOptions):
         "of the zones (needs a person-centric model). Activities not listed count everywhere.",
     )
 
+    recognisers: list[RecogniserConfig] = Field(
+        default_factory=list,
+        max_length=2,
+        title="Recognisers",
+        description='What this camera recognises, e.g. [{kind = "classifier"}, {kind = '
+        '"fall"}]: each with its own events and Home Assistant sensor, on the same frames. '
+        "Empty (default): the [model] classifier alone.",
+    )
+
     @field_validator("record_source")
     @classmethod
     def _recordable(cls, v: int | str | None) -> int | str | None:
@@ -182,6 +192,21 @@ class CameraConfig(CaptureOptions):
             return v
         found = resolve_relative(Path(v))
         return str(found) if found.exists() else v
+
+    @field_validator("recognisers")
+    @classmethod
+    def _unique_recognisers(cls, v: list[RecogniserConfig]) -> list[RecogniserConfig]:
+        return unique_kinds(v)
+
+    @property
+    def classifies(self) -> bool:
+        """Whether the [model] classifier runs on this camera."""
+        return not self.recognisers or any(r.kind == "classifier" for r in self.recognisers)
+
+    @property
+    def fall(self) -> RecogniserConfig | None:
+        """The fall recogniser's settings, when this camera runs one."""
+        return next((r for r in self.recognisers if r.kind == "fall"), None)
 
     @property
     def source_kind(self) -> SourceKind:

@@ -46,13 +46,15 @@ from har_daemon.dispatch.snapshot import EventSnapshots
 from har_daemon.outputs.clips import ClipRecorder
 from har_daemon.runtime.events import ActivityState, Transition
 from har_daemon.runtime.inference import GapResult, WindowResult
+from har_daemon.runtime.recognisers import ActivityResult
 
 log = get_logger(__name__)
 
 RECENT_EVENTS = 20
 """Events (with their snapshots) kept in memory for the debug view's index page."""
 
-Outcome = WindowResult | GapResult
+Outcome = WindowResult | GapResult | ActivityResult
+"""A classifier's window or gap, or another recogniser's look (a fall's, keyed by activity)."""
 
 
 @dataclass
@@ -103,6 +105,7 @@ class EventRouter(threading.Thread):
         self._clock = clock = clock or Clock()
         self._record_latency = record_latency
         self._cameras = {name: _CameraEvents() for name in cameras}
+        self._others: dict[tuple[str, str], _CameraEvents] = {}  # (camera, activity): falls
         self._queue: queue.Queue[Outcome | None] = queue.Queue(settings.queue_size)
         self._state_lock = threading.Lock()
         self._throttle = LogThrottle(30.0, clock.monotonic)
@@ -188,6 +191,18 @@ class EventRouter(threading.Thread):
         with self._state_lock:
             return {name: cam.state for name, cam in self._cameras.items()}
 
+    def republish_recognisers(self, at: float, offset: float) -> None:
+        """The other recognisers' last states (retained), after a reconnect."""
+        with self._state_lock:
+            states = {key: other.state for key, other in self._others.items()}
+        for (camera, activity), state in states.items():
+            if state is not None:
+                self.messenger.publish(
+                    self.topics.recogniser_activity(camera, activity),
+                    self.state_payload(state, at, offset),
+                    retain=True,
+                )
+
     # -- handling (this thread) --------------------------------------------------------------
 
     def handle(self, outcomes: Sequence[Outcome]) -> None:
@@ -207,9 +222,15 @@ class EventRouter(threading.Thread):
             self._send_events(pending, offset)
         for outcome in handled:
             at = outcome.window_end if isinstance(outcome, WindowResult) else outcome.at
+            activity = outcome.activity if isinstance(outcome, ActivityResult) else None
             try:
                 self._state(
-                    outcome.camera, outcome.state, at, offset, force=bool(outcome.transitions)
+                    outcome.camera,
+                    outcome.state,
+                    at,
+                    offset,
+                    force=bool(outcome.transitions),
+                    activity=activity,
                 )
             except Exception:
                 self._failed(outcome)
@@ -226,8 +247,9 @@ class EventRouter(threading.Thread):
             raise KeyError(f"unknown camera {outcome.camera!r}")
         self._note(outcome, offset)
         region = self._region(outcome)
+        model = {"model": outcome.model} if isinstance(outcome, ActivityResult) else {}
         return [
-            (outcome.camera, tr, self._extras(outcome.camera, tr, region, offset))
+            (outcome.camera, tr, {**self._extras(outcome.camera, tr, region, offset), **model})
             for tr in outcome.transitions
         ]
 
@@ -248,7 +270,8 @@ class EventRouter(threading.Thread):
         if since is None and state.since is not None:
             since = state.since + offset
         payload = activity_payload(replace(state, since=since), at + offset)
-        if state.camera in self._zones:  # Home Assistant's zone sensors read these
+        if state.camera in self._zones and state.activity in (None, *self.settings.classes):
+            # Home Assistant's zone sensors read these (the classifier's zones; not a fall's)
             payload["zones"] = self._zones[state.camera] if state.activity else []
         return payload
 
@@ -265,6 +288,8 @@ class EventRouter(threading.Thread):
     def _note(self, outcome: Outcome, offset: float) -> None:
         """Snapshot bookkeeping and scores: what a window says besides its transitions."""
         camera = outcome.camera
+        if isinstance(outcome, ActivityResult):
+            return
         if isinstance(outcome, GapResult):
             if self.snapshots is not None:
                 self.snapshots.forget(camera)
@@ -284,18 +309,24 @@ class EventRouter(threading.Thread):
     def _region(self, outcome: Outcome) -> list[float] | None:
         """Where the people of a person-centric model's event are (the last region seen, for
         an ending without a window)."""
-        if isinstance(outcome, WindowResult) and outcome.region is not None:
-            self._regions[outcome.camera] = outcome.region
+        key = outcome.camera
+        if isinstance(outcome, ActivityResult):
+            key = f"{outcome.camera}/{outcome.activity}"
+            if outcome.region is not None:
+                self._regions[key] = outcome.region
+        elif isinstance(outcome, WindowResult) and outcome.region is not None:
+            self._regions[key] = outcome.region
             if outcome.zones is not None:
                 self._zones[outcome.camera] = outcome.zones
-        return self._regions.get(outcome.camera)
+        return self._regions.get(key)
 
     def _extras(
         self, camera: str, tr: Transition, region: list[float] | None, offset: float
     ) -> dict[str, Any]:
         """The snapshot of a start and the clip of an end, done before the event is sent."""
         extras: dict[str, Any] = {} if region is None else {"region": region}
-        if camera in self._zones:  # cameras with zones: where the event's people stood
+        if camera in self._zones and tr.activity in self.settings.classes:
+            # cameras with zones: where the classifier's event's people stood
             extras["zones"] = self._zones[camera]
         if tr.kind == "start":
             if self.clips is not None:
@@ -369,10 +400,23 @@ class EventRouter(threading.Thread):
         return self.messenger.enabled
 
     def _state(
-        self, camera: str, state: ActivityState, at: float, offset: float, *, force: bool
+        self,
+        camera: str,
+        state: ActivityState,
+        at: float,
+        offset: float,
+        *,
+        force: bool,
+        activity: str | None = None,
     ) -> None:
-        """The retained activity topic: on every change, else every `state_interval_s`."""
-        cam = self._cameras[camera]
+        """The retained activity topic (of the classifier, or of the recogniser of `activity`):
+        on every change, else every `state_interval_s`."""
+        if activity is None:
+            cam, topic = self._cameras[camera], self.topics.activity(camera)
+        else:
+            with self._state_lock:
+                cam = self._others.setdefault((camera, activity), _CameraEvents())
+            topic = self.topics.recogniser_activity(camera, activity)
         now = self._clock.monotonic()
         with self._state_lock:
             cam.state = state
@@ -385,6 +429,4 @@ class EventRouter(threading.Thread):
         if due:
             cam.state_published_at = now
             cam.state_activity = state.activity
-            self.messenger.publish(
-                self.topics.activity(camera), self.state_payload(state, at, offset), retain=True
-            )
+            self.messenger.publish(topic, self.state_payload(state, at, offset), retain=True)

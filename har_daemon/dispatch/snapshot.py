@@ -11,8 +11,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from har_daemon.config import SnapshotsConfig
+from har_daemon.config import DaemonConfig, SnapshotsConfig
+from har_daemon.model.meta import ModelMeta
 from har_daemon.outputs.snapshots import BestWindow, encode_snapshot, snapshot_lines
+from har_daemon.runtime.cameras import window_seconds
 from har_daemon.runtime.events import Transition
 from har_daemon.runtime.history import FrameHistory
 
@@ -55,7 +57,11 @@ class EventSnapshots:
 
         Raises ValueError or OSError when encoding fails.
         """
-        best_end = self._best[camera].best(self.classes.index(tr.activity))
+        best_end = (  # a fall (not a class) is pictured at its transition
+            self._best[camera].best(self.classes.index(tr.activity))
+            if tr.activity in self.classes
+            else None
+        )
         aim = (best_end if best_end is not None else tr.at) - self.window_s / 2
         found = self.histories[camera].nearest(aim)
         if found is None:
@@ -70,3 +76,18 @@ class EventSnapshots:
         return encode_snapshot(
             frame, max_width=s.max_width, quality=s.quality, overlay_lines=caption, box=region
         )
+
+
+def snapshots_for(
+    config: DaemonConfig, histories: Mapping[str, FrameHistory | None], meta: ModelMeta
+) -> EventSnapshots | None:
+    """The daemon's snapshots (None when [snapshots] is off); `histories` per camera."""
+    if not config.snapshots.enabled:
+        return None
+    return EventSnapshots(
+        config.snapshots,
+        {name: h for name, h in histories.items() if h is not None},
+        meta.classes,
+        window_s=window_seconds(config, meta),
+        remembered_windows=max(config.inference.smoothing_window, 1) + 4,
+    )

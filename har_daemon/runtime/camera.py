@@ -165,9 +165,12 @@ class Camera:
     def _wait_for_inference(self) -> None:
         """A file played as fast as possible waits for each due window to be taken, so a
         one-shot run scores every window instead of dropping them as stale."""
-        ring, schedule = self.pipeline.ring, self.pipeline.schedule
-        while not self._stopping.is_set() and schedule.ready(
-            ring.count, ring.full, ring.full_since
+        p = self.pipeline
+        ring, schedule = p.ring, p.schedule
+        while not self._stopping.is_set() and (
+            schedule.ready(ring.count, ring.full, ring.full_since)
+            # the fall stage looks at the newest frame only: let it see every one
+            or (p.falls is not None and p.enabled and p.falls.seen_count < ring.count)
         ):
             time.sleep(0.002)
 

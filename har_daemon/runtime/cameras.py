@@ -10,13 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 
 from har_daemon.config import CameraConfig, DaemonConfig
+from har_daemon.core.errors import ConfigError
 from har_daemon.model.backends import default_threads
 from har_daemon.model.meta import ModelMeta
 from har_daemon.model.person import PersonDetector
+from har_daemon.model.pose import PoseEstimator
 from har_daemon.runtime.camera import Camera, FrameListener, StatusListener
+from har_daemon.runtime.falls import DETECT_SCORE, FALL_MODEL_DIR, FallStage, load_rule
 from har_daemon.runtime.history import FrameHistory
 from har_daemon.runtime.people import PeopleStage
 from har_daemon.runtime.policy import DecisionPolicy
+from har_daemon.runtime.recognisers import FallRecogniser, fall_problem
 from har_daemon.runtime.zones import CameraZones
 
 HISTORY_SLACK_S = 5.0
@@ -47,16 +51,25 @@ def build_cameras(
     window_s = window_seconds(config, meta)
     snapshots, clips = config.snapshots, config.clips
     rules = meta.person_region
+    falls = [cam.name for cam in cameras if cam.fall is not None]
+    for cam in cameras:
+        problem = fall_problem(cam, meta)
+        if problem is not None:
+            raise ConfigError(f"cameras: {problem}")
+    score = rules.min_score if rules is not None else DETECT_SCORE
     detector = (
-        PersonDetector(threads=default_threads(), score_threshold=rules.min_score)
+        PersonDetector(
+            threads=default_threads(), score_threshold=min(score, DETECT_SCORE) if falls else score
+        )
         if rules is not None
         else None
     )
+    pose = PoseEstimator(threads=default_threads()) if falls else None
     built: dict[str, Camera] = {}
     for cam in cameras:
         people = None
         zones = CameraZones.from_config(cam, meta.classes)
-        if detector is not None and rules is not None:
+        if detector is not None and rules is not None and cam.classifies:
             inf = config.inference
             gap = inf.interaction_distance if inf.interaction_gate else None
             people = PeopleStage(
@@ -91,4 +104,12 @@ def build_cameras(
             frame_clock=frame_clock,
             zones=zones,
         )
+        pipeline = built[cam.name].pipeline
+        pipeline.classify = cam.classifies
+        if cam.fall is not None and detector is not None and pose is not None:
+            stage = FallStage(detector, pose, load_rule(cam.fall.model or FALL_MODEL_DIR))
+            shared = cam.fall.looks == "shared" and people is not None
+            pipeline.falls = FallRecogniser(
+                cam.name, stage, cam.fall.update_interval_s, shared, zones
+            )
     return built

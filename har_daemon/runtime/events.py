@@ -38,7 +38,8 @@ import numpy as np
 from har_daemon.config import InferenceConfig, default_of
 
 TransitionKind = Literal["start", "update", "end"]
-EndReason = Literal["below_exit", "takeover", "finish"]
+EndReason = Literal["below_exit", "takeover", "finish", "up", "gone"]
+"""Falls end "up" (the person got up) or "gone" (their track was lost)."""
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,8 @@ class Transition:
     camera: str | None = None
     reason: EndReason | None = None
     """Why an occurrence ended (on `end` only)."""
+    down_s: float | None = None
+    """Falls only: how long the person has been down (runtime.recognisers)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

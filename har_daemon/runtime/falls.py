@@ -29,6 +29,10 @@ FALL_MODEL_DIR = bundled("models/fall")
 RULE_FILE = "rule.json"
 SPACING_S = 0.2
 """Seconds between looks: what the shipped thresholds were learned at."""
+DETECT_SCORE = 0.2
+"""The person detector's score threshold the thresholds were learned with
+(scripts/fall_data.py); a detector shared with the fight's person stage uses the lower of the
+two (that stage filters its own boxes by its model's `min_score`)."""
 
 
 class PoseModel(Protocol):
@@ -61,6 +65,8 @@ class FallChange:
     down_s: float
     """How long the person has been down (0 at "end")."""
     box: tuple[float, float, float, float]
+    gone: bool = False
+    """An "end" because the track was lost (not because the person got up)."""
 
 
 @dataclass
@@ -79,11 +85,17 @@ class FallStage:
     def due(self, t: float) -> bool:
         return self._last_t is None or t - self._last_t >= self.spacing_s - 1e-6
 
-    def look(self, frame: np.ndarray, t: float) -> list[FallChange]:
-        """Detect, estimate and advance every person track on `frame` (taken at `t`)."""
+    def look(
+        self, frame: np.ndarray, t: float, boxes: np.ndarray | None = None
+    ) -> list[FallChange]:
+        """Estimate and advance every person track on `frame` (taken at `t`); `boxes`: the
+        person detector's on this very frame when another stage already ran it, else the
+        detector runs here."""
         assert self.events is not None
         self._last_t = t
-        boxes = np.asarray(self.detector.detect(frame), np.float32).reshape(-1, 5)
+        if boxes is None:
+            boxes = self.detector.detect(frame)
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 5)
         keypoints = self.pose.estimate(frame, boxes) if len(boxes) else []
         now = {tr.id for tr in self.tracks.update(t, boxes, keypoints, frame.shape[:2])}
         live = [(tr.id, tr.ring, tr.id in now) for tr in self.tracks.tracks]
@@ -93,8 +105,10 @@ class FallStage:
             state = self.events.states.get(track_id)
             since = state.down_since if state is not None else None
             down_s = t - since if change != "end" and since is not None else 0.0
-            box = boxes_by_id.get(track_id, (0.0, 0.0, 0.0, 0.0))
-            out.append(FallChange(track_id, change, t, round(down_s, 2), box))
+            box = boxes_by_id.get(track_id)
+            gone = box is None
+            box = box or (0.0, 0.0, 0.0, 0.0)
+            out.append(FallChange(track_id, change, t, round(down_s, 2), box, gone))
         return out
 
     def reset(self, t: float) -> list[FallChange]:

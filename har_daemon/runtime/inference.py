@@ -25,6 +25,7 @@ from har_daemon.model.preprocess import to_model_input
 from har_daemon.model.regions import crop_window, normalised
 from har_daemon.runtime.events import ActivityState, ActivityTracker, Transition
 from har_daemon.runtime.people import PeopleStage, RegionTrack
+from har_daemon.runtime.recognisers import ActivityResult, FallRecogniser
 from har_daemon.runtime.ring import FrameRing, StrideSchedule, Window
 from har_daemon.runtime.smoothing import Smoother
 from har_daemon.runtime.zones import CameraZones
@@ -73,6 +74,8 @@ class CameraPipeline:
     cut: threading.Event = field(default_factory=threading.Event)
     last_window_end: float | None = None
     people: PeopleStage | None = None  # person-centric models: where to crop the windows
+    falls: FallRecogniser | None = None  # the fall recogniser, on the same frames
+    classify: bool = True  # False: the camera runs other recognisers only
     zones: CameraZones | None = None  # the camera's zones and masks, if it has any
     last_result: WindowResult | None = None  # the newest scored window (the debug view's)
     _frames: np.ndarray | None = None
@@ -135,6 +138,7 @@ class GapResult:
 
 ResultSink = Callable[[WindowResult], None]
 GapSink = Callable[[GapResult], None]
+ActivitySink = Callable[[ActivityResult], None]
 
 
 class InferenceScheduler(threading.Thread):
@@ -150,8 +154,10 @@ class InferenceScheduler(threading.Thread):
         motion_threshold: float = 0.01,
         gap_sink: GapSink | None = None,
         frame_clock: Callable[[], float] | None = None,
+        activity_sink: ActivitySink | None = None,
     ) -> None:
-        """`frame_clock`: the capture threads' (`CameraCapture`), for endings without a frame."""
+        """`frame_clock`: the capture threads' (`CameraCapture`), for endings without a frame;
+        `activity_sink`: the other recognisers' (falls') outcomes."""
         super().__init__(name="inference", daemon=True)
         self.backend = backend
         self.meta = meta
@@ -161,6 +167,7 @@ class InferenceScheduler(threading.Thread):
         self.motion_gating = motion_gating
         self.motion_threshold = motion_threshold
         self.gap_sink = gap_sink
+        self.activity_sink = activity_sink
         self.frame_clock = frame_clock or Clock().timeline
         self.crashed = False  # run() ended by an exception: a bug
         self._wake = threading.Condition()
@@ -206,14 +213,14 @@ class InferenceScheduler(threading.Thread):
             if p.cut.is_set():
                 p.cut.clear()
                 self._restart(p)
-            if p.people is not None and p.enabled:
+            if (p.people is not None or p.falls is not None) and p.enabled:
                 self._look(p)
             window = p.take()
             if window is None:
                 continue
             p.stats.stale_windows += window.skipped
             self.last_window_at = p.stats.last_window_at = time.monotonic()
-            if not p.enabled:
+            if not p.enabled or not p.classify:
                 continue
             t_end = float(window.times[-1])
             if p.people is None:
@@ -232,10 +239,21 @@ class InferenceScheduler(threading.Thread):
         return len(by_camera)
 
     def _look(self, p: CameraPipeline) -> None:
-        assert p.people is not None
+        """The person stage and the fall stage at the ring's newest frame, where due; one
+        detector call serves both when both are due on it."""
         latest = p.ring.latest()
-        if latest is not None and p.people.due(latest[2]):
-            p.people.look(*latest)
+        if latest is None:
+            return
+        frame, t, count = latest
+        boxes = None
+        if p.people is not None and p.people.due(count):
+            boxes = p.people.look(frame, t, count)
+        if p.falls is not None:
+            if p.falls.due(t, boxes is not None):
+                result = p.falls.look(frame, t, boxes)
+                if self.activity_sink is not None:
+                    self.activity_sink(result)
+            p.falls.seen_count = count
 
     def _region_jobs(
         self, p: CameraPipeline, frames: np.ndarray, times: np.ndarray, captured_at: float | None
@@ -349,6 +367,13 @@ class InferenceScheduler(threading.Thread):
         transitions = p.tracker.finish(at)
         if self.gap_sink is not None:
             self.gap_sink(GapResult(p.name, at, transitions, p.tracker.state))
+        self._end_falls(p, at)
+
+    def _end_falls(self, p: CameraPipeline, at: float) -> None:
+        if p.falls is not None:
+            result = p.falls.reset(at)
+            if self.activity_sink is not None:
+                self.activity_sink(result)
 
     def _restart(self, p: CameraPipeline) -> None:
         """A stream gap or a scene cut ends what was going on: the activity was last seen
@@ -361,3 +386,4 @@ class InferenceScheduler(threading.Thread):
         transitions = p.tracker.finish(at)
         if self.gap_sink is not None:
             self.gap_sink(GapResult(p.name, at, transitions, p.tracker.state))
+        self._end_falls(p, at)

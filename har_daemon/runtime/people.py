@@ -101,9 +101,9 @@ class PeopleStage:
         """True when the ring's newest frame (push number `count`) should be looked at."""
         return self._last_count is None or count - self._last_count >= self.rules.detect_every
 
-    def look(self, frame: np.ndarray, t: float, count: int) -> None:
+    def look(self, frame: np.ndarray, t: float, count: int) -> np.ndarray:
         """Detect people on `frame` (the ring's newest), unless the picture is still and the
-        last look found nobody."""
+        last look found nobody; returns the boxes (the fall stage shares them)."""
         self._last_count = count
         thumb = _thumb(frame)
         still = (
@@ -129,6 +129,7 @@ class PeopleStage:
         self._looks.append((t, boxes))
         while self._looks and self._looks[0][0] < t - 2 * self.span_s:
             self._looks.popleft()
+        return boxes
 
     def reset(self) -> None:
         """A stream gap: people seen before it say nothing about the picture after it."""

@@ -42,6 +42,9 @@ Raw snapshot (`RawStats`)::
           # boxes dropped for standing in one, looks skipped as the masks cover everything
           "masked_fraction": float, "masked_boxes": int, "detections_masked": int,
           "debug_encodes": int,  # pictures the debug view drew and encoded (0: nobody watched)
+          # optional, cameras with a fall recogniser: its looks, and those that took the person
+          # stage's boxes of the same frame (no detector call of their own)
+          "fall_looks": int, "fall_looks_shared": int,
         },
       },
     }
@@ -119,6 +122,8 @@ class CameraRaw(TypedDict):
     masked_fraction: NotRequired[float]
     masked_boxes: NotRequired[int]
     detections_masked: NotRequired[int]
+    fall_looks: NotRequired[int]
+    fall_looks_shared: NotRequired[int]
 
 
 class CameraStats(CameraRaw):
@@ -258,6 +263,10 @@ def _camera_raw(camera: Camera, events: int, now: float) -> CameraRaw:
         raw["masked_fraction"] = round(zones.stats.masked_fraction, 4)
         raw["masked_boxes"] = zones.stats.masked_boxes
         raw["detections_masked"] = people.detections_masked if people else 0
+    falls = camera.pipeline.falls
+    if falls is not None:
+        raw["fall_looks"] = falls.stats.looks
+        raw["fall_looks_shared"] = falls.stats.shared_looks
     return raw
 
 

@@ -52,6 +52,11 @@ _CAMERA_COUNTERS = {
         "Region windows kept from alerting by the interaction gate (nobody close together).",
     ),
     "events": ("har_camera_events", "Activity events published."),
+    "fall_looks": ("har_camera_fall_looks", "Looks of the fall recogniser (pose per person)."),
+    "fall_looks_shared": (
+        "har_camera_fall_looks_shared",
+        "Fall looks that took the person stage's boxes (no detector call of their own).",
+    ),
 }
 # per-camera gauges: raw key -> (metric name, help)
 _CAMERA_GAUGES = {

@@ -27,6 +27,7 @@ from har_daemon.model.backends import default_threads
 from har_daemon.model.meta import read_meta
 from har_daemon.tools.inference import measure_inference
 from har_daemon.tools.people import measure_people, stage_ms
+from har_daemon.tools.recognisers import measure_recognisers
 from har_daemon.tools.recording import measure_recording, print_recording
 from har_daemon.tools.streams import measure_streams
 
@@ -89,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
                 result.update(measure_people(args, Path(tmp), threads))
     else:
         result.update(stage_ms(args.runs, threads))
+    result.update(measure_recognisers(args))
     if args.json:
         print(json.dumps(result))
     else:
@@ -123,6 +125,12 @@ def print_table(result: dict[str, Any]) -> None:
         ("person detection, one 640x480 frame", result.get("detect_ms"), "ms"),
         ("pose (MoveNet Lightning), per person", result.get("pose_ms_per_person"), "ms"),
         ("... streams with the person stage on", result.get("streams_realtime_people"), ""),
+        (f"{result.get('recognisers_model')}, one camera, CPU per s of video",
+         result.get("fight_cpu_ms_per_s"), "ms"),
+        ("... with the fall recogniser too", result.get("fight_fall_cpu_ms_per_s"), "ms"),
+        ("... fight + fall / fight alone", result.get("fight_fall_ratio"), "x"),
+        ("... with the fall's looks shared", result.get("fight_fall_shared_cpu_ms_per_s"), "ms"),
+        ("... fight + fall (shared) / fight alone", result.get("fight_fall_shared_ratio"), "x"),
         (f"latency p95 at {result.get('latency_streams')} streams", result.get("latency_p95_ms"),
          "ms"),
         (f"daemon RSS at {result.get('latency_streams')} streams", result.get("rss_mb"), "MB"),

@@ -49,11 +49,14 @@ def problems(tmp_path: Path, text: str, **kw) -> list[str]:
 
 def test_example_loads_with_its_cameras() -> None:
     cfg = load_config(EXAMPLE)
-    assert [c.name for c in cfg.cameras] == ["front-door", "desk-webcam", "demo"]
-    rtsp, webcam, demo = cfg.cameras
+    assert [c.name for c in cfg.cameras] == ["front-door", "desk-webcam", "living-room", "demo"]
+    rtsp, webcam, room, demo = cfg.cameras
     # Installed unedited, it starts: the examples wait for a real source, the demo clip plays.
     assert [c.name for c in cfg.enabled_cameras] == ["demo"]
     assert demo.loop and Path(demo.source).resolve() == (REPO / "models/demo/sample.mp4").resolve()
+    assert rtsp.classifies and rtsp.fall is None  # no recognisers: the classifier alone
+    assert room.classifies and room.fall is not None and room.fall.looks == "own"
+    assert room.fall.model is not None and (room.fall.model / "rule.json").is_file()
     assert rtsp.source_kind == "stream" and rtsp.source.startswith("rtsp://")
     assert "secret" not in rtsp.redacted_source and "secret" not in repr(rtsp)
     assert webcam.source == 0 and webcam.source_kind == "webcam"

@@ -36,6 +36,8 @@ def raw_stats() -> dict[str, Any]:
         "detections": 40,
         "no_person_windows": 5,
         "gated_windows": 6,
+        "fall_looks": 50,
+        "fall_looks_shared": 10,
         "enter_threshold": 0.73,
         "events": 4,
         "latency_ms_p50": 12.5,
@@ -166,6 +168,8 @@ def test_metrics_expose_the_stats(server: MetricsServer) -> None:
     assert value(s, "har_camera_no_person_windows_total", **door) == 5
     assert value(s, "har_camera_events_total", **door) == 4
     assert value(s, "har_camera_gated_windows_total", **door) == 6
+    assert value(s, "har_camera_fall_looks_total", **door) == 50
+    assert value(s, "har_camera_fall_looks_shared_total", **door) == 10
     assert value(s, "har_camera_enter_threshold", **door) == 0.73
     assert value(s, "har_camera_online", **door) == 1.0
     assert value(s, "har_camera_enabled", **door) == 1.0

@@ -23,6 +23,7 @@ from har_daemon.model.meta import read_meta
 from har_daemon.tools import bench as benchmark
 from har_daemon.tools import streams
 from har_daemon.tools.broker import MosquittoBroker, MqttRecorder, find_mosquitto
+from har_daemon.tools.people import PEOPLE_CLIP
 from har_daemon.tools.recording import MODES, recording_config, tree_cpu_s
 from tests.shared_data import REPO
 
@@ -164,7 +165,7 @@ def test_bench_json_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     env["TF_CPP_MIN_LOG_LEVEL"] = "3"
     cmd = [sys.executable, "-m", "har_daemon", "bench", "--json", "--streams-max", "2",
            "--seconds", "6", "--warmup", "3", "--latency-streams", "2", "--runs", "5",
-           "--workdir", str(tmp_path)]  # fmt: skip
+           "--recognisers-seconds", "4", "--workdir", str(tmp_path)]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
@@ -181,6 +182,13 @@ def test_bench_json_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert 0 < result["latency_p95_ms"] < 10_000
     assert 20 < result["rss_mb"] < 4000
     assert result["cpu_count"] == os.cpu_count()
+    # Fight + fall on one camera against fight alone (on the real clip, where it is here).
+    if PEOPLE_CLIP.is_file():
+        assert result["recognisers_model"] == "fight-person-lrcn"
+        assert 0 < result["fight_cpu_ms_per_s"] < result["fight_fall_cpu_ms_per_s"]
+        assert result["fight_fall_ratio"] > 1 and result["fall_looks"] > 0
+    else:
+        assert "not found" in result["recognisers_note"]
     assert result["stream"]["width"] == 640 and result["stream"]["fps"] == 25
     steps = result["steps"]
     assert [s["streams"] for s in steps][:1] == [1]
@@ -195,6 +203,7 @@ def test_bench_json_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     benchmark.print_table(result)
     text = capsys.readouterr().out
     assert "model.predict" in text and "latency p95 at 2 streams" in text
+    assert "fight + fall / fight alone" in text
 
 
 def test_recording_configs_are_accepted_by_the_daemon_loader(tmp_path: Path) -> None:
@@ -223,7 +232,7 @@ def test_bench_stderr_has_no_gpu_noise_without_a_gpu() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAR_")}
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as a user runs it
     cmd = [sys.executable, "-m", "har_daemon", "bench", "--streams-max", "0",
-           "--latency-streams", "0", "--runs", "3"]  # fmt: skip
+           "--latency-streams", "0", "--runs", "3", "--recognisers-seconds", "0"]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "cuda" not in proc.stderr.lower() and "cuInit" not in proc.stderr, proc.stderr

@@ -1,0 +1,154 @@
+"""The fall recogniser's events on a camera (runtime.recognisers), its config and its sensors.
+
+The fall stage is scripted here (a recording fake of our own `FallStage` interface): what is
+tested is how its per-person changes become events keyed by (camera, "fall"): one occurrence per
+fallen person, "down for N s" updates at most every `update_interval_s`, the end's reason, the
+retained state, and that a look shares the person stage's boxes instead of detecting again.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from har_daemon.comms.homeassistant import discovery_messages
+from har_daemon.comms.payloads import event_payload
+from har_daemon.config import CameraConfig
+from har_daemon.model.meta import read_meta
+from har_daemon.runtime.falls import FallChange
+from har_daemon.runtime.recognisers import FallRecogniser, fall_problem
+from tests.shared_data import REPO
+
+FRAME = np.zeros((100, 200, 3), np.uint8)
+BOX = (20.0, 50.0, 60.0, 100.0)
+
+
+@dataclass
+class ScriptedStage:
+    """Returns the scripted changes of each look; records the boxes it was given."""
+
+    script: dict[float, list[tuple[int, str, float, bool]]]
+    detector: object = None
+    given: list[object] = field(default_factory=list)
+    spacing_s: float = 0.2
+
+    def due(self, t: float) -> bool:
+        return True
+
+    def look(self, frame: np.ndarray, t: float, boxes: np.ndarray | None = None):
+        self.given.append(boxes)
+        return [
+            FallChange(tid, kind, t, down, (0.0,) * 4 if gone else BOX, gone)  # type: ignore[arg-type]
+            for tid, kind, down, gone in self.script.get(t, [])
+        ]
+
+    def reset(self, t: float):
+        return [FallChange(7, "end", t, 0.0, (0.0,) * 4)]
+
+
+class Detector:
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def detect(self, frame: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return np.array([[*BOX, 0.9]], np.float32)
+
+
+def _recogniser(script, update_s: float = 1.0) -> tuple[FallRecogniser, ScriptedStage]:
+    stage = ScriptedStage(script, Detector())
+    return FallRecogniser("hall", stage, update_s), stage  # type: ignore[arg-type]
+
+
+def test_one_fall_starts_updates_every_interval_and_ends_when_the_person_gets_up() -> None:
+    t_down = [0.2 * i for i in range(1, 12)]
+    script = {t_down[0]: [(1, "start", 0.8, False)]}
+    script.update({t: [(1, "update", 0.8 + t - t_down[0], False)] for t in t_down[1:-1]})
+    script[t_down[-1]] = [(1, "end", 0.0, False)]
+    rec, stage = _recogniser(script, update_s=1.0)
+    results = [rec.look(FRAME, t) for t in t_down]
+    trs = [tr for r in results for tr in r.transitions]
+    assert [tr.kind for tr in trs] == ["start", "update", "end"]
+    start, update, end = trs
+    assert {tr.activity for tr in trs} == {"fall"} and len({tr.occurrence_id for tr in trs}) == 1
+    assert start.down_s == 0.8 and update.down_s == pytest.approx(1.8)
+    assert update.at - start.at == pytest.approx(1.0)  # not more often than update_interval_s
+    assert end.reason == "up" and end.down_s is None
+    assert end.duration_s == pytest.approx(t_down[-1] - t_down[0])
+    assert results[0].state.activity == "fall" and results[-1].state.activity is None
+    assert results[0].region == [0.1, 0.5, 0.3, 1.0]  # the fallen person, in frame fractions
+    payload = event_payload(update, "hall", "fall-pose-rule", 2)
+    assert payload["down_s"] == 1.8 and payload["activity"] == "fall"
+    assert stage.detector.calls == len(t_down)  # type: ignore[attr-defined]
+
+
+def test_two_people_down_are_two_falls_and_a_lost_track_ends_gone() -> None:
+    script = {
+        0.2: [(1, "start", 0.8, False), (2, "start", 0.8, False)],
+        0.4: [(1, "end", 0.0, True), (2, "update", 1.0, False)],
+    }
+    rec, _ = _recogniser(script, update_s=0.0)
+    first, second = rec.look(FRAME, 0.2), rec.look(FRAME, 0.4)
+    assert len({tr.occurrence_id for tr in first.transitions}) == 2
+    gone, update = second.transitions
+    assert gone.reason == "gone" and update.kind == "update"
+    assert second.state.activity == "fall"  # the other person is still down
+
+
+def test_shared_boxes_spare_the_detector_and_a_gap_ends_the_fall() -> None:
+    rec, stage = _recogniser({0.2: [(7, "start", 0.8, False)]})
+    boxes = np.array([[*BOX, 0.8]], np.float32)
+    rec.look(FRAME, 0.2, boxes)
+    assert stage.given == [boxes] and stage.detector.calls == 0  # type: ignore[attr-defined]
+    assert rec.stats.shared_looks == rec.stats.looks == 1
+    # a gap noticed at the classifier's last window, which lagged the fall's last look
+    (end,) = rec.reset(0.1).transitions
+    assert end.kind == "end" and end.reason == "finish" and rec.state.activity is None
+    assert end.at == 0.2
+    rec.shared = True
+    assert rec.due(0.6, people_looked=False) is False and rec.due(0.6, people_looked=True)
+
+
+def test_recognisers_config_keeps_the_shorthand_and_refuses_nonsense() -> None:
+    plain = CameraConfig(name="a", source="x.mp4")
+    assert plain.classifies and plain.fall is None
+    both = CameraConfig(
+        name="a", source="x.mp4", recognisers=[{"kind": "classifier"}, {"kind": "fall"}]
+    )
+    assert both.classifies and both.fall is not None and both.fall.update_interval_s == 1.0
+    fall_only = CameraConfig(name="a", source="x.mp4", recognisers=[{"kind": "fall"}])
+    assert not fall_only.classifies
+    bad = [
+        [{"kind": "fall"}, {"kind": "fall"}],
+        [{"kind": "classifier", "model": "models/fall"}],
+        [{"kind": "fall", "looks": "shared"}],
+        [{"kind": "fall", "update_interval_s": -1}],
+        [{"kind": "fall", "colour": "red"}],
+    ]
+    for recognisers in bad:
+        with pytest.raises(ValidationError):
+            CameraConfig(name="a", source="x.mp4", recognisers=recognisers)
+
+
+def test_fall_needs_a_person_centric_model() -> None:
+    cam = CameraConfig(name="a", source="x.mp4", recognisers=[{"kind": "fall"}])
+    assert fall_problem(cam, read_meta(REPO / "models" / "fight")) is None
+    problem = fall_problem(cam, read_meta(REPO / "models" / "demo"))
+    assert problem is not None and "person-centric" in problem
+
+
+def test_home_assistant_gets_a_binary_sensor_per_activity() -> None:
+    messages = discovery_messages(
+        discovery_prefix="homeassistant", topic_prefix="har", camera="hall",
+        classes=["fight", "noFight"], alert_activities=["fight"], model_name="m",
+        version="1", snapshots=False, recognisers=["fall"],
+    )  # fmt: skip
+    sensors = {json.loads(p)["name"]: json.loads(p) for t, p in messages if "/binary_sensor/" in t}
+    assert set(sensors) == {"fight", "fall"}
+    assert sensors["fight"]["state_topic"] == "har/hall/activity"
+    assert sensors["fall"]["state_topic"] == "har/hall/activity/fall"
+    assert sensors["fall"]["unique_id"].endswith("hall_alert_fall")
