@@ -4,6 +4,7 @@ keeps, what the ping responder answers and the conflict state published (its pur
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -233,3 +234,56 @@ def test_the_conflict_state_is_published_when_it_changes_and_deleted_when_none()
     presence.board(b.status_topic, b"stopped", True)
     presence.publish_state(publish)
     assert published[-1] == (state, b"", True) and len(published) == 4
+
+
+def test_an_availability_that_comes_before_its_claim_counts() -> None:
+    """Retained messages arrive in any order: "online" first, then the info, is a conflict."""
+    presence = InstancePresence(me("a", ("yard",)))
+    b = me("b", ("yard",))
+    with capture_logs() as logs:
+        presence.board(b.status_topic, b"online", True)
+        presence.board(b.info_topic, info(b), True)
+    assert [e["event"] for e in logs] == ["availability.conflict"]
+
+
+def test_conflicts_are_logged_three_at_a_time_then_held() -> None:
+    """A flood of claims on many cameras logs the first three problems (throttled, with the
+    count held back), not one line per camera."""
+    cameras = tuple(f"cam{i}" for i in range(5))
+    presence = InstancePresence(me("a", cameras))
+    b = me("b", cameras)
+    with capture_logs() as logs:
+        presence.board(b.info_topic, info(b), True)
+        presence.board(b.status_topic, b"online", True)
+    logged = [e for e in logs if e["event"] == "availability.conflict"]
+    assert [(e["problem"][:14], e["suppressed"]) for e in logged] == [
+        ("camera 'cam0' ", 0), ("camera 'cam1' ", 0), ("camera 'cam2' ", 0),
+    ]  # fmt: skip
+
+
+def test_a_full_board_says_how_many_it_keeps() -> None:
+    board = InstanceBoard(me("a", ("yard",)), max_claims=1)
+    with capture_logs() as logs:
+        for other in (me("b", ("yard",)), me("c", ("yard",))):
+            board(other.info_topic, info(other), True)
+    full = [e for e in logs if e["event"] == "availability.too_many_claims"]
+    assert [(e["kept"], e["suppressed"]) for e in full] == [(1, 0)]
+
+
+def test_an_undecodable_availability_is_not_online_and_raises_nothing() -> None:
+    board = InstanceBoard(me("a", ("yard",)))
+    b = me("b", ("yard",))
+    board(b.info_topic, info(b), True)
+    board(b.status_topic, b"\xffonline", True)  # on paho's thread: must not raise
+    assert board.live_claims() == []
+
+
+def test_the_ping_responder_answers_any_nonce_from_one_byte_and_again_a_second_later() -> None:
+    sent: list[bytes] = []
+    responder = PingResponder(me("a"), lambda topic, payload: sent.append(payload))
+    for i in range(12):
+        responder(responder.topic, bytes([65 + i]), False)
+    assert sent == [bytes([65 + i]) for i in range(10)]
+    time.sleep(1.05)  # the limit is per second: a later check is answered (later is fine)
+    responder(responder.topic, b"again", False)
+    assert sent[-1] == b"again"
