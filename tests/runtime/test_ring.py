@@ -234,9 +234,10 @@ def test_stale_windows_add_up_and_reset_makes_the_next_window_due() -> None:
     assert (s.windows_taken, s.windows_skipped, s.last_taken) == (3, 3, None)  # counters kept
 
 
+@pytest.mark.parametrize("shape", [SHAPE, None])
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32])
-def test_frames_keep_the_rings_dtype(dtype: type) -> None:
-    ring = FrameRing(2, SHAPE, dtype)
+def test_frames_keep_the_rings_dtype(dtype: type, shape: tuple[int, ...] | None) -> None:
+    ring = FrameRing(2, shape, dtype)
     assert ring.full_since == 0  # never full yet
     ring.push(np.full(SHAPE, 3, dtype), 0.0)
     ring.push(np.full(SHAPE, 5, dtype), 1.0)
