@@ -287,3 +287,8 @@ def test_the_ping_responder_answers_any_nonce_from_one_byte_and_again_a_second_l
     time.sleep(1.05)  # the limit is per second: a later check is answered (later is fine)
     responder(responder.topic, b"again", False)
     assert sent[-1] == b"again"
+
+
+def test_an_instance_name_that_is_no_topic_level_is_named() -> None:
+    with pytest.raises(ValueError, match=r"^instance name 'a/b' cannot be an MQTT topic level"):
+        me("a/b")
