@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import time
 from collections.abc import Callable, Iterator
 
@@ -16,6 +17,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
 from har_daemon.comms.availability import (
+    Claim,
     InstanceBoard,
     InstanceIdentity,
     InstancePresence,
@@ -111,6 +113,13 @@ def test_check_names_the_camera_of_a_live_instance_only(mosquitto: MosquittoBrok
         assert "camera 'lobby'" in message and "instance 'b'" in message and "host-b" in message
         assert "garage" not in message  # its owner stopped cleanly
 
+        # One line, one sentence per problem; the daemon's own check says the same.
+        ours = me("a", ("yard", "lobby"))
+        with pytest.raises(ConfigError) as both:
+            InstancePresence(ours).check(settings)
+        claim = Claim.parse(json.dumps(live.info()).encode())
+        assert claim is not None and str(both.value) == "; ".join(ours.problems(claim))
+
         check_unique(settings, me("a", ("garage",)))  # no live owner: fine
         check_unique(settings, me("b", ("lobby",)))  # an earlier run of itself (same client id)
     # Two instances that both think they have the prefix to themselves.
@@ -138,6 +147,11 @@ def test_retained_claims_nobody_answers_for_are_advice(
     problems = " ".join(warned[0]["problems"])
     assert "camera 'lobby'" in problems
     assert ("availability topic 'site/status'" in problems) is (not shared)
+    assert warned[0]["action"] == "starting anyway: it did not answer the liveness check"
+    [checked] = [e for e in logs if e["event"] == "availability.checked"]
+    assert (checked["live_instances"], checked["unanswered_claims"], checked["status_topic"]) == (
+        [], ["squat"], me("a", shared=shared).status_topic,
+    )  # fmt: skip
 
 
 def test_check_is_skipped_quickly_when_the_broker_is_down() -> None:
@@ -146,6 +160,42 @@ def test_check_is_skipped_quickly_when_the_broker_is_down() -> None:
         assert read_board(BrokerSettings("127.0.0.1", free_port()), me(), timeout=3) is None
         assert time.monotonic() - t0 < 1.0
     assert [e["event"] for e in logs] == ["availability.check_skipped"]
+    assert logs[0]["reason"].startswith("ConnectionRefusedError: "), logs
+
+
+def test_a_broker_that_never_answers_is_skipped_after_the_timeout() -> None:
+    """A port that accepts the connection but never sends a CONNACK (a hung broker, a wrong
+    service): the check gives up after its timeout, and the daemon starts."""
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        settings = BrokerSettings("127.0.0.1", server.getsockname()[1])
+        with capture_logs() as logs:
+            assert read_board(settings, me(), timeout=0.5) is None
+            InstancePresence(me()).check(settings, timeout=0.5)  # the daemon's own check
+    reasons = [e["reason"] for e in logs if e["event"] == "availability.check_skipped"]
+    assert reasons == ["no CONNACK within 0.5s"] * 2, logs
+
+
+def test_a_marker_the_broker_drops_ends_the_read_at_its_timeout(
+    mosquitto_factory: Callable[..., MosquittoBroker],
+) -> None:
+    """An ACL that lets the daemon read the instance topics but not write its marker: the read
+    ends at its timeout (logged), with the claims it got."""
+    broker = mosquitto_factory(
+        users={"ro": "pw", "admin": "pw"},
+        acl="user ro\ntopic read site/#\nuser admin\ntopic readwrite site/#\n",
+    )
+    b = me("b", ("lobby",))
+    publish.multiple(
+        [{"topic": t, "payload": p, "qos": 1, "retain": True} for t, p in _claim(b, "online")],
+        hostname=broker.host, port=broker.port, protocol=mqtt.MQTTv5,
+        auth={"username": "admin", "password": "pw"},
+    )  # fmt: skip
+    settings = BrokerSettings(broker.host, broker.port, username="ro", password="pw")
+    with capture_logs() as logs:
+        board = read_board(settings, me("a", ("lobby",)), timeout=1.0)
+    assert board is not None and [c.instance for c in board.live_claims()] == ["b"]
+    incomplete = [e for e in logs if e["event"] == "availability.check_incomplete"]
+    assert [(e["timeout_s"], e["reason"]) for e in incomplete] == [(1.0, [])], logs
 
 
 def test_each_instance_has_its_own_will(mosquitto: MosquittoBroker) -> None:

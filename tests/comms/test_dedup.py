@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from pathlib import Path
 
@@ -153,3 +154,104 @@ def test_content_is_compared_as_json_not_bytes() -> None:
     assert feed(d, "c", [(1, canonical(doc))]) == [NEW]
     spaced = json.loads(json.dumps(dict(reversed(doc.items())), indent=2))
     assert d.check("c", 1, canonical(spaced)) is DUP
+
+
+def test_canonical_is_one_fixed_encoding() -> None:
+    """The digests a state file keeps were taken of this encoding: a daemon upgraded between a
+    send and its re-send must compute the same one (sorted keys, no spaces, UTF-8 as is)."""
+    doc = {"b": [1, 2], "a": "café"}
+    assert canonical(doc) == '{"a":"café","b":[1,2]}'.encode()
+    assert canonical({"a": 1}) != canonical({"a": 2})
+
+
+def test_limits_are_checked() -> None:
+    for window, max_cameras in ((0, 5), (5, 0)):
+        with pytest.raises(ValueError, match="^window and max_cameras must be >= 1$"):
+            SeqDedup(window=window, max_cameras=max_cameras)
+    d = SeqDedup(window=1, max_cameras=1)  # the smallest allowed
+    assert feed(d, "c", [ev(1), ev(1), ev(2), ev(1)]) == [NEW, DUP, NEW, NEW]
+    feed(d, "other", [ev(1)])
+    assert d.to_json() == {"version": 2, "window": 1, "cameras": {"other": [[1, digest(ev(1)[1])]]}}
+
+
+def test_a_loaded_state_keeps_its_limits() -> None:
+    dig = digest(b"x")
+    doc = {
+        "version": 2,
+        "cameras": {"a": [[1, dig]], "b": [[1, dig]], "c": [[s, dig] for s in (1, 2, 3)]},
+    }
+    d = SeqDedup.from_json(doc, window=2, max_cameras=2)
+    assert d.to_json()["cameras"] == {"b": [[1, dig]], "c": [[2, dig], [3, dig]]}
+    d.record("e", 1, b"x")  # a third camera: the least recently heard goes
+    assert list(d.to_json()["cameras"]) == ["c", "e"]
+
+
+def test_a_version_1_state_keeps_every_camera() -> None:
+    doc = {"version": 1, "cameras": {"a": {"high": 9}, "b": {"high": 4}, "c": {"high": 1}}}
+    assert SeqDedup.from_json(doc).to_json()["cameras"] == {"a": [], "b": [], "c": []}
+
+
+LONG = list(range(30))
+
+
+@pytest.mark.parametrize(
+    ("doc", "reason"),
+    [
+        ([1, 2], 'no "version": 2'),
+        ({"version": 3, "cameras": {}}, 'no "version": 2'),
+        ({"version": 2}, "no 'cameras' object"),
+        ({"version": 2, "cameras": {"a": {"1": "x"}}}, "bad camera entry 'a': not a list"),
+        ({"version": 2, "cameras": {"a": [5]}}, "bad camera entry 'a': 5"),
+        (
+            {"version": 2, "cameras": {"a": [[1, "0" * 16, 2]]}},
+            f"bad camera entry 'a': {[1, '0' * 16, 2]}",
+        ),
+        ({"version": 2, "cameras": {"a": ["ab"]}}, "bad camera entry 'a': ab"),
+        ({"version": 2, "cameras": {"a": [LONG]}}, f"bad camera entry 'a': {str(LONG)[:40]}"),
+        ({"version": 2, "cameras": {"a": [[True, "0" * 16]]}}, "bad seq in camera entry 'a': True"),
+        ({"version": 2, "cameras": {"a": [["1", "0" * 16]]}}, "bad seq in camera entry 'a': 1"),
+        (
+            {"version": 2, "cameras": {"a": [[1e300 * 1e300, "0" * 16]]}},
+            "bad seq in camera entry 'a': inf",
+        ),
+        (
+            {"version": 2, "cameras": {"a": [["9" * 60, "0" * 16]]}},
+            f"bad seq in camera entry 'a': {'9' * 40}",
+        ),
+        ({"version": 2, "cameras": {"a": [[1, "0" * 15]]}}, "bad digest in camera entry 'a'"),
+        ({"version": 2, "cameras": {"a": [[1, 5]]}}, "bad digest in camera entry 'a'"),
+    ],
+)
+def test_what_is_not_a_state_says_why(doc: object, reason: str) -> None:
+    """Each refusal is a ValueError naming the camera and the bad entry (never a TypeError, which
+    would end the subscriber with a traceback)."""
+    with pytest.raises(ValueError, match=f"^{re.escape(reason)}$"):
+        SeqDedup.from_json(doc)
+
+
+def test_save_writes_a_hidden_temporary_beside_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The temporary lies in the state's own folder (a rename is atomic only within one file
+    system), named after the state so a leftover says what it was."""
+    path = tmp_path / "events.json"
+    renamed: list[tuple[Path, Path]] = []
+    real_replace = os.replace
+
+    def spy(src: str, dst: str) -> None:
+        renamed.append((Path(src), Path(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    StateFile(path).save(SeqDedup())
+    [(src, dst)] = renamed
+    assert dst == path and src.parent == tmp_path and src.name.startswith(".events.json.")
+
+
+def test_a_failed_save_leaves_no_temporary_and_raises_its_error(tmp_path: Path) -> None:
+    path = tmp_path / "events.json"
+    path.mkdir()  # the rename over it fails (as root too)
+    (path / "keep").write_text("x")
+    with pytest.raises(IsADirectoryError):
+        StateFile(path).save(SeqDedup())
+    assert [p.name for p in tmp_path.iterdir()] == ["events.json"]

@@ -170,3 +170,22 @@ def test_urls_inside_text_are_redacted_and_the_rest_kept() -> None:
         "and http://nvr/api?token=*** (retrying)"
     )
     assert redact_text("no url here: a=1&password=2") == "no url here: a=1&password=2"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        # The fragment starts at the first '#': a second one is part of it, kept as written.
+        ("rtsp://cam/s?password=pw#a#b", "rtsp://cam/s?password=***#a#b"),
+        # Every path segment is its own list of pairs: a pair after a plain one is still seen.
+        ("rtsp://cam/a=1/password=pw", "rtsp://cam/a=1/password=***"),
+    ],
+)
+def test_where_each_part_of_the_url_begins(url: str, expected: str) -> None:
+    assert redact_url(url) == expected
+
+
+@pytest.mark.parametrize("name", ["P-W-D", "to_ken", "Se.Cret"])
+def test_a_secret_word_spelt_with_separators_is_still_secret(name: str) -> None:
+    """The whole name without its separators is checked too, not only each word of it."""
+    assert is_secret_name(name)

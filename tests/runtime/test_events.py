@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import uuid
 
 import numpy as np
@@ -250,3 +251,74 @@ def test_transition_as_dict_round_trips() -> None:
     assert d["kind"] == "start" and d["activity"] == "fight" and d["camera"] == "cam1"
     assert Transition(**d) == start
     assert tr.state.as_dict()["activity"] == "fight"
+
+
+def test_config_bounds_and_refusals() -> None:
+    """The thresholds' edges: enter may be 1, exit may be 0; each refusal names its value."""
+    assert TrackerConfig(enter_threshold=1.0, exit_threshold=0.0).exit_threshold == 0.0
+    for enter in (0.0, 1.5, -0.1):
+        with pytest.raises(
+            ValueError, match=rf"^enter_threshold must be in \(0, 1\], got {enter}$"
+        ):
+            TrackerConfig(enter_threshold=enter, exit_threshold=0.0)
+    with pytest.raises(ValueError, match=r"^update_interval_s must be >= 0, got -1.0$"):
+        TrackerConfig(update_interval_s=-1.0)
+    cfg = TrackerConfig(ignore_activities=["idle"])  # any iterable, stored frozen and hashable
+    assert cfg.ignore_activities == frozenset({"idle"}) and hash(cfg) == hash(cfg)
+
+
+def test_unknown_activities_are_named_with_the_models_classes() -> None:
+    known = "the model's classes are fight, walk, run, idle"
+    one = f"alert_activities: unknown activity 'fihgt'; {known}"
+    with pytest.raises(ValueError, match=f"^{re.escape(one)}$"):
+        ActivityTracker(TrackerConfig(alert_activities={"fihgt"}), classes=CLASSES)
+    two = f"ignore_activities: unknown activities 'a', 'b'; {known}"
+    with pytest.raises(ValueError, match=f"^{re.escape(two)}$"):
+        ActivityTracker(TrackerConfig(ignore_activities={"b", "a"}), classes=CLASSES)
+    with pytest.raises(
+        ValueError, match="^scores given as a vector, but the tracker has no class names$"
+    ):
+        ActivityTracker().step([0.5, 0.5], 0.0)
+
+
+def test_a_score_exactly_at_enter_starts() -> None:
+    tr = tracker(min_windows=1, enter_threshold=0.5, exit_threshold=0.2)
+    assert kinds(tr.step(scores(fight=0.5), 0.0)) == [("start", "fight")]
+
+
+def test_a_fresh_tracker_was_never_active() -> None:
+    state = tracker().state
+    assert (state.activity, state.confidence, state.since, state.alerting) == (
+        None,
+        0.0,
+        None,
+        False,
+    )
+
+
+def test_an_active_class_missing_from_the_scores_counts_as_zero() -> None:
+    """Scores as a mapping may leave a class out: the active one then ends, below exit."""
+    tr = ActivityTracker(TrackerConfig(min_windows=1))
+    tr.step({"fight": 0.9, "walk": 0.1}, 0.0)
+    [end] = tr.step({"walk": 0.1}, 1.0)
+    assert (end.kind, end.reason, end.confidence, end.peak_confidence) == (
+        "end", "below_exit", 0.0, pytest.approx(0.9),
+    )  # fmt: skip
+    assert tr.state.activity is None
+
+
+def test_takeover_between_two_listed_alerting_activities() -> None:
+    tr = tracker(alert_activities={"fight", "run"}, min_windows=1)
+    tr.step(scores(fight=0.9), 0.0)
+    assert kinds(tr.step(scores(run=0.9, fight=0.5), 1.0)) == [("end", "fight"), ("start", "run")]
+
+
+def test_a_held_back_activity_starts_with_its_own_score_and_time() -> None:
+    """A non-alerting activity confirmed while an alerting one held on starts, when that one
+    ends below exit, with its score and the time of that window."""
+    tr = tracker(alert_activities={"fight"}, enter_threshold=0.5, exit_threshold=0.2, min_windows=1)
+    tr.step(scores(fight=0.9), 0.0)
+    tr.step(scores(walk=0.6, fight=0.3), 1.0)
+    tr.step(scores(walk=0.7, fight=0.1), 2.0)
+    state = tr.state
+    assert (state.activity, state.confidence, state.since) == ("walk", pytest.approx(0.7), 2.0)

@@ -97,3 +97,61 @@ def test_concurrent_writer_and_readers_see_consistent_ordered_frames() -> None:
         th.join()
     assert not problems
     assert len(history) == 50
+
+
+def test_limits_and_exact_refusals() -> None:
+    for kwargs, message in (
+        ({"max_age_s": 0.0, "max_width": 64}, "max_age_s must be positive"),
+        ({"max_age_s": 1.0, "max_width": 0}, "max_width must be at least 1"),
+        ({"max_age_s": 1.0, "max_width": 64, "max_frames": 0}, "max_frames must be at least 1"),
+    ):
+        with pytest.raises(ValueError, match=f"^{message}$"):
+            FrameHistory(**kwargs)  # type: ignore[arg-type]
+    smallest = FrameHistory(1e-3, 1, max_frames=1)
+    smallest.push(_frame(1, (4, 2)), 0.0)
+    smallest.push(_frame(2, (4, 2)), 0.0005)
+    assert len(smallest) == 1 and smallest.latest()[1].shape == (1, 1, 3)  # type: ignore[index]
+
+
+def test_at_most_300_frames_by_default() -> None:
+    history = FrameHistory(1000.0, 8)
+    for i in range(301):
+        history.push(_frame(i % 256, (8, 6)), float(i))
+    assert len(history) == 300 and history.since(0.0)[0][0] == 1.0
+
+
+def test_frames_with_the_same_time_are_all_kept() -> None:
+    """Only a time going backwards starts a new timeline: two frames stamped alike (a coarse
+    clock) are not one."""
+    history = FrameHistory(10.0, 64)
+    for value in (1, 2, 3):
+        history.push(_frame(value, (64, 48)), 5.0)
+    assert [int(f.mean()) for _, f in history.since(0.0)] == [1, 2, 3]
+
+
+def test_nearest_picks_the_closer_frame_and_the_earlier_on_a_tie() -> None:
+    history = FrameHistory(100.0, 64)
+    for value, t in ((0, 10.0), (1, 11.0), (2, 12.0)):
+        history.push(_frame(value, (64, 48)), t)
+
+    def nearest(t: float) -> float:
+        found = history.nearest(t)
+        assert found is not None
+        return found[0]
+
+    assert [nearest(t) for t in (9.0, 10.4, 10.5, 10.6, 11.5, 13.0)] == [
+        10.0, 10.0, 10.0, 11.0, 11.0, 12.0,
+    ]  # fmt: skip
+    latest = history.latest()
+    assert latest is not None and latest[0] == 12.0 and int(latest[1].mean()) == 2
+
+
+def test_downscaling_averages_each_block_of_pixels() -> None:
+    """INTER_AREA: every pixel of the small frame is the mean of the block it stands for, so a
+    snapshot of fine detail (a fence, a patterned shirt) shows no moire."""
+    rng = np.random.default_rng(0)
+    big = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    small = fit_width(big, 16)
+    blocks = big.reshape(12, 4, 16, 4, 3).mean(axis=(1, 3))
+    assert small.shape == (12, 16, 3)
+    assert np.abs(small.astype(float) - blocks).max() <= 1.0

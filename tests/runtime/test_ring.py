@@ -201,3 +201,97 @@ def test_threaded_pusher_and_snapshotter_see_consistent_windows() -> None:
     assert sched.last_taken is not None and sched.last_taken > n_frames - sched.stride
     due = (n_frames - capacity) // sched.stride + 1
     assert sched.windows_taken + sched.windows_skipped <= due
+
+
+def test_the_smallest_ring_and_stride_and_exact_refusals() -> None:
+    ring, sched = FrameRing(1, SHAPE), StrideSchedule(1)
+    taken = []
+    for i in range(3):
+        ring.push(frame(i), float(i))
+        w = ring.take(sched)
+        taken.append(None if w is None else w.times.tolist())
+    assert taken == [[0.0], [1.0], [2.0]]
+    with pytest.raises(ValueError, match="^capacity must be >= 1, got 0$"):
+        FrameRing(0, SHAPE)
+    with pytest.raises(ValueError, match="^stride must be >= 1, got 0$"):
+        StrideSchedule(0)
+
+
+def test_without_full_since_due_windows_count_from_zero() -> None:
+    """A scheduler told nothing about the ring counts due windows at 0, stride, 2 stride..."""
+    assert StrideSchedule(2).mark_taken(6) == 3
+
+
+def test_stale_windows_add_up_and_reset_makes_the_next_window_due() -> None:
+    s = StrideSchedule(2)
+    s.mark_taken(4, full_since=4)
+    assert s.mark_taken(10, full_since=4) == 2  # 6, 8 stale
+    assert s.mark_taken(15, full_since=4) == 1  # 12 stale (14 was due, 15 taken)
+    assert (s.windows_taken, s.windows_skipped) == (3, 3)
+    assert not s.ready(16, full=True, full_since=4)
+    s.reset()
+    assert s.ready(16, full=True, full_since=4)  # due at once, one frame after the last take
+    assert (s.windows_taken, s.windows_skipped, s.last_taken) == (3, 3, None)  # counters kept
+
+
+@pytest.mark.parametrize("shape", [SHAPE, None])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_frames_keep_the_rings_dtype(dtype: type, shape: tuple[int, ...] | None) -> None:
+    ring = FrameRing(2, shape, dtype)
+    assert ring.full_since == 0  # never full yet
+    ring.push(np.full(SHAPE, 3, dtype), 0.0)
+    ring.push(np.full(SHAPE, 5, dtype), 1.0)
+    frames, times = ring.snapshot()
+    assert frames.dtype == dtype and times.dtype == np.float64
+    [newest, t, count] = ring.latest()  # type: ignore[misc]
+    assert newest.dtype == dtype and int(newest[0, 0, 0]) == 5 and (t, count) == (1.0, 2)
+
+
+def test_latest_is_the_newest_frame_also_after_wrapping() -> None:
+    ring = FrameRing(3, SHAPE)
+    assert ring.latest() is None
+    for stop in (1, 3, 5):
+        push_range(ring, ring.count, stop)
+        newest, t, count = ring.latest()  # type: ignore[misc]
+        assert (int(newest[0, 0, 0]), t, count) == (stop - 1, float(stop - 1), stop)
+    ring.clear()
+    assert ring.latest() is None
+
+
+def test_a_ring_without_a_fixed_shape_follows_the_stream() -> None:
+    ring = FrameRing(2, None)
+    ring.push(np.full((2, 3), 1, np.uint8), 0.0)
+    ring.push(np.full((2, 3), 2, np.uint8), 1.0)
+    assert ring.full and ring.frame_shape == (2, 3)
+    ring.push(np.full((4, 5), 3, np.uint8), 2.0)  # the stream changed resolution: afresh
+    frames, times = ring.snapshot()
+    assert frames.shape == (1, 4, 5) and times.tolist() == [2.0] and not ring.full
+    assert ring.count == 3 and int(frames[0, 0, 0]) == 3
+    ring.push(np.full((4, 5), 4, np.uint8), 3.0)
+    assert ring.full and ring.snapshot()[1].tolist() == [2.0, 3.0]
+
+
+def test_take_writes_into_the_callers_arrays_and_says_when_the_frame_was_captured() -> None:
+    ring, sched = FrameRing(3, SHAPE), StrideSchedule(1)
+    out, times_out = np.empty((3, *SHAPE), np.uint8), np.empty(3, np.float64)
+    for i in range(3):
+        ring.push(frame(i), float(i), captured_at=100.0 + i)
+    w = ring.take(sched, out=out, times_out=times_out)
+    assert w is not None and w.captured_at == 102.0
+    assert np.shares_memory(w.frames, out) and np.shares_memory(w.times, times_out)
+    ring.push(frame(3), 3.0)  # the pusher did not say
+    w = ring.take(sched)
+    assert w is not None and w.captured_at is None
+
+
+def test_arrays_too_small_for_the_window_are_refused() -> None:
+    ring = FrameRing(4, SHAPE)
+    push_range(ring, 0, 3)
+    with pytest.raises(
+        ValueError, match=r"^out has shape \(2, 4, 4, 3\); need \(4, \*\(4, 4, 3\)\)$"
+    ):
+        ring.snapshot(out=np.empty((2, *SHAPE), np.uint8))
+    with pytest.raises(ValueError, match="^times_out has 2 slots; need 4$"):
+        ring.snapshot(times_out=np.empty(2, np.float64))
+    frames, _ = ring.snapshot(out=np.empty((3, *SHAPE), np.uint8))  # room for what is there
+    assert len(frames) == 3

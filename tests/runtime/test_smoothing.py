@@ -67,3 +67,25 @@ def test_rejects_bad_input() -> None:
         s.update([0.2, 0.3, 0.5])
     with pytest.raises(ValueError, match="1-D"):
         Smoother().update([[1.0, 0.0]])
+
+
+def test_refusals_say_what_is_wrong() -> None:
+    """The config's bounds are checked again here: alpha is a weight, at most 1."""
+    with pytest.raises(ValueError, match="^smoothing method must be 'mean' or 'ema', got 'x'$"):
+        Smoother("x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="^smoothing window must be >= 1, got 0$"):
+        Smoother("mean", window=0)
+    for alpha in (0.0, 1.5, -0.5):
+        with pytest.raises(ValueError, match=rf"^ema alpha must be in \(0, 1\], got {alpha}$"):
+            Smoother("ema", alpha=alpha)
+    assert Smoother("ema", alpha=1.0).alpha == 1.0  # the bound itself is allowed
+
+
+@pytest.mark.parametrize("method", ["mean", "ema"])
+def test_the_first_value_is_float64_whatever_came_in(method: str) -> None:
+    """A float32 or integer vector from a model is smoothed, and returned, as float64."""
+    for probs in (np.array([0.25, 0.75], dtype=np.float32), [1, 0]):
+        s = Smoother(method, window=3, alpha=0.5)  # type: ignore[arg-type]
+        first = s.update(probs)
+        assert first.dtype == np.float64 and s.value is not None and s.value.dtype == np.float64
+        np.testing.assert_array_equal(first, np.asarray(probs, dtype=np.float64))
