@@ -102,3 +102,23 @@ def test_required_zones_need_known_activities_and_people() -> None:
     bad = _camera(zones=[{"name": "z", "points": LEFT}], required_zones={"punch": ["z"]})
     problem = zone_problem(bad, fight)
     assert problem is not None and "'punch'" in problem
+
+
+def test_motion_inside_a_mask_costs_no_detection() -> None:
+    """A tree or a road under a mask: its changes are blanked before the still-picture check,
+    so with nobody there the detector is not run again; a change outside the mask is."""
+    zones = _zones(masks=[{"name": "road", "points": LEFT}])
+    detector = _Fixed(np.zeros((0, 5), np.float32))
+    stage = PeopleStage(detector, PersonRegion(detect_every=5), lambda: Smoother(), 2.0, zones)
+    rng = np.random.default_rng(0)
+    base = np.full((100, 200, 3), 90, np.uint8)
+    for i in range(4):
+        frame = base.copy()
+        frame[:, :100] = rng.integers(0, 256, (100, 100, 3), dtype=np.uint8)  # traffic
+        stage.look(zones.blank(frame), 0.5 * i, 1 + 5 * i)
+    assert detector.calls == 1, "only the first look; the masked traffic is not a new picture"
+    assert stage.stats.detections_skipped == 3
+    moved = base.copy()
+    moved[:, 150:] = 200  # something changes where the camera does look
+    stage.look(zones.blank(moved), 2.0, 21)
+    assert detector.calls == 2
