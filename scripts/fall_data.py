@@ -13,12 +13,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from har_daemon.model.person import PersonDetector
 from har_daemon.model.pose import PoseEstimator
 from har_daemon.runtime.falls import DETECT_SCORE, SPACING_S
+from har_daemon.video.frames import TimedFrames
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 CACHE = Path("/tmp/har-fall-cache")
@@ -92,36 +92,26 @@ def extract(clip: Clip, detector: PersonDetector, pose: PoseEstimator) -> Seen:
         z = np.load(cached)
         return Seen(z["times"], z["frame_of"], z["boxes"], z["keypoints"],
                     float(z["duration_s"]), (int(z["hw"][0]), int(z["hw"][1])))  # fmt: skip
-    cap = cv2.VideoCapture(str(clip.path))
-    fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-    fps = fps if 1.0 <= fps <= 120.0 else 25.0
+    frames = TimedFrames(clip.path)
     times, frame_of, boxes, kps = [], [], [], []
-    n, next_t, hw = 0, 0.0, (0, 0)
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            t = n / fps
-            n += 1
-            hw = frame.shape[:2]
-            if t + 1e-6 < next_t:
-                continue
-            next_t += SPACING_S
-            b = detector.detect(frame)
-            times.append(t)
-            if len(b):
-                frame_of.extend([len(times) - 1] * len(b))
-                boxes.append(b)
-                kps.append(pose.estimate(frame, b))
-    finally:
-        cap.release()
+    next_t, hw = 0.0, (0, 0)
+    for t, frame in frames:
+        hw = frame.shape[:2]
+        if t + 1e-6 < next_t:
+            continue
+        next_t += SPACING_S
+        b = detector.detect(frame)
+        times.append(t)
+        if len(b):
+            frame_of.extend([len(times) - 1] * len(b))
+            boxes.append(b)
+            kps.append(pose.estimate(frame, b))
     seen = Seen(
         np.asarray(times, np.float32),
         np.asarray(frame_of, np.int32),
         np.concatenate(boxes) if boxes else np.zeros((0, 5), np.float32),
         np.concatenate(kps) if kps else np.zeros((0, 17, 3), np.float32),
-        n / fps,
+        frames.duration_s,
         (int(hw[0]), int(hw[1])),
     )
     np.savez(cached, times=seen.times, frame_of=seen.frame_of, boxes=seen.boxes,

@@ -19,41 +19,17 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-import cv2
-
-from har_daemon.core.errors import ModelError
+from har_daemon.core.errors import ModelError, VideoError
 from har_daemon.model.person import PersonDetector
 from har_daemon.model.pose import PoseEstimator
 from har_daemon.runtime.falls import (
     DETECT_SCORE,
     FALL_MODEL_DIR,
     SPACING_S,
-    FallChange,
     FallStage,
     load_rule,
+    play_file,
 )
-
-
-def play(path: Path, stage: FallStage) -> list[FallChange] | None:
-    """Every fall change of the file (None when it cannot be opened)."""
-    cap = cv2.VideoCapture(str(path))
-    if not path.is_file() or not cap.isOpened():
-        return None
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    fps = fps if 1.0 <= fps <= 120.0 else 25.0
-    n, t, out = 0, 0.0, []
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            t = n / fps
-            n += 1
-            if stage.due(t):
-                out += stage.look(frame, t)
-    finally:
-        cap.release()
-    return out + stage.reset(t)  # the end of the file ends what is open
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,9 +47,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     alerted = 0
     for video in args.videos:
-        changes = play(video, FallStage(detector, pose, rule, spacing_s=args.spacing))
-        if changes is None:
-            print(f"fall_events: cannot open video {video}", file=sys.stderr)
+        try:
+            changes = play_file(video, FallStage(detector, pose, rule, spacing_s=args.spacing))
+        except VideoError as exc:
+            print(f"fall_events: {exc}", file=sys.stderr)
             return 2
         starts = [c.t for c in changes if c.change == "start"]
         alerted += bool(starts)

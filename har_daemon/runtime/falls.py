@@ -24,6 +24,7 @@ from har_daemon.core.paths import bundled
 from har_daemon.model.fall import Change, FallEvents, FallRule
 from har_daemon.runtime.people import Detector
 from har_daemon.runtime.poses import PoseTracks
+from har_daemon.video.frames import TimedFrames
 
 FALL_MODEL_DIR = bundled("models/fall")
 RULE_FILE = "rule.json"
@@ -123,3 +124,14 @@ class FallStage:
         self.events = FallEvents(self.rule)
         self._last_t = None
         return ended
+
+
+def play_file(path: Path | str, stage: FallStage) -> list[FallChange]:
+    """Every fall change of a video file played through `stage` on the file's own clock (what
+    a camera would run, only faster); the end of the file ends what is still open. Raises
+    `VideoError` naming the file when it cannot be read."""
+    t, out = 0.0, []
+    for t, frame in TimedFrames(path):
+        if stage.due(t):
+            out += stage.look(frame, t)
+    return out + stage.reset(t)

@@ -15,7 +15,7 @@ Only cv2 and numpy are imported here: dataset workers import this module in fres
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -117,6 +117,39 @@ def usable_fps(value: float | None) -> float:
 
 def _meta_fps(cap: cv2.VideoCapture) -> float:
     return usable_fps(cap.get(cv2.CAP_PROP_FPS))
+
+
+class TimedFrames:
+    """Every frame of a video file in order, with its time on the file's own clock (frame n at
+    n / fps, `usable_fps`'s rate): a file played as a camera would see it, only faster.
+
+    Iterating opens the file (a `VideoError` naming the path when it cannot be read); `count`
+    and `duration_s` then tell how much of it has been read.
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.fps = DEFAULT_FPS
+        self.count = 0
+
+    @property
+    def duration_s(self) -> float:
+        return self.count / self.fps
+
+    def __iter__(self) -> Iterator[tuple[float, np.ndarray]]:
+        _check_path(self.path)
+        cap = _open(self.path)
+        try:
+            self.fps, self.count = _meta_fps(cap), 0
+            while True:
+                ok, frame = cap.read()
+                if not ok:
+                    return
+                t = self.count / self.fps
+                self.count += 1
+                yield t, frame
+        finally:
+            cap.release()
 
 
 def _count_frames(path: Path) -> int:

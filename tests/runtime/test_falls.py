@@ -4,14 +4,13 @@ fall raises one fall within seconds, lying down slowly on a sofa raises nothing.
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import pytest
 
 from har_daemon.core.errors import ModelError
 from har_daemon.model.person import PersonDetector
 from har_daemon.model.pose import KP, PoseEstimator
-from har_daemon.runtime.falls import FallStage, load_rule
+from har_daemon.runtime.falls import FallStage, load_rule, play_file
 from tests.shared_data import FALLS_DATA, require
 
 
@@ -71,29 +70,13 @@ def test_scripted_fall_starts_updates_and_ends_when_the_person_gets_up():
     assert changes[-1].t >= 28 * 0.2  # ends only after the person is up again
 
 
-def _play(path, stage, spacing=0.2):
-    cap = cv2.VideoCapture(str(path))
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    out, n = [], 0
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        t = n / fps
-        n += 1
-        if stage.due(t):
-            out += stage.look(frame, t)
-    cap.release()
-    return out
-
-
 def _real_stage():
     return FallStage(PersonDetector(score_threshold=0.2), PoseEstimator(), load_rule())
 
 
 def test_a_real_fall_raises_one_fall_within_seconds_and_keeps_it_open():
     # GMDCSA24 actor 1 falls backwards from standing; the authors mark the fall 0.3-5.0 s.
-    changes = _play(require(FALLS_DATA / "gmdcsa24" / "fall" / "s1_fall_14.mp4"), _real_stage())
+    changes = play_file(require(FALLS_DATA / "gmdcsa24" / "fall" / "s1_fall_14.mp4"), _real_stage())
     starts = [c for c in changes if c.change == "start"]
     assert len(starts) == 1
     assert 0.3 <= starts[0].t <= 5.0 + 3.0
@@ -102,4 +85,4 @@ def test_a_real_fall_raises_one_fall_within_seconds_and_keeps_it_open():
 
 def test_lying_down_slowly_on_a_sofa_raises_nothing():
     clip = FALLS_DATA / "assist-iot" / "adl" / "11_sitting_laying_down_slowly.mp4"
-    assert _play(require(clip), _real_stage()) == []
+    assert play_file(require(clip), _real_stage()) == []

@@ -11,6 +11,7 @@ import pytest
 from har_daemon.core.errors import VideoError
 from har_daemon.video.frames import (
     DEFAULT_FPS,
+    TimedFrames,
     extract_clip,
     frames_extraction,
     probe_video,
@@ -156,3 +157,12 @@ def test_stream_without_a_frame_count_is_counted(tmp_path: Path) -> None:
     assert clip.fps > 0
     assert clip.spacing_s == pytest.approx(float(np.mean(np.diff(clip.indices))) / clip.fps)
     assert DEFAULT_FPS == 25.0
+
+
+def test_timed_frames_play_every_frame_on_the_files_own_clock(tmp_path: Path) -> None:
+    frames = TimedFrames(_write_avi(tmp_path / "t.avi", _index_frames(12), fps=10.0))
+    played = [(t, _decoded_index(frame)) for t, frame in frames]
+    assert played == [(pytest.approx(i / 10.0), i) for i in range(12)]
+    assert frames.count == 12 and frames.duration_s == pytest.approx(1.2)
+    with pytest.raises(VideoError, match="no such video file"):
+        list(TimedFrames(tmp_path / "missing.avi"))

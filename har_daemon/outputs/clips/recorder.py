@@ -367,18 +367,7 @@ class ClipRecorder:
             log.warning(
                 "clips.transcode_failed", event_id=clip.event_id, reason=failure, kept="mp4v"
             )
-        os.replace(clip.partial, clip.path)
-        self.stats.clips_saved += 1
-        log.info(
-            "clips.saved",
-            event_id=clip.event_id,
-            camera=clip.camera,
-            path=str(clip.path),
-            frames=written,
-            seconds=round(seconds, 2),
-            codec=codec,
-        )
-        self.prune(keep=clip.path)
+        self._saved(clip, frames=written, seconds=round(seconds, 2), codec=codec)
 
     def _finish_copy(self, clip: _Clip, segmenter: SegmentRecorder) -> None:
         """Join the main stream's segments covering the clip, by stream copy."""
@@ -393,6 +382,11 @@ class ClipRecorder:
             self.stats.clips_failed += 1
             log.warning("clips.not_saved", event_id=clip.event_id, reason=failure)
             return
+        seconds = round(segments[-1].end - segments[0].start, 2)
+        self._saved(clip, segments=len(segments), seconds=seconds, codec="copy")
+
+    def _saved(self, clip: _Clip, **details: object) -> None:
+        """Put the finished file in place, count and log it, then keep the disk budget."""
         os.replace(clip.partial, clip.path)
         self.stats.clips_saved += 1
         log.info(
@@ -400,9 +394,7 @@ class ClipRecorder:
             event_id=clip.event_id,
             camera=clip.camera,
             path=str(clip.path),
-            segments=len(segments),
-            seconds=round(segments[-1].end - segments[0].start, 2),
-            codec="copy",
+            **details,
         )
         self.prune(keep=clip.path)
 
