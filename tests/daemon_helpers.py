@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -27,6 +28,8 @@ from tests.infra.procs import start_process, stop_process, tail, wait_until
 from tests.shared_data import REPO
 
 DEMO_MODEL = REPO / "models" / "demo"
+FIGHT_MODEL = REPO / "models" / "fight"
+EXAMPLE = REPO / "config.example.toml"
 ISO_MS_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 EVENT_KEYS = {
     "id", "type", "camera", "activity", "confidence", "peak_confidence", "started_at", "at",
@@ -108,6 +111,26 @@ def daemon_config(
     if inference:
         sections["inference"] = inference
     sections.update(extra or {})
+    return write_config(path, sections, cameras)
+
+
+def fight_config(
+    path: Path,
+    broker: MosquittoBroker,
+    cameras: Sequence[Mapping[str, Any]],
+    *,
+    extra: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Path:
+    """A config for the shipped fight model with config.example.toml's model and inference
+    settings: what a user starts from. `extra`: more sections as they are."""
+    example = tomllib.loads(EXAMPLE.read_text())
+    sections: dict[str, Mapping[str, Any]] = {
+        "model": {**example["model"], "path": FIGHT_MODEL, "backend": "litert"},
+        "mqtt": {"enabled": True, "host": broker.host, "port": broker.port},
+        "inference": example["inference"],
+        "logging": {"level": "info", "json": True},
+        **(extra or {}),
+    }
     return write_config(path, sections, cameras)
 
 

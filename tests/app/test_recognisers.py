@@ -10,15 +10,14 @@ stays down; the fall rule catches it, tests/runtime/test_falls.py).
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 
 import pytest
 
 from har_daemon.model.meta import read_meta
 from har_daemon.offline.streams import StreamClip, Stretch, build_stream
-from tests.bundled.test_fight_model import EXAMPLE, FIGHT_MODEL, _held_out_clips
-from tests.daemon_helpers import DaemonPool, write_config
+from tests.bundled.test_fight_model import _held_out_clips
+from tests.daemon_helpers import FIGHT_MODEL, DaemonPool, fight_config
 from tests.infra.mosquitto import MosquittoBroker, MqttRecorder
 from tests.infra.procs import wait_until
 from tests.shared_data import FALLS_DATA, FIGHT_DATA, require
@@ -46,16 +45,10 @@ def test_fight_and_fall_on_one_camera_keep_their_own_events_states_and_sensors(
 ) -> None:
     require(FIGHT_DATA)
     video = _stream(tmp_path)
-    example = tomllib.loads(EXAMPLE.read_text())
-    config = write_config(
+    config = fight_config(
         tmp_path / "har.toml",
-        {
-            "model": {**example["model"], "path": FIGHT_MODEL, "backend": "litert"},
-            "mqtt": {"enabled": True, "host": mosquitto.host, "port": mosquitto.port},
-            "inference": example["inference"],
-            "homeassistant": {"enabled": True},
-            "logging": {"level": "info", "json": True},
-        },
+        mosquitto,
+        extra={"homeassistant": {"enabled": True}},
         cameras=[
             {
                 "name": CAMERA,

@@ -7,7 +7,6 @@ where it is absent. The model directory itself is committed and always checked.
 from __future__ import annotations
 
 import json
-import tomllib
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,13 +14,10 @@ from typing import Any
 import pytest
 
 from har_daemon.model.meta import read_meta
-from tests.daemon_helpers import REPO, DaemonPool, write_config
+from tests.daemon_helpers import EXAMPLE, FIGHT_MODEL, DaemonPool, fight_config
 from tests.infra.mosquitto import MosquittoBroker, MqttRecorder
 from tests.infra.procs import wait_until
 from tests.shared_data import FIGHT_DATA, require
-
-FIGHT_MODEL = REPO / "models" / "fight"
-EXAMPLE = REPO / "config.example.toml"
 
 
 def test_shipped_fight_model_directory_is_complete() -> None:
@@ -152,15 +148,9 @@ def test_daemon_raises_fight_for_the_fight_stretch_only(
     ((fight_start, fight_end, _),) = [(t.start_s, t.end_s, t.activity) for t in built.truth]
     total = built.duration_s
 
-    example = tomllib.loads(EXAMPLE.read_text())
-    config = write_config(
+    config = fight_config(
         tmp_path / "har.toml",
-        {
-            "model": {**example["model"], "path": FIGHT_MODEL, "backend": "litert"},
-            "mqtt": {"enabled": True, "host": mosquitto.host, "port": mosquitto.port},
-            "inference": example["inference"],
-            "logging": {"level": "info", "json": True},
-        },
+        mosquitto,
         cameras=[{"name": "hall", "source": built.video, "realtime": False}],
     )
     pool = DaemonPool(tmp_path)

@@ -28,28 +28,11 @@ from har_daemon.comms.connection import BrokerSettings
 from har_daemon.comms.homeassistant import discovery_messages, node_filter
 from har_daemon.comms.messenger import Messenger
 from har_daemon.comms.mqtt import MqttClient
-from har_daemon.comms.topics import Topics
 from har_daemon.core.errors import ConfigError
+from tests.comms.availability_helpers import T, me
 from tests.infra.logs import capture_logs
 from tests.infra.mosquitto import MosquittoBroker, MqttRecorder
 from tests.infra.procs import free_port, wait_until
-
-T = Topics("site")
-
-
-def me(
-    instance: str = "a", cameras: tuple[str, ...] = ("lobby",), shared: bool = True
-) -> InstanceIdentity:
-    return InstanceIdentity(
-        topics=T,
-        instance=instance,
-        client_id=f"client-{instance}",
-        cameras=cameras,
-        shared=shared,
-        version="0.1.0",
-        started_at=1_800_000_000.0,
-        host="host-" + instance,
-    )
 
 
 def _retain(broker: MosquittoBroker, messages: list[tuple[str, str]]) -> None:

@@ -17,25 +17,8 @@ from har_daemon.comms.availability import (
     InstancePresence,
     PingResponder,
 )
-from har_daemon.comms.topics import Topics
+from tests.comms.availability_helpers import T, me
 from tests.infra.logs import capture_logs
-
-T = Topics("site")
-
-
-def me(
-    instance: str = "a", cameras: tuple[str, ...] = ("lobby",), shared: bool = True
-) -> InstanceIdentity:
-    return InstanceIdentity(
-        topics=T,
-        instance=instance,
-        client_id=f"client-{instance}",
-        cameras=cameras,
-        shared=shared,
-        version="0.1.0",
-        started_at=1_800_000_000.0,
-        host="host-" + instance,
-    )
 
 
 def info(ident: InstanceIdentity) -> bytes:
