@@ -39,8 +39,8 @@ log = get_logger(__name__)
 # OpenCV reads FFmpeg options from a process-wide variable at open time.
 _FFMPEG_ENV_LOCK = threading.Lock()
 FILE_FAULTS_MAX = 3
-"""Consecutive faults after which a file source is given up (finished, still failed): a file
-does not get better, while a live source is retried for ever."""
+"""Consecutive failed opens, or faults, after which a file source is given up (finished, still
+failed): a file does not get better, while a live source is retried for ever."""
 LOG_EVERY_S = 60.0
 LOG_BURST = 20
 """Connection lines of one camera per `LOG_EVERY_S`: a flapping stream must not flood the log."""
@@ -244,8 +244,7 @@ class CameraCapture(threading.Thread):
                 attempt=attempt + 1,
             )
             attempt += 1
-            if self.kind == "file" and attempt >= 3:
-                # A file that cannot be opened three times will not get better.
+            if self.kind == "file" and attempt >= FILE_FAULTS_MAX:
                 log.error("camera.file_unreadable", camera=self.options.name)
                 return "ended", attempt
             self._stopping.wait(delay)
