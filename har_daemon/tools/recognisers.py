@@ -33,6 +33,7 @@ from har_daemon.runtime.cameras import build_cameras
 from har_daemon.runtime.inference import CameraPipeline, InferenceScheduler
 from har_daemon.tools.people import PEOPLE_CLIP
 from har_daemon.tools.streams import progress
+from har_daemon.video.frames import TimedFrames
 
 FIGHT_MODEL_DIR = bundled("models/fight")
 ROUNDS = 3
@@ -42,22 +43,13 @@ WARMUP_FRAMES = 30
 
 def _frames(meta: ModelMeta, seconds: float) -> list[tuple[np.ndarray, float]]:
     """`seconds` of the looped clip at the model's spacing, as a camera's ring keeps them."""
-    cap = cv2.VideoCapture(str(PEOPLE_CLIP))
-    frames = []
-    try:
-        fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            frames.append(cv2.resize(frame, (640, 480)))
-    finally:
-        cap.release()
+    clip = TimedFrames(PEOPLE_CLIP)
+    frames = [cv2.resize(frame, (640, 480)) for _t, frame in clip]
     spacing = meta.frame_spacing_s
     out = []
     for i in range(int(seconds / spacing)):
         t = i * spacing
-        out.append((ring_frame(frames[int(t * fps) % len(frames)], meta), t))
+        out.append((ring_frame(frames[int(t * clip.fps) % len(frames)], meta), t))
     return out
 
 
