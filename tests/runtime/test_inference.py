@@ -10,6 +10,7 @@ import pytest
 
 from har_daemon.model.meta import read_meta
 from har_daemon.model.registry import create_backend
+from har_daemon.runtime.crop_ring import CropRing
 from har_daemon.runtime.events import ActivityTracker, TrackerConfig
 from har_daemon.runtime.inference import (
     CameraPipeline,
@@ -220,7 +221,7 @@ def test_the_interaction_gate_holds_a_fight_back_until_two_people_are_close() ->
     )
     stage = PeopleStage(det, meta.person_region, Smoother, span_s=2.0, interaction_gap=0.5)
     p = CameraPipeline(
-        "cam", FrameRing(meta.sequence_length, None), StrideSchedule(5), Smoother(), tracker
+        "cam", CropRing(meta.sequence_length), StrideSchedule(5), Smoother(), tracker
     )
     p.people = stage
     kinds: list[str] = []
