@@ -41,8 +41,9 @@ class KeptFrames:
 
     def fit(self, capacity: int, budget: int) -> None:
         """Make room for `capacity` frames of `budget` pixels (allocates only to grow)."""
-        if self.pixels.shape[0] < capacity or self.pixels.shape[1] < budget * 3:
-            self.pixels = np.zeros((capacity, budget * 3), np.uint8)
+        rows, cols = self.pixels.shape
+        if rows < capacity or cols < budget * 3:
+            self.pixels = np.zeros((max(rows, capacity), max(cols, budget * 3)), np.uint8)
         if len(self.times) < capacity:
             self.boxes = np.zeros((capacity, 4), np.int32)
             self.shapes = np.zeros((capacity, 2), np.int32)
