@@ -1,9 +1,10 @@
 """`har-daemon bench --recording`: what event clips cost a camera, by copy and by re-encoding.
 
 One real-time camera on the real daemon, in four runs. The camera shows the demo model's
-synthetic activities, Biking and HorseRace for 10 s each, looped, so an event ends and the next
-starts every 10 s: clips are always being recorded, and each is finished (joined, or
-re-encoded to H.264) within the measured time. The runs:
+synthetic activities, Biking and HorseRace for `--event-s` seconds each (10 by default),
+looped, so an event ends and the next starts every `--event-s` seconds: clips are always being
+recorded, and each is finished (joined, or re-encoded to H.264) within the measured time when
+it is longer than `--event-s`. The runs:
 
 * `off`: the sub-stream analysed, clips off (the reference);
 * `copy`: the sub-stream analysed, clips cut from the main stream by stream copy
@@ -38,7 +39,7 @@ from har_daemon.training.synth import write_activity_video
 MAIN_SIZE = (1280, 720)
 SUB_SIZE = (640, 360)
 FPS = 25
-ACTIVITIES = (("Biking", 10.0), ("HorseRace", 10.0))
+ACTIVITIES = ("Biking", "HorseRace")
 MODES = ("off", "copy", "reencode", "reencode_main")
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -92,9 +93,13 @@ def recording_config(path: Path, mode: str, main: Path, sub: Path, clips: Path) 
     return path
 
 
-def run_mode(mode: str, main: Path, sub: Path, workdir: Path, args: argparse.Namespace) -> float:
-    """Percent of one core the daemon and its children used over the measured seconds."""
-    config = recording_config(workdir / f"{mode}.toml", mode, main, sub, workdir / f"clips-{mode}")
+def run_mode(
+    mode: str, main: Path, sub: Path, workdir: Path, args: argparse.Namespace
+) -> tuple[float, int]:
+    """Percent of one core the daemon and its children used over the measured seconds, and the
+    clips saved by the end of the run."""
+    clips = workdir / f"clips-{mode}"
+    config = recording_config(workdir / f"{mode}.toml", mode, main, sub, clips)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAR_")}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     cmd = [sys.executable, "-m", "har_daemon", "run", "--quiet", "--config", str(config)]
@@ -108,28 +113,35 @@ def run_mode(mode: str, main: Path, sub: Path, workdir: Path, args: argparse.Nam
         cpu1, t1 = tree_cpu_s(proc.pid), time.monotonic()
     finally:
         stop_process(proc, 20.0)
-    return 100.0 * (cpu1 - cpu0) / (t1 - t0)
+    saved = len(list(clips.glob("*.mp4"))) if clips.is_dir() else 0
+    return 100.0 * (cpu1 - cpu0) / (t1 - t0), saved
 
 
 def measure_recording(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """The CPU per camera of each mode and the ratios, as `bench --recording` prints them."""
     progress("recording: generating the main and sub streams")
+    activities = [(name, args.event_s) for name in ACTIVITIES]
     main, sub = (
         camera_encode(
-            write_activity_video(workdir / f"{name}-raw.mp4", ACTIVITIES, FPS, size, seed=7),
+            write_activity_video(workdir / f"{name}-raw.mp4", activities, FPS, size, seed=7),
             workdir / f"{name}.mp4",
             FPS,
         )
         for name, size in (("main", MAIN_SIZE), ("sub", SUB_SIZE))
     )
     cpu: dict[str, float] = {}
+    saved: dict[str, int] = {}
+    load_before = os.getloadavg()[0]
     for mode in MODES:
         progress(f"recording: {mode}, {args.seconds:g} s")
-        cpu[mode] = round(run_mode(mode, main, sub, workdir, args), 1)
+        percent, saved[mode] = run_mode(mode, main, sub, workdir, args)
+        cpu[mode] = round(percent, 1)
     off = cpu["off"] or float("nan")
     return {
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "clips_saved": saved,
         "recording_streams": f"main {MAIN_SIZE[0]}x{MAIN_SIZE[1]}, sub {SUB_SIZE[0]}x"
-        f"{SUB_SIZE[1]}, {FPS} fps, {STREAM_CODEC}, an event every 10 s",
+        f"{SUB_SIZE[1]}, {FPS} fps, {STREAM_CODEC}, an event every {args.event_s:g} s",
         "recording_seconds": args.seconds,
         "cpu_percent": cpu,
         "cpu_ratio_to_off": {m: round(v / off, 3) for m, v in cpu.items()},
@@ -141,8 +153,11 @@ def measure_recording(args: argparse.Namespace, workdir: Path) -> dict[str, Any]
 def print_recording(result: dict[str, Any]) -> None:
     print(f"har-daemon bench --recording: one camera, {result['recording_streams']}")
     print(f"  measured {result['recording_seconds']:g} s per mode, CPU of the daemon + children")
+    before, after = result["load_average_1min"]
+    print(f"  load average (1 min) {before} before, {after} after")
     for mode, value in result["cpu_percent"].items():
         ratio = result["cpu_ratio_to_off"][mode]
-        print(f"  {mode:<14} {value:6.1f} % of a core   x{ratio} of clips off")
+        saved = result["clips_saved"][mode]
+        print(f"  {mode:<14} {value:6.1f} % of a core   x{ratio} of clips off   {saved} clips")
     print(f"  copy / reencode (sub-stream clips):  {result['copy_vs_reencode']}")
     print(f"  copy / reencode_main (full-res clips): {result['copy_vs_reencode_main']}")

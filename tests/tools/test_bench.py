@@ -62,6 +62,7 @@ def test_arguments_default_to_the_bundled_model_and_issue_settings() -> None:
     assert not args.json
     args = parse("--json", "--streams-max", "2", "--seconds", "6")
     assert args.json and args.streams_max == 2 and args.seconds == 6.0
+    assert args.event_s == 10.0 and parse("--recording", "--event-s", "60").event_s == 60.0
 
 
 def test_stream_counts_double_to_eight_then_step_by_four() -> None:
