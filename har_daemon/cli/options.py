@@ -133,3 +133,10 @@ def add_bench_options(parser: argparse.ArgumentParser) -> None:
         "lasts this long); 10 is a worst case for clip work, 60 a busy real camera "
         "(default 10)",
     )
+    parser.add_argument(
+        "--recording-model",
+        choices=("demo", "fight"),
+        default="demo",
+        help="with --recording: the analysed model; fight: the bundled fight model (person "
+        "stage on) on a real clip of a person walking (default demo)",
+    )
