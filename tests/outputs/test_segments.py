@@ -143,14 +143,15 @@ def test_one_run_keeps_the_longer_run_of_a_restart(tmp_path: Path) -> None:
 
 
 def test_a_copied_clip_covers_its_pre_roll_and_post_roll(tmp_path: Path) -> None:
-    """Through `ClipRecorder`: an event of 0.5 s with 3 s of pre-roll and 1 s of post-roll
-    gives a clip of at least 4.5 s (at most a segment more at either end)."""
+    """Through `ClipRecorder`: an event of 0.5 s with 4 s of pre-roll and 1 s of post-roll
+    gives a clip of at least 5.5 s (at most a segment more at either end). Segments here last
+    1.5-2.5 s: a clip from the event's start on, without its pre-roll, would be 2 of them."""
     video = make_test_video(tmp_path / "main.mp4", 3.0, 25, (320, 240), gop_s=0.5)
     rec = SegmentRecorder("cam", str(video), tmp_path / "clips", keep_s=20.0, clock=time.time)
     clips = ClipRecorder(
         tmp_path / "clips",
         fps=25,
-        pre_roll_s=3.0,
+        pre_roll_s=4.0,
         post_roll_s=1.0,
         max_clip_s=60,
         max_bytes=10**9,
@@ -159,7 +160,7 @@ def test_a_copied_clip_covers_its_pre_roll_and_post_roll(tmp_path: Path) -> None
         copy_from={"cam": rec},  # started by the recorder, stopped by close_all
     )
     try:
-        wait_until(lambda: len(rec.between(0, math.inf)) >= 3, timeout=40)
+        wait_until(lambda: len(rec.between(0, math.inf)) >= 4, timeout=40)
         t0 = time.time()  # the clock of `tick`
         path = clips.start("e1", "cam", "walk", t0)
         assert clips.end("e1", t0 + 0.5) == path
@@ -167,7 +168,7 @@ def test_a_copied_clip_covers_its_pre_roll_and_post_roll(tmp_path: Path) -> None
     finally:
         clips.close_all()
     duration = float(_probe(path, "format=duration")[0])
-    assert 4.5 - 0.3 <= duration <= 4.5 + 2 * 2 * SEGMENT_S, duration
+    assert 5.5 - 0.3 <= duration <= 5.5 + 2 * 2 * SEGMENT_S, duration
     source = [size for size, _ in _packets(video)]
     assert _is_run_of([size for size, _ in _packets(path)], source)
     assert clips.stats.clips_saved == 1 and clips.stats.clips_failed == 0
