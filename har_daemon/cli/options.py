@@ -126,3 +126,18 @@ def add_bench_options(parser: argparse.ArgumentParser) -> None:
         help="only the CPU of one camera with clips off, by copy of a main stream and "
         "re-encoded (uses --seconds and --warmup)",
     )
+    parser.add_argument(
+        "--event-s",
+        type=float,
+        default=10.0,
+        help="with --recording: seconds between events (each activity of the looped camera "
+        "lasts this long); 10 is a worst case for clip work, 60 a busy real camera "
+        "(default 10)",
+    )
+    parser.add_argument(
+        "--recording-model",
+        choices=("demo", "fight"),
+        default="demo",
+        help="with --recording: the analysed model; fight: the bundled fight model (person "
+        "stage on) on a real clip of a person walking (default demo)",
+    )

@@ -1,9 +1,10 @@
 """`har-daemon bench --recording`: what event clips cost a camera, by copy and by re-encoding.
 
 One real-time camera on the real daemon, in four runs. The camera shows the demo model's
-synthetic activities, Biking and HorseRace for 10 s each, looped, so an event ends and the next
-starts every 10 s: clips are always being recorded, and each is finished (joined, or
-re-encoded to H.264) within the measured time. The runs:
+synthetic activities, Biking and HorseRace for `--event-s` seconds each (10 by default),
+looped, so an event ends and the next starts every `--event-s` seconds: clips are always being
+recorded, and each is finished (joined, or re-encoded to H.264) within the measured time when
+it is longer than `--event-s`. The runs:
 
 * `off`: the sub-stream analysed, clips off (the reference);
 * `copy`: the sub-stream analysed, clips cut from the main stream by stream copy
@@ -12,6 +13,11 @@ re-encoded to H.264) within the measured time. The runs:
   the sub-stream's resolution);
 * `reencode_main`: the main stream analysed, clips re-encoded from it (today's only way to get
   full-resolution clips).
+
+With `--recording-model fight` the analysed model is the bundled fight model (its person stage
+on: the person detector looks at every sampled frame) and the camera shows a real clip of a
+person walking (`tools.people.PEOPLE_CLIP`, looped): a deployment's analysis cost, with the
+events (if any) that model raises on it.
 
 The CPU of each run is the daemon's and its children's (ffmpeg segmenter, concat, H.264
 re-encodes) user + system time over the measured seconds, read from /proc; printed as percent
@@ -30,16 +36,19 @@ from pathlib import Path
 from typing import Any
 
 from har_daemon.core.paths import DEMO_MODEL_DIR
-from har_daemon.tools.media import STREAM_CODEC, camera_encode
+from har_daemon.tools.media import STREAM_CODEC, camera_encode, concat_clips
+from har_daemon.tools.people import PEOPLE_CLIP
 from har_daemon.tools.procs import start_process, stop_process
+from har_daemon.tools.recognisers import FIGHT_MODEL_DIR
 from har_daemon.tools.streams import progress
 from har_daemon.training.synth import write_activity_video
 
 MAIN_SIZE = (1280, 720)
 SUB_SIZE = (640, 360)
 FPS = 25
-ACTIVITIES = (("Biking", 10.0), ("HorseRace", 10.0))
+ACTIVITIES = ("Biking", "HorseRace")
 MODES = ("off", "copy", "reencode", "reencode_main")
+MODELS = {"demo": DEMO_MODEL_DIR, "fight": FIGHT_MODEL_DIR}
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -74,7 +83,9 @@ def tree_cpu_s(pid: int) -> float:
     return total / _TICK
 
 
-def recording_config(path: Path, mode: str, main: Path, sub: Path, clips: Path) -> Path:
+def recording_config(
+    path: Path, mode: str, main: Path, sub: Path, clips: Path, model: str = "demo"
+) -> Path:
     q = json.dumps
     source = main if mode == "reencode_main" else sub
     camera = f'[[cameras]]\nname = "cam"\nsource = {q(str(source))}\nloop = true\n'
@@ -82,19 +93,29 @@ def recording_config(path: Path, mode: str, main: Path, sub: Path, clips: Path) 
         camera += f"record_source = {q(str(main))}\n"
     clips_on = "true" if mode != "off" else "false"
     path.write_text(
-        f'[model]\npath = {q(str(DEMO_MODEL_DIR))}\nbackend = "litert"\n'
+        f'[model]\npath = {q(str(MODELS[model]))}\nbackend = "litert"\n'
         "[mqtt]\nenabled = false\n"
-        "[inference]\nenter_threshold = 0.3\nexit_threshold = 0.05\nmin_windows = 1\n"
-        f"[clips]\nenabled = {clips_on}\npath = {q(str(clips))}\n"
+        + (
+            "[inference]\nenter_threshold = 0.3\nexit_threshold = 0.05\nmin_windows = 1\n"
+            if model == "demo"
+            else ""  # the fight model with the daemon's defaults, as installed
+        )
+        + f"[clips]\nenabled = {clips_on}\npath = {q(str(clips))}\n"
         f"[spool]\npath = {q(str(path.parent / 'state'))}\n"
         '[logging]\nlevel = "warning"\n' + camera
     )
     return path
 
 
-def run_mode(mode: str, main: Path, sub: Path, workdir: Path, args: argparse.Namespace) -> float:
-    """Percent of one core the daemon and its children used over the measured seconds."""
-    config = recording_config(workdir / f"{mode}.toml", mode, main, sub, workdir / f"clips-{mode}")
+def run_mode(
+    mode: str, main: Path, sub: Path, workdir: Path, args: argparse.Namespace
+) -> tuple[float, int]:
+    """Percent of one core the daemon and its children used over the measured seconds, and the
+    clips saved by the end of the run."""
+    clips = workdir / f"clips-{mode}"
+    config = recording_config(
+        workdir / f"{mode}.toml", mode, main, sub, clips, args.recording_model
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAR_")}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     cmd = [sys.executable, "-m", "har_daemon", "run", "--quiet", "--config", str(config)]
@@ -108,28 +129,46 @@ def run_mode(mode: str, main: Path, sub: Path, workdir: Path, args: argparse.Nam
         cpu1, t1 = tree_cpu_s(proc.pid), time.monotonic()
     finally:
         stop_process(proc, 20.0)
-    return 100.0 * (cpu1 - cpu0) / (t1 - t0)
+    saved = len(list(clips.glob("*.mp4"))) if clips.is_dir() else 0
+    return 100.0 * (cpu1 - cpu0) / (t1 - t0), saved
 
 
 def measure_recording(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     """The CPU per camera of each mode and the ratios, as `bench --recording` prints them."""
     progress("recording: generating the main and sub streams")
-    main, sub = (
-        camera_encode(
-            write_activity_video(workdir / f"{name}-raw.mp4", ACTIVITIES, FPS, size, seed=7),
-            workdir / f"{name}.mp4",
-            FPS,
+    sizes = {"main": MAIN_SIZE, "sub": SUB_SIZE}
+    if args.recording_model == "fight":
+        for n, size in sizes.items():
+            concat_clips([PEOPLE_CLIP], workdir / f"{n}-raw.mp4", FPS, size)  # scaled
+        main, sub = (
+            camera_encode(workdir / f"{n}-raw.mp4", workdir / f"{n}.mp4", FPS) for n in sizes
         )
-        for name, size in (("main", MAIN_SIZE), ("sub", SUB_SIZE))
-    )
+        scene = "a real clip of a person walking, looped"
+    else:
+        activities = [(name, args.event_s) for name in ACTIVITIES]
+        main, sub = (
+            camera_encode(
+                write_activity_video(workdir / f"{n}-raw.mp4", activities, FPS, size, seed=7),
+                workdir / f"{n}.mp4",
+                FPS,
+            )
+            for n, size in sizes.items()
+        )
+        scene = f"an event every {args.event_s:g} s"
     cpu: dict[str, float] = {}
+    saved: dict[str, int] = {}
+    load_before = os.getloadavg()[0]
     for mode in MODES:
         progress(f"recording: {mode}, {args.seconds:g} s")
-        cpu[mode] = round(run_mode(mode, main, sub, workdir, args), 1)
+        percent, saved[mode] = run_mode(mode, main, sub, workdir, args)
+        cpu[mode] = round(percent, 1)
     off = cpu["off"] or float("nan")
     return {
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+        "clips_saved": saved,
         "recording_streams": f"main {MAIN_SIZE[0]}x{MAIN_SIZE[1]}, sub {SUB_SIZE[0]}x"
-        f"{SUB_SIZE[1]}, {FPS} fps, {STREAM_CODEC}, an event every 10 s",
+        f"{SUB_SIZE[1]}, {FPS} fps, {STREAM_CODEC}, {scene}",
+        "recording_model": args.recording_model,
         "recording_seconds": args.seconds,
         "cpu_percent": cpu,
         "cpu_ratio_to_off": {m: round(v / off, 3) for m, v in cpu.items()},
@@ -139,10 +178,16 @@ def measure_recording(args: argparse.Namespace, workdir: Path) -> dict[str, Any]
 
 
 def print_recording(result: dict[str, Any]) -> None:
-    print(f"har-daemon bench --recording: one camera, {result['recording_streams']}")
+    print(
+        f"har-daemon bench --recording: one camera, model {result['recording_model']}, "
+        f"{result['recording_streams']}"
+    )
     print(f"  measured {result['recording_seconds']:g} s per mode, CPU of the daemon + children")
+    before, after = result["load_average_1min"]
+    print(f"  load average (1 min) {before} before, {after} after")
     for mode, value in result["cpu_percent"].items():
         ratio = result["cpu_ratio_to_off"][mode]
-        print(f"  {mode:<14} {value:6.1f} % of a core   x{ratio} of clips off")
+        saved = result["clips_saved"][mode]
+        print(f"  {mode:<14} {value:6.1f} % of a core   x{ratio} of clips off   {saved} clips")
     print(f"  copy / reencode (sub-stream clips):  {result['copy_vs_reencode']}")
     print(f"  copy / reencode_main (full-res clips): {result['copy_vs_reencode_main']}")

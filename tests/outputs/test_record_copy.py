@@ -44,8 +44,12 @@ def _probe(url_or_path: str) -> dict[str, Any]:
 
 
 def _nal_units(annex_b: bytes) -> list[bytes]:
-    """The NAL units of an Annex B byte stream (start codes 00 00 01 / 00 00 00 01)."""
-    return [n.lstrip(b"\x00") for n in re.split(b"\x00\x00\x01", annex_b) if n.strip(b"\x00")]
+    """The NAL units of an Annex B byte stream (start codes 00 00 01 / 00 00 00 01).
+
+    Zero bytes at either end belong to the start codes (a 4-byte code's first zero, trailing
+    zeros), not to the unit: an SPS or PPS ends with its stop bit, never with a zero byte.
+    """
+    return [n.strip(b"\x00") for n in re.split(b"\x00\x00\x01", annex_b) if n.strip(b"\x00")]
 
 
 def test_event_clips_are_the_main_stream_copied(

@@ -24,6 +24,7 @@ from har_daemon.tools import bench as benchmark
 from har_daemon.tools import streams
 from har_daemon.tools.broker import MosquittoBroker, MqttRecorder, find_mosquitto
 from har_daemon.tools.people import PEOPLE_CLIP
+from har_daemon.tools.recognisers import FIGHT_MODEL_DIR
 from har_daemon.tools.recording import MODES, recording_config, tree_cpu_s
 from tests.shared_data import REPO
 
@@ -62,6 +63,7 @@ def test_arguments_default_to_the_bundled_model_and_issue_settings() -> None:
     assert not args.json
     args = parse("--json", "--streams-max", "2", "--seconds", "6")
     assert args.json and args.streams_max == 2 and args.seconds == 6.0
+    assert args.event_s == 10.0 and parse("--recording", "--event-s", "60").event_s == 60.0
 
 
 def test_stream_counts_double_to_eight_then_step_by_four() -> None:
@@ -223,6 +225,9 @@ def test_recording_configs_are_accepted_by_the_daemon_loader(tmp_path: Path) -> 
     assert not loaded["off"].clips.enabled and all(loaded[m].clips.enabled for m in MODES[1:])
     assert cams["copy"].record_source == str(main) and cams["copy"].source == str(sub)
     assert cams["reencode"].record_source is None and cams["reencode_main"].source == str(main)
+    fight = load_config(recording_config(tmp_path / "f.toml", "copy", main, sub, tmp_path, "fight"))
+    assert fight.model.path == FIGHT_MODEL_DIR and fight.cameras[0].record_source == str(main)
+    assert loaded["copy"].model.path == DEMO_MODEL_DIR
 
 
 def test_tree_cpu_counts_this_process() -> None:

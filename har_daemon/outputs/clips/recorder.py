@@ -12,7 +12,7 @@ time); pre-roll frames are never dropped.
 Files, codecs and the disk budget: see `files`, `encoder` and `retention` beside this module.
 
 Cameras with a `record_source` (`copy_from`) are recorded by copy instead (`segments`): their
-clips are the main stream's segments covering the event, joined without re-encoding on the
+clips are the main stream's segments covering the event, joined by copying bytes on the
 writer thread once a segment past the post-roll has finished; no frame is fed to them.
 """
 
@@ -36,7 +36,12 @@ from har_daemon.core.logs import get_logger
 from har_daemon.outputs.clips import retention
 from har_daemon.outputs.clips.encoder import ClipWriter, Codec, H264Transcoder, resolve_codec
 from har_daemon.outputs.clips.files import clip_filename, prepare_directory
-from har_daemon.outputs.clips.segments import SEGMENT_S, SegmentRecorder, concat_segments
+from har_daemon.outputs.clips.segments import (
+    SEGMENT_S,
+    SegmentRecorder,
+    join_segments,
+    one_run,
+)
 from har_daemon.runtime.history import FrameHistory
 
 log = get_logger(__name__)
@@ -370,10 +375,12 @@ class ClipRecorder:
         self._saved(clip, frames=written, seconds=round(seconds, 2), codec=codec)
 
     def _finish_copy(self, clip: _Clip, segmenter: SegmentRecorder) -> None:
-        """Join the main stream's segments covering the clip, by stream copy."""
-        segments = segmenter.between(clip.first_t, clip.stop_at)
+        """Join the main stream's segments covering the clip by copying their bytes (no process
+        started, nothing re-encoded)."""
+        listed = segmenter.between(clip.first_t, clip.stop_at)
+        segments = one_run(listed) if listed else []
         try:
-            failure = concat_segments(segments, clip.partial)
+            failure = join_segments(segments, clip.partial)
         finally:
             segmenter.release(clip.event_id)
         if failure is not None:
@@ -382,8 +389,20 @@ class ClipRecorder:
             self.stats.clips_failed += 1
             log.warning("clips.not_saved", event_id=clip.event_id, reason=failure)
             return
+        # What the segments leave out of [first_t, stop_at]: a stream that started late, a
+        # restart inside the clip; reported, the clip is kept.
+        short_s = max(0.0, segments[0].start - clip.first_t) + max(
+            0.0, clip.stop_at - segments[-1].end
+        )
         seconds = round(segments[-1].end - segments[0].start, 2)
-        self._saved(clip, segments=len(segments), seconds=seconds, codec="copy")
+        self._saved(
+            clip,
+            segments=len(segments),
+            dropped=len(listed) - len(segments),
+            seconds=seconds,
+            short_s=round(short_s, 2),
+            codec="copy",
+        )
 
     def _saved(self, clip: _Clip, **details: object) -> None:
         """Put the finished file in place, count and log it, then keep the disk budget."""

@@ -2,25 +2,28 @@
 
 IP cameras offer a low-resolution sub-stream (what the daemon decodes and analyses) and a full
 main stream. For a camera with a `record_source`, one `ffmpeg` per camera reads the main stream
-and writes it, **without decoding or re-encoding** (`-c copy`), as segments of about
-`SEGMENT_S` seconds (the segment muxer cuts at the stream's key frames) into
-`<clips>/.segments/<camera>/`. An event's clip is then the segments covering its pre-roll to
-post-roll, joined by ffmpeg's concat demuxer, again with `-c copy` (`concat_segments`): the
-clip has the main stream's resolution and codec, at the cost of copying bytes.
+and writes it, **without decoding or re-encoding** (`-c copy`), with its HLS muxer as
+fragmented MP4: one init segment per ffmpeg run and media segments of about `SEGMENT_S`
+seconds (cut at the stream's key frames) into `<clips>/.segments/<camera>/`. An event's clip is
+then the init segment followed by the media segments covering its pre-roll to post-roll, joined
+in this process by copying bytes (`join_segments`, `fmp4`): no process is started per clip, and
+the clip has the main stream's resolution and codec.
 
-Times: ffmpeg lists each finished segment with its duration (`-segment_list ... +live`); this
-recorder's thread stamps the segment's end with the daemon's timeline clock when the line
-appears and its start that duration earlier, so segments and events share one clock. Clips are
-cut at segment boundaries: up to a segment (a key-frame interval or `SEGMENT_S`) more than asked.
+Times: ffmpeg lists each finished segment with its duration in its playlist; this recorder's
+thread stamps the segment's end with the daemon's timeline clock when the segment appears there
+and its start that duration earlier, so segments and events share one clock. Clips are cut at
+segment boundaries: up to a segment (a key-frame interval or `SEGMENT_S`) more than asked.
 
 Segments older than `keep_s` are deleted, unless an open clip still needs them (`hold`). A
-lost stream restarts ffmpeg after a doubling delay; numbering continues, so no name is reused.
+lost stream restarts ffmpeg after a doubling delay with a new init segment; numbering
+continues, so no name is reused.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import subprocess
 import threading
@@ -31,6 +34,7 @@ from pathlib import Path
 from har_daemon.core.logs import get_logger
 from har_daemon.core.parent_death import die_with_parent
 from har_daemon.core.redact import redact_url
+from har_daemon.outputs.clips.fmp4 import Fmp4Error, check_init, fragments
 from har_daemon.video.ffmpeg import FFMPEG
 
 log = get_logger(__name__)
@@ -40,8 +44,11 @@ SEGMENT_S = 2.0
 """Target segment length: the pre-roll's granularity (cuts fall on key frames)."""
 POLL_S = 0.25
 RESTART_MAX_S = 30.0
-CONCAT_TIMEOUT_S = 120.0
-LIST_FILE = "segments.csv"
+PLAYLIST = "segments.m3u8"
+PLAYLIST_SIZE = 10
+"""Segments the playlist lists: the recorder's thread may stall this many segments unnoticed."""
+_SEGMENT_NAME = re.compile(r"seg(\d{9})\.m4s")
+_INIT_LINE = re.compile(r'#EXT-X-MAP:URI="([^"]+)"')
 
 
 @dataclass(frozen=True)
@@ -49,42 +56,62 @@ class Segment:
     path: Path
     start: float  # timeline seconds
     end: float
+    number: int
+    init: Path  # the init segment of the ffmpeg run that wrote it
 
 
 def segment_command(
     source: str, directory: Path, first_number: int, rtsp_transport: str | None
 ) -> list[str]:
-    """The ffmpeg command that copies `source`'s first video stream into numbered segments."""
+    """The ffmpeg command that copies `source`'s first video stream into numbered fMP4
+    segments, with the init segment `init<first_number>.mp4`."""
     cmd = [FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error"]
     if source.lower().startswith("rtsp"):
         cmd += ["-rtsp_transport", rtsp_transport or "tcp"]
     elif "://" not in source:
         cmd += ["-re", "-stream_loop", "-1"]  # a file plays as a live camera (tests, bench)
     cmd += ["-i", source, "-map", "0:v:0", "-c", "copy", "-an"]
-    cmd += ["-f", "segment", "-segment_time", f"{SEGMENT_S:g}", "-segment_format", "mpegts"]
-    cmd += ["-segment_list", str(directory / LIST_FILE), "-segment_list_type", "csv"]
-    cmd += ["-segment_list_flags", "+live", "-segment_start_number", str(first_number)]
-    return [*cmd, str(directory / "seg%09d.ts")]
+    cmd += ["-f", "hls", "-hls_time", f"{SEGMENT_S:g}", "-hls_list_size", str(PLAYLIST_SIZE)]
+    cmd += ["-hls_segment_type", "fmp4", "-hls_fmp4_init_filename", f"init{first_number:09d}.mp4"]
+    cmd += ["-hls_segment_filename", str(directory / "seg%09d.m4s"), "-hls_flags", "temp_file"]
+    return [*cmd, "-start_number", str(first_number), str(directory / PLAYLIST)]
 
 
-def concat_segments(segments: list[Segment], out: Path) -> str | None:
-    """Join `segments` into the MP4 `out` by stream copy; the failure's reason, or None."""
+def one_run(segments: list[Segment]) -> list[Segment]:
+    """The segments of the ffmpeg run that recorded most of `segments`, in order.
+
+    Segments of two runs (a restart in the clip: a gap in the stream, perhaps new parameters)
+    cannot be joined into one file; the clip keeps the longer side.
+    """
+    runs: dict[Path, list[Segment]] = {}
+    for seg in sorted(segments, key=lambda s: s.number):
+        runs.setdefault(seg.init, []).append(seg)
+    return max(runs.values(), key=lambda run: (sum(s.end - s.start for s in run), run[0].number))
+
+
+def join_segments(segments: list[Segment], out: Path) -> str | None:
+    """Write the MP4 `out`: the init segment, then the media segments' fragments, by copying
+    bytes (see `fmp4`); the failure's reason, or None. `segments`: one run's, consecutive."""
     if not segments:
         return "no segment covers the event"
-    listing = out.with_suffix(".txt")
-    listing.write_text("".join(f"file '{s.path}'\n" for s in segments))
-    cmd = [FFMPEG, "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "concat"]
-    cmd += ["-safe", "0", "-i", str(listing), "-c", "copy", "-movflags", "+faststart"]
-    cmd += ["-f", "mp4", "-y", str(out)]
+    ordered = sorted(segments, key=lambda s: s.number)
+    inits = {s.init for s in ordered}
+    if len(inits) > 1:
+        return f"segments of {len(inits)} ffmpeg runs (join one run's: one_run)"
+    numbers = [s.number for s in ordered]
+    missing = sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
+    if missing:
+        return f"segments {missing} missing between {numbers[0]} and {numbers[-1]}"
+    bases: dict[int, int] = {}
     try:
-        res = subprocess.run(cmd, capture_output=True, text=True, timeout=CONCAT_TIMEOUT_S)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"ffmpeg concat failed: {exc}"
-    finally:
-        listing.unlink(missing_ok=True)
-    if res.returncode != 0:
-        last = [ln for ln in res.stderr.splitlines() if ln.strip()][-1:] or ["no message"]
-        return f"ffmpeg concat exited with {res.returncode}: {last[0][:300]}"
+        with open(out, "wb") as f:
+            init = ordered[0].init.read_bytes()
+            check_init(init)
+            f.write(init)
+            for seg in ordered:
+                f.write(fragments(seg.path.read_bytes(), bases))
+    except (OSError, Fmp4Error) as exc:
+        return f"joining segments failed: {exc}"
     return None
 
 
@@ -114,6 +141,8 @@ class SegmentRecorder:
         self._stopping = threading.Event()
         self._proc: subprocess.Popen[bytes] | None = None
         self._next_number = 0
+        self._playlist_seen: tuple[int, int] | None = None  # (inode, mtime) last read
+        self._init: Path | None = None  # the running ffmpeg's init segment
         self._thread = threading.Thread(target=self._run, name=f"segments-{camera}", daemon=True)
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -171,8 +200,9 @@ class SegmentRecorder:
             delay = min(delay * 2, RESTART_MAX_S)
 
     def _spawn(self) -> None:
-        (self.directory / LIST_FILE).unlink(missing_ok=True)
-        self._read_pos = 0
+        (self.directory / PLAYLIST).unlink(missing_ok=True)
+        self._playlist_seen = None
+        self._init = self.directory / f"init{self._next_number:09d}.mp4"
         cmd = segment_command(self.source, self.directory, self._next_number, self.rtsp_transport)
         self._proc = subprocess.Popen(  # dies with this thread: a killed daemon leaves none
             cmd,
@@ -196,32 +226,37 @@ class SegmentRecorder:
             proc.wait()
 
     def _collect(self) -> None:
-        """Read the segments ffmpeg finished since the last look."""
-        listing = self.directory / LIST_FILE
+        """Take in the segments ffmpeg listed since the last look (the playlist is replaced
+        whole, by rename, after each segment)."""
+        playlist = self.directory / PLAYLIST
         try:
-            with open(listing, "rb") as f:
-                f.seek(self._read_pos)
-                data = f.read()
+            st = os.stat(playlist)
+            if (st.st_ino, st.st_mtime_ns) == self._playlist_seen:
+                return
+            text = playlist.read_text(errors="replace")
         except FileNotFoundError:
             return
-        lines = data.split(b"\n")
-        complete, rest = lines[:-1], lines[-1]
-        self._read_pos += len(data) - len(rest)
+        self._playlist_seen = (st.st_ino, st.st_mtime_ns)
         now = self.clock()
-        for line in complete:
-            parts = line.decode(errors="replace").strip().split(",")
-            if len(parts) < 3:
-                continue
-            try:
-                duration = float(parts[-1]) - float(parts[-2])
-            except ValueError:
-                continue
-            name = ",".join(parts[:-2])
-            with self._lock:
-                self._segments.append(Segment(self.directory / name, now - duration, now))
-            number = name.removeprefix("seg").removesuffix(".ts")
-            if number.isdigit():
-                self._next_number = max(self._next_number, int(number) + 1)
+        init: Path | None = None
+        duration: float | None = None
+        for line in text.splitlines():
+            line = line.strip()
+            if m := _INIT_LINE.match(line):
+                init = self.directory / m.group(1)
+            elif line.startswith("#EXTINF:"):
+                try:
+                    duration = float(line[8:].split(",")[0])
+                except ValueError:
+                    duration = None
+            elif (m := _SEGMENT_NAME.fullmatch(line)) and duration is not None and init:
+                number = int(m.group(1))
+                if number >= self._next_number:
+                    seg = Segment(self.directory / line, now - duration, now, number, init)
+                    with self._lock:
+                        self._segments.append(seg)
+                    self._next_number = number + 1
+                duration = None
 
     def _expire(self) -> None:
         now = self.clock()
@@ -229,6 +264,7 @@ class SegmentRecorder:
             oldest_needed = min([now - self.keep_s, *self._holds.values()])
             doomed = [s for s in self._segments if s.end < oldest_needed]
             self._segments = [s for s in self._segments if s.end >= oldest_needed]
-        for seg in doomed:
+            inits = {s.init for s in self._segments} | {self._init}
+        for path in [s.path for s in doomed] + [s.init for s in doomed if s.init not in inits]:
             with contextlib.suppress(OSError):
-                os.unlink(seg.path)
+                os.unlink(path)
