@@ -27,6 +27,9 @@ from har_daemon.model.pose import KP, MIN_KEYPOINT_SCORE
 WRISTS = (KP["left_wrist"], KP["right_wrist"])
 ANKLES = (KP["left_ankle"], KP["right_ankle"])
 TORSO = (KP["left_shoulder"], KP["right_shoulder"], KP["left_hip"], KP["right_hip"])
+WINDOW_S = 3.0
+"""Seconds of a person's cached poses one window reads: the fight set's clips are 2-3 s, so
+the model learned windows this long (15 samples at the pose stage's 0.2 s)."""
 MAX_STEP_S = 0.6
 """Longest gap between two samples of a person that still gives a speed (3 looks at 0.2 s)."""
 NEAR = 0.6
