@@ -41,7 +41,8 @@ from har_daemon.model.fight_pose import MODEL_FILE, load
 from har_daemon.model.fight_pose_features import (
     FEATURE_NAMES,
     WINDOW_S,
-    reliable_people,
+    near_pairs,
+    reliable,
     window_features,
 )
 from har_daemon.model.meta import read_meta
@@ -53,7 +54,6 @@ CLASSES = ["fight", "noFight"]
 QUIET_STEP_S = 1.0
 """A quiet clip gives a window every second (the fight set one per clip)."""
 _DEFAULTS = InferenceConfig()
-MIN_PEOPLE = _DEFAULTS.pose_min_people
 MIN_HEIGHT_PX = _DEFAULTS.pose_min_height_px
 MIN_COVERAGE = _DEFAULTS.pose_min_coverage
 _RULES = read_meta(bundled("models/fight")).person_region
@@ -71,22 +71,40 @@ def fight_clips(data: Path) -> list[Clip]:
     return out
 
 
-def windows(seen: Seen, ends: list[float] | None) -> list[tuple[float, np.ndarray, int]]:
-    """(window end, feature vector, reliable people) at each of `ends` (None: the last
-    sample), replaying the clip through the daemon's person tracks."""
+Pairs = list[tuple[np.ndarray, bool]]
+"""One window's near pairs: (feature vector, both people reliable)."""
+
+
+def windows(seen: Seen, ends: list[float] | None) -> list[Pairs]:
+    """The near pairs of each window ending at `ends` (None: the clip's last sample),
+    replaying the clip through the daemon's person tracks."""
     tracks = PoseTracks()
-    out = []
+    out: list[Pairs] = []
     ends = list(ends) if ends is not None else [float(seen.times[-1])] if len(seen.times) else []
     for t, boxes, kps in seen.frames():
         keep = boxes[:, 4] >= MIN_PERSON_SCORE
-        tracks.update(
-            t, boxes[keep], [k for k, m in zip(kps, keep, strict=True) if m], seen.frame_hw
-        )
+        kept = [k for k, m in zip(kps, keep, strict=True) if m]
+        tracks.update(t, boxes[keep], kept, seen.frame_hw)
         while ends and t >= ends[0] - 1e-6:
             w = window_tracks(tracks.tracks, t)
-            out.append((t, window_features(w), reliable_people(w, MIN_HEIGHT_PX, MIN_COVERAGE)))
+            out.append([
+                (window_features(pair),
+                 all(reliable(seq, MIN_HEIGHT_PX, MIN_COVERAGE) for seq in pair))
+                for pair in near_pairs(w)
+            ])  # fmt: skip
             ends.pop(0)
     return out
+
+
+def window_scores(proba: np.ndarray, owner: np.ndarray, trusted: np.ndarray, n: int):
+    """Per window: the most alarming pair's P(fight) (0 without a pair), and the same over
+    its reliable pairs (nan without one: pose does not speak there)."""
+    p_all, p_rel = np.zeros(n), np.full(n, np.nan)
+    np.maximum.at(p_all, owner, proba)
+    for i in np.flatnonzero(trusted):
+        w = owner[i]
+        p_rel[w] = proba[i] if np.isnan(p_rel[w]) else max(p_rel[w], proba[i])
+    return p_all, p_rel
 
 
 def _rates(p: np.ndarray, y: np.ndarray, threshold: float) -> dict[str, Any]:
@@ -113,15 +131,14 @@ def _models() -> dict[str, Any]:
     }
 
 
-def _report(p, y, fold, group, quiet, reliable, k, threshold) -> dict[str, Any]:
-    fs = ~quiet
+def _report(p, y, fold, group, quiet, k, threshold, only=None) -> dict[str, Any]:
+    """Figures over the windows of `only` (default: all), windows not in it left out."""
+    sel = np.ones(len(y), bool) if only is None else only
+    fs, quiet = ~quiet & sel, quiet & sel
     out: dict[str, Any] = {
         "fight_set": _rates(p[fs], y[fs], threshold),
-        "fight_set_reliable": _rates(p[fs & reliable], y[fs & reliable], threshold),
-        "quiet_window_fp": round(float((p[quiet] >= threshold).mean()), 3),
-        "quiet_window_fp_reliable": round(float((p[quiet & reliable] >= threshold).mean()), 3)
-        if (quiet & reliable).any()
-        else None,
+        "quiet_windows": int(quiet.sum()),
+        "quiet_window_fp": round(float((p[quiet] >= threshold).mean()), 3) if quiet.any() else None,
     }
     out["per_fold"] = [
         {**_rates(p[fs & (fold == i)], y[fs & (fold == i)], threshold),
@@ -129,17 +146,16 @@ def _report(p, y, fold, group, quiet, reliable, k, threshold) -> dict[str, Any]:
          if (quiet & (fold == i)).any() else None}
         for i in range(k)
     ]  # fmt: skip
-    acc = [f["accuracy"] for f in out["per_fold"]]
+    acc = [f["accuracy"] for f in out["per_fold"] if f["accuracy"] is not None]
     out["fold_accuracy_mean"] = round(float(np.mean(acc)), 3)
     out["per_source"] = {
-        g: _rates(p[fs & (group == g)], y[fs & (group == g)], threshold)["accuracy"]
+        g: [_rates(p[fs & (group == g)], y[fs & (group == g)], threshold)["accuracy"],
+            int((fs & (group == g)).sum())]
         for g in sorted(set(group[fs]))
-    }
+    }  # fmt: skip
     out["quiet_fp_per_scene"] = {
-        g: {"windows": int((quiet & (group == g)).sum()),
-            "fp": round(float((p[quiet & (group == g)] >= threshold).mean()), 3),
-            "fp_reliable": round(float((p[quiet & (group == g) & reliable] >= threshold).mean()), 3)
-            if (quiet & (group == g) & reliable).any() else None}
+        g: [round(float((p[quiet & (group == g)] >= threshold).mean()), 3),
+            int((quiet & (group == g)).sum())]
         for g in sorted(set(group[quiet]))
     }  # fmt: skip
     return out
@@ -174,6 +190,20 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threshold", type=float, default=0.5)
     ap.add_argument("--write", type=Path, default=None, help="write the better model here")
+    ap.add_argument(
+        "--heldout-write",
+        type=Path,
+        default=None,
+        help="also write the better model trained without the quiet corpus and without the "
+        "clips of --exclude: for measuring it on the quiet corpus and on those streams",
+    )
+    ap.add_argument(
+        "--exclude",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="clips.csv files of `har-daemon streams` (their clips are held out)",
+    )
     args = ap.parse_args()
     fights = fight_clips(args.data)
     quiet = [c for c in clips(args.data) if c.kind == "quiet"]
@@ -186,43 +216,61 @@ def main() -> None:
         for r in test
     }
     scenes = sorted({c.group for c in quiet})
-    rows: list[tuple[np.ndarray, int, int, str, bool, int]] = []
+    excluded = {
+        Path(row["clip"]).stem for path in args.exclude for row in csv.DictReader(path.open())
+    }
+    wins: list[tuple[Pairs, int, int, str, bool, bool]] = []  # pairs, y, fold, group, quiet, held
     for c in fights:
-        for _, x, rel in windows(seen[c.path], None):
-            rows.append((x, int(c.kind == "fight"), fold_of[c.path.stem], c.group, False, rel))
+        for pairs in windows(seen[c.path], None):
+            y = int(c.kind == "fight")
+            wins.append((pairs, y, fold_of[c.path.stem], c.group, False, c.path.stem in excluded))
     for c in quiet:
         s = seen[c.path]
         ends = list(np.arange(WINDOW_S, float(s.times[-1]) + 1e-6, QUIET_STEP_S))
-        for _, x, rel in windows(s, ends):
-            rows.append((x, 0, scenes.index(c.group) % args.folds, c.group, True, rel))
-    x = np.stack([r[0] for r in rows])
-    y = np.array([r[1] for r in rows])
-    fold = np.array([r[2] for r in rows])
-    group = np.array([r[3] for r in rows])
-    is_quiet = np.array([r[4] for r in rows])
-    reliable = np.array([r[5] for r in rows]) >= MIN_PEOPLE
+        for pairs in windows(s, ends):
+            wins.append((pairs, 0, scenes.index(c.group) % args.folds, c.group, True, False))
+    n = len(wins)
+    y = np.array([w[1] for w in wins])
+    fold = np.array([w[2] for w in wins])
+    group = np.array([w[3] for w in wins])
+    is_quiet = np.array([w[4] for w in wins])
+    held_out = np.array([w[5] for w in wins])
+    owner = np.array([i for i, w in enumerate(wins) for _ in w[0]], int)
+    x = np.stack([v for w in wins for v, _ in w[0]])
+    trusted = np.array([r for w in wins for _, r in w[0]], bool)
+    reliable = np.zeros(n, bool)
+    reliable[owner[trusted]] = True
+
+    def share(sel: np.ndarray) -> float:
+        return round(float(reliable[sel].mean()), 3)
 
     result: dict[str, Any] = {
         "windows": {"fight_set": int((~is_quiet).sum()), "quiet": int(is_quiet.sum())},
+        "pairs": {"all": len(x), "reliable": int(trusted.sum())},
         "window_s": WINDOW_S,
         "sample_spacing_s": 0.2,
-        "reliable": {"min_people": MIN_PEOPLE, "min_height_px": MIN_HEIGHT_PX,
-                     "min_coverage": MIN_COVERAGE,
-                     "fight_set_share": round(float(reliable[~is_quiet].mean()), 3),
-                     "fight_share": round(float(reliable[(~is_quiet) & (y == 1)].mean()), 3),
-                     "quiet_share": round(float(reliable[is_quiet].mean()), 3)},
+        "reliable": {"min_height_px": MIN_HEIGHT_PX, "min_coverage": MIN_COVERAGE,
+                     "fight_set_share": share(~is_quiet),
+                     "fight_share": share(~is_quiet & (y == 1)),
+                     "quiet_share": share(is_quiet)},
         "features": list(FEATURE_NAMES),
     }  # fmt: skip
     for name, make in _models().items():
-        p = np.zeros(len(y))
+        proba = np.zeros(len(x))
         for i in range(args.folds):
-            train, test = fold != i, fold == i
-            p[test] = make().fit(x[train], y[train]).predict_proba(x[test])[:, 1]
-        result[name] = _report(p, y, fold, group, is_quiet, reliable, args.folds, args.threshold)
-    best = max(_models(), key=lambda n: result[n]["fight_set_reliable"]["accuracy"] or 0)
+            train, test = fold[owner] != i, fold[owner] == i
+            proba[test] = make().fit(x[train], y[owner][train]).predict_proba(x[test])[:, 1]
+        p_all, p_rel = window_scores(proba, owner, trusted, n)
+        result[name] = {
+            "all_windows": _report(p_all, y, fold, group, is_quiet, args.folds, args.threshold),
+            "reliable_windows": _report(
+                np.nan_to_num(p_rel), y, fold, group, is_quiet, args.folds, args.threshold, reliable
+            ),
+        }
+    best = max(_models(), key=lambda m: result[m]["reliable_windows"]["fight_set"]["accuracy"] or 0)
     result["better"] = best
     if args.write is not None:
-        model = _models()[best]().fit(x, y)
+        model = _models()[best]().fit(x, y[owner])
         doc = export(model, args.threshold)
         doc["evaluation"] = {k: v for k, v in result.items() if k != "features"}
         args.write.mkdir(parents=True, exist_ok=True)
@@ -231,6 +279,21 @@ def main() -> None:
         ours = np.array([served.score(v) for v in x])
         gap = float(np.max(np.abs(ours - model.predict_proba(x)[:, 1])))
         result["written"] = {"path": str(args.write / MODEL_FILE), "max_abs_diff_vs_sklearn": gap}
+    if args.heldout_write is not None:
+        keep = ~is_quiet[owner] & ~held_out[owner]
+        model = _models()[best]().fit(x[keep], y[owner][keep])
+        doc = export(model, args.threshold)
+        doc["evaluation"] = {
+            "trained_on": f"{int(keep.sum())} pairs of fight-set windows: no quiet footage, "
+            f"none of the {int(held_out.sum())} clips of {[str(p) for p in args.exclude]}"
+        }
+        args.heldout_write.mkdir(parents=True, exist_ok=True)
+        (args.heldout_write / MODEL_FILE).write_text(json.dumps(doc) + "\n")
+        result["heldout_written"] = {
+            "path": str(args.heldout_write / MODEL_FILE),
+            "pairs": int(keep.sum()),
+            "excluded_clips": len(excluded),
+        }
     print(json.dumps(result, indent=1))
 
 

@@ -35,6 +35,9 @@ MAX_STEP_S = 0.6
 NEAR = 0.6
 """A limb within this many body heights of another person's nearest seen keypoint is near
 them (an arm's reach is ~0.4 of a height; the keypoints are a few pixels off)."""
+PAIR_NEAR = 1.5
+"""Two people whose torso centres never come closer than this many body heights during a
+window are not a pair a fight could be between (an arm's reach plus a step)."""
 FAR = 10.0
 """Pair distance written when a window has no pair (body heights: nobody near anybody)."""
 
@@ -229,15 +232,29 @@ def window_features(tracks: Sequence[Sequence[Pose]]) -> np.ndarray:
     return np.asarray(vec, np.float32)
 
 
-def reliable_people(
-    tracks: Sequence[Sequence[Pose]], min_height_px: float, min_coverage: float
-) -> int:
-    """People in the window tall enough and seen well enough for their pose to be believed
-    (their mean standing height and mean keypoint coverage over the window)."""
-    return sum(
-        1
-        for seq in tracks
-        if len(seq)
+def reliable(seq: Sequence[Pose], min_height_px: float, min_coverage: float) -> bool:
+    """A person tall enough and seen well enough for their pose to be believed (their mean
+    standing height and mean keypoint coverage over the window)."""
+    return (
+        len(seq) > 0
         and float(np.mean([p.height_px for p in seq])) >= min_height_px
         and float(np.mean([p.coverage for p in seq])) >= min_coverage
     )
+
+
+def reliable_people(
+    tracks: Sequence[Sequence[Pose]], min_height_px: float, min_coverage: float
+) -> int:
+    """How many people of the window are `reliable`."""
+    return sum(reliable(seq, min_height_px, min_coverage) for seq in tracks)
+
+
+def near_pairs(tracks: Sequence[Sequence[Pose]]) -> list[tuple[Sequence[Pose], Sequence[Pose]]]:
+    """The pairs of people who come within `PAIR_NEAR` body heights of each other on a common
+    sample: the model scores pairs (a crowd's size says nothing about a fight in it)."""
+    out = []
+    for a, b in combinations([seq for seq in tracks if len(seq)], 2):
+        pair = _pair(a, b)
+        if pair.distance and min(pair.distance) <= PAIR_NEAR:
+            out.append((a, b))
+    return out

@@ -23,7 +23,8 @@ from har_daemon.model.fight_pose import FightPoseModel
 from har_daemon.model.fight_pose_features import (
     WINDOW_S,
     Pose,
-    reliable_people,
+    near_pairs,
+    reliable,
     window_features,
 )
 from har_daemon.model.regions import Region
@@ -106,15 +107,16 @@ class FightPoseStage:
             self.tracks.reset()
 
     def signal(self, region: Region, t: float, prob: np.ndarray) -> tuple[np.ndarray, Signal]:
-        """The region's scores after fusion, and why: pose where its people are reliable,
-        the appearance model's `prob` otherwise."""
+        """The region's scores after fusion, and why: where at least `min_people` of its
+        people are reliable and two of them come near each other, the pose model's score of
+        the most alarming such pair; the appearance model's `prob` otherwise."""
         appearance = float(prob[self.fight_index])
         inside = [tr for tr in self.tracks.tracks if _centre_inside(tr.box, region)]
         window = window_tracks(inside, t)
-        if not window:
-            return prob, Signal("appearance", appearance, None, 0)
-        reliable = reliable_people(window, self.min_height_px, self.min_coverage)
-        score = self.model.score(window_features(window))
-        if reliable < self.min_people:
-            return prob, Signal("appearance", appearance, score, reliable)
-        return fused(prob, self.fight_index, score), Signal("pose", appearance, score, reliable)
+        trusted = [seq for seq in window if reliable(seq, self.min_height_px, self.min_coverage)]
+        pairs = near_pairs(trusted)
+        score = max((self.model.score(window_features(pair)) for pair in pairs), default=None)
+        if score is None or len(trusted) < self.min_people:
+            return prob, Signal("appearance", appearance, score, len(trusted))
+        signal = Signal("pose", appearance, score, len(trusted))
+        return fused(prob, self.fight_index, score), signal

@@ -128,6 +128,8 @@ class WindowResult:
     zones: list[str] | None = None  # cameras with zones: the zones the region's people were in
     regions: tuple[tuple[list[float], int, list[str] | None], ...] = ()
     """Every region scored this window: (normalised region, track id, zones)."""
+    signal: Signal | None = None
+    """Pose fusion on: which signal scored the region that speaks for the camera."""
 
 
 @dataclass(frozen=True)
@@ -361,6 +363,7 @@ class InferenceScheduler(threading.Thread):
             job.captured_at,
             job.zones,
             tuple((j.region, j.track.id, j.zones) for j, _ in items if j.region and j.track),
+            job.signal,
         )
         self.sink(result)
 

@@ -11,7 +11,9 @@ import pytest
 from har_daemon.model.fight_pose_features import (
     FAR,
     FEATURE_NAMES,
+    PAIR_NEAR,
     Pose,
+    near_pairs,
     reliable_people,
     window_features,
 )
@@ -136,3 +138,12 @@ def test_reliable_people_need_height_and_coverage():
     assert reliable_people(tracks, 250, 0.6) == 0
     dim = [pose(p.t, body(300, 50, 200, score=0.1), 200) for p in tracks[0]]
     assert reliable_people([dim, tracks[1]], 60, 0.6) == 1
+
+
+def test_near_pairs_are_the_people_who_come_within_reach():
+    a, b = strike()
+    h = 200.0
+    far = [pose(p.t, body(300 + (PAIR_NEAR + 1) * h, 50, h), h) for p in a]
+    pairs = near_pairs([a, b, far])
+    assert [(x is a, y is b) for x, y in pairs] == [(True, True)]
+    assert near_pairs([a]) == [] and near_pairs([]) == []

@@ -13,7 +13,7 @@ from har_daemon.model.fight_pose import FightPoseModel, load
 from har_daemon.model.fight_pose_features import FEATURE_NAMES, Pose, window_features
 from har_daemon.runtime.fight_pose import FightPoseStage, fused, window_tracks
 from har_daemon.runtime.poses import PersonTrack
-from tests.model.test_fight_pose_features import pose, strike, walk_together
+from tests.model.test_fight_pose_features import body, pose, strike, walk_together
 
 WRIST = FEATURE_NAMES.index("wrist_speed_max")
 
@@ -59,14 +59,23 @@ def test_reliable_people_striking_are_scored_by_pose():
 def test_people_too_small_leave_the_appearance_score():
     tracks = walk_together(h=50.0)
     prob, sig = stage(tracks).signal(EVERYWHERE, tracks[0][-1].t, APPEARANCE)
-    assert sig.used == "appearance" and sig.reliable_people == 0 and sig.pose is not None
+    assert sig.used == "appearance" and sig.reliable_people == 0 and sig.pose is None
     assert prob is APPEARANCE
 
 
 def test_one_person_is_not_enough_for_pose():
     tracks = strike()[:1]
     _, sig = stage(tracks).signal(EVERYWHERE, tracks[0][-1].t, APPEARANCE)
-    assert sig.used == "appearance" and sig.reliable_people == 1
+    assert sig.used == "appearance" and sig.reliable_people == 1 and sig.pose is None
+
+
+def test_reliable_people_far_apart_leave_the_appearance_score():
+    h, a, b = 200.0, [], []
+    for i in range(10):
+        a.append(pose(i * 0.2, body(100, 50, h), h))
+        b.append(pose(i * 0.2, body(100 + 3 * h, 50, h), h))  # 3 body heights apart
+    _, sig = stage([a, b]).signal(EVERYWHERE, a[-1].t, APPEARANCE)
+    assert sig.used == "appearance" and sig.reliable_people == 2 and sig.pose is None
 
 
 def test_a_region_without_tracked_people_has_no_pose_score():
