@@ -17,6 +17,7 @@ from har_daemon.core.paths import DEMO_MODEL_DIR
 
 Backend = Literal["auto", "keras", "litert"]
 SmoothingMethod = Literal["mean", "ema"]
+PoseRule = Literal["replace", "mean", "min"]
 
 
 class ModelConfig(Section):
@@ -165,6 +166,13 @@ class InferenceConfig(Section):
         "tall with pose_min_coverage of their keypoints seen), from the appearance model "
         "elsewhere; events say which (signal, pose_score, appearance_score). Costs a pose "
         "call per person every 0.2 s. Other models: ignored (docs/fight-pose.md).",
+    )
+    pose_rule: PoseRule = Field(
+        "min",
+        title="Pose fusion rule",
+        description="Where pose is reliable, the region's fight score is 'replace': the pose "
+        "model's; 'mean': the mean of pose and appearance; 'min': the lower of the two (pose "
+        "can veto an appearance alert, not raise one of its own).",
     )
     pose_model: ExpandedPath | None = Field(
         None,

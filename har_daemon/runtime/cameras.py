@@ -125,6 +125,7 @@ def build_cameras(
                 inf.pose_min_height_px,
                 inf.pose_min_coverage,
                 rules.min_score,
+                inf.pose_rule,
             )
             if pipeline.falls is not None:  # one pose call per person serves both
                 fight_pose.tracks = pipeline.falls.stage.tracks

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from har_daemon.config.inference import PoseRule
 from har_daemon.model.fight_pose import FightPoseModel
 from har_daemon.model.fight_pose_features import (
     WINDOW_S,
@@ -65,6 +66,15 @@ def fused(prob: np.ndarray, index: int, score: float) -> np.ndarray:
     return out.astype(np.asarray(prob).dtype)
 
 
+def combine(rule: PoseRule, appearance: float, pose: float) -> float:
+    """The fight score where pose is reliable (config `pose_rule`)."""
+    if rule == "replace":
+        return pose
+    if rule == "mean":
+        return (appearance + pose) / 2
+    return min(appearance, pose)
+
+
 @dataclass
 class FightPoseStage:
     model: FightPoseModel
@@ -75,6 +85,8 @@ class FightPoseStage:
     min_coverage: float
     min_score: float
     """Person boxes under this detector score are left out (the person stage's own)."""
+    rule: PoseRule = "min"
+    """How pose and appearance make the fight score where pose is reliable (config)."""
     tracks: PoseTracks = field(default_factory=PoseTracks)
     detector: Detector | None = None
     pose: PoseModel | None = None
@@ -119,4 +131,4 @@ class FightPoseStage:
         if score is None or len(trusted) < self.min_people:
             return prob, Signal("appearance", appearance, score, len(trusted))
         signal = Signal("pose", appearance, score, len(trusted))
-        return fused(prob, self.fight_index, score), signal
+        return fused(prob, self.fight_index, combine(self.rule, appearance, score)), signal

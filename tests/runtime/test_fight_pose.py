@@ -11,7 +11,7 @@ import pytest
 from har_daemon.core.errors import ModelError
 from har_daemon.model.fight_pose import FightPoseModel, load
 from har_daemon.model.fight_pose_features import FEATURE_NAMES, Pose, window_features
-from har_daemon.runtime.fight_pose import FightPoseStage, fused, window_tracks
+from har_daemon.runtime.fight_pose import FightPoseStage, combine, fused, window_tracks
 from har_daemon.runtime.poses import PersonTrack
 from tests.model.test_fight_pose_features import body, pose, strike, walk_together
 
@@ -26,9 +26,9 @@ def wrist_model() -> FightPoseModel:
     return FightPoseModel("logistic", 0.5, np.zeros(n), np.ones(n), coef, intercept=-6.0)
 
 
-def stage(tracks: list[list[Pose]], **kw) -> FightPoseStage:
+def stage(tracks: list[list[Pose]], rule="replace", **kw) -> FightPoseStage:
     st = FightPoseStage(wrist_model(), 0, kw.get("min_people", 2), kw.get("min_height", 80.0),
-                        kw.get("min_coverage", 0.6), 0.35)  # fmt: skip
+                        kw.get("min_coverage", 0.6), 0.35, rule)  # fmt: skip
     for i, seq in enumerate(tracks):
         tr = PersonTrack(i + 1, seq[-1].box)
         tr.poses.extend(seq)
@@ -135,3 +135,19 @@ def test_a_model_for_other_features_is_refused(tmp_path):
         load(tmp_path)
     with pytest.raises(ModelError, match="model.json"):
         load(tmp_path / "missing")
+
+
+def test_the_rule_says_how_pose_and_appearance_make_the_score():
+    assert combine("replace", 0.9, 0.2) == 0.2
+    assert combine("mean", 0.9, 0.2) == pytest.approx(0.55)
+    assert combine("min", 0.9, 0.2) == 0.2 and combine("min", 0.3, 0.8) == 0.3
+
+
+def test_with_min_pose_vetoes_but_does_not_raise():
+    calm, fight = walk_together(), strike()
+    prob, sig = stage(calm, "min").signal(EVERYWHERE, calm[0][-1].t, APPEARANCE)
+    assert sig.used == "pose" and prob[0] == pytest.approx(sig.pose) and prob[0] < 0.1
+    quiet = np.array([0.1, 0.9])
+    prob, sig = stage(fight, "min").signal(EVERYWHERE, fight[0][-1].t, quiet)
+    assert sig.used == "pose" and sig.pose is not None and sig.pose > 0.9
+    assert prob[0] == pytest.approx(0.1)
