@@ -204,6 +204,12 @@ def main() -> None:
         default=[],
         help="clips.csv files of `har-daemon streams` (their clips are held out)",
     )
+    ap.add_argument(
+        "--positives",
+        choices=("all", "closest"),
+        default="all",
+        help="which pairs of a fight clip train as fights: all its near pairs, or the closest",
+    )
     args = ap.parse_args()
     fights = fight_clips(args.data)
     quiet = [c for c in clips(args.data) if c.kind == "quiet"]
@@ -255,10 +261,18 @@ def main() -> None:
                      "quiet_share": share(is_quiet)},
         "features": list(FEATURE_NAMES),
     }  # fmt: skip
+    usable = np.ones(len(x), bool)
+    if args.positives == "closest":  # a fight clip's fight is between its closest pair
+        dist = x[:, FEATURE_NAMES.index("pair_distance_min")]
+        for w in np.unique(owner[y[owner] == 1]):
+            mine = np.flatnonzero(owner == w)
+            usable[mine] = False
+            usable[mine[np.argmin(dist[mine])]] = True
+    result["positives"] = args.positives
     for name, make in _models().items():
         proba = np.zeros(len(x))
         for i in range(args.folds):
-            train, test = fold[owner] != i, fold[owner] == i
+            train, test = (fold[owner] != i) & usable, fold[owner] == i
             proba[test] = make().fit(x[train], y[owner][train]).predict_proba(x[test])[:, 1]
         p_all, p_rel = window_scores(proba, owner, trusted, n)
         result[name] = {
@@ -270,7 +284,7 @@ def main() -> None:
     best = max(_models(), key=lambda m: result[m]["reliable_windows"]["fight_set"]["accuracy"] or 0)
     result["better"] = best
     if args.write is not None:
-        model = _models()[best]().fit(x, y[owner])
+        model = _models()[best]().fit(x[usable], y[owner][usable])
         doc = export(model, args.threshold)
         doc["evaluation"] = {k: v for k, v in result.items() if k != "features"}
         args.write.mkdir(parents=True, exist_ok=True)
@@ -280,7 +294,7 @@ def main() -> None:
         gap = float(np.max(np.abs(ours - model.predict_proba(x)[:, 1])))
         result["written"] = {"path": str(args.write / MODEL_FILE), "max_abs_diff_vs_sklearn": gap}
     if args.heldout_write is not None:
-        keep = ~is_quiet[owner] & ~held_out[owner]
+        keep = ~is_quiet[owner] & ~held_out[owner] & usable
         model = _models()[best]().fit(x[keep], y[owner][keep])
         doc = export(model, args.threshold)
         doc["evaluation"] = {
