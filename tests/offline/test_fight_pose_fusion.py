@@ -4,7 +4,7 @@ The first 8 s of the real school-gym camera (MEVA, quiet footage: nobody fights)
 through the daemon's own path with the shipped fight model and models/fight_pose, with an
 alert on the first window at or over 0.5 (min_windows 1), so each window's score shows in the
 events. The appearance model scores a pair of people walking past each other as a fight;
-where pose can see them (two people over 80 px with their keypoints seen) it vetoes that
+where pose can see them (two people over 50 px with their keypoints seen) it vetoes that
 (`pose_rule = "min"`). With the same pose stage running but never trusted (pose_min_height_px
 above any person), the events are the appearance model's own: the change is the pose signal's.
 """
@@ -77,10 +77,10 @@ def test_the_pose_signal_vetoes_an_appearance_alert(gym_clip: Path) -> None:
     assert _starts(untrusted) == _starts(off)
     assert {w.signal.used for w in untrusted.windows if w.signal} == {"appearance"}
 
-    # Trusted, pose vetoes the first false alert: an appearance score over 0.5 that pose put
-    # under it, with both scores and the reason in the window.
-    assert _starts(fused) != _starts(off)
-    assert min(_starts(fused), default=SECONDS) > min(_starts(off))
+    # Trusted, pose vetoes a false alert (with "min" it can only take alerts away): an
+    # appearance score over 0.5 that pose put under it, both scores and the reason in the
+    # window.
+    assert set(_starts(fused)) < set(_starts(off))
     vetoed = [
         w
         for w in fused.windows
