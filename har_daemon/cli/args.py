@@ -38,6 +38,17 @@ def positive_float(value: str) -> float:
     return x
 
 
+def hold_seconds(value: str) -> float:
+    """0 to 60 s: how long the events consumer waits for a missing `seq`."""
+    try:
+        f = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if not 0 <= f <= 60:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 60 seconds, got {value}")
+    return f
+
+
 def fraction(value: str) -> float:
     x = positive_float(value)
     if x >= 1:

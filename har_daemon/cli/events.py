@@ -19,6 +19,7 @@ from typing import Any, TextIO
 
 from har_daemon.comms.connection import BrokerSettings
 from har_daemon.comms.dedup import SeqDedup, StateFile
+from har_daemon.comms.reorder import HOLD_S
 from har_daemon.comms.subscriber import EventConsumer
 from har_daemon.comms.topics import Topics, check_topic_filter, shared
 from har_daemon.config import default_state_dir
@@ -138,6 +139,13 @@ def _state(args: argparse.Namespace, client_id: str) -> tuple[StateFile, SeqDedu
     return state, dedup
 
 
+def _hold_s(args: argparse.Namespace) -> float:
+    """A shared subscription's member sees gaps in every camera's seq by design: no waiting."""
+    if args.reorder_s is not None:
+        return float(args.reorder_s)
+    return 0.0 if args.share else HOLD_S
+
+
 def run(args: argparse.Namespace) -> int:
     settings = _settings(args)
     topic_filter = _topic_filter(args)
@@ -154,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
             dedup=dedup,
             emit=_printer(sys.stdout, args.json),
             session_expiry_s=args.session_expiry,
+            hold_s=_hold_s(args),
         )
     except (OSError, ssl.SSLError) as exc:  # TLS files that are not certificates or keys
         raise ConfigError(f"TLS: {exc}") from None

@@ -92,7 +92,8 @@ def add_bench_options(parser: argparse.ArgumentParser) -> None:
         "--latency-streams",
         type=int,
         default=8,
-        help="stream count for latency_p95_ms and rss_mb; 0 skips them (default 8)",
+        help="stream count for latency_p95_ms and rss_mb, with and without the person stage; "
+        "0 skips them (default 8)",
     )
     parser.add_argument(
         "--tolerance",

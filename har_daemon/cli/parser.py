@@ -19,10 +19,12 @@ from har_daemon.cli.args import (
     folds,
     fraction,
     gate_arg,
+    hold_seconds,
     positive_float,
     positive_int,
 )
 from har_daemon.cli.options import add_bench_options, add_report_options
+from har_daemon.comms.reorder import HOLD_S
 from har_daemon.model.backends import BACKENDS
 
 TRAIN = ("tensorflow",)
@@ -341,6 +343,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=86400,
         metavar="S",
         help="seconds the broker keeps the session while away (default 1 day)",
+    )
+    ev.add_argument(
+        "--reorder-s",
+        type=hold_seconds,
+        metavar="S",
+        help=f"wait up to S s for a camera's missing seq before printing later ones in order "
+        f"(default {HOLD_S:g}; 0 with --share, whose members each see only some events)",
     )
     ev.add_argument("--keepalive", type=positive_int, default=30, metavar="S")
     ev.add_argument("--username", help="broker login; the password comes from HAR_MQTT__PASSWORD")

@@ -87,6 +87,12 @@ class SeqDedup:
             return Verdict.DUPLICATE
         return Verdict.REUSED if any(s == seq for s, _ in seen) else Verdict.NEW
 
+    def last_seq(self, camera: str) -> int | None:
+        """The `seq` printed last for `camera`, None before its first (or after a version 1
+        state, which remembers none)."""
+        seen = self._cameras.get(camera)
+        return next(reversed(seen))[0] if seen else None
+
     def record(self, camera: str, seq: int, payload: bytes) -> None:
         """Remember the event as printed."""
         seen = self._cameras.setdefault(camera, OrderedDict())

@@ -7,8 +7,12 @@ from the subscriber's side.
   (`$share/<group>/...`): the broker hands each event to one member of the group.
 - Duplicates dropped by (camera, seq, content digest) with a state file (`comms.dedup`): a
   forged seq hides no real event.
+- In `seq` order per camera: an event ahead of the next expected `seq` waits up to `hold_s`
+  for the ones before it (`comms.reorder`: brokers reorder across reconnects).
 - Manual acknowledgements: an event is acknowledged only once it was printed and the state file
-  saved. When printing or saving fails the event is not acknowledged (the broker sends it again
+  saved (a held event later than the ones after it: MQTT asks for PUBACKs in arrival order,
+  but never acknowledging unprinted is the side that loses nothing; Mosquitto accepts it).
+  When printing or saving fails the event is not acknowledged (the broker sends it again
   next session) and the consumer stops (`failed`), so nothing is ever acknowledged unprinted.
 
 The camera key is the event topic without its `/events` leaf (`<prefix>/<camera>`), which is
@@ -21,13 +25,16 @@ import json
 import socket
 import ssl
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from paho.mqtt.client import MQTTMessage
 
 from har_daemon.comms.connection import AUTH_REFUSALS, BrokerSettings, describe_error, new_client
 from har_daemon.comms.dedup import SeqDedup, StateFile, Verdict, canonical
+from har_daemon.comms.reorder import HOLD_S, Reorder
 from har_daemon.core.logs import LogThrottle, get_logger
 
 log = get_logger(__name__)
@@ -38,6 +45,21 @@ Emit = Callable[[str, dict[str, Any], bytes], None]
 RECONNECT_MIN_S = 0.5
 RECONNECT_MAX_S = 5.0
 """A consumer is one client: retrying every few seconds costs the broker nothing."""
+RELEASE_TICK_S = 0.1
+"""How often held events whose wait ran out are looked for."""
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """An event checked against the dedup, not yet printed or acknowledged."""
+
+    mid: int
+    qos: int
+    seq: int
+    doc: dict[str, Any]
+    payload: bytes
+    content: bytes
+    reused: bool
 
 
 def parse_event(topic: str, payload: bytes) -> tuple[str, dict[str, Any], int] | None:
@@ -74,6 +96,7 @@ class EventConsumer:
         dedup: SeqDedup,
         emit: Emit,
         session_expiry_s: int,
+        hold_s: float = HOLD_S,
     ) -> None:
         if not settings.mqtt5:
             raise ValueError("a persistent session with expiry needs MQTT 5")
@@ -87,6 +110,9 @@ class EventConsumer:
         self.printed = 0
         self.duplicates = 0
         self.malformed = 0
+        self.reordered = 0
+        self._reorder: Reorder[_Pending] = Reorder(hold_s)
+        self._lock = threading.Lock()  # the network thread and the release thread print
         self.failed: str | None = None
         self._first = threading.Event()
         self._fatal: str | None = None
@@ -126,6 +152,7 @@ class EventConsumer:
             ),
         )
         self._client.loop_start()
+        threading.Thread(target=self._release_loop, name="events-release", daemon=True).start()
 
     def first_outcome(self, timeout: float) -> str | None:
         """Wait up to `timeout` s for the first attempt; the reason when it cannot succeed."""
@@ -139,6 +166,9 @@ class EventConsumer:
 
     def stop(self) -> None:
         self._stopping = True
+        with self._lock:  # what still waits for a gap is printed (and acknowledged) now
+            if self.failed is None:
+                self._guarded(lambda: self._print_all(self._reorder.flush()), "held events")
         self._client.disconnect()
         self._client.loop_stop()
         if self.failed is None and self._fatal is None:
@@ -151,6 +181,7 @@ class EventConsumer:
             printed=self.printed,
             duplicates=self.duplicates,
             malformed=self.malformed,
+            reordered=self.reordered,
             failed=self.failed,
         )
 
@@ -197,35 +228,69 @@ class EventConsumer:
             log.info("events.subscribed", topic_filter=self.topic_filter, qos=int(code.value))
 
     def _on_message(self, client, _userdata, message: MQTTMessage) -> None:  # type: ignore[no-untyped-def]
-        if self.failed is not None:
-            return  # not acknowledged: the broker keeps it for the next session
+        with self._lock:
+            if self.failed is not None:
+                return  # not acknowledged: the broker keeps it for the next session
+            self._guarded(lambda: self._handle(message), message.topic)
+
+    def _release_loop(self) -> None:
+        while not self._stopped.wait(RELEASE_TICK_S) and not self._stopping:
+            with self._lock:
+                if self.failed is None:
+                    self._guarded(self._release_due, "held events")
+
+    def _release_due(self) -> None:
+        self._print_all(self._reorder.due(time.monotonic()))
+
+    def _guarded(self, work: Callable[[], None], what: str) -> None:
+        """Run `work`; a failure to print or record stops the consumer, unacknowledged."""
         try:
-            self._handle(message.topic, bytes(message.payload))
+            work()
         except Exception as exc:  # an unprinted or unrecorded event must stay unacknowledged
             self.failed = describe_error(exc)
-            log.error("events.failed", error=self.failed, topic=message.topic)
+            log.error("events.failed", error=self.failed, topic=what)
             self._stopped.set()
-            return
-        client.ack(message.mid, message.qos)
 
-    def _handle(self, topic: str, payload: bytes) -> None:
-        parsed = parse_event(topic, payload)
+    def _handle(self, message: MQTTMessage) -> None:
+        payload = bytes(message.payload)
+        parsed = parse_event(message.topic, payload)
         if parsed is None:
             self.malformed += 1
             held = self._throttle.allow("malformed")
             if held is not None:
-                log.warning("events.malformed", topic=topic, held_back=held, bytes=len(payload))
+                log.warning(
+                    "events.malformed", topic=message.topic, held_back=held, bytes=len(payload)
+                )
+            self._client.ack(message.mid, message.qos)
             return
         camera, doc, seq = parsed
         content = canonical(doc)
+        waiting = self._reorder.get(camera, seq)
         verdict = self.dedup.check(camera, seq, content)
-        if verdict is Verdict.DUPLICATE:
+        if verdict is Verdict.DUPLICATE or (waiting is not None and waiting.content == content):
             self.duplicates += 1
             log.debug("events.duplicate", camera=camera, seq=seq)
+            self._client.ack(message.mid, message.qos)
             return
-        if verdict is Verdict.REUSED and (held := self._throttle.allow("reused")) is not None:
-            log.warning("events.seq_reused", camera=camera, seq=seq, held_back=held)
-        self.emit(camera, doc, payload)
-        self.dedup.record(camera, seq, content)
-        self.state.save(self.dedup)
-        self.printed += 1
+        item = _Pending(
+            message.mid, message.qos, seq, doc, payload, content, verdict is Verdict.REUSED
+        )
+        self._reorder.know(camera, self.dedup.last_seq(camera))
+        if waiting is not None:  # other content under a held seq: printed as it comes
+            ready = [item]
+        else:
+            ready = self._reorder.offer(camera, seq, item, time.monotonic())
+        if not ready:
+            self.reordered += 1
+            log.debug("events.held", camera=camera, seq=seq)
+        self._print_all((camera, x) for x in ready)
+
+    def _print_all(self, items: Iterable[tuple[str, _Pending]]) -> None:
+        for camera, item in items:
+            if item.reused and (held := self._throttle.allow("reused")) is not None:
+                log.warning("events.seq_reused", camera=camera, seq=item.seq, held_back=held)
+            self.emit(camera, item.doc, item.payload)
+            self.dedup.record(camera, item.seq, item.content)
+            self.state.save(self.dedup)
+            self.printed += 1
+            self._client.ack(item.mid, item.qos)

@@ -153,6 +153,85 @@ def crop_window(
     return np.stack([resize_frame(f[y1:y2, x1:x2], size_hw, interpolation) for f in frames])
 
 
+KEPT_MARGIN = 0.5
+"""How far around each recent region a person-centric ring keeps pixels, in the region's side
+on each side: people walk about a body height (two thirds of a region's side) per window, so
+the regions of the next window still fall inside what was kept."""
+
+
+def kept_area(frame_hw: tuple[int, int], regions: Sequence[Region]) -> Region | None:
+    """The box of a working frame that a person-centric ring keeps at full resolution: every
+    recent region grown by `KEPT_MARGIN` of its side, their union, inside the frame; None when
+    nobody was seen recently."""
+    if not regions:
+        return None
+    fh, fw = frame_hw
+    grown = [
+        (x1 - m, y1 - m, x2 + m, y2 + m)
+        for x1, y1, x2, y2 in regions
+        for m in [KEPT_MARGIN * (x2 - x1)]
+    ]
+    x1 = max(0, math.floor(min(g[0] for g in grown)))
+    y1 = max(0, math.floor(min(g[1] for g in grown)))
+    x2 = min(fw, math.ceil(max(g[2] for g in grown)))
+    y2 = min(fh, math.ceil(max(g[3] for g in grown)))
+    return (x1, y1, x2, y2) if x2 > x1 and y2 > y1 else None
+
+
+def kept_budget(frame_hw: tuple[int, int]) -> int:
+    """Pixels a person-centric ring keeps per frame: a quarter of the working frame, which
+    holds the whole frame halved (sides are even: `working_size`)."""
+    return (frame_hw[0] // 2) * (frame_hw[1] // 2)
+
+
+def kept_view(frame_hw: tuple[int, int], area: Region | None) -> tuple[Region, int]:
+    """(box, shrink): what a ring keeps of a working frame. The people's `kept_area` at full
+    resolution when it fits `kept_budget`, else the whole frame halved by 2x2 box averages (the
+    first step `resize_frame` takes for a region of 256 px or more anyway)."""
+    fh, fw = frame_hw
+    if area is not None:
+        x1, y1, x2, y2 = max(area[0], 0), max(area[1], 0), min(area[2], fw), min(area[3], fh)
+        if x2 > x1 and y2 > y1 and (x2 - x1) * (y2 - y1) <= kept_budget(frame_hw):
+            return (x1, y1, x2, y2), 1
+    return (0, 0, fw, fh), 2
+
+
+def keep(frame: np.ndarray, box: Region, shrink: int) -> np.ndarray:
+    """The pixels a ring keeps of `frame` for `kept_view`'s (box, shrink)."""
+    x1, y1, x2, y2 = box
+    part = frame[y1:y2, x1:x2]
+    if shrink == 1:
+        return part
+    h, w = part.shape[0] // shrink, part.shape[1] // shrink
+    return resize_frame(part[: h * shrink, : w * shrink], (h, w), "area")
+
+
+def crop_kept(
+    kept: np.ndarray,
+    box: Region,
+    shrink: int,
+    region: Region,
+    size_hw: tuple[int, int],
+    interpolation: Interpolation = "area",
+) -> np.ndarray | None:
+    """`region` (working-frame pixels) of a frame kept as `kept` (`box`, shrunk by `shrink`),
+    resized to the model's size. The part of the region outside the box repeats the box's edge
+    (someone who walked in since the ring last learned where people are); None when the region
+    and the box do not overlap at all."""
+    bx1, by1 = box[0], box[1]
+    rx1, ry1, rx2, ry2 = region
+    x1, y1 = round((rx1 - bx1) / shrink), round((ry1 - by1) / shrink)
+    x2, y2 = x1 + max(1, round((rx2 - rx1) / shrink)), y1 + max(1, round((ry2 - ry1) / shrink))
+    h, w = kept.shape[:2]
+    ix1, iy1, ix2, iy2 = max(x1, 0), max(y1, 0), min(x2, w), min(y2, h)
+    if ix1 >= ix2 or iy1 >= iy2:
+        return None
+    part = kept[iy1:iy2, ix1:ix2]
+    if (ix1, iy1, ix2, iy2) != (x1, y1, x2, y2):
+        part = np.pad(part, ((iy1 - y1, y2 - iy2), (ix1 - x1, x2 - ix2), (0, 0)), mode="edge")
+    return resize_frame(part, size_hw, interpolation)
+
+
 def normalised(region: Region, frame_hw: tuple[int, int]) -> list[float]:
     """`region` as fractions of the frame (x1, y1, x2, y2), what events and snapshots carry."""
     fh, fw = frame_hw

@@ -20,6 +20,7 @@ from har_daemon.core.logs import LogThrottle, get_logger
 from har_daemon.model.meta import ModelMeta
 from har_daemon.model.regions import ring_frame
 from har_daemon.runtime.capture import CameraCapture
+from har_daemon.runtime.crop_ring import CropRing
 from har_daemon.runtime.history import FrameHistory
 from har_daemon.runtime.inference import CameraPipeline
 from har_daemon.runtime.people import PeopleStage
@@ -67,9 +68,12 @@ class Camera:
         self._on_history_frame = on_history_frame
         self._stopping = threading.Event()
         self._throttle = LogThrottle(LOG_EVERY_S, burst=LOG_BURST)
-        # Person-centric models keep working-resolution frames, whose size the camera decides.
-        frame_shape = None if meta.person_region else (meta.frame_height, meta.frame_width, 3)
-        ring = FrameRing(meta.sequence_length, frame_shape)
+        # Person-centric models keep the parts of working frames their regions can need.
+        ring = (
+            CropRing(meta.sequence_length)
+            if meta.person_region
+            else FrameRing(meta.sequence_length, (meta.frame_height, meta.frame_width, 3))
+        )
         self.pipeline = CameraPipeline(
             name=self.name,
             ring=ring,

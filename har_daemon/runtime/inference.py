@@ -22,7 +22,8 @@ from har_daemon.core.logs import get_logger
 from har_daemon.model.backends import Backend
 from har_daemon.model.meta import ModelMeta
 from har_daemon.model.preprocess import to_model_input
-from har_daemon.model.regions import Region, crop_window, normalised
+from har_daemon.model.regions import Region, normalised
+from har_daemon.runtime.crop_ring import CropRing, KeptFrames, KeptWindow
 from har_daemon.runtime.events import ActivityState, ActivityTracker, Signal, Transition
 from har_daemon.runtime.fight_pose import FightPoseStage
 from har_daemon.runtime.people import PeopleStage, RegionTrack
@@ -89,7 +90,11 @@ class CameraPipeline:
         mask = np.array([self.tracker.config.alerts(c) for c in classes], bool)
         return mask if mask.any() else np.ones(len(classes), bool)
 
-    def take(self) -> Window | None:
+    def take(self, kept: KeptFrames | None = None) -> Window | KeptWindow | None:
+        """The due window, if any: a person-centric camera's into `kept` (the inference
+        thread's one buffer, reused camera after camera)."""
+        if isinstance(self.ring, CropRing):
+            return self.ring.take_kept(self.schedule, kept if kept is not None else KeptFrames())
         shape = (self.ring.capacity, *self.ring.frame_shape)
         if self._frames is None or self._frames.shape != shape:
             self._frames = np.empty(shape, np.uint8)
@@ -183,6 +188,7 @@ class InferenceScheduler(threading.Thread):
         self.last_inference_at: float | None = None  # monotonic
         self.last_window_at: float | None = None  # monotonic: a window taken, run or skipped
         self.errors = 0
+        self._kept = KeptFrames()  # person-centric windows, cropped before the next is taken
 
     def notify(self, camera: str | None = None) -> None:
         """Called by capture threads after each sampled frame."""
@@ -223,7 +229,7 @@ class InferenceScheduler(threading.Thread):
                 p.people is not None or p.falls is not None or p.fight_pose is not None
             ) and p.enabled:
                 self._look(p)
-            window = p.take()
+            window = p.take(self._kept)
             if window is None:
                 continue
             p.stats.stale_windows += window.skipped
@@ -231,13 +237,13 @@ class InferenceScheduler(threading.Thread):
             if not p.enabled or not p.classify:
                 continue
             t_end = float(window.times[-1])
-            if p.people is None:
+            if isinstance(window, KeptWindow):
+                jobs += self._region_jobs(p, window.frames, window.captured_at)
+            elif p.people is None:
                 if self.motion_gating and motion_score(window.frames) < self.motion_threshold:
                     p.stats.motion_skipped += 1
                     continue
                 jobs.append(_Job(p, window.frames, t_end, window.captured_at))
-            else:
-                jobs += self._region_jobs(p, window.frames, window.times, window.captured_at)
         scored = self._predict(jobs)
         by_camera: dict[str, list[tuple[_Job, np.ndarray]]] = {}
         for job, prob in scored:
@@ -256,6 +262,8 @@ class InferenceScheduler(threading.Thread):
         boxes = None
         if p.people is not None and p.people.due(count):
             boxes = p.people.look(frame, t, count)
+            if isinstance(p.ring, CropRing):
+                p.ring.area = p.people.kept_area
         if p.falls is not None:
             if p.falls.due(t, boxes is not None):
                 result = p.falls.look(frame, t, boxes)
@@ -266,11 +274,11 @@ class InferenceScheduler(threading.Thread):
             p.fight_pose.look(frame, t, boxes)
 
     def _region_jobs(
-        self, p: CameraPipeline, frames: np.ndarray, times: np.ndarray, captured_at: float | None
+        self, p: CameraPipeline, kept: KeptFrames, captured_at: float | None
     ) -> list[_Job]:
         """One job per region of people; none (and the activity ends) when nobody is there."""
         assert p.people is not None
-        frame_hw = (int(frames.shape[1]), int(frames.shape[2]))
+        frame_hw, times = kept.frame_hw, kept.times[: kept.n]
         regions = p.people.regions(float(times[0]), float(times[-1]), frame_hw)
         tracks = p.people.tracks_for(regions)
         t_end = float(times[-1])
@@ -286,7 +294,7 @@ class InferenceScheduler(threading.Thread):
         return [
             _Job(
                 p,
-                crop_window(frames, region, size, self.meta.resize_interpolation),
+                kept.crop(region, size, self.meta.resize_interpolation),
                 t_end,
                 captured_at,
                 track,
@@ -401,6 +409,8 @@ class InferenceScheduler(threading.Thread):
             p.people.reset()
         if p.fight_pose is not None:
             p.fight_pose.reset()
+        if isinstance(p.ring, CropRing):
+            p.ring.area = None
         at = p.last_window_end or self.frame_clock()
         transitions = p.tracker.finish(at)
         if self.gap_sink is not None:

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from har_daemon.model.meta import PersonRegion
-from har_daemon.model.regions import Region, close_pair, inside, window_regions
+from har_daemon.model.regions import Region, close_pair, inside, kept_area, window_regions
 from har_daemon.runtime.smoothing import Smoother
 from har_daemon.runtime.zones import CameraZones
 
@@ -88,6 +88,9 @@ class PeopleStage:
     only when two people in it were this close on one look."""
     stats: PeopleStats = field(default_factory=PeopleStats)
     last_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 5), np.float32))
+    kept_area: Region | None = None
+    """Where the people of the last window span were, with a margin (`regions.kept_area`): the
+    part of the coming frames the camera's ring keeps at full resolution."""
     _looks: deque[tuple[float, np.ndarray]] = field(default_factory=deque)
     _last_count: int | None = None
     _last_thumb: np.ndarray | None = None
@@ -129,6 +132,7 @@ class PeopleStage:
         self._looks.append((t, boxes))
         while self._looks and self._looks[0][0] < t - 2 * self.span_s:
             self._looks.popleft()
+        self.kept_area = kept_area(frame_hw, self.regions(t - self.span_s, t, frame_hw))
         return boxes
 
     def reset(self) -> None:
@@ -136,6 +140,7 @@ class PeopleStage:
         self._looks.clear()
         self._tracks.clear()
         self.last_boxes = np.zeros((0, 5), np.float32)
+        self.kept_area = None
         self._last_count = None
         self._last_thumb = None
         self._last_found = False

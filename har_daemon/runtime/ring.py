@@ -91,24 +91,20 @@ class FrameRing:
     """Fixed-capacity ring of frames with their capture times.
 
     `push` is O(1): the frame is copied into the next slot. `snapshot` returns the frames in
-    time order (oldest first). All methods are safe to call from different threads.
-
-    `frame_shape` None: the shape is taken from the first frame pushed (a person-centric
-    model's ring keeps working-resolution frames, whose size depends on the camera). A frame of
-    another shape later (the stream changed resolution) starts the ring afresh, like `clear`.
+    time order (oldest first). All methods are safe to call from different threads. (A
+    person-centric model's camera keeps parts of frames instead: `runtime.crop_ring`.)
     """
 
     def __init__(
         self,
         capacity: int,
-        frame_shape: tuple[int, ...] | None,
+        frame_shape: tuple[int, ...],
         dtype: npt.DTypeLike = np.uint8,
     ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be >= 1, got {capacity}")
         self.capacity = int(capacity)
-        self.fixed_shape = frame_shape is not None
-        self.frame_shape: tuple[int, ...] = tuple(int(s) for s in frame_shape or ())
+        self.frame_shape: tuple[int, ...] = tuple(int(s) for s in frame_shape)
         self.dtype = np.dtype(dtype)
         self._frames = np.zeros((self.capacity, *self.frame_shape), dtype=self.dtype)
         self._times = np.zeros(self.capacity, dtype=np.float64)
@@ -128,11 +124,7 @@ class FrameRing:
         of the window it ends. Returns the push count after this frame.
         """
         if frame.shape != self.frame_shape:
-            if self.fixed_shape:
-                raise ValueError(
-                    f"frame shape {frame.shape} != ring frame shape {self.frame_shape}"
-                )
-            self._reshape(frame.shape)
+            raise ValueError(f"frame shape {frame.shape} != ring frame shape {self.frame_shape}")
         with self._lock:
             np.copyto(self._frames[self._head], frame)
             self._times[self._head] = t
@@ -144,13 +136,6 @@ class FrameRing:
                 if self._filled == self.capacity:
                     self._full_since = self._count
             return self._count
-
-    def _reshape(self, shape: tuple[int, ...]) -> None:
-        with self._lock:
-            self.frame_shape = tuple(shape)
-            self._frames = np.zeros((self.capacity, *self.frame_shape), dtype=self.dtype)
-            self._filled = 0
-            self._head = 0
 
     def latest(self) -> tuple[np.ndarray, float, int] | None:
         """A copy of the newest frame, its time and the push count; None when empty."""

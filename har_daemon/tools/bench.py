@@ -134,6 +134,8 @@ def print_table(result: dict[str, Any]) -> None:
         (f"latency p95 at {result.get('latency_streams')} streams", result.get("latency_p95_ms"),
          "ms"),
         (f"daemon RSS at {result.get('latency_streams')} streams", result.get("rss_mb"), "MB"),
+        ("... with the person stage on", result.get("rss_mb_people"), "MB"),
+        ("... and its latency p95", result.get("latency_p95_ms_people"), "ms"),
     ]  # fmt: skip
     width = max(len(r[0]) for r in rows)
     print(f"har-daemon bench: {result['model_name']} on {result['machine']}")

@@ -106,8 +106,10 @@ def _first_frame() -> np.ndarray | None:
 
 
 def measure_people(args: argparse.Namespace, workdir: Path, threads: int) -> dict[str, Any]:
+    """The stage's per-call figures, its real-time stream count, and its latency and memory at
+    `--latency-streams` cameras (`*_people` keys: the same figures as the frame model's)."""
     out: dict[str, Any] = stage_ms(args.runs, threads)
-    if args.streams_max <= 0:
+    if args.streams_max <= 0 and args.latency_streams <= 0:
         return out
     video = people_video(args, workdir)
     if video is None:
@@ -116,8 +118,11 @@ def measure_people(args: argparse.Namespace, workdir: Path, threads: int) -> dic
         return out
     model = person_model(Path(args.model), workdir)
     progress(f"person stage: {model.name} on a looped real clip with a person in every frame")
-    people_args = argparse.Namespace(**{**vars(args), "model": model, "latency_streams": 0})
+    people_args = argparse.Namespace(**{**vars(args), "model": model})
     figures = measure_streams(people_args, read_meta(model), workdir / "people", video=video)
     out["streams_realtime_people"] = figures["streams_realtime"]
+    for key in ("latency_p95_ms", "latency_p50_ms", "rss_mb"):
+        if key in figures:
+            out[f"{key}_people"] = figures[key]
     out["people_steps"] = figures["steps"]
     return out

@@ -87,6 +87,31 @@ def _by_camera(events: list[dict[str, Any]]) -> dict[str, list[tuple[int, str, s
     return out
 
 
+def _differences(
+    want: dict[str, list[tuple[int, str, str]]],
+    consumer: EventsConsumer,
+    *brokers: MosquittoBroker,
+) -> str:
+    """What the consumer printed against what the daemons printed, camera by camera: missing,
+    extra and out-of-order seqs, then the consumer's and the brokers' own logs."""
+    got = _by_camera(consumer.events())
+    lines = ["consumer differs from the daemons"]
+    for camera in sorted(set(want) | set(got)):
+        w, g = want.get(camera, []), got.get(camera, [])
+        missing = [row[0] for row in w if row not in g]
+        extra = [row[0] for row in g if row not in w]
+        order = [s for s, _, _ in g]
+        lines.append(
+            f"{camera}: daemon {len(w)}, consumer {len(g)}, missing {missing}, extra {extra}, "
+            f"consumer seq order {order}"
+        )
+    lines.append(consumer.describe())
+    for broker in brokers:  # connections, bridges, persistence: not every PUBLISH/PUBACK
+        log = [x for x in broker.log_text().splitlines() if "PUB" not in x]
+        lines.append(f"--- {broker}\n" + "\n".join(log[-80:]))
+    return "\n".join(lines)
+
+
 def test_two_instances_two_bridged_brokers_every_event_once(
     tmp_path: Path,
     mosquitto_factory: Callable[..., MosquittoBroker],
@@ -136,7 +161,7 @@ def test_two_instances_two_bridged_brokers_every_event_once(
         wait_until(
             lambda: _by_camera(consumer.events()) == want,
             60,
-            message=lambda: f"consumer differs from the daemons\n{consumer.describe()}",
+            message=lambda: _differences(want, consumer, site, central),
         )
         # A re-send on the way (what a lost acknowledgement causes), made certain: an event
         # already printed enters the site broker again, then a new camera's first event.

@@ -55,6 +55,18 @@ def test_a_forged_seq_hides_no_real_event() -> None:
     assert feed(d, "har/a", [ev(1, "again"), ev(1, "again")]) == [REUSED, DUP]
 
 
+def test_last_seq_is_the_one_printed_last_not_the_highest() -> None:
+    """What the consumer's reorder starts from after a restart."""
+    d = SeqDedup()
+    assert d.last_seq("har/a") is None
+    feed(d, "har/a", [ev(3), ev(9), ev(5)])
+    assert d.last_seq("har/a") == 5
+    feed(d, "har/a", [ev(9)])  # a duplicate changes nothing
+    assert d.last_seq("har/a") == 5 and d.last_seq("har/b") is None
+    d2 = SeqDedup.from_json(d.to_json())
+    assert d2.last_seq("har/a") == 5
+
+
 def test_window_bounds_memory() -> None:
     d = SeqDedup(window=10)
     feed(d, "c", [ev(s) for s in range(1, 31)])

@@ -10,10 +10,15 @@ from har_daemon.model.preprocess import resize_frame
 from har_daemon.model.regions import (
     box_gap,
     close_pair,
+    crop_kept,
     crop_window,
     detection_frames,
     group_boxes,
     inside,
+    keep,
+    kept_area,
+    kept_budget,
+    kept_view,
     normalised,
     ring_frame,
     square_region,
@@ -232,3 +237,67 @@ def test_inside_keeps_the_boxes_whose_centre_is_in_the_region() -> None:
     kept = inside(boxes, (0, 0, 200, 200))
     assert [float(b[4]) for b in kept] == pytest.approx([0.9, 0.8])
     assert inside(np.zeros((0, 5)), (0, 0, 10, 10)).shape == (0, 5)
+
+
+def test_kept_area_grows_each_region_by_half_its_side_and_stays_inside_the_frame() -> None:
+    assert kept_area((360, 480), []) is None
+    assert kept_area((360, 480), [(100, 100, 160, 160)]) == (70, 70, 190, 190)
+    # two regions: the union of both grown squares; the second is clipped at the frame's edge
+    assert kept_area((360, 480), [(100, 100, 160, 160), (400, 300, 460, 360)]) == (
+        70,
+        70,
+        480,
+        360,
+    )
+
+
+def test_kept_view_keeps_the_people_at_full_resolution_only_when_they_fit_a_quarter() -> None:
+    hw = (360, 480)
+    assert kept_budget(hw) == 180 * 240
+    assert kept_view(hw, (70, 70, 190, 190)) == ((70, 70, 190, 190), 1)
+    assert kept_view(hw, None) == ((0, 0, 480, 360), 2)  # nobody seen: the whole frame halved
+    assert kept_view(hw, (0, 0, 300, 300)) == ((0, 0, 480, 360), 2)  # 90000 px > 43200
+    assert kept_view(hw, (-10, -10, 50, 50)) == ((0, 0, 50, 50), 1)  # clipped to the frame
+
+
+def _frame(rng: np.random.Generator, hw: tuple[int, int] = (360, 480)) -> np.ndarray:
+    # smooth enough that halving changes little, textured enough that an offset shows
+    small = rng.integers(0, 256, (hw[0] // 8, hw[1] // 8, 3), dtype=np.uint8)
+    return resize_frame(small, hw, "linear")
+
+
+def test_a_region_cropped_from_the_kept_box_is_the_crop_of_the_whole_frame() -> None:
+    rng = np.random.default_rng(1)
+    frames = np.stack([_frame(rng) for _ in range(3)])
+    box, region = (70, 50, 230, 210), (100, 80, 190, 170)
+    kept = [keep(f, box, 1) for f in frames]
+    got = np.stack([crop_kept(k, box, 1, region, (64, 64)) for k in kept])  # type: ignore[misc]
+    np.testing.assert_array_equal(got, crop_window(frames, region, (64, 64)))
+    # one pixel off is not the same picture: the test sees a wrong offset
+    shifted = crop_window(frames, (101, 80, 191, 170), (64, 64))
+    assert not np.array_equal(got, shifted)
+
+
+def test_a_region_from_the_halved_frame_is_close_to_the_full_resolution_crop() -> None:
+    rng = np.random.default_rng(2)
+    frame = _frame(rng)
+    whole = (0, 0, 480, 360)
+    kept = keep(frame, whole, 2)
+    assert kept.shape == (180, 240, 3)
+    region = (100, 80, 260, 240)  # 160 px: 80 px kept, still more than the model's 64
+    got = crop_kept(kept, whole, 2, region, (64, 64))
+    want = crop_window(frame[None], region, (64, 64))[0]
+    assert got is not None and got.shape == want.shape
+    assert np.abs(got.astype(int) - want.astype(int)).mean() < 3.0
+
+
+def test_the_part_of_a_region_outside_the_kept_box_repeats_its_edge() -> None:
+    frame = np.zeros((360, 480, 3), np.uint8)
+    frame[:, :, 0] = np.arange(480, dtype=np.uint8)[None, :] % 200
+    box = (100, 100, 200, 200)
+    kept = keep(frame, box, 1)
+    got = crop_kept(kept, box, 1, (150, 120, 250, 220), (100, 100), "linear")
+    assert got is not None
+    np.testing.assert_array_equal(got[:, :50, 0], np.broadcast_to(frame[0, 150:200, 0], (100, 50)))
+    assert (got[:, 50:, 0] == frame[0, 199, 0]).all()  # the box's last column, repeated
+    assert crop_kept(kept, box, 1, (300, 300, 350, 350), (64, 64)) is None  # no overlap

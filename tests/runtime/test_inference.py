@@ -9,7 +9,10 @@ import numpy as np
 import pytest
 
 from har_daemon.model.meta import read_meta
+from har_daemon.model.preprocess import resize_frame, to_model_input
+from har_daemon.model.regions import crop_window
 from har_daemon.model.registry import create_backend
+from har_daemon.runtime.crop_ring import CropRing
 from har_daemon.runtime.events import ActivityTracker, TrackerConfig
 from har_daemon.runtime.inference import (
     CameraPipeline,
@@ -220,7 +223,7 @@ def test_the_interaction_gate_holds_a_fight_back_until_two_people_are_close() ->
     )
     stage = PeopleStage(det, meta.person_region, Smoother, span_s=2.0, interaction_gap=0.5)
     p = CameraPipeline(
-        "cam", FrameRing(meta.sequence_length, None), StrideSchedule(5), Smoother(), tracker
+        "cam", CropRing(meta.sequence_length), StrideSchedule(5), Smoother(), tracker
     )
     p.people = stage
     kinds: list[str] = []
@@ -252,3 +255,69 @@ def test_the_interaction_gate_holds_a_fight_back_until_two_people_are_close() ->
     backend.fight = 0.1
     feed(10)
     assert kinds[-1] == "end"
+
+
+class Recording(Scripted):
+    """`Scripted`, keeping every batch it was given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[np.ndarray] = []
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        self.batches.append(batch.copy())
+        return super().predict(batch)
+
+
+def test_person_windows_from_the_kept_crops_are_the_crops_of_the_whole_frames() -> None:
+    """Two cameras share the inference thread's window buffer; once a look has said where the
+    person is, each camera's region is cut from its own kept pixels exactly as from its frames."""
+    backend, det = Recording(), Boxes()
+    meta = backend.meta
+    assert meta.person_region is not None
+    # 40 px tall: its region and margin fit a quarter of the frame, kept at full resolution
+    det.boxes = np.array([[100, 100, 120, 140, 0.9]], np.float32)
+    cams = []
+    for name in ("a", "b"):
+        p = CameraPipeline(
+            name,
+            CropRing(meta.sequence_length),
+            StrideSchedule(5),
+            Smoother(),
+            ActivityTracker(TrackerConfig(0.5, 0.4, 1), meta.classes, camera=name),
+        )
+        p.people = PeopleStage(det, meta.person_region, Smoother, span_s=2.0)
+        cams.append(p)
+    sched = InferenceScheduler(backend, meta, cams, lambda r: None)  # type: ignore[arg-type]
+    rng = np.random.default_rng(4)
+    pushed: dict[str, list[np.ndarray]] = {"a": [], "b": []}
+    sizes = {"a": (270, 480), "b": (360, 480)}  # different cameras, different working sizes
+    for i in range(25):
+        for p in cams:
+            small = rng.integers(0, 256, (sizes[p.name][0] // 6, 80, 3), dtype=np.uint8)
+            frame = resize_frame(small, sizes[p.name], "linear")
+            pushed[p.name].append(frame)
+            p.ring.push(frame, i * 0.1)
+        sched.run_once()
+    assert len(backend.batches) == 2  # the window at 20 frames, then the one at 25
+    last = backend.batches[-1]
+    assert len(last) == 2  # one region per camera, batched
+    for p, got in zip(cams, last, strict=True):
+        assert p.people is not None
+        (region,) = p.people.regions(0.5, 2.4, sizes[p.name])
+        frames = np.stack(pushed[p.name][5:25])
+        want = to_model_input(
+            crop_window(frames, region, meta.frame_size, meta.resize_interpolation)[None],
+            meta.color_order,
+            meta.input_scale,
+            meta.input_transform,
+        )[0]
+        np.testing.assert_array_equal(got, want)
+    # a stream gap: the people seen before it say nothing about where to keep pixels after it
+    a, b = cams
+    assert isinstance(a.ring, CropRing) and isinstance(b.ring, CropRing)
+    assert a.ring.area is not None
+    a.ring.clear()  # as the capture thread does at a gap
+    a.gap.set()
+    sched.run_once()
+    assert a.ring.area is None and b.ring.area is not None

@@ -187,6 +187,8 @@ def test_bench_json_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         assert result["recognisers_model"] == "fight-person-lrcn"
         assert 0 < result["fight_cpu_ms_per_s"] < result["fight_fall_cpu_ms_per_s"]
         assert result["fight_fall_ratio"] > 1 and result["fall_looks"] > 0
+        # the person stage's memory at --latency-streams, beside the frame model's
+        assert 20 < result["rss_mb_people"] < 4000
     else:
         assert "not found" in result["recognisers_note"]
     assert result["stream"]["width"] == 640 and result["stream"]["fps"] == 25
@@ -204,6 +206,8 @@ def test_bench_json_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     text = capsys.readouterr().out
     assert "model.predict" in text and "latency p95 at 2 streams" in text
     assert "fight + fall / fight alone" in text
+    if PEOPLE_CLIP.is_file():
+        assert "with the person stage on" in text
 
 
 def test_recording_configs_are_accepted_by_the_daemon_loader(tmp_path: Path) -> None:

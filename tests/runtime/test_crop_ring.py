@@ -1,0 +1,82 @@
+"""runtime.crop_ring: a person-centric camera keeps only what its regions can need, in order."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from har_daemon.model.preprocess import resize_frame
+from har_daemon.model.regions import crop_window
+from har_daemon.runtime.crop_ring import CropRing, KeptFrames
+from har_daemon.runtime.ring import StrideSchedule
+
+HW = (360, 480)
+
+
+def frames(n: int, seed: int = 0, hw: tuple[int, int] = HW) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    small = [rng.integers(0, 256, (hw[0] // 8, hw[1] // 8, 3), dtype=np.uint8) for _ in range(n)]
+    return [resize_frame(s, hw, "linear") for s in small]
+
+
+def test_a_window_is_oldest_first_after_the_ring_wraps_and_crops_as_the_whole_frames() -> None:
+    ring, sched, out = CropRing(4), StrideSchedule(1), KeptFrames()
+    ring.area = (60, 40, 260, 240)  # where the people are: fits a quarter of the frame
+    pushed = frames(6)
+    for i, f in enumerate(pushed[:5]):
+        ring.push(f, float(i))
+    assert ring.take_kept(sched, out) is not None
+    ring.push(pushed[5], 5.0)
+    w = ring.take_kept(sched, out)
+    assert w is not None and w.count == 6 and w.frames is out and out.n == 4
+    assert w.times.tolist() == [2.0, 3.0, 4.0, 5.0]  # wrapped twice over, oldest first
+    region = (100, 80, 220, 200)
+    want = crop_window(np.stack(pushed[2:]), region, (64, 64))
+    np.testing.assert_array_equal(out.crop(region, (64, 64)), want)
+
+
+def test_without_people_the_whole_frame_is_kept_halved() -> None:
+    ring, out = CropRing(2), KeptFrames()
+    for i, f in enumerate(frames(2)):
+        ring.push(f, float(i))
+    w = ring.take_kept(StrideSchedule(1), out)
+    assert w is not None
+    assert out.boxes[:2].tolist() == [[0, 0, 480, 360]] * 2 and out.shrinks[:2].tolist() == [2, 2]
+    assert out.frame(0).shape == (180, 240, 3)
+    # a quarter of what two whole working frames took
+    assert ring._frames.nbytes == 2 * 360 * 480 * 3 // 4
+
+
+def test_a_region_the_kept_box_missed_repeats_the_nearest_frame_that_has_it() -> None:
+    ring, out = CropRing(4), KeptFrames()
+    pushed = frames(4, seed=3)
+    ring.area = (0, 0, 100, 100)  # stale: the person has walked to the right
+    ring.push(pushed[0], 0.0)
+    ring.push(pushed[1], 1.0)
+    ring.area = (300, 200, 420, 320)  # the next look found them
+    ring.push(pushed[2], 2.0)
+    ring.push(pushed[3], 3.0)
+    assert ring.take_kept(StrideSchedule(1), out) is not None
+    region = (320, 220, 400, 300)
+    crops = out.crop(region, (64, 64))
+    want = crop_window(np.stack(pushed[2:]), region, (64, 64))
+    np.testing.assert_array_equal(crops[2:], want)
+    np.testing.assert_array_equal(crops[0], want[0])  # frames 0 and 1 repeat frame 2
+    np.testing.assert_array_equal(crops[1], want[0])
+
+
+def test_latest_is_the_newest_whole_working_frame_and_a_new_size_starts_afresh() -> None:
+    ring = CropRing(3)
+    assert ring.latest() is None
+    a, b = frames(2)
+    ring.area = (0, 0, 50, 50)
+    ring.push(a, 0.0)
+    ring.push(b, 1.0)
+    newest, t, count = ring.latest()  # type: ignore[misc]
+    np.testing.assert_array_equal(newest, b)
+    assert (t, count) == (1.0, 2)
+    (c,) = frames(1, seed=9, hw=(240, 320))  # the stream changed resolution
+    ring.push(c, 2.0)
+    assert len(ring) == 1 and ring.count == 3 and ring.frame_hw == (240, 320)
+    assert ring.area is None  # the old picture's people say nothing about the new one
+    newest, _, _ = ring.latest()  # type: ignore[misc]
+    np.testing.assert_array_equal(newest, c)
