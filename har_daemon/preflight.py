@@ -18,7 +18,9 @@ from typing import Any
 
 from har_daemon import __version__
 from har_daemon.config import DaemonConfig
-from har_daemon.core.errors import ConfigError
+from har_daemon.core.errors import ConfigError, ModelError
+from har_daemon.model.fight_pose import FIGHT_POSE_DIR
+from har_daemon.model.fight_pose import load as load_fight_pose
 from har_daemon.model.meta import ModelMeta, read_meta
 from har_daemon.model.person import PersonDetector
 from har_daemon.model.registry import resolve_kind
@@ -47,6 +49,11 @@ def validate_startup(config: DaemonConfig, frame_sizes: bool = False) -> ModelMe
             raise ConfigError(f"cameras: {problem}")
         if cam.source_kind == "file":
             check_file_source(str(cam.source), frame_size=frame_sizes)
+    if config.inference.pose_fusion:
+        try:
+            load_fight_pose(config.inference.pose_model or FIGHT_POSE_DIR)
+        except ModelError as exc:
+            raise ConfigError(f"inference: {exc}") from None
     return meta
 
 

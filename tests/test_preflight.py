@@ -10,8 +10,14 @@ import pytest
 from har_daemon.config import load_config
 from har_daemon.core.errors import ConfigError
 from har_daemon.model.meta import read_meta
-from har_daemon.preflight import check_environment, device_warnings, unwritable_reason
+from har_daemon.preflight import (
+    check_environment,
+    device_warnings,
+    unwritable_reason,
+    validate_startup,
+)
 from tests.infra.procs import LOOPBACK
+from tests.shared_data import REPO
 
 
 def test_directories_are_judged_without_creating_anything(tmp_path: Path) -> None:
@@ -56,3 +62,16 @@ def test_local_video_devices_are_named_with_the_units_sandbox(tmp_path: Path) ->
     assert warnings[0].startswith(f"camera usb: {tmp_path / 'video0'} is a local device")
     assert warnings[1].startswith("camera v4l2: /dev/video77 is not present here")
     assert all("PrivateDevices=yes" in w and "docs/operations.md" in w for w in warnings)
+
+
+def test_pose_fusion_needs_a_readable_pose_model(tmp_path: Path) -> None:
+    cams = [{"name": "demo", "source": str(REPO / "models" / "demo" / "sample.mp4")}]
+    fight = {"path": str(REPO / "models" / "fight")}
+    on = {"pose_fusion": True, "alert_activities": ["fight"], "ignore_activities": ["noFight"]}
+    ok = load_config(None, overrides={"model": fight, "cameras": cams, "inference": on})
+    assert validate_startup(ok).name == read_meta(REPO / "models" / "fight").name
+    (tmp_path / "model.json").write_text('{"kind": "trees", "features": ["x"]}')
+    bad = {**on, "pose_model": str(tmp_path)}
+    config = load_config(None, overrides={"model": fight, "cameras": cams, "inference": bad})
+    with pytest.raises(ConfigError, match=r"^inference: cannot read fight pose model .*model.json"):
+        validate_startup(config)

@@ -58,6 +58,8 @@ def event_payload(tr: Transition, camera: str, model: str, seq: int) -> dict[str
         payload["reason"] = tr.reason
     if tr.down_s is not None:  # a fall: "down for N s"
         payload["down_s"] = round(float(tr.down_s), 1)
+    if tr.signal is not None:  # a fused fight: which signal spoke, and both scores
+        payload.update(tr.signal.fields())
     return payload
 
 

@@ -17,6 +17,7 @@ from har_daemon.core.paths import DEMO_MODEL_DIR
 
 Backend = Literal["auto", "keras", "litert"]
 SmoothingMethod = Literal["mean", "ema"]
+PoseRule = Literal["replace", "mean", "min"]
 
 
 class ModelConfig(Section):
@@ -155,6 +156,60 @@ class InferenceConfig(Section):
         "height), at or under which they count as interacting; 0 (default, chosen on quiet "
         "footage and held-out fight streams, docs/calibration.md): touching or overlapping.",
     )
+
+    pose_fusion: bool = Field(
+        False,
+        title="Pose fusion",
+        description="Person-centric models with a 'fight' class: a region's fight score comes "
+        "from body pose (models/fight_pose: limb speed, pair distance and closing speed in body "
+        "heights) where pose is reliable (pose_min_people people at least pose_min_height_px "
+        "tall with pose_min_coverage of their keypoints seen), from the appearance model "
+        "elsewhere; events say which (signal, pose_score, appearance_score). Costs a pose "
+        "call per person every 0.2 s. Other models: ignored (docs/fight-pose.md).",
+    )
+    pose_rule: PoseRule = Field(
+        "min",
+        title="Pose fusion rule",
+        description="Where pose is reliable, the region's fight score is 'replace': the pose "
+        "model's; 'mean': the mean of pose and appearance; 'min': the lower of the two (pose "
+        "can veto an appearance alert, not raise one of its own).",
+    )
+    pose_model: ExpandedPath | None = Field(
+        None,
+        title="Pose fight model",
+        description="Directory of the pose fight model's model.json (default: the bundled "
+        "models/fight_pose).",
+    )
+    pose_min_people: int = Field(
+        2,
+        ge=2,
+        le=20,
+        title="Pose: least people",
+        description="Reliable people a region needs before its pose speaks (a fight takes two).",
+    )
+    pose_min_height_px: float = Field(
+        50.0,
+        ge=20,
+        le=2000,
+        title="Pose: least height",
+        description="Standing height in pixels under which a person's keypoints are not "
+        "trusted (below ~60 px MoveNet finds about a quarter of them). 50 and "
+        "pose_min_coverage 0.4 vetoed one quiet-corpus false alert more than 80 and 0.6, at no "
+        "cost on the fold streams (docs/fight-pose.md).",
+    )
+    pose_min_coverage: float = Field(
+        0.4,
+        ge=0,
+        le=1,
+        title="Pose: least keypoint coverage",
+        description="Share of a person's 17 keypoints seen (mean over the window) under which "
+        "their pose is not trusted (fighters occlude each other).",
+    )
+
+    @field_validator("pose_model", mode="after")
+    @classmethod
+    def _resolve_pose_model(cls, v: Path | None) -> Path | None:
+        return None if v is None else resolve_relative(v)
 
     @field_validator("exit_threshold")
     @classmethod

@@ -64,6 +64,8 @@ def transition_dict(tr: Transition) -> dict[str, Any]:
     if tr.kind == "end":
         out["duration_s"] = round(tr.duration_s, 3)
         out["reason"] = tr.reason
+    if tr.signal is not None:
+        out.update(tr.signal.fields())
     return out
 
 

@@ -12,11 +12,14 @@ from collections.abc import Callable, Mapping, Sequence
 from har_daemon.config import CameraConfig, DaemonConfig
 from har_daemon.core.errors import ConfigError
 from har_daemon.model.backends import default_threads
+from har_daemon.model.fight_pose import FIGHT_POSE_DIR
+from har_daemon.model.fight_pose import load as load_fight_pose
 from har_daemon.model.meta import ModelMeta
 from har_daemon.model.person import PersonDetector
 from har_daemon.model.pose import PoseEstimator
 from har_daemon.runtime.camera import Camera, FrameListener, StatusListener
 from har_daemon.runtime.falls import DETECT_SCORE, FALL_MODEL_DIR, FallStage, load_rule
+from har_daemon.runtime.fight_pose import FIGHT_ACTIVITY, FightPoseStage
 from har_daemon.runtime.history import FrameHistory
 from har_daemon.runtime.people import PeopleStage
 from har_daemon.runtime.policy import DecisionPolicy
@@ -64,13 +67,15 @@ def build_cameras(
         if rules is not None
         else None
     )
-    pose = PoseEstimator(threads=default_threads()) if falls else None
+    inf = config.inference
+    fuse = inf.pose_fusion and rules is not None and FIGHT_ACTIVITY in meta.classes
+    pose_model = load_fight_pose(inf.pose_model or FIGHT_POSE_DIR) if fuse else None
+    pose = PoseEstimator(threads=default_threads()) if falls or fuse else None
     built: dict[str, Camera] = {}
     for cam in cameras:
         people = None
         zones = CameraZones.from_config(cam, meta.classes)
         if detector is not None and rules is not None and cam.classifies:
-            inf = config.inference
             gap = inf.interaction_distance if inf.interaction_gate else None
             people = PeopleStage(
                 detector, rules, policy.smoother, window_s, zones=zones, interaction_gap=gap
@@ -112,4 +117,19 @@ def build_cameras(
             pipeline.falls = FallRecogniser(
                 cam.name, stage, cam.fall.update_interval_s, shared, zones
             )
+        if pose_model is not None and people is not None and rules is not None:
+            fight_pose = FightPoseStage(
+                pose_model,
+                meta.classes.index(FIGHT_ACTIVITY),
+                inf.pose_min_people,
+                inf.pose_min_height_px,
+                inf.pose_min_coverage,
+                rules.min_score,
+                inf.pose_rule,
+            )
+            if pipeline.falls is not None:  # one pose call per person serves both
+                fight_pose.tracks = pipeline.falls.stage.tracks
+            else:
+                fight_pose.detector, fight_pose.pose = detector, pose
+            pipeline.fight_pose = fight_pose
     return built

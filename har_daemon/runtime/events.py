@@ -39,6 +39,7 @@ from har_daemon.config import InferenceConfig, default_of
 
 TransitionKind = Literal["start", "update", "end"]
 EndReason = Literal["below_exit", "takeover", "finish", "up", "gone"]
+SignalName = Literal["pose", "appearance"]
 """Falls end "up" (the person got up) or "gone" (their track was lost)."""
 
 
@@ -95,6 +96,29 @@ class TrackerConfig:
 
 
 @dataclass(frozen=True)
+class Signal:
+    """Which of the fused fight signals scored a window, and both scores (runtime.fight_pose):
+    why an event started or went on."""
+
+    used: SignalName
+    appearance: float
+    """The appearance model's fight score of the region."""
+    pose: float | None
+    """The pose model's, when it could score the region (None: nobody tracked there)."""
+    reliable_people: int
+    """People in the region whose pose was trusted (tall enough, keypoints seen)."""
+
+    def fields(self) -> dict[str, Any]:
+        """The event fields that say why."""
+        return {
+            "signal": self.used,
+            "appearance_score": round(self.appearance, 4),
+            "pose_score": None if self.pose is None else round(self.pose, 4),
+            "reliable_people": self.reliable_people,
+        }
+
+
+@dataclass(frozen=True)
 class Transition:
     """One activity event: the start, a periodic update, or the end of an occurrence."""
 
@@ -117,6 +141,8 @@ class Transition:
     """Why an occurrence ended (on `end` only)."""
     down_s: float | None = None
     """Falls only: how long the person has been down (runtime.recognisers)."""
+    signal: Signal | None = None
+    """Fights with pose fusion on: the signal that scored the window of a start or update."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

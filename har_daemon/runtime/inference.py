@@ -13,7 +13,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -22,9 +22,10 @@ from har_daemon.core.logs import get_logger
 from har_daemon.model.backends import Backend
 from har_daemon.model.meta import ModelMeta
 from har_daemon.model.preprocess import to_model_input
-from har_daemon.model.regions import normalised
+from har_daemon.model.regions import Region, normalised
 from har_daemon.runtime.crop_ring import CropRing, KeptFrames, KeptWindow
-from har_daemon.runtime.events import ActivityState, ActivityTracker, Transition
+from har_daemon.runtime.events import ActivityState, ActivityTracker, Signal, Transition
+from har_daemon.runtime.fight_pose import FightPoseStage
 from har_daemon.runtime.people import PeopleStage, RegionTrack
 from har_daemon.runtime.recognisers import ActivityResult, FallRecogniser
 from har_daemon.runtime.ring import FrameRing, StrideSchedule, Window
@@ -76,6 +77,7 @@ class CameraPipeline:
     last_window_end: float | None = None
     people: PeopleStage | None = None  # person-centric models: where to crop the windows
     falls: FallRecogniser | None = None  # the fall recogniser, on the same frames
+    fight_pose: FightPoseStage | None = None  # pose fusion for the fight score, if on
     classify: bool = True  # False: the camera runs other recognisers only
     zones: CameraZones | None = None  # the camera's zones and masks, if it has any
     last_result: WindowResult | None = None  # the newest scored window (the debug view's)
@@ -112,6 +114,8 @@ class _Job:
     region: list[float] | None = None
     alone: bool = False  # the interaction gate found no two people close together in it
     zones: list[str] | None = None  # where the region's people stood (cameras with zones)
+    box: Region | None = None  # the region in frame pixels
+    signal: Signal | None = None  # pose fusion: which signal scored the region
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,8 @@ class WindowResult:
     zones: list[str] | None = None  # cameras with zones: the zones the region's people were in
     regions: tuple[tuple[list[float], int, list[str] | None], ...] = ()
     """Every region scored this window: (normalised region, track id, zones)."""
+    signal: Signal | None = None
+    """Pose fusion on: which signal scored the region that speaks for the camera."""
 
 
 @dataclass(frozen=True)
@@ -219,7 +225,9 @@ class InferenceScheduler(threading.Thread):
             if p.cut.is_set():
                 p.cut.clear()
                 self._restart(p)
-            if (p.people is not None or p.falls is not None) and p.enabled:
+            if (
+                p.people is not None or p.falls is not None or p.fight_pose is not None
+            ) and p.enabled:
                 self._look(p)
             window = p.take(self._kept)
             if window is None:
@@ -262,6 +270,8 @@ class InferenceScheduler(threading.Thread):
                 if self.activity_sink is not None:
                     self.activity_sink(result)
             p.falls.seen_count = count
+        if p.fight_pose is not None and p.fight_pose.due(t):
+            p.fight_pose.look(frame, t, boxes)
 
     def _region_jobs(
         self, p: CameraPipeline, kept: KeptFrames, captured_at: float | None
@@ -291,6 +301,7 @@ class InferenceScheduler(threading.Thread):
                 normalised(region, frame_hw),
                 not p.people.interacting(t_first, t_end, region),
                 p.people.zones_in(region, t_first, t_end, frame_hw),
+                region,
             )
             for region, track in zip(regions, tracks, strict=True)
         ]
@@ -336,6 +347,8 @@ class InferenceScheduler(threading.Thread):
             cap = np.where(alert, (tc.exit_threshold + tc.enter_threshold) / 2, 1.0)
             ranked = []
             for job, prob in items:
+                if p.fight_pose is not None and job.box is not None:
+                    prob, job.signal = p.fight_pose.signal(job.box, job.t_end, prob)
                 gated = self._gated(p, job, prob)
                 capped = np.minimum(gated, cap) if job.alone else gated
                 ranked.append((job, prob, job.track.smoother.update(capped)))
@@ -344,6 +357,9 @@ class InferenceScheduler(threading.Thread):
         p.stats.windows += 1
         p.last_window_end = t_end
         transitions = p.tracker.step(smoothed, now=t_end)
+        if job.signal is not None:  # why it started or goes on
+            transitions = [tr if tr.kind == "end" else replace(tr, signal=job.signal)
+                           for tr in transitions]  # fmt: skip
         p.last_result = result = WindowResult(
             p.name,
             t_end,
@@ -355,6 +371,7 @@ class InferenceScheduler(threading.Thread):
             job.captured_at,
             job.zones,
             tuple((j.region, j.track.id, j.zones) for j, _ in items if j.region and j.track),
+            job.signal,
         )
         self.sink(result)
 
@@ -390,6 +407,8 @@ class InferenceScheduler(threading.Thread):
         p.smoother.reset()
         if p.people is not None:
             p.people.reset()
+        if p.fight_pose is not None:
+            p.fight_pose.reset()
         if isinstance(p.ring, CropRing):
             p.ring.area = None
         at = p.last_window_end or self.frame_clock()

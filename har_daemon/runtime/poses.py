@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from har_daemon.model.fight_pose_features import Pose
 from har_daemon.model.pose_features import (
     RING,
     Features,
@@ -42,6 +43,8 @@ class PersonTrack:
     id: int
     box: Box
     ring: deque[Features] = field(default_factory=lambda: deque(maxlen=RING))
+    poses: deque[Pose] = field(default_factory=lambda: deque(maxlen=RING))
+    """The keypoints behind `ring`, for the fight's pose features (model.fight_pose_features)."""
     reference: Reference | None = None
     last: tuple[float, Observation] | None = None
     missed: int = 0
@@ -105,7 +108,9 @@ class PoseTracks:
                 self._next_id += 1
                 self.tracks.append(track)
             obs = observe(keypoints[i], boxes[i], frame_hw)
-            track.ring.append(features(t, obs, track.reference, track.last))
+            feats = features(t, obs, track.reference, track.last)
+            track.ring.append(feats)
+            track.poses.append(Pose(t, np.asarray(keypoints[i], np.float32), feats.height_px, box))
             dt = t - track.last[0] if track.last is not None else 0.0
             track.reference = update_reference(track.reference, obs, dt)
             track.last, track.box, track.missed = (t, obs), box, 0

@@ -14,7 +14,7 @@ from har_daemon.comms.payloads import (
     scores_payload,
 )
 from har_daemon.comms.topics import Topics
-from har_daemon.runtime.events import ActivityState, Transition
+from har_daemon.runtime.events import ActivityState, Signal, Transition
 
 T0 = datetime(2026, 11, 18, 9, 46, 40, 250000, tzinfo=UTC).timestamp()
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -77,6 +77,18 @@ def test_start_event_schema() -> None:
     assert p["seq"] == 7
     assert ISO_MS.match(p["started_at"])
     assert "ended_at" not in p and "duration_s" not in p
+
+
+def test_a_fused_fight_says_which_signal_raised_it() -> None:
+    tr = _transition("start", signal=Signal("pose", 0.93456, 0.12345, 3))
+    p = event_payload(tr, "lobby", "m", 1)
+    assert p["signal"] == "pose"
+    assert (p["appearance_score"], p["pose_score"], p["reliable_people"]) == (0.9346, 0.1235, 3)
+    unseen = event_payload(
+        _transition("start", signal=Signal("appearance", 0.8, None, 0)), "l", "m", 2
+    )
+    assert unseen["signal"] == "appearance" and unseen["pose_score"] is None
+    assert json.loads(json.dumps(p)) == p
 
 
 def test_end_event_carries_end_time_and_duration() -> None:

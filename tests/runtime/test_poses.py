@@ -34,6 +34,9 @@ def test_two_people_keep_their_tracks_and_rings():
     assert (a.id, b.id) == (1, 2)
     assert len(a.ring) == RING  # bounded: the window the recognisers read
     assert a.ring[-1].t == pytest.approx((RING + 4) * 0.2)
+    assert [p.t for p in a.poses] == [f.t for f in a.ring]  # the keypoints behind each
+    assert a.poses[-1].keypoints[0, 0] == pytest.approx(100 + RING + 4)
+    assert a.poses[-1].height_px == a.ring[-1].height_px
 
 
 def test_hips_falling_are_measured_against_the_upright_reference():

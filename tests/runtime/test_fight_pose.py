@@ -1,0 +1,153 @@
+"""runtime.fight_pose and model.fight_pose: pose speaks for a region only where it is reliable,
+and the numpy model reads what the training script writes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from har_daemon.core.errors import ModelError
+from har_daemon.model.fight_pose import FightPoseModel, load
+from har_daemon.model.fight_pose_features import FEATURE_NAMES, Pose, window_features
+from har_daemon.runtime.fight_pose import FightPoseStage, combine, fused, window_tracks
+from har_daemon.runtime.poses import PersonTrack
+from tests.model.test_fight_pose_features import body, pose, strike, walk_together
+
+WRIST = FEATURE_NAMES.index("wrist_speed_max")
+
+
+def wrist_model() -> FightPoseModel:
+    """P(fight) rises with the fastest wrist: 0.5 at 2 body heights a second."""
+    n = len(FEATURE_NAMES)
+    coef = np.zeros(n)
+    coef[WRIST] = 3.0
+    return FightPoseModel("logistic", 0.5, np.zeros(n), np.ones(n), coef, intercept=-6.0)
+
+
+def stage(tracks: list[list[Pose]], rule="replace", **kw) -> FightPoseStage:
+    st = FightPoseStage(wrist_model(), 0, kw.get("min_people", 2), kw.get("min_height", 80.0),
+                        kw.get("min_coverage", 0.6), 0.35, rule)  # fmt: skip
+    for i, seq in enumerate(tracks):
+        tr = PersonTrack(i + 1, seq[-1].box)
+        tr.poses.extend(seq)
+        st.tracks.tracks.append(tr)
+    return st
+
+
+APPEARANCE = np.array([0.9, 0.1], np.float32)  # the appearance model is sure it is a fight
+EVERYWHERE = (0.0, 0.0, 5000.0, 5000.0)
+
+
+def test_reliable_people_walking_together_are_scored_by_pose():
+    tracks = walk_together()
+    prob, sig = stage(tracks).signal(EVERYWHERE, tracks[0][-1].t, APPEARANCE)
+    assert sig.used == "pose" and sig.reliable_people == 2
+    assert sig.appearance == pytest.approx(0.9)
+    assert sig.pose is not None and sig.pose < 0.1
+    assert prob[0] == pytest.approx(sig.pose) and prob.sum() == pytest.approx(1.0)
+
+
+def test_reliable_people_striking_are_scored_by_pose():
+    tracks = strike()
+    prob, sig = stage(tracks).signal(EVERYWHERE, tracks[0][-1].t, np.array([0.1, 0.9]))
+    assert sig.used == "pose" and sig.pose is not None and sig.pose > 0.9
+    assert prob[0] > 0.9
+
+
+def test_people_too_small_leave_the_appearance_score():
+    tracks = walk_together(h=50.0)
+    prob, sig = stage(tracks).signal(EVERYWHERE, tracks[0][-1].t, APPEARANCE)
+    assert sig.used == "appearance" and sig.reliable_people == 0 and sig.pose is None
+    assert prob is APPEARANCE
+
+
+def test_one_person_is_not_enough_for_pose():
+    tracks = strike()[:1]
+    _, sig = stage(tracks).signal(EVERYWHERE, tracks[0][-1].t, APPEARANCE)
+    assert sig.used == "appearance" and sig.reliable_people == 1 and sig.pose is None
+
+
+def test_reliable_people_far_apart_leave_the_appearance_score():
+    h, a, b = 200.0, [], []
+    for i in range(10):
+        a.append(pose(i * 0.2, body(100, 50, h), h))
+        b.append(pose(i * 0.2, body(100 + 3 * h, 50, h), h))  # 3 body heights apart
+    _, sig = stage([a, b]).signal(EVERYWHERE, a[-1].t, APPEARANCE)
+    assert sig.used == "appearance" and sig.reliable_people == 2 and sig.pose is None
+
+
+def test_a_region_without_tracked_people_has_no_pose_score():
+    tracks = strike()
+    _, sig = stage(tracks).signal((0.0, 0.0, 10.0, 10.0), tracks[0][-1].t, APPEARANCE)
+    assert sig == type(sig)("appearance", pytest.approx(0.9), None, 0)
+
+
+def test_the_window_reads_only_the_last_seconds():
+    tracks = strike()
+    late = [[pose(p.t + 10.0, p.keypoints, 200.0) for p in seq] for seq in tracks]
+    both = [a + b for a, b in zip(tracks, late, strict=True)]
+    st = stage(both)
+    window = window_tracks(st.tracks.tracks, late[0][-1].t)
+    assert all(p.t >= 10.0 for seq in window for p in seq)
+    np.testing.assert_allclose(window_features(window), window_features(late), atol=1e-5)
+
+
+def test_fused_scores_keep_summing_to_one():
+    out = fused(np.array([0.2, 0.5, 0.3]), 1, 0.9)
+    np.testing.assert_allclose(out, [0.04, 0.9, 0.06], atol=1e-6)
+    np.testing.assert_allclose(fused(np.array([1.0, 0.0]), 0, 0.3), [0.3, 0.7], atol=1e-6)
+
+
+def test_the_model_file_round_trips_both_kinds(tmp_path):
+    n = len(FEATURE_NAMES)
+    x = np.arange(n, dtype=np.float64)
+    logistic = {
+        "kind": "logistic",
+        "threshold": 0.5,
+        "features": list(FEATURE_NAMES),
+        "mean": [1.0] * n,
+        "scale": [2.0] * n,
+        "coef": [0.1] * n,
+        "intercept": -1.0,
+    }
+    (tmp_path / "model.json").write_text(json.dumps(logistic))
+    z = float(((x - 1.0) / 2.0).sum() * 0.1 - 1.0)
+    assert load(tmp_path).score(x) == pytest.approx(1 / (1 + np.exp(-z)))
+    # a stump on feature 2 (x[2] = 2): left leaf when <= 1.5, else right
+    stump = {
+        "left": [1, -1, -1],
+        "right": [2, -1, -1],
+        "feature": [2, -2, -2],
+        "threshold": [1.5, -2.0, -2.0],
+        "value": [0.0, -1.0, 3.0],
+    }
+    trees = {"kind": "trees", "threshold": 0.5, "features": list(FEATURE_NAMES), "init": 0.5,
+             "learning_rate": 0.1, "trees": [stump, stump]}  # fmt: skip
+    (tmp_path / "model.json").write_text(json.dumps(trees))
+    assert load(tmp_path).score(x) == pytest.approx(1 / (1 + np.exp(-(0.5 + 0.1 * 6.0))))
+
+
+def test_a_model_for_other_features_is_refused(tmp_path):
+    (tmp_path / "model.json").write_text(json.dumps({"kind": "trees", "features": ["x"]}))
+    with pytest.raises(ModelError, match="FEATURE_NAMES"):
+        load(tmp_path)
+    with pytest.raises(ModelError, match="model.json"):
+        load(tmp_path / "missing")
+
+
+def test_the_rule_says_how_pose_and_appearance_make_the_score():
+    assert combine("replace", 0.9, 0.2) == 0.2
+    assert combine("mean", 0.9, 0.2) == pytest.approx(0.55)
+    assert combine("min", 0.9, 0.2) == 0.2 and combine("min", 0.3, 0.8) == 0.3
+
+
+def test_with_min_pose_vetoes_but_does_not_raise():
+    calm, fight = walk_together(), strike()
+    prob, sig = stage(calm, "min").signal(EVERYWHERE, calm[0][-1].t, APPEARANCE)
+    assert sig.used == "pose" and prob[0] == pytest.approx(sig.pose) and prob[0] < 0.1
+    quiet = np.array([0.1, 0.9])
+    prob, sig = stage(fight, "min").signal(EVERYWHERE, fight[0][-1].t, quiet)
+    assert sig.used == "pose" and sig.pose is not None and sig.pose > 0.9
+    assert prob[0] == pytest.approx(0.1)
