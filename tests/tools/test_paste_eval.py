@@ -5,6 +5,7 @@ raises on the very same composite."""
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from har_daemon.cli import main
+from har_daemon.cli.args import width_fractions
 from har_daemon.model.meta import read_meta
 from har_daemon.video.frames import probe_video
 from tests.shared_data import FIGHT_DATA, REPO, SHARED_DATA, require
@@ -98,3 +100,17 @@ def test_paste_eval_without_held_out_clips_is_one_line(
     assert main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"har-daemon: error: {empty}: none of the model's held-out clips is there"]
+
+
+def test_sizes_are_fractions_of_the_frame_width() -> None:
+    assert width_fractions("1/2, 1/3,0.25") == pytest.approx((1 / 2, 1 / 3, 1 / 4))
+    for bad in ("0", "1/0", "3/2", "half", ","):
+        with pytest.raises(argparse.ArgumentTypeError):
+            width_fractions(bad)
+
+
+def test_a_bad_size_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["paste-eval", "--data", ".", "--quiet", ".", "--sizes", "1/0"])
+    assert exit_.value.code == 2
+    assert "'1/0': give a fraction from 0.05 to 1" in capsys.readouterr().err
