@@ -36,11 +36,19 @@ def _size(fraction: float | None) -> str:
     return f"{Fraction(fraction).limit_denominator(20)} width"
 
 
+def _ratio(d: dict[str, int]) -> str:
+    def r(a: int, n: int) -> str:
+        return f"{a}/{n} ({a / n:.2f})" if n else "-"
+
+    return f"{r(d['fights_found'], d['fights'])} / {r(d['quiet_alerted'], d['quiet'])}"
+
+
 def format_rows(rows: list[SizeRow]) -> str:
     """The per-size table: fights found, pasted quiet alerted, time to alert."""
     lines = [
         f"{'size (synthetic)':<17} {'fights found':>14} {'recall':>6}  {'quiet alerted':>13} "
-        f"{'rate':>5}  {'TTA p50/p95 s':>13}  other alerts"
+        f"{'rate':>5}  {'TTA p50/p95 s':>13}  {'other alerts':>12}  "
+        "where the scene alone is silent: found / quiet alerted"
     ]
     for row in rows:
         d = row.as_dict()
@@ -54,7 +62,7 @@ def format_rows(rows: list[SizeRow]) -> str:
             f"{_size(row.fraction):<17} {fights:>14} {v(d['fight_recall']):>6}  "
             f"{quiet:>13} {v(d['quiet_alerted_rate']):>5}  "
             f"{v(d['tta_p50_s'], '.1f') + '/' + v(d['tta_p95_s'], '.1f'):>13}  "
-            f"{d['other_alerts']}"
+            f"{d['other_alerts']:>12}  {_ratio(d['scene_silent'])}"
         )
     return "\n".join(lines)
 

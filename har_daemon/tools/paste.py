@@ -114,6 +114,12 @@ class SizeRow:
     quiet_alerted: int = 0
     ttas: list[float] = field(default_factory=list)
     other_alerts: int = 0
+    # The same, counted only where the scene segment alone raised nothing in the interval: an
+    # alert there is the pasted clip's doing, not the scene's.
+    silent_fights: int = 0
+    silent_found: int = 0
+    silent_quiet: int = 0
+    silent_quiet_alerted: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         def r(v: float | None) -> float | None:
@@ -133,6 +139,12 @@ class SizeRow:
             "tta_p50_s": r(p50),
             "tta_p95_s": r(p95),
             "other_alerts": self.other_alerts,
+            "scene_silent": {
+                "fights": self.silent_fights,
+                "fights_found": self.silent_found,
+                "quiet": self.silent_quiet,
+                "quiet_alerted": self.silent_quiet_alerted,
+            },
         }
 
 
@@ -341,15 +353,21 @@ def size_rows(results: Sequence[CaseResult], gate: str, alert: str) -> list[Size
     mine = [r for r in results if r.gate == gate]
     keys = sorted({r.fraction for r in mine if r.fraction is not None}, reverse=True)
     rows = {k: SizeRow(k) for k in [*keys, None]}
+    scene_alone = {r.clip: r.hit for r in mine if r.fraction is None}
     for r in mine:
         row = rows[r.fraction]
         row.other_alerts += r.other_alerts
+        silent = not scene_alone.get(r.clip, True)
         if r.label == alert and r.fraction is not None:
             row.fights += 1
             row.found += r.hit
+            row.silent_fights += silent
+            row.silent_found += silent and r.hit
             if r.tta_s is not None:
                 row.ttas.append(r.tta_s)
         else:
             row.quiet += 1
             row.quiet_alerted += r.hit
+            row.silent_quiet += silent
+            row.silent_quiet_alerted += silent and r.hit
     return list(rows.values())

@@ -16,6 +16,7 @@ import pytest
 from har_daemon.cli import main
 from har_daemon.cli.args import width_fractions
 from har_daemon.model.meta import read_meta
+from har_daemon.tools.paste import CaseResult, size_rows
 from har_daemon.video.frames import probe_video
 from tests.shared_data import FIGHT_DATA, REPO, SHARED_DATA, require
 
@@ -87,6 +88,34 @@ def test_paste_eval_counts_what_the_daemon_raises_on_each_composite(
     assert half["fights_found"] == cases[(CLIPS[0], 0.5)]["hit"]
     assert half["quiet_alerted"] == cases[(CLIPS[1], 0.5)]["hit"]
     assert scene_alone["quiet"] == 2 and scene_alone["fights"] == 0
+    fight_scene_silent = not cases[(CLIPS[0], None)]["hit"]
+    assert half["scene_silent"]["fights"] == fight_scene_silent
+    assert half["scene_silent"]["fights_found"] == (fight_scene_silent and half["fights_found"])
+
+
+def _case(clip: str, fraction: float | None, hit: bool, tta: float | None = None) -> CaseResult:
+    label = "fight" if clip.startswith("fi") else "noFight"
+    return CaseResult(clip, label, "scene", fraction, "off", (3.0, 9.0), hit, tta, 0)
+
+
+def test_size_rows_count_hits_per_size_and_where_the_scene_alone_was_silent() -> None:
+    results = [
+        _case("fi1", 0.5, True, 1.0),
+        _case("fi1", None, False),
+        _case("fi2", 0.5, True, 3.0),
+        _case("fi2", None, True),  # the scene alerted by itself in this interval
+        _case("nofi1", 0.5, True),
+        _case("nofi1", None, False),
+    ]
+    half, alone = size_rows(results, "off", "fight")
+    assert (half.fraction, half.fights, half.found, half.quiet, half.quiet_alerted) == (
+        0.5, 2, 2, 1, 1,
+    )  # fmt: skip
+    assert half.as_dict()["tta_p50_s"] == 2.0
+    assert (half.silent_fights, half.silent_found) == (1, 1)
+    assert (half.silent_quiet, half.silent_quiet_alerted) == (1, 1)
+    assert (alone.fraction, alone.fights, alone.quiet, alone.quiet_alerted) == (None, 0, 3, 1)
+    assert size_rows(results, "<= 0 body heights", "fight")[0].fights == 0
 
 
 def test_paste_eval_without_held_out_clips_is_one_line(
