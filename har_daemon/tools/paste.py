@@ -194,7 +194,9 @@ def _clip_frames(path: Path, max_width: int) -> tuple[list[np.ndarray], float]:
     for _, frame in timed:
         h, w = frame.shape[:2]
         if w > max_width:
-            frame = cv2.resize(frame, (max_width, round(h * max_width / w)), cv2.INTER_AREA)
+            frame = cv2.resize(
+                frame, (max_width, round(h * max_width / w)), interpolation=cv2.INTER_AREA
+            )
         frames.append(frame)
     if not frames:
         raise VideoError(f"{path}: no frame decoded")
