@@ -129,3 +129,20 @@ def gate_arg(value: str) -> list[float | None]:
     if not out:
         raise argparse.ArgumentTypeError("give at least one setting, e.g. off,1,2")
     return out
+
+
+def width_fractions(value: str) -> tuple[float, ...]:
+    """Pasted widths as fractions of the frame width, e.g. "1/2,1/3,1/4" or "0.4"."""
+    out = []
+    for item in (v.strip() for v in value.split(",") if v.strip()):
+        num, _, den = item.partition("/")
+        try:
+            f = float(num) / float(den or 1)
+        except (ValueError, ZeroDivisionError):
+            f = -1.0
+        if not 0.05 <= f <= 1:
+            raise argparse.ArgumentTypeError(f"{item!r}: give a fraction from 0.05 to 1, e.g. 1/3")
+        out.append(f)
+    if not out:
+        raise argparse.ArgumentTypeError("give at least one fraction, e.g. 1/2,1/3,1/4")
+    return tuple(out)

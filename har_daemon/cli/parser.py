@@ -22,6 +22,7 @@ from har_daemon.cli.args import (
     hold_seconds,
     positive_float,
     positive_int,
+    width_fractions,
 )
 from har_daemon.cli.options import add_bench_options, add_report_options
 from har_daemon.comms.reorder import HOLD_S
@@ -67,6 +68,50 @@ def add_region_options(p: argparse.ArgumentParser) -> None:
         help="score validation and test clips on the Keras model or on its LiteRT export (the "
         "file the daemon serves; exported for every fold)",
     )
+
+
+def add_paste_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """`paste-eval`: held-out clips pasted small into real quiet scenes (synthetic)."""
+    pe = sub.add_parser(
+        "paste-eval",
+        help="synthetic paste test: held-out fight and quiet clips pasted into real quiet scenes "
+        "at several sizes, each replayed as a stream; fights found and quiet alerted per size",
+    )
+    pe.add_argument(
+        "--data", type=Path, required=True, help="folder holding the model's held-out clips"
+    )
+    pe.add_argument(
+        "--quiet", type=Path, required=True, help="quiet scenes with sources.csv (quiet-eval's)"
+    )
+    add_offline_options(pe)
+    pe.add_argument(
+        "--split",
+        choices=["test", "validation", "test,validation"],
+        default="test,validation",
+        help="which held-out clips of model.json (default both: neither was trained on)",
+    )
+    pe.add_argument(
+        "--sizes",
+        type=width_fractions,
+        default=(1 / 2, 1 / 3, 1 / 4),
+        help="pasted width as fractions of the frame width (1/2,1/3,1/4)",
+    )
+    pe.add_argument("--limit", type=positive_int, help="at most this many clips per label")
+    pe.add_argument("--seed", type=int, default=0, help="clip choice, scene, segment, position")
+    pe.add_argument("--repeats", type=positive_int, default=3, help="forward/backward plays (3)")
+    pe.add_argument("--pre-s", type=positive_float, default=3.0, help="scene before the paste")
+    pe.add_argument("--post-s", type=positive_float, default=2.0, help="scene after the paste")
+    pe.add_argument(
+        "--blur", type=positive_float, default=2.0, help="extra downscale then upscale (2)"
+    )
+    pe.add_argument("--jpeg-quality", type=int, choices=range(1, 101), default=40, metavar="1-100")
+    pe.add_argument("--feather", type=int, default=3, help="soft edge in pixels (0: hard)")
+    pe.add_argument(
+        "--gate", type=gate_arg, help="also run with the interaction gate at these settings"
+    )
+    pe.add_argument("--keep", type=Path, help="keep the composites in this folder (to look at)")
+    pe.add_argument("--json", action="store_true", help="also print one JSON document")
+    pe.set_defaults(handler="paste:paste_eval")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -273,6 +318,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     qe.add_argument("--json", action="store_true", help="also print one JSON document")
     qe.set_defaults(handler="quiet:quiet_eval")
+
+    add_paste_parser(sub)
 
     ca = sub.add_parser(
         "calibrate",

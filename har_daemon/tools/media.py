@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import subprocess
+import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
 import cv2
@@ -21,6 +23,7 @@ __all__ = [
     "make_test_video",
     "read_video",
     "video_duration_s",
+    "write_video",
 ]
 
 
@@ -98,6 +101,41 @@ def camera_encode(src: Path, dst: Path, fps: int = 25, gop_s: float = 2.0) -> Pa
     if result.returncode != 0 or not dst.exists():
         raise RuntimeError(f"ffmpeg failed ({result.returncode}): {result.stderr.strip()}")
     return dst
+
+
+def write_video(
+    path: Path, frames: Iterable[np.ndarray], fps: float, size: tuple[int, int]
+) -> Path:
+    """BGR `frames` of `size` (width, height) encoded as a camera sends them (`STREAM_CODEC`,
+    a key frame every 2 s), piped to ffmpeg as they come: nothing is held in memory."""
+    width, height = size
+    cmd = [
+        FFMPEG, "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
+        "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}", "-r", f"{fps:g}",
+        "-i", "-", *_ENCODERS["h264-camera"], "-g", str(max(1, round(2 * fps))),
+        "-movflags", "+faststart", str(path),
+    ]  # fmt: skip
+    with (
+        tempfile.TemporaryFile() as err,
+        subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=err) as proc,
+    ):
+        assert proc.stdin is not None
+        try:
+            for frame in frames:
+                if frame.shape != (height, width, 3):
+                    raise ValueError(f"frame {frame.shape} is not {height}x{width}x3")
+                proc.stdin.write(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
+        except BaseException:
+            proc.kill()
+            raise
+        finally:
+            proc.stdin.close()
+        code = proc.wait(timeout=300)
+        err.seek(0)
+        message = err.read().decode(errors="replace").strip()
+    if code != 0 or not path.exists():
+        raise RuntimeError(f"ffmpeg failed ({code}): {message}")
+    return path
 
 
 def concat_clips(
