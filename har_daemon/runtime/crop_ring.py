@@ -121,15 +121,7 @@ class CropRing(FrameRing):
             self._shapes[slot] = (h, w)
             self._shrinks[slot] = shrink
             np.copyto(self._latest, frame)
-            self._times[slot] = t
-            self._newest_captured = captured_at
-            self._head = (slot + 1) % self.capacity
-            self._count += 1
-            if self._filled < self.capacity:
-                self._filled += 1
-                if self._filled == self.capacity:
-                    self._full_since = self._count
-            return self._count
+            return self._advance(t, captured_at)
 
     def _resize(self, frame_hw: tuple[int, int]) -> None:
         """A new working size (the first frame, or the stream changed): start afresh."""

@@ -127,15 +127,19 @@ class FrameRing:
             raise ValueError(f"frame shape {frame.shape} != ring frame shape {self.frame_shape}")
         with self._lock:
             np.copyto(self._frames[self._head], frame)
-            self._times[self._head] = t
-            self._newest_captured = captured_at
-            self._head = (self._head + 1) % self.capacity
-            self._count += 1
-            if self._filled < self.capacity:
-                self._filled += 1
-                if self._filled == self.capacity:
-                    self._full_since = self._count
-            return self._count
+            return self._advance(t, captured_at)
+
+    def _advance(self, t: float, captured_at: float | None) -> int:
+        """Count the frame just written at `_head` (under the lock); the push count after it."""
+        self._times[self._head] = t
+        self._newest_captured = captured_at
+        self._head = (self._head + 1) % self.capacity
+        self._count += 1
+        if self._filled < self.capacity:
+            self._filled += 1
+            if self._filled == self.capacity:
+                self._full_since = self._count
+        return self._count
 
     def latest(self) -> tuple[np.ndarray, float, int] | None:
         """A copy of the newest frame, its time and the push count; None when empty."""
