@@ -141,3 +141,11 @@ def add_bench_options(parser: argparse.ArgumentParser) -> None:
         help="with --recording: the analysed model; fight: the bundled fight model (person "
         "stage on) on a real clip of a person walking (default demo)",
     )
+    parser.add_argument(
+        "--recording-clip",
+        type=Path,
+        default=None,
+        metavar="VIDEO",
+        help="with --recording-model fight: the video the camera shows, looped (e.g. a fold "
+        "stream with fights, so clips are finished; default a person walking)",
+    )

@@ -16,8 +16,8 @@ it is longer than `--event-s`. The runs:
 
 With `--recording-model fight` the analysed model is the bundled fight model (its person stage
 on: the person detector looks at every sampled frame) and the camera shows a real clip of a
-person walking (`tools.people.PEOPLE_CLIP`, looped): a deployment's analysis cost, with the
-events (if any) that model raises on it.
+person walking (`tools.people.PEOPLE_CLIP`, or `--recording-clip`, looped): a deployment's
+analysis cost, with the events (if any) that model raises on it.
 
 The CPU of each run is the daemon's and its children's (ffmpeg segmenter, concat, H.264
 re-encodes) user + system time over the measured seconds, read from /proc; printed as percent
@@ -35,6 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from har_daemon.core.errors import ConfigError
 from har_daemon.core.paths import DEMO_MODEL_DIR
 from har_daemon.tools.media import STREAM_CODEC, camera_encode, concat_clips
 from har_daemon.tools.people import PEOPLE_CLIP
@@ -138,12 +139,16 @@ def measure_recording(args: argparse.Namespace, workdir: Path) -> dict[str, Any]
     progress("recording: generating the main and sub streams")
     sizes = {"main": MAIN_SIZE, "sub": SUB_SIZE}
     if args.recording_model == "fight":
+        clip = args.recording_clip or PEOPLE_CLIP
+        if not clip.is_file():
+            raise ConfigError(f"--recording-clip {clip}: no such video file")
         for n, size in sizes.items():
-            concat_clips([PEOPLE_CLIP], workdir / f"{n}-raw.mp4", FPS, size)  # scaled
+            concat_clips([clip], workdir / f"{n}-raw.mp4", FPS, size)  # scaled
         main, sub = (
             camera_encode(workdir / f"{n}-raw.mp4", workdir / f"{n}.mp4", FPS) for n in sizes
         )
-        scene = "a real clip of a person walking, looped"
+        walking = "a real clip of a person walking"
+        scene = f"{clip.name if args.recording_clip else walking}, looped"
     else:
         activities = [(name, args.event_s) for name in ACTIVITIES]
         main, sub = (

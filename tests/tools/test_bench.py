@@ -66,6 +66,20 @@ def test_arguments_default_to_the_bundled_model_and_issue_settings() -> None:
     assert args.event_s == 10.0 and parse("--recording", "--event-s", "60").event_s == 60.0
 
 
+def test_a_missing_recording_clip_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    assert parse("--recording").recording_clip is None  # the walking clip by default
+    clip = tmp_path / "no-fights-here.mp4"
+    result = subprocess.run(
+        [sys.executable, "-m", "har_daemon", "bench", "--recording", "--recording-model",
+         "fight", "--recording-clip", str(clip), "--workdir", str(tmp_path / "w")],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    errors = [x for x in result.stderr.splitlines() if x.startswith("har-daemon: error:")]
+    assert errors == [f"har-daemon: error: --recording-clip {clip}: no such video file"]
+    assert "Traceback" not in result.stderr and not (tmp_path / "w" / "off.toml").exists()
+
+
 def test_stream_counts_double_to_eight_then_step_by_four() -> None:
     assert streams.stream_counts(0) == []
     assert streams.stream_counts(2) == [1, 2]
