@@ -43,25 +43,33 @@ PENALTY = 2.0
 GRID = {
     "torso_deg": [30.0, 40.0, 55.0],
     "low_height": [0.45, 0.6],
-    "hip_drop": [0.1, 0.15, 0.2, 0.3],
-    "speed": [0.2, 0.3, 0.45, 0.6],
+    "hip_drop": [0.1, 0.15, 0.2],
+    "speed": [0.2, 0.3, 0.45],
     "speed_span_s": [0.2, 0.6],
     "hold_s": [0.4, 0.8],
-    "min_coverage": [0.3, 0.5, 0.65],
+    "min_coverage": [0.5, 0.65],
     "min_height_px": [0.0, 80.0],
+    "box_speed": [math.inf, 1.0],
 }
+BOX_GRID = [(math.inf, 0.5), (0.4, 0.5), (0.4, 0.6), (0.5, 0.5), (0.5, 0.6)]
+"""(box_drop, box_height): the box route for a person lost right after going down, or none."""
 
 # -- tracks per clip ---------------------------------------------------------------------------
 
 Sample = tuple[float, list[tuple[int, tuple[Features, ...], bool]]]
 
 
-def track_samples(seen) -> list[Sample]:
-    """Every sample of a clip: (t, [(track id, its ring, seen now)]) for every live track."""
+def track_samples(seen, carry: bool = True) -> list[Sample]:
+    """Every sample of a clip: (t, [(track id, its ring, seen now)]) for every live track.
+    `carry`: a still, upright person's keypoints are carried as the fall stage does
+    (runtime.poses), else every person's cached estimate is used."""
     tracks = PoseTracks()
     out: list[Sample] = []
     for t, boxes, kps in seen.frames():
-        now = {tr.id for tr in tracks.update(t, boxes, kps, seen.frame_hw)}
+        estimated = None
+        if carry:
+            kps, estimated = tracks.keypoints(boxes, lambda idx, kps=kps: kps[idx])
+        now = {tr.id for tr in tracks.update(t, boxes, kps, seen.frame_hw, estimated)}
         out.append((t, [(tr.id, tuple(tr.ring), tr.id in now) for tr in tracks.tracks]))
     return out
 
@@ -114,9 +122,9 @@ def run_rule(samples: list[Sample], rule: FallRule) -> list[float]:
 
 
 def rules() -> list[FallRule]:
-    keys = list(GRID)
-    combos = itertools.product(*GRID.values())
-    return [FallRule(**dict(zip(keys, vals, strict=True))) for vals in combos]
+    keys = [*GRID, "box_drop", "box_height"]
+    combos = itertools.product(*GRID.values(), BOX_GRID)
+    return [FallRule(**dict(zip(keys, (*vals[:-1], *vals[-1]), strict=True))) for vals in combos]
 
 
 # -- (b) gradient boosting on window features ---------------------------------------------------
@@ -308,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     detail(items, samples, per_rule[best_all], rule)
     if args.write_rule:
         args.write_rule.mkdir(parents=True, exist_ok=True)
-        (args.write_rule / "rule.json").write_text(json.dumps(asdict(rule), indent=2) + "\n")
+        learned = {k: "inf" if v == math.inf else v for k, v in asdict(rule).items()}
+        (args.write_rule / "rule.json").write_text(json.dumps(learned, indent=2) + "\n")
 
     if not args.no_model:
         compare_model(items, samples, dur, groups)

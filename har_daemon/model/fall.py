@@ -46,6 +46,29 @@ class FallRule:
     min_height_px: float = 0.0
     """... who stands at least this many pixels tall (a box cut by the frame's edge counts as
     short only by its torso angle)."""
+    box_drop: float = math.inf
+    """Down by the box alone when the detector loses the person right after it (`box_down`):
+    its top at least this far (standing heights) below where it was while they stood tall,
+    clear of the frame's edge ... (inf: never; GMDCSA24 actor 3 is lost lying)"""
+    box_height: float = 0.5
+    """... and the box under this share of the standing height."""
+    box_speed: float = math.inf
+    """Fast by the box: its top went down at least this fast (standing heights/s), measured
+    over at least `speed_span_s` (the head drops about twice as far as the hips)."""
+
+
+def box_down(f: Features, rule: FallRule) -> bool:
+    """Down by the box alone (`FallRule.box_drop`): for the last sample of a person whom the
+    detector then lost (lying people are often missed), whatever their keypoints said. Not
+    for a person still in view: sitting, crouching or a false box also shorten the box and
+    lower its top, and the keypoints judge them (tried: the box for every poorly seen person
+    alerted on crouching and on a shopping-centre corridor)."""
+    return (
+        f.top_drop >= rule.box_drop  # False for nan (no reference yet)
+        and f.height_ratio <= rule.box_height
+        and not f.at_edge
+        and f.height_px >= rule.min_height_px
+    )
 
 
 def is_down(f: Features, rule: FallRule) -> bool:
@@ -58,19 +81,24 @@ def is_down(f: Features, rule: FallRule) -> bool:
     return turned or (f.height_ratio <= rule.low_height and not f.at_edge)
 
 
-def fell_fast(ring: Iterable[Features], t_down: float, rule: FallRule) -> bool:
-    """A fast way down: within the `fall_window_s` before `t_down` (inclusive), the hips went
-    down at `speed` or more, measured over at least `speed_span_s` (one 0.2 s step is noisy:
-    a keypoint that jumps reads as speed)."""
-    pts = [
-        (f.t, f.hip_drop)
-        for f in ring
-        if t_down - rule.fall_window_s - 1e-6 <= f.t <= t_down + 1e-6 and not math.isnan(f.hip_drop)
-    ]
+def _went_down(pts: list[tuple[float, float]], speed: float, span_s: float) -> bool:
+    """Whether the (t, drop) points went down at `speed` or more over at least `span_s`."""
     return any(
-        b[0] - a[0] >= rule.speed_span_s - 1e-6 and (b[1] - a[1]) / (b[0] - a[0]) >= rule.speed
+        b[0] - a[0] >= span_s - 1e-6 and (b[1] - a[1]) / (b[0] - a[0]) >= speed
         for i, a in enumerate(pts)
         for b in pts[i + 1 :]
+    )
+
+
+def fell_fast(ring: Iterable[Features], t_down: float, rule: FallRule) -> bool:
+    """A fast way down: within the `fall_window_s` before `t_down` (inclusive), the hips went
+    down at `speed` or more, or the box's top at `box_speed` or more, measured over at least
+    `speed_span_s` (one 0.2 s step is noisy: a keypoint that jumps reads as speed)."""
+    window = [f for f in ring if t_down - rule.fall_window_s - 1e-6 <= f.t <= t_down + 1e-6]
+    hips = [(f.t, f.hip_drop) for f in window if not math.isnan(f.hip_drop)]
+    tops = [(f.t, f.top_drop) for f in window if not math.isnan(f.top_drop) and not f.at_edge]
+    return _went_down(hips, rule.speed, rule.speed_span_s) or (
+        math.isfinite(rule.box_speed) and _went_down(tops, rule.box_speed, rule.speed_span_s)
     )
 
 
@@ -95,21 +123,28 @@ class FallState:
         "update" (still down), "end" (up again for `up_s`), or None."""
         ring = list(ring)
         # a person seen too poorly says nothing new: the last state holds, as when unseen
-        seen = seen and bool(ring) and ring[-1].coverage >= rule.min_coverage
-        down = is_down(ring[-1], rule) if seen else self.down_since is not None
+        now = ring[-1] if seen and ring else None
+        if now is not None and now.coverage >= rule.min_coverage:
+            down = is_down(now, rule)
+        elif now is None and ring and self.down_since is None and box_down(ring[-1], rule):
+            down = True  # lost right after the box went down: down since that sample
+            self.down_since = ring[-1].t
+            self.fast = fell_fast(ring, ring[-1].t, rule)
+        else:
+            down = self.down_since is not None
         if down:
             if self.down_since is None:
                 self.down_since = t
                 self.fast = fell_fast(ring, t, rule)
             self.last_down = t
-        elif self.last_down is None or t - self.last_down >= rule.up_s:
+        elif self.last_down is None or t - self.last_down >= rule.up_s - 1e-6:
             self.down_since, self.fast = None, False
         if self.open_since is not None:
             if self.down_since is None:
                 self.open_since = None
                 return "end"
             return "update"
-        if down and self.fast and t - self.down_since >= rule.hold_s:  # type: ignore[operator]
+        if down and self.fast and t - self.down_since >= rule.hold_s - 1e-6:  # type: ignore[operator]
             self.open_since = t
             return "start"
         return None
