@@ -20,6 +20,7 @@ import argparse
 import itertools
 import json
 import math
+import multiprocessing
 import sys
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -43,33 +44,28 @@ PENALTY = 2.0
 GRID = {
     "torso_deg": [30.0, 40.0, 55.0],
     "low_height": [0.45, 0.6],
-    "hip_drop": [0.1, 0.15, 0.2],
-    "speed": [0.2, 0.3, 0.45],
+    "hip_drop": [0.1, 0.15, 0.2, 0.3],
+    "speed": [0.2, 0.3, 0.45, 0.6],
     "speed_span_s": [0.2, 0.6],
     "hold_s": [0.4, 0.8],
-    "min_coverage": [0.5, 0.65],
+    "min_coverage": [0.3, 0.5, 0.65],
     "min_height_px": [0.0, 80.0],
-    "box_speed": [math.inf, 1.0],
 }
-BOX_GRID = [(math.inf, 0.5), (0.4, 0.5), (0.4, 0.6), (0.5, 0.5), (0.5, 0.6)]
-"""(box_drop, box_height): the box route for a person lost right after going down, or none."""
+BOX_GRID = [(math.inf, 0.5, math.inf), (0.4, 0.5, 1.0), (0.5, 0.6, 1.0)]
+"""(box_drop, box_height, box_speed): the route for a person lost right after going down, or
+none."""
 
 # -- tracks per clip ---------------------------------------------------------------------------
 
 Sample = tuple[float, list[tuple[int, tuple[Features, ...], bool]]]
 
 
-def track_samples(seen, carry: bool = True) -> list[Sample]:
-    """Every sample of a clip: (t, [(track id, its ring, seen now)]) for every live track.
-    `carry`: a still, upright person's keypoints are carried as the fall stage does
-    (runtime.poses), else every person's cached estimate is used."""
+def track_samples(seen) -> list[Sample]:
+    """Every sample of a clip: (t, [(track id, its ring, seen now)]) for every live track."""
     tracks = PoseTracks()
     out: list[Sample] = []
     for t, boxes, kps in seen.frames():
-        estimated = None
-        if carry:
-            kps, estimated = tracks.keypoints(boxes, lambda idx, kps=kps: kps[idx])
-        now = {tr.id for tr in tracks.update(t, boxes, kps, seen.frame_hw, estimated)}
+        now = {tr.id for tr in tracks.update(t, boxes, kps, seen.frame_hw)}
         out.append((t, [(tr.id, tuple(tr.ring), tr.id in now) for tr in tracks.tracks]))
     return out
 
@@ -121,9 +117,18 @@ def run_rule(samples: list[Sample], rule: FallRule) -> list[float]:
     return [t for t, live in samples for _, ch in events.step(t, live) if ch == "start"]
 
 
-def rules() -> list[FallRule]:
-    keys = [*GRID, "box_drop", "box_height"]
-    combos = itertools.product(*GRID.values(), BOX_GRID)
+_SHARED: dict = {}
+"""The clips, their samples and durations, for `_outcomes` in forked workers."""
+
+
+def _outcomes(rule: FallRule) -> dict[Path, Outcome]:
+    items, samples, dur = _SHARED["items"], _SHARED["samples"], _SHARED["dur"]
+    return {c.path: Outcome(c, run_rule(samples[c.path], rule), dur[c.path]) for c in items}
+
+
+def rules(box: bool = True) -> list[FallRule]:
+    keys = [*GRID, "box_drop", "box_height", "box_speed"]
+    combos = itertools.product(*GRID.values(), BOX_GRID if box else BOX_GRID[:1])
     return [FallRule(**dict(zip(keys, (*vals[:-1], *vals[-1]), strict=True))) for vals in combos]
 
 
@@ -287,6 +292,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--write-rule", type=Path, help="write the rule learned on all groups here")
     ap.add_argument("--no-model", action="store_true", help="skip (b), the tree model")
+    ap.add_argument("--jobs", type=int, default=2, help="processes for the rule grid")
+    ap.add_argument("--no-box", action="store_true", help="grid without the lost-person box route")
     args = ap.parse_args(argv)
 
     items = clips()
@@ -297,10 +304,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(items)} clips in {len(groups)} groups; pose sampled every {SPACING_S} s")
 
     # (a) every rule on every clip once; each fold picks on its training groups only.
-    grid = rules()
-    per_rule = [
-        {c.path: Outcome(c, run_rule(samples[c.path], r), dur[c.path]) for c in items} for r in grid
-    ]
+    grid = rules(box=not args.no_box)
+    _SHARED.update(items=items, samples=samples, dur=dur)
+    with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
+        per_rule = pool.map(_outcomes, grid, chunksize=64)
     rows, chosen = [], []
     for g in groups:
         train = [c for c in items if c.group != g]

@@ -90,14 +90,19 @@ def _went_down(pts: list[tuple[float, float]], speed: float, span_s: float) -> b
     )
 
 
-def fell_fast(ring: Iterable[Features], t_down: float, rule: FallRule) -> bool:
+def fell_fast(
+    ring: Iterable[Features], t_down: float, rule: FallRule, by_box: bool = False
+) -> bool:
     """A fast way down: within the `fall_window_s` before `t_down` (inclusive), the hips went
     down at `speed` or more, or the box's top at `box_speed` or more, measured over at least
-    `speed_span_s` (one 0.2 s step is noisy: a keypoint that jumps reads as speed)."""
+    `speed_span_s` (one 0.2 s step is noisy: a keypoint that jumps reads as speed). `by_box`:
+    the box's top only (a person lost right after: someone walking away from a high camera
+    also lowers and shrinks their box, slowly, and is lost in the distance)."""
     window = [f for f in ring if t_down - rule.fall_window_s - 1e-6 <= f.t <= t_down + 1e-6]
     hips = [(f.t, f.hip_drop) for f in window if not math.isnan(f.hip_drop)]
     tops = [(f.t, f.top_drop) for f in window if not math.isnan(f.top_drop) and not f.at_edge]
-    return _went_down(hips, rule.speed, rule.speed_span_s) or (
+    by_hips = not by_box and _went_down(hips, rule.speed, rule.speed_span_s)
+    return by_hips or (
         math.isfinite(rule.box_speed) and _went_down(tops, rule.box_speed, rule.speed_span_s)
     )
 
@@ -126,10 +131,15 @@ class FallState:
         now = ring[-1] if seen and ring else None
         if now is not None and now.coverage >= rule.min_coverage:
             down = is_down(now, rule)
-        elif now is None and ring and self.down_since is None and box_down(ring[-1], rule):
-            down = True  # lost right after the box went down: down since that sample
-            self.down_since = ring[-1].t
-            self.fast = fell_fast(ring, ring[-1].t, rule)
+        elif (
+            now is None
+            and ring
+            and self.down_since is None
+            and box_down(ring[-1], rule)
+            and fell_fast(ring, ring[-1].t, rule, by_box=True)
+        ):
+            down = True  # lost right after the box went down fast: down since that sample
+            self.down_since, self.fast = ring[-1].t, True
         else:
             down = self.down_since is not None
         if down:
@@ -137,14 +147,14 @@ class FallState:
                 self.down_since = t
                 self.fast = fell_fast(ring, t, rule)
             self.last_down = t
-        elif self.last_down is None or t - self.last_down >= rule.up_s - 1e-6:
+        elif self.last_down is None or t - self.last_down >= rule.up_s:
             self.down_since, self.fast = None, False
         if self.open_since is not None:
             if self.down_since is None:
                 self.open_since = None
                 return "end"
             return "update"
-        if down and self.fast and t - self.down_since >= rule.hold_s - 1e-6:  # type: ignore[operator]
+        if down and self.fast and t - self.down_since >= rule.hold_s:  # type: ignore[operator]
             self.open_since = t
             return "start"
         return None

@@ -1,8 +1,7 @@
 """A camera's fall recogniser: person boxes -> pose per person -> person tracks -> fall events.
 
 Looks at a sampled frame every `spacing_s` (0.2 s: a fall takes about a second), runs the
-person detector and the pose model once per person whose box changed (a still, upright person's
-keypoints are carried: runtime.poses), adds one feature set to each person's
+person detector and the pose model once per person, adds one feature set to each person's
 track (runtime.poses) and advances the fall rule (model.fall). What it returns is what an
 event sink needs: a fall starts when a person is down after a fast way down, updates while
 they stay down ("down for N s"), and ends when they get up or their track is gone.
@@ -79,10 +78,6 @@ class FallStage:
     spacing_s: float = SPACING_S
     tracks: PoseTracks = field(default_factory=PoseTracks)
     events: FallEvents | None = None
-    pose_calls: int = 0
-    """People whose keypoints were estimated ..."""
-    pose_carried: int = 0
-    """... and those whose keypoints were carried (still and upright: runtime.poses)."""
     _last_t: float | None = None
 
     def __post_init__(self) -> None:
@@ -102,13 +97,8 @@ class FallStage:
         if boxes is None:
             boxes = self.detector.detect(frame)
         boxes = np.asarray(boxes, np.float32).reshape(-1, 5)
-        keypoints, estimated = self.tracks.keypoints(
-            boxes, lambda idx: self.pose.estimate(frame, boxes[idx])
-        )
-        self.pose_calls += sum(estimated)
-        self.pose_carried += len(estimated) - sum(estimated)
-        tracks = self.tracks.update(t, boxes, keypoints, frame.shape[:2], estimated)
-        now = {tr.id for tr in tracks}
+        keypoints = self.pose.estimate(frame, boxes) if len(boxes) else []
+        now = {tr.id for tr in self.tracks.update(t, boxes, keypoints, frame.shape[:2])}
         live = [(tr.id, tr.ring, tr.id in now) for tr in self.tracks.tracks]
         boxes_by_id = {tr.id: tr.box for tr in self.tracks.tracks}
         out = []

@@ -8,9 +8,8 @@ person stage, windows, fight model, and with the fall recogniser its looks). The
 time (this process, all threads: the model runtimes have their own) spent in those steps per
 second of video, fight alone, fight + fall (its own 0.2 s looks) and fight + fall with
 `looks = "shared"` (only at the person stage's looks), alternated over several rounds (median),
-and the ratios to fight alone; with how many people got a pose estimate and how many had theirs
-carried (still and upright: runtime.poses). The camera, detector, pose model and scheduler are
-the daemon's own (`runtime.cameras.build_cameras`), built from a config with `recognisers`.
+and the ratios to fight alone. The camera, detector, pose model and scheduler are the daemon's own
+(`runtime.cameras.build_cameras`), built from a config with `recognisers`.
 """
 
 from __future__ import annotations
@@ -108,16 +107,14 @@ def measure_recognisers(args: argparse.Namespace) -> dict[str, Any]:
     progress(f"recognisers: {meta.name} alone and with the fall recogniser, {seconds:.0f} s x "
              f"{ROUNDS} rounds of a looped real clip")  # fmt: skip
     ms: dict[str, list[float]] = {"alone": [], "own": [], "shared": []}
-    looks: dict[str, tuple[int, int, int, int]] = {}
+    looks: dict[str, tuple[int, int]] = {}
     for _ in range(ROUNDS):  # alternated: a load that changes meanwhile hits all three
         ms["alone"].append(_cpu_ms_per_s(model_dir, meta, frames, None)[0])
         for mode in ("own", "shared"):
             spent, pipeline = _cpu_ms_per_s(model_dir, meta, frames, mode)  # type: ignore[arg-type]
             ms[mode].append(spent)
             assert pipeline.falls is not None
-            stage = pipeline.falls.stage
-            looks[mode] = (pipeline.falls.stats.looks, pipeline.falls.stats.shared_looks,
-                           stage.pose_calls, stage.pose_carried)  # fmt: skip
+            looks[mode] = (pipeline.falls.stats.looks, pipeline.falls.stats.shared_looks)
     fight_ms, own_ms, shared_ms = (statistics.median(ms[k]) for k in ("alone", "own", "shared"))
     return {
         "recognisers_model": meta.name,
@@ -130,8 +127,4 @@ def measure_recognisers(args: argparse.Namespace) -> dict[str, Any]:
         "fight_fall_shared_cpu_ms_per_s": round(shared_ms, 1),
         "fight_fall_shared_ratio": round(shared_ms / fight_ms, 2),
         "fall_looks_shared_mode": looks["shared"][0],
-        "fall_people_estimated": looks["own"][2],
-        "fall_people_carried": looks["own"][3],
-        "fall_people_estimated_shared_mode": looks["shared"][2],
-        "fall_people_carried_shared_mode": looks["shared"][3],
     }

@@ -118,10 +118,10 @@ def lost_after(last: list[Features], t_end: float):
     for feat in last:
         ring = [*ring, feat][-20:]
         out.append((round(feat.t, 1), state.step(feat.t, ring, BOX_RULE, True)))
-    t = last[-1].t
-    while t < t_end - 1e-6:
-        t += STEP
+    k = 1
+    while (t := last[-1].t + k * STEP) < t_end - 1e-6:
         out.append((round(t, 1), state.step(t, ring, BOX_RULE, False)))
+        k += 1
     return [(t, ch) for t, ch in out if ch is not None]
 
 

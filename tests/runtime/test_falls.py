@@ -86,27 +86,3 @@ def test_a_real_fall_raises_one_fall_within_seconds_and_keeps_it_open():
 def test_lying_down_slowly_on_a_sofa_raises_nothing():
     clip = FALLS_DATA / "assist-iot" / "adl" / "11_sitting_laying_down_slowly.mp4"
     assert play_file(require(clip), _real_stage()) == []
-
-
-class CountingPeople(ScriptedPeople):
-    def __init__(self) -> None:
-        super().__init__()
-        self.estimated = 0
-
-    def estimate(self, frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        self.estimated += len(boxes)
-        return super().estimate(frame, boxes)
-
-
-def test_a_still_upright_person_is_estimated_once_and_a_falling_one_every_look():
-    people = CountingPeople()
-    stage = FallStage(people, people, load_rule())
-    for i in range(10):
-        stage.look(FRAME, i * 0.2)
-    assert (people.estimated, stage.pose_calls, stage.pose_carried) == (1, 1, 9)
-    changes = []
-    for i, hip in enumerate([230.0, 275.0, 290.0] + [290.0] * 10):
-        people.hip_y = hip
-        changes += stage.look(FRAME, 2.0 + i * 0.2)
-    assert people.estimated >= 1 + 3  # the way down was estimated, not carried
-    assert [c.change for c in changes][:1] == ["start"]
