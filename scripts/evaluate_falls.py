@@ -50,6 +50,7 @@ GRID = {
     "hold_s": [0.4, 0.8],
     "min_coverage": [0.3, 0.5, 0.65],
     "min_height_px": [0.0, 80.0],
+    "lost_coverage": [math.inf, 0.5],
 }
 BOX_GRID = [(math.inf, 0.5, math.inf), (0.4, 0.5, 1.0), (0.5, 0.6, 1.0)]
 """(box_drop, box_height, box_speed): the route for a person lost right after going down, or

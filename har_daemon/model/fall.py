@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from har_daemon.model.pose_features import Features
@@ -55,6 +55,10 @@ class FallRule:
     box_speed: float = math.inf
     """Fast by the box: its top went down at least this fast (standing heights/s), measured
     over at least `speed_span_s` (the head drops about twice as far as the hips)."""
+    lost_coverage: float = math.inf
+    """A person lost right after a sample whose keypoints said down and fast, with at least
+    this share of them seen (under `min_coverage`, which a person in view needs), is down from
+    that sample (inf: never; GMDCSA24 `s3_fall_20`: 11 of 17 keypoints, then lost)."""
 
 
 def box_down(f: Features, rule: FallRule) -> bool:
@@ -68,6 +72,20 @@ def box_down(f: Features, rule: FallRule) -> bool:
         and f.height_ratio <= rule.box_height
         and not f.at_edge
         and f.height_px >= rule.min_height_px
+    )
+
+
+def lost_down(ring: list[Features], rule: FallRule) -> bool:
+    """Whether a person the detector has just lost was down and fast at their last sample
+    (`ring[-1]`): by the box (`box_down`, fast by the box's top only) or by keypoints seen a
+    little too poorly to count while in view (`lost_coverage`)."""
+    last = ring[-1]
+    if box_down(last, rule) and fell_fast(ring, last.t, rule, by_box=True):
+        return True
+    return (
+        last.coverage >= rule.lost_coverage
+        and is_down(replace(last, coverage=1.0), rule)
+        and fell_fast(ring, last.t, rule)
     )
 
 
@@ -131,13 +149,7 @@ class FallState:
         now = ring[-1] if seen and ring else None
         if now is not None and now.coverage >= rule.min_coverage:
             down = is_down(now, rule)
-        elif (
-            now is None
-            and ring
-            and self.down_since is None
-            and box_down(ring[-1], rule)
-            and fell_fast(ring, ring[-1].t, rule, by_box=True)
-        ):
+        elif now is None and ring and self.down_since is None and lost_down(ring, rule):
             down = True  # lost right after the box went down fast: down since that sample
             self.down_since, self.fast = ring[-1].t, True
         else:

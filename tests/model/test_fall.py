@@ -160,3 +160,22 @@ def test_fast_by_the_box_top_alone_counts_only_with_box_speed():
     assert fell_fast(ring, 0.4, BOX_RULE)  # top 1.75 standing heights/s
     assert not fell_fast(ring, 0.4, RULE)  # hips did not move; box_speed inf
     assert not fell_fast(ring, 0.4, replace(BOX_RULE, box_speed=2.0))
+
+
+def test_a_person_lost_after_keypoints_said_down_counts_when_seen_almost_well_enough():
+    rule = replace(RULE, min_coverage=0.65, lost_coverage=0.5)
+    way_down = standing(0.0, 5) + fall(1.0)
+    for i in (-2, -1):  # down, but 11 of 17 keypoints: 0.647 < 0.65
+        way_down[i] = replace(way_down[i], coverage=11 / 17)
+    state, ring = FallState(), []
+    for feat in way_down:
+        ring = [*ring, feat]
+        assert state.step(feat.t, ring, rule, True) is None  # in view: too poorly seen
+    unseen = [state.step(1.4 + k * STEP, ring, rule, False) for k in range(1, 7)]
+    assert "start" in unseen  # lost right after: down since 1.4 s
+    for off in (replace(rule, lost_coverage=math.inf), replace(rule, lost_coverage=0.7)):
+        state, ring = FallState(), []
+        for feat in way_down:
+            ring = [*ring, feat]
+            state.step(feat.t, ring, off, True)
+        assert all(state.step(1.4 + k * STEP, ring, off, False) is None for k in range(1, 7))
