@@ -20,6 +20,7 @@ import argparse
 import itertools
 import json
 import math
+import multiprocessing
 import sys
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -49,7 +50,11 @@ GRID = {
     "hold_s": [0.4, 0.8],
     "min_coverage": [0.3, 0.5, 0.65],
     "min_height_px": [0.0, 80.0],
+    "lost_coverage": [math.inf, 0.5],
 }
+BOX_GRID = [(math.inf, 0.5, math.inf), (0.4, 0.5, 1.0), (0.5, 0.6, 1.0)]
+"""(box_drop, box_height, box_speed): the route for a person lost right after going down, or
+none."""
 
 # -- tracks per clip ---------------------------------------------------------------------------
 
@@ -113,10 +118,19 @@ def run_rule(samples: list[Sample], rule: FallRule) -> list[float]:
     return [t for t, live in samples for _, ch in events.step(t, live) if ch == "start"]
 
 
-def rules() -> list[FallRule]:
-    keys = list(GRID)
-    combos = itertools.product(*GRID.values())
-    return [FallRule(**dict(zip(keys, vals, strict=True))) for vals in combos]
+_SHARED: dict = {}
+"""The clips, their samples and durations, for `_outcomes` in forked workers."""
+
+
+def _outcomes(rule: FallRule) -> dict[Path, Outcome]:
+    items, samples, dur = _SHARED["items"], _SHARED["samples"], _SHARED["dur"]
+    return {c.path: Outcome(c, run_rule(samples[c.path], rule), dur[c.path]) for c in items}
+
+
+def rules(box: bool = True) -> list[FallRule]:
+    keys = [*GRID, "box_drop", "box_height", "box_speed"]
+    combos = itertools.product(*GRID.values(), BOX_GRID if box else BOX_GRID[:1])
+    return [FallRule(**dict(zip(keys, (*vals[:-1], *vals[-1]), strict=True))) for vals in combos]
 
 
 # -- (b) gradient boosting on window features ---------------------------------------------------
@@ -279,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--write-rule", type=Path, help="write the rule learned on all groups here")
     ap.add_argument("--no-model", action="store_true", help="skip (b), the tree model")
+    ap.add_argument("--jobs", type=int, default=2, help="processes for the rule grid")
+    ap.add_argument("--no-box", action="store_true", help="grid without the lost-person box route")
     args = ap.parse_args(argv)
 
     items = clips()
@@ -289,10 +305,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(items)} clips in {len(groups)} groups; pose sampled every {SPACING_S} s")
 
     # (a) every rule on every clip once; each fold picks on its training groups only.
-    grid = rules()
-    per_rule = [
-        {c.path: Outcome(c, run_rule(samples[c.path], r), dur[c.path]) for c in items} for r in grid
-    ]
+    grid = rules(box=not args.no_box)
+    _SHARED.update(items=items, samples=samples, dur=dur)
+    with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
+        per_rule = pool.map(_outcomes, grid, chunksize=64)
     rows, chosen = [], []
     for g in groups:
         train = [c for c in items if c.group != g]
@@ -308,7 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     detail(items, samples, per_rule[best_all], rule)
     if args.write_rule:
         args.write_rule.mkdir(parents=True, exist_ok=True)
-        (args.write_rule / "rule.json").write_text(json.dumps(asdict(rule), indent=2) + "\n")
+        learned = {k: "inf" if v == math.inf else v for k, v in asdict(rule).items()}
+        (args.write_rule / "rule.json").write_text(json.dumps(learned, indent=2) + "\n")
 
     if not args.no_model:
         compare_model(items, samples, dur, groups)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from har_daemon.model.pose_features import Features
@@ -46,6 +46,47 @@ class FallRule:
     min_height_px: float = 0.0
     """... who stands at least this many pixels tall (a box cut by the frame's edge counts as
     short only by its torso angle)."""
+    box_drop: float = math.inf
+    """Down by the box alone when the detector loses the person right after it (`box_down`):
+    its top at least this far (standing heights) below where it was while they stood tall,
+    clear of the frame's edge ... (inf: never; GMDCSA24 actor 3 is lost lying)"""
+    box_height: float = 0.5
+    """... and the box under this share of the standing height."""
+    box_speed: float = math.inf
+    """Fast by the box: its top went down at least this fast (standing heights/s), measured
+    over at least `speed_span_s` (the head drops about twice as far as the hips)."""
+    lost_coverage: float = math.inf
+    """A person lost right after a sample whose keypoints said down and fast, with at least
+    this share of them seen (under `min_coverage`, which a person in view needs), is down from
+    that sample (inf: never; GMDCSA24 `s3_fall_20`: 11 of 17 keypoints, then lost)."""
+
+
+def box_down(f: Features, rule: FallRule) -> bool:
+    """Down by the box alone (`FallRule.box_drop`): for the last sample of a person whom the
+    detector then lost (lying people are often missed), whatever their keypoints said. Not
+    for a person still in view: sitting, crouching or a false box also shorten the box and
+    lower its top, and the keypoints judge them (tried: the box for every poorly seen person
+    alerted on crouching and on a shopping-centre corridor)."""
+    return (
+        f.top_drop >= rule.box_drop  # False for nan (no reference yet)
+        and f.height_ratio <= rule.box_height
+        and not f.at_edge
+        and f.height_px >= rule.min_height_px
+    )
+
+
+def lost_down(ring: list[Features], rule: FallRule) -> bool:
+    """Whether a person the detector has just lost was down and fast at their last sample
+    (`ring[-1]`): by the box (`box_down`, fast by the box's top only) or by keypoints seen a
+    little too poorly to count while in view (`lost_coverage`)."""
+    last = ring[-1]
+    if box_down(last, rule) and fell_fast(ring, last.t, rule, by_box=True):
+        return True
+    return (
+        last.coverage >= rule.lost_coverage
+        and is_down(replace(last, coverage=1.0), rule)
+        and fell_fast(ring, last.t, rule)
+    )
 
 
 def is_down(f: Features, rule: FallRule) -> bool:
@@ -58,19 +99,29 @@ def is_down(f: Features, rule: FallRule) -> bool:
     return turned or (f.height_ratio <= rule.low_height and not f.at_edge)
 
 
-def fell_fast(ring: Iterable[Features], t_down: float, rule: FallRule) -> bool:
-    """A fast way down: within the `fall_window_s` before `t_down` (inclusive), the hips went
-    down at `speed` or more, measured over at least `speed_span_s` (one 0.2 s step is noisy:
-    a keypoint that jumps reads as speed)."""
-    pts = [
-        (f.t, f.hip_drop)
-        for f in ring
-        if t_down - rule.fall_window_s - 1e-6 <= f.t <= t_down + 1e-6 and not math.isnan(f.hip_drop)
-    ]
+def _went_down(pts: list[tuple[float, float]], speed: float, span_s: float) -> bool:
+    """Whether the (t, drop) points went down at `speed` or more over at least `span_s`."""
     return any(
-        b[0] - a[0] >= rule.speed_span_s - 1e-6 and (b[1] - a[1]) / (b[0] - a[0]) >= rule.speed
+        b[0] - a[0] >= span_s - 1e-6 and (b[1] - a[1]) / (b[0] - a[0]) >= speed
         for i, a in enumerate(pts)
         for b in pts[i + 1 :]
+    )
+
+
+def fell_fast(
+    ring: Iterable[Features], t_down: float, rule: FallRule, by_box: bool = False
+) -> bool:
+    """A fast way down: within the `fall_window_s` before `t_down` (inclusive), the hips went
+    down at `speed` or more, or the box's top at `box_speed` or more, measured over at least
+    `speed_span_s` (one 0.2 s step is noisy: a keypoint that jumps reads as speed). `by_box`:
+    the box's top only (a person lost right after: someone walking away from a high camera
+    also lowers and shrinks their box, slowly, and is lost in the distance)."""
+    window = [f for f in ring if t_down - rule.fall_window_s - 1e-6 <= f.t <= t_down + 1e-6]
+    hips = [(f.t, f.hip_drop) for f in window if not math.isnan(f.hip_drop)]
+    tops = [(f.t, f.top_drop) for f in window if not math.isnan(f.top_drop) and not f.at_edge]
+    by_hips = not by_box and _went_down(hips, rule.speed, rule.speed_span_s)
+    return by_hips or (
+        math.isfinite(rule.box_speed) and _went_down(tops, rule.box_speed, rule.speed_span_s)
     )
 
 
@@ -95,8 +146,14 @@ class FallState:
         "update" (still down), "end" (up again for `up_s`), or None."""
         ring = list(ring)
         # a person seen too poorly says nothing new: the last state holds, as when unseen
-        seen = seen and bool(ring) and ring[-1].coverage >= rule.min_coverage
-        down = is_down(ring[-1], rule) if seen else self.down_since is not None
+        now = ring[-1] if seen and ring else None
+        if now is not None and now.coverage >= rule.min_coverage:
+            down = is_down(now, rule)
+        elif now is None and ring and self.down_since is None and lost_down(ring, rule):
+            down = True  # lost right after the box went down fast: down since that sample
+            self.down_since, self.fast = ring[-1].t, True
+        else:
+            down = self.down_since is not None
         if down:
             if self.down_since is None:
                 self.down_since = t

@@ -33,6 +33,10 @@ HEIGHT_DECAY_PER_S = 0.1
 far slower than a fall does."""
 TALL_SHARE = 0.85
 """Box height, as a share of the standing height, above which the hips' reference follows."""
+TOP_COVERAGE = 0.5
+"""Keypoints seen (share) for an upright, tall observation to set where the box's top stands:
+a box that was never a well-seen standing person (a detector's false box) has no top to drop
+from."""
 
 EDGE_PX = 3.0
 """A box within this many pixels of the frame's top, left or right border is cut off by it.
@@ -60,6 +64,8 @@ class Observation:
     box_h: float
     at_edge: bool = False
     """The box touches the frame's edge: part of the person may be outside the picture."""
+    box_top: float = math.nan
+    """Image y of the box's top (pixels): where the head is, seen or not."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,8 @@ class Reference:
 
     hip_y: float
     height_px: float
+    top_y: float = math.nan
+    """The box's top while the person stood tall (pixels)."""
 
 
 @dataclass(frozen=True)
@@ -87,6 +95,9 @@ class Features:
     height_px: float = 0.0
     """The standing height in pixels: how much detail the keypoints had to work with."""
     at_edge: bool = False
+    top_drop: float = math.nan
+    """(box top now - box top when last standing tall) / standing height: the head's drop,
+    measured without keypoints (a lying person's are often poor); nan before a reference."""
 
 
 def _midpoint(kp: np.ndarray, idx: tuple[int, int]) -> np.ndarray | None:
@@ -117,6 +128,7 @@ def observe(
         coverage=float(np.mean(kp[:, 2] >= MIN_KEYPOINT_SCORE)),
         aspect=box_w / box_h,
         box_h=box_h,
+        box_top=y1,
         at_edge=frame_hw is not None
         and (min(x1, y1) <= EDGE_PX or x2 >= frame_hw[1] - EDGE_PX),  # not the bottom: EDGE_PX
     )
@@ -130,19 +142,24 @@ def update_reference(ref: Reference | None, obs: Observation, dt: float = 0.0) -
     The standing height is the largest upright estimate seen, forgotten at `HEIGHT_DECAY_PER_S`
     (people walk away from the camera and shrink, slowly; a fall shrinks a box within a second).
     The hips' reference moves only while the person is upright *and* stands at least
-    `TALL_SHARE` of that height, so it stays where it was while someone goes down.
+    `TALL_SHARE` of that height, so it stays where it was while someone goes down; the box's
+    top only then and when at least `TOP_COVERAGE` of the keypoints are seen.
     """
     if math.isnan(obs.hip_y):
         return ref
     height = max(obs.height_px, obs.box_h)  # a bent-forward or cut-off torso reads short
+    upright = not math.isnan(obs.torso_deg) and obs.torso_deg < UPRIGHT_DEG
     if ref is None:  # first seen sitting or lying: hips are measured from there
-        return Reference(obs.hip_y, height)
-    if math.isnan(obs.torso_deg) or obs.torso_deg >= UPRIGHT_DEG:
+        ref = Reference(obs.hip_y, height)
+        if not upright:
+            return ref
+    if not upright:
         return ref
     standing = max(height, ref.height_px * math.exp(-HEIGHT_DECAY_PER_S * max(dt, 0.0)))
     if obs.box_h >= TALL_SHARE * standing:
-        return Reference(obs.hip_y, standing)
-    return Reference(ref.hip_y, standing)
+        top = obs.box_top if obs.coverage >= TOP_COVERAGE else ref.top_y
+        return Reference(obs.hip_y, standing, top)
+    return Reference(ref.hip_y, standing, ref.top_y)
 
 
 def features(
@@ -155,6 +172,7 @@ def features(
     none yet); `prev` is the previous sample's (t, observation), for the hip speed."""
     height = ref.height_px if ref is not None else max(obs.height_px, obs.box_h)
     drop = (obs.hip_y - ref.hip_y) / height if ref is not None else 0.0
+    top_drop = (obs.box_top - ref.top_y) / height if ref is not None else math.nan
     speed = 0.0
     if prev is not None and t > prev[0] and not math.isnan(prev[1].hip_y):
         speed = (obs.hip_y - prev[1].hip_y) / (t - prev[0]) / height
@@ -168,4 +186,5 @@ def features(
         height_ratio=obs.box_h / height,
         height_px=height,
         at_edge=obs.at_edge,
+        top_drop=top_drop,
     )

@@ -100,3 +100,82 @@ def test_events_of_a_track_that_is_gone_end():
         changes += events.step(feat.t, [(7, ring, True)])
     assert (7, "start") in changes
     assert events.step(3.0, []) == [(7, "end")]
+
+
+BOX_RULE = replace(RULE, box_drop=0.4, box_height=0.5, box_speed=1.0)
+
+
+def boxed(t, top, ratio, coverage=0.9, edge=False, drop=0.0, torso=5.0):
+    """A person whose keypoints say little (hips barely lower, torso upright) but whose box's
+    top went `top` standing heights down and whose box is `ratio` of the standing height."""
+    return replace(f(t, torso, drop, 0.0, ratio), top_drop=top, coverage=coverage, at_edge=edge)
+
+
+def lost_after(last: list[Features], t_end: float):
+    """Step a state through `last` (seen), then unseen samples until `t_end` (the ring keeps
+    the last seen sample, as a track's does)."""
+    state, ring, out = FallState(), [], []
+    for feat in last:
+        ring = [*ring, feat][-20:]
+        out.append((round(feat.t, 1), state.step(feat.t, ring, BOX_RULE, True)))
+    k = 1
+    while (t := last[-1].t + k * STEP) < t_end - 1e-6:
+        out.append((round(t, 1), state.step(t, ring, BOX_RULE, False)))
+        k += 1
+    return [(t, ch) for t, ch in out if ch is not None]
+
+
+def test_a_person_lost_right_after_the_box_went_down_fast_has_fallen():
+    way_down = [boxed(0.0, 0.0, 0.95), boxed(0.2, 0.05, 0.9), boxed(0.4, 0.5, 0.45)]
+    # down since the last seen sample (0.4), started hold_s later though never seen again
+    assert lost_after(way_down, 2.0)[0] == (1.2, "start")
+
+
+def test_the_lost_route_needs_a_low_short_box_a_fast_top_and_no_frame_edge():
+    assert lost_after([boxed(0.0, 0.0, 0.95), boxed(0.2, 0.05, 0.9)], 2.0) == []  # upright
+    slow = [boxed(i * STEP, 0.5 * i / 10, 0.95 - 0.05 * i) for i in range(11)]
+    assert slow[-1].top_drop >= 0.5 and slow[-1].height_ratio <= 0.5
+    assert lost_after(slow, 4.0) == []  # went down at 0.25/s: walked away, sat, lay down
+    short_but_high = [boxed(0.0, 0.0, 0.95), boxed(0.2, 0.3, 0.45)]
+    assert lost_after(short_but_high, 2.0) == []  # top not low enough
+    edge = [boxed(0.0, 0.0, 0.95), boxed(0.2, 0.05, 0.9), boxed(0.4, 0.5, 0.45, edge=True)]
+    assert lost_after(edge, 2.0) == []  # a box cut by the frame says nothing of the top
+    off = [boxed(0.0, 0.0, 0.95), boxed(0.2, 0.05, 0.9), boxed(0.4, 0.5, 0.45)]
+    state, ring = FallState(), []
+    for feat in off:
+        ring = [*ring, feat]
+        state.step(feat.t, ring, RULE, True)  # RULE: box_drop inf, the route is off
+    assert all(state.step(0.4 + i * STEP, ring, RULE, False) is None for i in range(1, 8))
+
+
+def test_a_person_still_in_view_is_judged_by_keypoints_not_the_box():
+    crouched = [boxed(0.0, 0.0, 0.95), boxed(0.2, 0.05, 0.9)] + [
+        boxed(0.4 + i * STEP, 0.55, 0.45) for i in range(10)
+    ]  # box low and short, but seen: hips and torso say crouching, not down
+    assert run(crouched, rule=BOX_RULE) == []
+
+
+def test_fast_by_the_box_top_alone_counts_only_with_box_speed():
+    ring = [boxed(0.0, 0.0, 0.95), boxed(0.2, 0.1, 0.8), boxed(0.4, 0.45, 0.5)]
+    assert fell_fast(ring, 0.4, BOX_RULE)  # top 1.75 standing heights/s
+    assert not fell_fast(ring, 0.4, RULE)  # hips did not move; box_speed inf
+    assert not fell_fast(ring, 0.4, replace(BOX_RULE, box_speed=2.0))
+
+
+def test_a_person_lost_after_keypoints_said_down_counts_when_seen_almost_well_enough():
+    rule = replace(RULE, min_coverage=0.65, lost_coverage=0.5)
+    way_down = standing(0.0, 5) + fall(1.0)
+    for i in (-2, -1):  # down, but 11 of 17 keypoints: 0.647 < 0.65
+        way_down[i] = replace(way_down[i], coverage=11 / 17)
+    state, ring = FallState(), []
+    for feat in way_down:
+        ring = [*ring, feat]
+        assert state.step(feat.t, ring, rule, True) is None  # in view: too poorly seen
+    unseen = [state.step(1.4 + k * STEP, ring, rule, False) for k in range(1, 7)]
+    assert "start" in unseen  # lost right after: down since 1.4 s
+    for off in (replace(rule, lost_coverage=math.inf), replace(rule, lost_coverage=0.7)):
+        state, ring = FallState(), []
+        for feat in way_down:
+            ring = [*ring, feat]
+            state.step(feat.t, ring, off, True)
+        assert all(state.step(1.4 + k * STEP, ring, off, False) is None for k in range(1, 7))

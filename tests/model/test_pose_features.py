@@ -57,8 +57,20 @@ def test_unseen_hips_give_nan_and_the_box_height():
 def test_reference_is_set_only_while_upright():
     up = pf.observe(STANDING, BOX_STANDING)
     ref = pf.update_reference(None, up)
-    assert ref == pf.Reference(hip_y=160, height_px=pytest.approx(200))
+    assert ref == pf.Reference(hip_y=160, height_px=pytest.approx(200), top_y=50)
     assert pf.update_reference(ref, pf.observe(LYING, BOX_LYING)) is ref
+
+
+def test_the_box_top_drop_is_measured_from_a_well_seen_standing_person():
+    ref = pf.update_reference(None, pf.observe(STANDING, BOX_STANDING))
+    down = pf.features(1.5, pf.observe(LYING, BOX_LYING), ref, None)
+    assert down.top_drop == pytest.approx((260 - 50) / 200)
+    first_lying = pf.update_reference(None, pf.observe(LYING, BOX_LYING))
+    assert math.isnan(first_lying.top_y)  # no standing top: nothing to drop from
+    assert math.isnan(pf.features(1.5, pf.observe(LYING, BOX_LYING), first_lying, None).top_drop)
+    poorly = pf.observe(skeleton((100, 100), (100, 160), seen=0), BOX_STANDING)
+    assert poorly.coverage < pf.TOP_COVERAGE
+    assert math.isnan(pf.update_reference(None, poorly).top_y)  # maybe a false box
 
 
 def test_a_fall_in_body_heights():
