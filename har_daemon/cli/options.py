@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from har_daemon.cli.args import positive_int
 from har_daemon.core.paths import DEMO_MODEL_DIR
 from har_daemon.reporting import REPORT_FILE
 
@@ -140,6 +141,14 @@ def add_bench_options(parser: argparse.ArgumentParser) -> None:
         default="demo",
         help="with --recording: the analysed model; fight: the bundled fight model (person "
         "stage on) on a real clip of a person walking (default demo)",
+    )
+    parser.add_argument(
+        "--recording-rounds",
+        type=positive_int,
+        default=1,
+        metavar="N",
+        help="with --recording: run the four modes N times, alternated, and print each mode's "
+        "median (default 1)",
     )
     parser.add_argument(
         "--recording-clip",

@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -160,13 +161,18 @@ def measure_recording(args: argparse.Namespace, workdir: Path) -> dict[str, Any]
             for n, size in sizes.items()
         )
         scene = f"an event every {args.event_s:g} s"
-    cpu: dict[str, float] = {}
-    saved: dict[str, int] = {}
+    runs: dict[str, list[float]] = {m: [] for m in MODES}
+    saved: dict[str, int] = dict.fromkeys(MODES, 0)
     load_before = os.getloadavg()[0]
-    for mode in MODES:
-        progress(f"recording: {mode}, {args.seconds:g} s")
-        percent, saved[mode] = run_mode(mode, main, sub, workdir, args)
-        cpu[mode] = round(percent, 1)
+    for n in range(args.recording_rounds):  # alternated: a machine's drift hits every mode
+        for mode in MODES:
+            progress(f"recording: round {n + 1}, {mode}, {args.seconds:g} s")
+            rundir = workdir / f"round{n + 1}"
+            rundir.mkdir(exist_ok=True)
+            percent, clips = run_mode(mode, main, sub, rundir, args)
+            runs[mode].append(round(percent, 1))
+            saved[mode] += clips
+    cpu = {m: round(statistics.median(v), 1) for m, v in runs.items()}
     off = cpu["off"] or float("nan")
     return {
         "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
@@ -175,6 +181,8 @@ def measure_recording(args: argparse.Namespace, workdir: Path) -> dict[str, Any]
         f"{SUB_SIZE[1]}, {FPS} fps, {STREAM_CODEC}, {scene}",
         "recording_model": args.recording_model,
         "recording_seconds": args.seconds,
+        "recording_rounds": args.recording_rounds,
+        "cpu_percent_runs": runs,
         "cpu_percent": cpu,
         "cpu_ratio_to_off": {m: round(v / off, 3) for m, v in cpu.items()},
         "copy_vs_reencode": round(cpu["copy"] / (cpu["reencode"] or float("nan")), 3),
@@ -187,12 +195,19 @@ def print_recording(result: dict[str, Any]) -> None:
         f"har-daemon bench --recording: one camera, model {result['recording_model']}, "
         f"{result['recording_streams']}"
     )
-    print(f"  measured {result['recording_seconds']:g} s per mode, CPU of the daemon + children")
+    print(
+        f"  measured {result['recording_seconds']:g} s per mode and round, "
+        f"{result['recording_rounds']} round(s) alternated (median), CPU of the daemon + children"
+    )
     before, after = result["load_average_1min"]
     print(f"  load average (1 min) {before} before, {after} after")
     for mode, value in result["cpu_percent"].items():
         ratio = result["cpu_ratio_to_off"][mode]
         saved = result["clips_saved"][mode]
-        print(f"  {mode:<14} {value:6.1f} % of a core   x{ratio} of clips off   {saved} clips")
+        runs = ", ".join(f"{v:g}" for v in result["cpu_percent_runs"][mode])
+        print(
+            f"  {mode:<14} {value:6.1f} % of a core ({runs})   x{ratio} of clips off   "
+            f"{saved} clips"
+        )
     print(f"  copy / reencode (sub-stream clips):  {result['copy_vs_reencode']}")
     print(f"  copy / reencode_main (full-res clips): {result['copy_vs_reencode_main']}")

@@ -67,7 +67,8 @@ def test_arguments_default_to_the_bundled_model_and_issue_settings() -> None:
 
 
 def test_a_missing_recording_clip_is_one_line_and_exit_2(tmp_path: Path) -> None:
-    assert parse("--recording").recording_clip is None  # the walking clip by default
+    args = parse("--recording")
+    assert args.recording_clip is None and args.recording_rounds == 1  # walking clip, one round
     clip = tmp_path / "no-fights-here.mp4"
     result = subprocess.run(
         [sys.executable, "-m", "har_daemon", "bench", "--recording", "--recording-model",
