@@ -32,7 +32,7 @@ from har_daemon.model.regions import Region
 from har_daemon.runtime.events import Signal
 from har_daemon.runtime.falls import SPACING_S, PoseModel
 from har_daemon.runtime.people import Detector
-from har_daemon.runtime.poses import PersonTrack, PoseTracks
+from har_daemon.runtime.poses import PersonTrack, PoseTracks, box_centre, inside_box
 
 FIGHT_ACTIVITY = "fight"
 """The class whose score the pose signal gives."""
@@ -46,11 +46,6 @@ def window_tracks(tracks: Sequence[PersonTrack], t: float) -> list[list[Pose]]:
         if seq:
             out.append(seq)
     return out
-
-
-def _centre_inside(box: tuple[float, float, float, float], region: Region) -> bool:
-    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
-    return region[0] <= cx <= region[2] and region[1] <= cy <= region[3]
 
 
 def fused(prob: np.ndarray, index: int, score: float) -> np.ndarray:
@@ -123,7 +118,7 @@ class FightPoseStage:
         people are reliable and two of them come near each other, the pose model's score of
         the most alarming such pair; the appearance model's `prob` otherwise."""
         appearance = float(prob[self.fight_index])
-        inside = [tr for tr in self.tracks.tracks if _centre_inside(tr.box, region)]
+        inside = [tr for tr in self.tracks.tracks if inside_box(box_centre(tr.box), region)]
         window = window_tracks(inside, t)
         trusted = [seq for seq in window if reliable(seq, self.min_height_px, self.min_coverage)]
         pairs = near_pairs(trusted)

@@ -51,7 +51,12 @@ class PersonTrack:
     first_t: float = 0.0
 
 
-def _inside(point: tuple[float, float], box: Box) -> bool:
+def box_centre(box: Box) -> tuple[float, float]:
+    return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+
+
+def inside_box(point: tuple[float, float], box: Box) -> bool:
+    """Edges included."""
     return box[0] <= point[0] <= box[2] and box[1] <= point[1] <= box[3]
 
 
@@ -62,19 +67,11 @@ def _match(free: list[PersonTrack], box: Box) -> PersonTrack | None:
     best = max(free, key=lambda tr: iou(tr.box, box), default=None)
     if best is not None and iou(best.box, box) >= MATCH_IOU:
         return best
-    centre = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
-    near = [
-        tr
-        for tr in free
-        if _inside(centre, tr.box) or _inside(((tr.box[0] + tr.box[2]) / 2,
-                                               (tr.box[1] + tr.box[3]) / 2), box)
-    ]  # fmt: skip
+    centre = box_centre(box)
+    near = [tr for tr in free if inside_box(centre, tr.box) or inside_box(box_centre(tr.box), box)]
     return min(
         near,
-        key=lambda tr: (
-            abs((tr.box[0] + tr.box[2]) / 2 - centre[0])
-            + abs((tr.box[1] + tr.box[3]) / 2 - centre[1])
-        ),
+        key=lambda tr: sum(abs(a - b) for a, b in zip(box_centre(tr.box), centre, strict=True)),
         default=None,
     )
 
