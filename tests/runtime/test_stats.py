@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import mmap
 import threading
 from typing import Any
 
@@ -291,11 +292,15 @@ def test_a_camera_reading_frames_without_windows_is_unhealthy_by_itself() -> Non
 def test_process_rss_mb_is_this_process() -> None:
     rss = process_rss_mb()
     assert 5.0 < rss < 64 * 1024
-    blob = bytearray(64 * 1024**2)  # touch 64 MiB so it is resident
-    for i in range(0, len(blob), 4096):
-        blob[i] = 1
-    assert process_rss_mb() >= rss + 32
-    del blob
+    # A fresh anonymous mapping, not a bytearray: malloc may hand back heap pages that are
+    # already resident after a long suite (CI saw RSS unchanged at 1551.8 MB that way).
+    blob = mmap.mmap(-1, 64 * 1024**2)
+    try:
+        for i in range(0, len(blob), mmap.PAGESIZE):
+            blob[i] = 1  # touch every page so it is resident
+        assert process_rss_mb() >= rss + 32
+    finally:
+        blob.close()
 
 
 @pytest.mark.parametrize("stall", [0.0, 1e-3])
