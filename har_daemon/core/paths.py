@@ -27,4 +27,5 @@ def bundled(relative: str | Path) -> Path:
 
 
 DEMO_MODEL_DIR = bundled("models/demo")
+FIGHT_MODEL_DIR = bundled("models/fight")
 DEMO_CLIP = DEMO_MODEL_DIR / "sample.mp4"

@@ -88,6 +88,9 @@ class FightPoseStage:
     """None: the tracks are the fall stage's, fed by its looks (no look of its own)."""
     spacing_s: float = SPACING_S
     looks: int = 0
+    """Looks of its own (0 while it reads the fall stage's tracks)."""
+    pose_windows: int = 0
+    """Region windows the pose model scored (the rest: appearance alone)."""
     _last_t: float | None = None
 
     def due(self, t: float) -> bool:
@@ -126,4 +129,5 @@ class FightPoseStage:
         if score is None or len(trusted) < self.min_people:
             return prob, Signal("appearance", appearance, score, len(trusted))
         signal = Signal("pose", appearance, score, len(trusted))
+        self.pose_windows += 1
         return fused(prob, self.fight_index, combine(self.rule, appearance, score)), signal

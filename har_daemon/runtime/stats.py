@@ -45,6 +45,9 @@ Raw snapshot (`RawStats`)::
           # optional, cameras with a fall recogniser: its looks, and those that took the person
           # stage's boxes of the same frame (no detector call of their own)
           "fall_looks": int, "fall_looks_shared": int,
+          # optional, cameras with pose fusion (`[inference] pose_fusion`): the fight pose
+          # stage's own looks, and the region windows its pose model scored
+          "pose_looks": int, "pose_windows": int,
         },
       },
     }
@@ -124,6 +127,8 @@ class CameraRaw(TypedDict):
     detections_masked: NotRequired[int]
     fall_looks: NotRequired[int]
     fall_looks_shared: NotRequired[int]
+    pose_looks: NotRequired[int]
+    pose_windows: NotRequired[int]
 
 
 class CameraStats(CameraRaw):
@@ -267,6 +272,10 @@ def _camera_raw(camera: Camera, events: int, now: float) -> CameraRaw:
     if falls is not None:
         raw["fall_looks"] = falls.stats.looks
         raw["fall_looks_shared"] = falls.stats.shared_looks
+    fight_pose = camera.pipeline.fight_pose
+    if fight_pose is not None:
+        raw["pose_looks"] = fight_pose.looks
+        raw["pose_windows"] = fight_pose.pose_windows
     return raw
 
 

@@ -57,6 +57,11 @@ _CAMERA_COUNTERS = {
         "har_camera_fall_looks_shared",
         "Fall looks that took the person stage's boxes (no detector call of their own).",
     ),
+    "pose_looks": ("har_camera_pose_looks", "Looks of the fight pose stage of its own."),
+    "pose_windows": (
+        "har_camera_pose_windows",
+        "Region windows whose fight score the pose model gave (pose fusion).",
+    ),
 }
 # per-camera gauges: raw key -> (metric name, help)
 _CAMERA_GAUGES = {

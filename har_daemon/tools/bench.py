@@ -125,6 +125,8 @@ def print_table(result: dict[str, Any]) -> None:
         ("person detection, one 640x480 frame", result.get("detect_ms"), "ms"),
         ("pose (MoveNet Lightning), per person", result.get("pose_ms_per_person"), "ms"),
         ("... streams with the person stage on", result.get("streams_realtime_people"), ""),
+        (f"... streams with the fight pose stage on ({result.get('pose_model')})",
+         result.get("streams_realtime_pose"), ""),
         (f"{result.get('recognisers_model')}, one camera, CPU per s of video",
          result.get("fight_cpu_ms_per_s"), "ms"),
         ("... with the fall recogniser too", result.get("fight_fall_cpu_ms_per_s"), "ms"),
@@ -136,6 +138,8 @@ def print_table(result: dict[str, Any]) -> None:
         (f"daemon RSS at {result.get('latency_streams')} streams", result.get("rss_mb"), "MB"),
         ("... with the person stage on", result.get("rss_mb_people"), "MB"),
         ("... and its latency p95", result.get("latency_p95_ms_people"), "ms"),
+        ("... with the fight pose stage on", result.get("rss_mb_pose"), "MB"),
+        ("... and its latency p95", result.get("latency_p95_ms_pose"), "ms"),
     ]  # fmt: skip
     width = max(len(r[0]) for r in rows)
     print(f"har-daemon bench: {result['model_name']} on {result['machine']}")

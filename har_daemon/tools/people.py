@@ -8,6 +8,11 @@ from ../shared/data, scaled to the stream size and looped); without that data th
 stream search is skipped and says so. The model is the configured person-centric one, or the
 bench model's network relabelled person-centric (the detector and the crops cost the same
 whatever the classifier learned).
+
+The fight pose stage (`[inference] pose_fusion`: MoveNet on every person the stage finds, the
+pose features and trees) is measured the same way with the fight model (`*_pose` keys): the
+bench model when it has a fight class, else the bundled fight model; with `--model
+models/fight` the person-stage and pose-stage figures differ by the pose stage alone.
 """
 
 from __future__ import annotations
@@ -21,10 +26,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from har_daemon.core.paths import PACKAGE_DIR
+from har_daemon.core.paths import FIGHT_MODEL_DIR, PACKAGE_DIR
 from har_daemon.model.meta import read_meta, write_meta
 from har_daemon.model.person import PersonDetector
 from har_daemon.model.pose import PoseEstimator
+from har_daemon.runtime.fight_pose import FIGHT_ACTIVITY
 from har_daemon.tools.inference import median_ms
 from har_daemon.tools.streams import measure_streams, progress
 from har_daemon.video.ffmpeg import FFMPEG
@@ -125,4 +131,31 @@ def measure_people(args: argparse.Namespace, workdir: Path, threads: int) -> dic
         if key in figures:
             out[f"{key}_people"] = figures[key]
     out["people_steps"] = figures["steps"]
+    out.update(_measure_pose(args, workdir, video, model))
+    return out
+
+
+def pose_stage_model(model: Path) -> Path:
+    """The classifier the pose stage runs beside: `model` if it can alert on a fight, else the
+    bundled fight model (the pose stage only fuses with a fight class)."""
+    return model if FIGHT_ACTIVITY in read_meta(model).classes else FIGHT_MODEL_DIR
+
+
+def _measure_pose(
+    args: argparse.Namespace, workdir: Path, video: Path, people_model: Path
+) -> dict[str, Any]:
+    model = pose_stage_model(people_model)
+    progress(f"fight pose stage: {read_meta(model).name} with pose_fusion on, same clip")
+    pose_args = argparse.Namespace(**{**vars(args), "model": model})
+    figures = measure_streams(
+        pose_args, read_meta(model), workdir / "pose", video=video, pose_fusion=True
+    )
+    out: dict[str, Any] = {
+        "pose_model": read_meta(model).name,
+        "streams_realtime_pose": figures["streams_realtime"],
+        "pose_steps": figures["steps"],
+    }
+    for key in ("latency_p95_ms", "latency_p50_ms", "rss_mb"):
+        if key in figures:
+            out[f"{key}_pose"] = figures[key]
     return out

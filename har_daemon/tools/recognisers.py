@@ -25,7 +25,7 @@ import numpy as np
 
 from har_daemon.config import DaemonConfig
 from har_daemon.config.recognisers import FallLooks
-from har_daemon.core.paths import bundled
+from har_daemon.core.paths import FIGHT_MODEL_DIR
 from har_daemon.model.meta import ModelMeta, read_meta
 from har_daemon.model.regions import ring_frame
 from har_daemon.model.registry import create_backend
@@ -35,7 +35,6 @@ from har_daemon.tools.people import PEOPLE_CLIP
 from har_daemon.tools.streams import progress
 from har_daemon.video.frames import TimedFrames
 
-FIGHT_MODEL_DIR = bundled("models/fight")
 ROUNDS = 3
 WARMUP_FRAMES = 30
 """Steps not counted: a new interpreter's first calls are slow (the fall adds one more)."""

@@ -37,11 +37,10 @@ from pathlib import Path
 from typing import Any
 
 from har_daemon.core.errors import ConfigError
-from har_daemon.core.paths import DEMO_MODEL_DIR
+from har_daemon.core.paths import DEMO_MODEL_DIR, FIGHT_MODEL_DIR
 from har_daemon.tools.media import STREAM_CODEC, camera_encode, concat_clips
 from har_daemon.tools.people import PEOPLE_CLIP
 from har_daemon.tools.procs import start_process, stop_process
-from har_daemon.tools.recognisers import FIGHT_MODEL_DIR
 from har_daemon.tools.streams import progress
 from har_daemon.training.synth import write_activity_video
 

@@ -88,8 +88,10 @@ def write_config(
     broker_port: int | None,
     state: Path,
     batch_max: int | None = None,
+    pose_fusion: bool = False,
 ) -> Path:
-    """The daemon's TOML for `n` real-time cameras on `video` (litert, stats every second)."""
+    """The daemon's TOML for `n` real-time cameras on `video` (litert, stats every second);
+    `pose_fusion` turns on the fight pose stage (`[inference] pose_fusion`)."""
     q = json.dumps  # a JSON string is a valid TOML basic string
     mqtt = (
         f'host = "127.0.0.1"\nport = {broker_port}\ntopic_prefix = "{TOPIC_PREFIX}"\n'
@@ -105,6 +107,7 @@ def write_config(
     path.write_text(
         f'[model]\npath = {q(str(model_dir))}\nbackend = "litert"\n'
         + (f"batch_max = {batch_max}\n" if batch_max else "")
+        + ("[inference]\npose_fusion = true\n" if pose_fusion else "")
         + f"[mqtt]\n{mqtt}"
         f"[spool]\npath = {q(str(state))}\n"
         '[logging]\nlevel = "info"\njson = true\n'
@@ -154,6 +157,7 @@ def run_step(
     args: argparse.Namespace,
     workdir: Path,
     broker: MosquittoBroker | None,
+    pose_fusion: bool = False,
 ) -> StepResult:
     """Run the daemon on `n` real-time copies of `video` and judge whether it kept up."""
     expected = 1.0 / meta.frame_spacing_s
@@ -166,6 +170,7 @@ def run_step(
         broker.port if broker else None,
         workdir / f"state-{n}",
         args.batch_max,
+        pose_fusion,
     )
     err_path = workdir / f"daemon-{n}.log"
     recorder = MqttRecorder(broker, f"{TOPIC_PREFIX}/+/scores").start() if broker else None
@@ -310,10 +315,14 @@ def _stream_video(args: argparse.Namespace, workdir: Path) -> Path:
 
 
 def measure_streams(
-    args: argparse.Namespace, meta: ModelMeta, workdir: Path, video: Path | None = None
+    args: argparse.Namespace,
+    meta: ModelMeta,
+    workdir: Path,
+    video: Path | None = None,
+    pose_fusion: bool = False,
 ) -> dict[str, Any]:
     """Real-time stream counts, then latency and memory at `--latency-streams` cameras, on
-    `video` (default: a generated clip)."""
+    `video` (default: a generated clip); `pose_fusion` as in `write_config`."""
     workdir.mkdir(parents=True, exist_ok=True)
     out: dict[str, Any] = {}
     broker = _start_broker(workdir)
@@ -327,7 +336,7 @@ def measure_streams(
         video = video or _stream_video(args, workdir)
         for n in stream_counts(args.streams_max):
             progress(f"{n} stream(s) for {args.warmup:g}+{args.seconds:g} s")
-            step = run_step(n, video, args.fps, meta, args, workdir, broker)
+            step = run_step(n, video, args.fps, meta, args, workdir, broker, pose_fusion)
             steps.append(step)
             progress(f"{n} stream(s): {'ok' if step.ok else 'FAILED: ' + step.reason}")
             if not step.ok:
@@ -336,7 +345,9 @@ def measure_streams(
         at = next((s for s in steps if s.streams == args.latency_streams), None)
         if args.latency_streams and at is None:
             progress(f"{args.latency_streams} stream(s) for latency and memory")
-            at = run_step(args.latency_streams, video, args.fps, meta, args, workdir, broker)
+            at = run_step(
+                args.latency_streams, video, args.fps, meta, args, workdir, broker, pose_fusion
+            )
             steps.append(at)
     finally:
         if broker is not None:

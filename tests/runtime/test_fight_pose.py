@@ -42,8 +42,10 @@ EVERYWHERE = (0.0, 0.0, 5000.0, 5000.0)
 
 def test_reliable_people_walking_together_are_scored_by_pose():
     tracks = walk_together()
-    prob, sig = stage(tracks).signal(EVERYWHERE, tracks[0][-1].t, APPEARANCE)
+    st = stage(tracks)
+    prob, sig = st.signal(EVERYWHERE, tracks[0][-1].t, APPEARANCE)
     assert sig.used == "pose" and sig.reliable_people == 2
+    assert st.pose_windows == 1  # counted for stats: the windows pose scored
     assert sig.appearance == pytest.approx(0.9)
     assert sig.pose is not None and sig.pose < 0.1
     assert prob[0] == pytest.approx(sig.pose) and prob.sum() == pytest.approx(1.0)
@@ -58,9 +60,11 @@ def test_reliable_people_striking_are_scored_by_pose():
 
 def test_people_too_small_leave_the_appearance_score():
     tracks = walk_together(h=50.0)
-    prob, sig = stage(tracks).signal(EVERYWHERE, tracks[0][-1].t, APPEARANCE)
+    st = stage(tracks)
+    prob, sig = st.signal(EVERYWHERE, tracks[0][-1].t, APPEARANCE)
     assert sig.used == "appearance" and sig.reliable_people == 0 and sig.pose is None
     assert prob is APPEARANCE
+    assert st.pose_windows == 0
 
 
 def test_one_person_is_not_enough_for_pose():

@@ -18,13 +18,12 @@ from paho.mqtt.enums import CallbackAPIVersion
 from har_daemon.cli.options import add_bench_options
 from har_daemon.comms.payloads import iso_utc
 from har_daemon.config import load_config
-from har_daemon.core.paths import DEMO_MODEL_DIR
+from har_daemon.core.paths import DEMO_MODEL_DIR, FIGHT_MODEL_DIR
 from har_daemon.model.meta import read_meta
 from har_daemon.tools import bench as benchmark
 from har_daemon.tools import streams
 from har_daemon.tools.broker import MosquittoBroker, MqttRecorder, find_mosquitto
 from har_daemon.tools.people import PEOPLE_CLIP
-from har_daemon.tools.recognisers import FIGHT_MODEL_DIR
 from har_daemon.tools.recording import MODES, recording_config, tree_cpu_s
 from tests.shared_data import REPO
 
@@ -206,6 +205,18 @@ def test_bench_json_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         assert result["fight_fall_ratio"] > 1 and result["fall_looks"] > 0
         # the person stage's memory at --latency-streams, beside the frame model's
         assert 20 < result["rss_mb_people"] < 4000
+        # the fight pose stage: the bundled fight model (the demo has no fight class) with
+        # pose_fusion on, and its daemon really looked (stats of the one-stream step)
+        assert result["pose_model"] == "fight-person-lrcn"
+        assert 20 < result["rss_mb_pose"] < 4000
+        assert [s["streams"] for s in result["pose_steps"]][:1] == [1]
+        assert "pose_fusion = true" in (tmp_path / "pose" / "streams-1.toml").read_text()
+        looks = [
+            e["cameras"]["cam01"].get("pose_looks", 0)
+            for e in streams._log_events(tmp_path / "pose" / "daemon-1.log")
+            if e.get("event") == "stats"
+        ]
+        assert max(looks) > 0
     else:
         assert "not found" in result["recognisers_note"]
     assert result["stream"]["width"] == 640 and result["stream"]["fps"] == 25
@@ -225,6 +236,7 @@ def test_bench_json_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "fight + fall / fight alone" in text
     if PEOPLE_CLIP.is_file():
         assert "with the person stage on" in text
+        assert "streams with the fight pose stage on (fight-person-lrcn)" in text
 
 
 def test_recording_configs_are_accepted_by_the_daemon_loader(tmp_path: Path) -> None:
