@@ -56,6 +56,17 @@ def fraction(value: str) -> float:
     return x
 
 
+def probability(value: str) -> float:
+    """0 to 1 inclusive: how often a random transform is applied."""
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not 0 <= x <= 1:
+        raise argparse.ArgumentTypeError(f"{value} must be between 0 and 1")
+    return x
+
+
 def folds(value: str) -> int:
     n = positive_int(value)
     if n < 2:
@@ -68,6 +79,15 @@ def add_training_options(p: argparse.ArgumentParser) -> None:
         "--augment",
         action="store_true",
         help="augment training clips (flip, crop, brightness/contrast, frame timing)",
+    )
+    p.add_argument(
+        "--augment-distant",
+        type=probability,
+        default=0.0,
+        metavar="P",
+        help="with --augment: with probability P shrink a clip to 30-80%% of its side, JPEG "
+        "re-encode it (quality 25-70) and scale it back, as a person far from a camera looks "
+        "(default 0: off)",
     )
     p.add_argument(
         "--class-weight",

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from har_daemon.cli.args import ALL_CLASSES
+from har_daemon.core.errors import DataError
 from har_daemon.training.cv import CV_FILE, cross_validate, format_table
 from har_daemon.training.dataset import PAPER_CLASSES
 from har_daemon.training.train import TrainOptions
@@ -23,6 +24,8 @@ def _train_classes(value: list[str] | str | None) -> Sequence[str] | None:
 
 def _train_options(args: argparse.Namespace, out_dir: Path, **extra: Any) -> TrainOptions:
     """The TrainOptions that `train` and `cv` share, from their common flags."""
+    if args.augment_distant > 0 and not args.augment:
+        raise DataError("--augment-distant needs --augment (it is one of its transforms)")
     return TrainOptions(
         data_dir=args.data,
         out_dir=out_dir,
@@ -38,6 +41,7 @@ def _train_options(args: argparse.Namespace, out_dir: Path, **extra: Any) -> Tra
         cache_dir=args.cache_dir,
         name=args.name,
         augment=args.augment,
+        augment_distant_p=args.augment_distant,
         class_weight=args.class_weight,
         alert_class=args.alert_class,
         input_transform=args.input.replace("-", "_"),

@@ -12,6 +12,11 @@ between frames, which is what tells activities apart, is left intact.
 - `temporal_jitter`: clips are already `T` sampled frames, so speed cannot be resampled from
   the source video here; instead a few frames are dropped and as many others repeated, keeping
   the order, so local playback speed varies (up to 20 % by default).
+- `distant_view` (off unless `distant_p` > 0): every frame shrunk to a random fraction of its
+  side, JPEG re-encoded at a random quality and resized back up: the detail a person 50-150 px
+  tall keeps in a compressed camera frame once the crop around them is resized to the model's
+  input. Training fights are close-up web videos; without this the model learns detail that a
+  camera across a room never delivers.
 
 Deterministic for a `numpy.random.Generator`; the training loop derives one per batch from
 (seed, epoch, batch) so results do not depend on the order Keras asks for batches.
@@ -22,7 +27,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import cv2
 import numpy as np
+
+from har_daemon.offline.paste import Look, degrade
 
 __all__ = [
     "AugmentConfig",
@@ -30,6 +38,7 @@ __all__ = [
     "augment_clip",
     "color_jitter",
     "crop_resize",
+    "distant_view",
     "hflip",
     "temporal_indices",
     "temporal_jitter",
@@ -48,9 +57,13 @@ class AugmentConfig:
     contrast: float = 0.2  # factor in [1 - c, 1 + c] around the clip's mean
     temporal_p: float = 0.5
     temporal_max_change: float = 0.2  # up to this fraction of the frames dropped (and repeated)
+    # Off by default so `--augment` alone keeps reproducing the models trained before it.
+    distant_p: float = 0.0
+    distant_scale: tuple[float, float] = (0.3, 0.8)  # shrunk side / original side
+    distant_quality: tuple[int, int] = (25, 70)  # JPEG quality, drawn uniformly (inclusive)
 
     def __post_init__(self) -> None:
-        for name in ("flip_p", "crop_p", "color_p", "temporal_p"):
+        for name in ("flip_p", "crop_p", "color_p", "temporal_p", "distant_p"):
             p = getattr(self, name)
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"{name} must be within [0, 1], got {p}")
@@ -61,11 +74,23 @@ class AugmentConfig:
             raise ValueError("brightness must be within [0, 1] and contrast within [0, 1)")
         if not 0.0 <= self.temporal_max_change < 0.5:
             raise ValueError("temporal_max_change must be within [0, 0.5)")
+        lo, hi = self.distant_scale
+        if not 0.0 < lo <= hi <= 1.0:
+            raise ValueError(
+                f"distant_scale must satisfy 0 < low <= high <= 1, got {self.distant_scale}"
+            )
+        q_lo, q_hi = self.distant_quality
+        if not 1 <= q_lo <= q_hi <= 100:
+            raise ValueError(
+                f"distant_quality must satisfy 1 <= low <= high <= 100, got {self.distant_quality}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON values, for `model.json`."""
         d = asdict(self)
         d["crop_scale"] = list(self.crop_scale)
+        d["distant_scale"] = list(self.distant_scale)
+        d["distant_quality"] = list(self.distant_quality)
         return d
 
 
@@ -130,6 +155,28 @@ def color_jitter(
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
+def distant_view(
+    clip: np.ndarray,
+    rng: np.random.Generator,
+    scale: tuple[float, float] = (0.3, 0.8),
+    quality: tuple[int, int] = (25, 70),
+) -> np.ndarray:
+    """Every frame shrunk to one random fraction `scale` of its sides, JPEG re-encoded at one
+    random `quality` (the paste test's `degrade`), and resized back up (bilinear, as a small
+    crop is stretched to the model's input). One draw per clip, like the other transforms."""
+    _check_clip(clip)
+    _, h, w, _ = clip.shape
+    s = float(rng.uniform(*scale))
+    q = int(rng.integers(quality[0], quality[1] + 1))
+    sw, sh = max(1, round(w * s)), max(1, round(h * s))
+    look = Look(blur_factor=1.0, jpeg_quality=q, feather_px=0)
+    out = np.empty_like(clip)
+    for i, frame in enumerate(clip):
+        small = degrade(np.ascontiguousarray(frame), sw, sh, look)
+        out[i] = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    return out
+
+
 def temporal_indices(n: int, rng: np.random.Generator, max_change: float = 0.2) -> np.ndarray:
     """`n` non-decreasing frame indices in [0, n): k random frames dropped, k others repeated.
 
@@ -161,7 +208,9 @@ def augment_clip(
 ) -> np.ndarray:
     """Apply each transform with its probability; returns a new uint8 clip of the same shape.
 
-    Same generator state, same result. Order: temporal, flip, crop, colour.
+    Same generator state, same result. Order: temporal, flip, crop, colour, distant view (the
+    codec comes last, as in a camera). With `distant_p` 0 nothing more is drawn, so the default
+    stream of draws, and the models trained with it, are unchanged.
     """
     _check_clip(clip)
     cfg = config or AugmentConfig()
@@ -171,6 +220,7 @@ def augment_clip(
         cfg.color_p,
         cfg.temporal_p,
     )
+    do_distant = cfg.distant_p > 0.0 and bool(rng.random() < cfg.distant_p)
     out = clip
     if do_time:
         out = temporal_jitter(out, rng, cfg.temporal_max_change)
@@ -180,6 +230,8 @@ def augment_clip(
         out = crop_resize(out, rng, cfg.crop_scale)
     if do_color:
         out = color_jitter(out, rng, cfg.brightness, cfg.contrast)
+    if do_distant:
+        out = distant_view(out, rng, cfg.distant_scale, cfg.distant_quality)
     return out if out is not clip else clip.copy()
 
 

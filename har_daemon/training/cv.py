@@ -131,6 +131,7 @@ def cross_validate(opts: TrainOptions, folds: int = 5) -> dict[str, Any]:
             "patience": opts.patience,
             "validation_fraction": opts.validation_fraction,
             "augment": opts.augment,
+            "augment_distant_p": opts.augment_distant_p,
             "class_weight": opts.class_weight,
             "alert_class": opts.alert_class,
             "sequence_length": opts.sequence_length,

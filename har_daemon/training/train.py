@@ -75,6 +75,7 @@ class TrainOptions:
     verbose: int | None = None  # Keras fit verbosity; None: bar on a terminal, a line per epoch
     #                             otherwise
     augment: bool = False  # augment training batches (har_daemon.training.augment defaults)
+    augment_distant_p: float = 0.0  # with augment: probability of augment.distant_view per clip
     class_weight: Literal["none", "balanced"] = "none"  # balanced: n / (k * count) per class
     alert_class: str | None = None  # two classes only: choose this class's alert threshold
     input_transform: Literal["frames", "frame_diff"] = "frames"  # see preprocess.to_model_input
@@ -213,7 +214,7 @@ def train(
         raise DataError(f"{opts.data_dir}: no readable clips left for training or validation")
 
     class_weight = _class_weights(l_train, classes) if opts.class_weight == "balanced" else None
-    augment = AugmentConfig() if opts.augment else None
+    augment = AugmentConfig(distant_p=opts.augment_distant_p) if opts.augment else None
 
     verbose = opts.verbose if opts.verbose is not None else (1 if sys.stderr.isatty() else 2)
     settings = FitSettings(
