@@ -20,8 +20,10 @@ from har_daemon.model.pose import PoseEstimator
 from har_daemon.model.rotated import LOOK_SCALE
 from har_daemon.runtime.falls import DETECT_SCORE, SPACING_S
 from har_daemon.runtime.lying import (
+    DOWN_DROP,
     DOWN_SPEED,
     LOOK_COVERAGE,
+    LOOK_MIN_PX,
     LOOK_MODE,
     POOR_COVERAGE,
     Found,
@@ -38,7 +40,7 @@ CACHE_VERSION = 1
 LOOK_S = 1.6
 """The turned second look's window (FallRule.look_s) that the rule grid is offered: the rule's
 `fall_window_s`."""
-LOOK_VERSION = 1
+LOOK_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,8 @@ def extract_looks(clip: Clip, seen: Seen, look: RotatedLook) -> Looks:
     """The second looks the fall stage would make in `clip` (the frames decoded again, the
     first looks taken from `seen`), cached under CACHE beside `extract`'s."""
     key = _key(clip.path) + f"|{LOOK_S}|{look.mode}|{DOWN_SPEED}|{POOR_COVERAGE}|{LOOK_COVERAGE}"
-    key = hashlib.sha1(f"{key}|{LOOK_SCALE}|{LOOK_VERSION}".encode()).hexdigest()[:16]
+    key += f"|{DOWN_DROP}|{LOOK_MIN_PX}|{LOOK_SCALE}|{LOOK_VERSION}"
+    key = hashlib.sha1(key.encode()).hexdigest()[:16]
     cached = CACHE / f"{clip.path.stem}-look-{key}.npz"
     if cached.is_file():
         z = np.load(cached)

@@ -14,7 +14,6 @@ evaluation's extraction and its replay (scripts/fall_data.py): only the `looker`
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
@@ -30,6 +29,12 @@ DOWN_SPEED = 0.5
 """Standing heights per second, hips or box top, between two samples: a person going down (a
 fall drops the hips 0.3-0.5 standing heights within about half a second; walking bobs them by a
 few hundredths)."""
+DOWN_DROP = 0.1
+"""... ending at least this far (standing heights, hips or box top) below where they stood: a
+small person's keypoints jitter at that speed without going anywhere."""
+LOOK_MIN_PX = 80.0
+"""People standing shorter than this (pixels) are not looked at again: MoveNet's keypoints
+are poor below ~60 px, and a crowd of small people (a school gym) jitters into looks."""
 POOR_COVERAGE = 0.65
 """A person in view with fewer keypoints seen than this share is looked at again (the shipped
 rule's `min_coverage`: what a person in view needs to count)."""
@@ -54,15 +59,17 @@ class PoseModel(Protocol):
 
 def went_down(ring: Sequence[Features], t: float, look_s: float) -> bool:
     """Whether the track's hips or box top went down at `DOWN_SPEED` or faster between two
-    samples, the later one at most `look_s` before `t`."""
+    samples, to at least `DOWN_DROP` below standing, the later sample at most `look_s` before
+    `t`, by a person standing at least `LOOK_MIN_PX` tall."""
     pairs = zip(ring, list(ring)[1:], strict=False)
     for a, b in pairs:
-        if t - b.t > look_s + 1e-6 or b.t <= a.t:
+        if t - b.t > look_s + 1e-6 or b.t <= a.t or b.height_px < LOOK_MIN_PX:
             continue
         dt = b.t - a.t
-        hips = (b.hip_drop - a.hip_drop) / dt
-        top = (b.top_drop - a.top_drop) / dt if not (a.at_edge or b.at_edge) else math.nan
-        if hips >= DOWN_SPEED or top >= DOWN_SPEED:  # False for nan
+        hips = b.hip_drop >= DOWN_DROP and (b.hip_drop - a.hip_drop) / dt >= DOWN_SPEED
+        edge = a.at_edge or b.at_edge
+        top = not edge and b.top_drop >= DOWN_DROP and (b.top_drop - a.top_drop) / dt >= DOWN_SPEED
+        if hips or top:  # False for nan
             return True
     return False
 

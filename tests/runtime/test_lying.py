@@ -12,7 +12,9 @@ from har_daemon.model.pose import KP, PoseEstimator
 from har_daemon.model.pose_features import Features
 from har_daemon.model.rotated import to_turned
 from har_daemon.runtime.lying import (
+    DOWN_DROP,
     DOWN_SPEED,
+    LOOK_MIN_PX,
     POOR_COVERAGE,
     RotatedLook,
     advance,
@@ -24,24 +26,29 @@ from har_daemon.video.frames import TimedFrames
 from tests.shared_data import FALLS_DATA, require
 
 
-def f(t, drop=0.0, top=0.0, at_edge=False):
+def f(t, drop=0.0, top=0.0, at_edge=False, px=200.0):
     return Features(t=t, torso_deg=10.0, hip_drop=drop, hip_speed=0.0, coverage=0.9,
-                    aspect=0.4, height_ratio=0.9, height_px=200.0, at_edge=at_edge,
+                    aspect=0.4, height_ratio=0.9, height_px=px, at_edge=at_edge,
                     top_drop=top)  # fmt: skip
 
 
-# hips DOWN_SPEED x 0.2 s lower in 0.2 s: exactly DOWN_SPEED
+# hips DOWN_SPEED x 0.2 s lower in 0.2 s: exactly DOWN_SPEED, and that is DOWN_DROP
 DROP = DOWN_SPEED * 0.2
 DOWN = [f(0.0), f(0.2), f(0.4, drop=DROP)]
 
 
 def test_went_down_fires_at_down_speed_and_not_below():
+    assert pytest.approx(DOWN_DROP) == DROP  # the edge case below is both edges at once
     assert went_down(DOWN, 0.4, 1.6)
     assert not went_down([f(0.0), f(0.2), f(0.4, drop=0.98 * DROP)], 0.4, 1.6)
     assert went_down([f(0.0), f(0.2), f(0.4, top=DROP)], 0.4, 1.6)  # the box top alone
     # a box cut by the frame's edge says nothing about its top
     assert not went_down([f(0.0), f(0.2), f(0.4, top=0.3, at_edge=True)], 0.4, 1.6)
     assert not went_down([f(0.0), f(0.2, drop=-0.1), f(0.4, drop=-0.2)], 0.4, 1.6)  # rising
+    # fast, but not below standing: a jitter
+    assert not went_down([f(0.0), f(0.2, drop=-DROP), f(0.4, drop=0.0)], 0.4, 1.6)
+    assert went_down([f(0.0), f(0.2), f(0.4, drop=DROP, px=LOOK_MIN_PX)], 0.4, 1.6)
+    assert not went_down([f(0.0), f(0.2), f(0.4, drop=DROP, px=LOOK_MIN_PX - 1)], 0.4, 1.6)
 
 
 def test_should_look_only_within_look_s_and_when_lost_or_poorly_seen():
