@@ -13,6 +13,7 @@ from har_daemon.core.errors import ModelError
 from har_daemon.model.person import PersonDetector
 from har_daemon.model.pose import KP, PoseEstimator
 from har_daemon.runtime.falls import FallStage, load_rule, play_file
+from har_daemon.runtime.lying import RotatedLook
 from tests.shared_data import FALLS_DATA, require
 
 
@@ -107,7 +108,8 @@ class LostLyingPerson(ScriptedPeople):
 @pytest.mark.parametrize("look_s", [0.0, 1.6])
 def test_a_person_lost_lying_is_found_by_the_turned_look_only_when_the_rule_says(look_s):
     people = LostLyingPerson()
-    stage = FallStage(people, people, replace(load_rule(), look_s=look_s))
+    again = RotatedLook(people, people, "pose")  # the scripted detector finds nobody lying
+    stage = FallStage(people, people, replace(load_rule(), look_s=look_s), again=again)
     script = [200.0] * 10 + [230.0] + [290.0] * 12  # seen going down at 2.0 s, then lost lying
     changes = []
     for i, hip in enumerate(script):

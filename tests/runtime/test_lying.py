@@ -8,9 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
+from har_daemon.model.person import PersonDetector
 from har_daemon.model.pose import KP, PoseEstimator
 from har_daemon.model.pose_features import Features
 from har_daemon.model.rotated import to_turned
+from har_daemon.runtime.falls import DETECT_SCORE
 from har_daemon.runtime.lying import (
     DOWN_DROP,
     DOWN_SPEED,
@@ -140,7 +142,8 @@ def test_a_poorly_seen_person_takes_the_look_keypoints_only_when_more_are_seen()
     assert track.ring[-1].coverage == pytest.approx(round(17 * 0.5) / 17)
 
 
-def test_the_turned_look_sees_a_real_person_lying_across_the_picture():
+@pytest.mark.parametrize(("mode", "calls"), [("pose", 2), ("detect", 4)])
+def test_the_turned_look_sees_a_real_person_lying_across_the_picture(mode, calls):
     # GMDCSA24 actor 1 standing at 0.4 s; the frame turned a quarter turn: now they lie.
     path = require(FALLS_DATA / "gmdcsa24" / "fall" / "s1_fall_14.mp4")
     frame = next(fr for t, fr in TimedFrames(path) if t >= 0.0)
@@ -152,9 +155,9 @@ def test_the_turned_look_sees_a_real_person_lying_across_the_picture():
     lying = cv2.rotate(frame, cv2.ROTATE_90_COUNTERCLOCKWISE)
     box_pts = to_turned(np.array([seen[:, :2].min(0), seen[:, :2].max(0)]), (0, 0, w, h), False)
     box = (*box_pts.min(0), *box_pts.max(0))
-    again = RotatedLook(detector=None, pose=pose, mode="pose")  # type: ignore[arg-type]
+    again = RotatedLook(PersonDetector(score_threshold=DETECT_SCORE), pose, mode)
     found = again.look(lying, box)
-    assert found is not None and again.stats.looks == 1 and again.stats.calls == 2
+    assert found is not None and again.stats.looks == 1 and again.stats.calls == calls
     _, kp = found
     assert np.mean(kp[:, 2] >= 0.3) >= 0.5
     sh = kp[[KP["left_shoulder"], KP["right_shoulder"]], :2].mean(0)
