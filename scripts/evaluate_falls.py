@@ -30,11 +30,11 @@ import numpy as np
 from sklearn.ensemble import GradientBoostingClassifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fall_data import SPACING_S, Clip, clips, extract_all
+from fall_data import LOOK_S, SPACING_S, Clip, clips, extract_all, extract_all_looks, track_steps
 
 from har_daemon.model.fall import FallEvents, FallRule
 from har_daemon.model.pose_features import Features
-from har_daemon.runtime.poses import PoseTracks
+from har_daemon.runtime.lying import LOOK_MODE
 
 EARLY_S = 0.5
 """An alert up to this long before the authors' fall start still counts as that fall's."""
@@ -51,6 +51,7 @@ GRID = {
     "min_coverage": [0.3, 0.5, 0.65],
     "min_height_px": [0.0, 80.0],
     "lost_coverage": [math.inf, 0.5],
+    "look_s": [0.0, LOOK_S],
 }
 BOX_GRID = [(math.inf, 0.5, math.inf), (0.4, 0.5, 1.0), (0.5, 0.6, 1.0)]
 """(box_drop, box_height, box_speed): the route for a person lost right after going down, or
@@ -61,14 +62,13 @@ none."""
 Sample = tuple[float, list[tuple[int, tuple[Features, ...], bool]]]
 
 
-def track_samples(seen) -> list[Sample]:
-    """Every sample of a clip: (t, [(track id, its ring, seen now)]) for every live track."""
-    tracks = PoseTracks()
-    out: list[Sample] = []
-    for t, boxes, kps in seen.frames():
-        now = {tr.id for tr in tracks.update(t, boxes, kps, seen.frame_hw)}
-        out.append((t, [(tr.id, tuple(tr.ring), tr.id in now) for tr in tracks.tracks]))
-    return out
+def track_samples(seen, looks=None) -> list[Sample]:
+    """Every sample of a clip: (t, [(track id, its ring, seen now)]) for every live track;
+    with `looks`, the turned second looks' finds added (fall_data.track_steps)."""
+    return [
+        (t, [(tr.id, tuple(tr.ring), tr.id in now) for tr in tracks])
+        for t, tracks, now in track_steps(seen, looks)
+    ]
 
 
 # -- scoring -------------------------------------------------------------------------------------
@@ -123,13 +123,15 @@ _SHARED: dict = {}
 
 
 def _outcomes(rule: FallRule) -> dict[Path, Outcome]:
-    items, samples, dur = _SHARED["items"], _SHARED["samples"], _SHARED["dur"]
+    items, dur = _SHARED["items"], _SHARED["dur"]
+    samples = _SHARED["looked" if rule.look_s > 0 else "samples"]
     return {c.path: Outcome(c, run_rule(samples[c.path], rule), dur[c.path]) for c in items}
 
 
-def rules(box: bool = True) -> list[FallRule]:
-    keys = [*GRID, "box_drop", "box_height", "box_speed"]
-    combos = itertools.product(*GRID.values(), BOX_GRID if box else BOX_GRID[:1])
+def rules(box: bool = True, look: bool = True) -> list[FallRule]:
+    grid = {**GRID, "look_s": GRID["look_s"] if look else [0.0]}
+    keys = [*grid, "box_drop", "box_height", "box_speed"]
+    combos = itertools.product(*grid.values(), BOX_GRID if box else BOX_GRID[:1])
     return [FallRule(**dict(zip(keys, (*vals[:-1], *vals[-1]), strict=True))) for vals in combos]
 
 
@@ -295,18 +297,34 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-model", action="store_true", help="skip (b), the tree model")
     ap.add_argument("--jobs", type=int, default=2, help="processes for the rule grid")
     ap.add_argument("--no-box", action="store_true", help="grid without the lost-person box route")
+    ap.add_argument("--no-look", action="store_true", help="grid without the turned second look")
+    ap.add_argument("--look-mode", choices=("pose", "detect"), default=LOOK_MODE,
+                    help="second look: MoveNet alone, or the detector then MoveNet")  # fmt: skip
     args = ap.parse_args(argv)
 
     items = clips()
-    seen = extract_all(items, progress=lambda s: print(s, file=sys.stderr))
+    progress = lambda s: print(s, file=sys.stderr)  # noqa: E731
+    seen = extract_all(items, progress=progress)
+    looks = (
+        {} if args.no_look else extract_all_looks(items, seen, args.look_mode, progress=progress)
+    )
     samples = {c.path: track_samples(seen[c.path]) for c in items}
+    looked = {c.path: track_samples(seen[c.path], looks.get(c.path)) for c in items}
     dur = {c.path: seen[c.path].duration_s for c in items}
     groups = sorted({c.group for c in items})
     print(f"{len(items)} clips in {len(groups)} groups; pose sampled every {SPACING_S} s")
+    if looks:
+        print(f"turned second looks ({args.look_mode}, look_s {LOOK_S}), per kind of clip:")
+        for kind in ("fall", "adl", "immobile", "quiet"):
+            got = [looks[c.path] for c in items if c.kind == kind]
+            print(f"  {kind:<8} {len(got):3d} clips: {sum(g.looks for g in got)} looks, "
+                  f"{sum(g.calls for g in got)} extra model calls, "
+                  f"{sum(len(g.found) for g in got)} found someone, "
+                  f"{sum(bool(g.looks) for g in got)} clips looked in")  # fmt: skip
 
     # (a) every rule on every clip once; each fold picks on its training groups only.
-    grid = rules(box=not args.no_box)
-    _SHARED.update(items=items, samples=samples, dur=dur)
+    grid = rules(box=not args.no_box, look=not args.no_look)
+    _SHARED.update(items=items, samples=samples, looked=looked, dur=dur)
     with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
         per_rule = pool.map(_outcomes, grid, chunksize=64)
     rows, chosen = [], []
@@ -318,10 +336,13 @@ def main(argv: list[str] | None = None) -> int:
         r = grid[best]
         rows.append(summarise(g, test, f"{r.torso_deg}/{r.low_height}/{r.hip_drop}/{r.speed}"))
     print_table("(a) rule, thresholds learned leave-one-group-out", rows)
+    folds = zip(groups, chosen, strict=True)
+    print("  chosen per fold (look_s / lost_coverage / box_drop): " + ", ".join(
+        f"{g}: {r.look_s}/{r.lost_coverage}/{r.box_drop}" for g, r in folds))  # fmt: skip
     best_all = max(range(len(grid)), key=lambda i: objective(list(per_rule[i].values())))
     rule = grid[best_all]
     print(f"  rule learned on all groups: {asdict(rule)}")
-    detail(items, samples, per_rule[best_all], rule)
+    detail(items, looked if rule.look_s > 0 else samples, per_rule[best_all], rule)
     if args.write_rule:
         args.write_rule.mkdir(parents=True, exist_ok=True)
         learned = {k: "inf" if v == math.inf else v for k, v in asdict(rule).items()}

@@ -17,12 +17,30 @@ import numpy as np
 
 from har_daemon.model.person import PersonDetector
 from har_daemon.model.pose import PoseEstimator
+from har_daemon.model.rotated import LOOK_SCALE
 from har_daemon.runtime.falls import DETECT_SCORE, SPACING_S
+from har_daemon.runtime.lying import (
+    DOWN_DROP,
+    DOWN_SPEED,
+    LOOK_COVERAGE,
+    LOOK_MIN_PX,
+    LOOK_MODE,
+    POOR_COVERAGE,
+    Found,
+    LookMode,
+    RotatedLook,
+    advance,
+)
+from har_daemon.runtime.poses import PoseTracks
 from har_daemon.video.frames import TimedFrames
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 CACHE = Path("/tmp/har-fall-cache")
 CACHE_VERSION = 1
+LOOK_S = 1.6
+"""The turned second look's window (FallRule.look_s) that the rule grid is offered: the rule's
+`fall_window_s`."""
+LOOK_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -119,6 +137,69 @@ def extract(clip: Clip, detector: PersonDetector, pose: PoseEstimator) -> Seen:
     return seen
 
 
+@dataclass
+class Looks:
+    """What the turned second looks (runtime.lying, window `LOOK_S`) found in one clip, by
+    (sample index, track id); a look that found nobody is absent."""
+
+    found: dict[tuple[int, int], Found]
+    looks: int
+    calls: int
+
+
+def track_steps(seen: Seen, looks: Looks | None = None):
+    """The clip's person tracks, sample by sample, as the fall stage builds them: (t, tracks,
+    ids seen now). With `looks`, the second looks' finds replayed (runtime.lying.advance)."""
+    tracks = PoseTracks()
+    found = looks.found if looks is not None else {}
+    look_s = LOOK_S if looks is not None else 0.0
+    for i, (t, boxes, kps) in enumerate(seen.frames()):
+        now = advance(tracks, t, boxes, kps, seen.frame_hw, look_s,
+                      lambda tid, _box, i=i: found.get((i, tid)))  # fmt: skip
+        yield t, tracks.tracks, {tr.id for tr in now}
+
+
+def extract_looks(clip: Clip, seen: Seen, look: RotatedLook) -> Looks:
+    """The second looks the fall stage would make in `clip` (the frames decoded again, the
+    first looks taken from `seen`), cached under CACHE beside `extract`'s."""
+    key = _key(clip.path) + f"|{LOOK_S}|{look.mode}|{DOWN_SPEED}|{POOR_COVERAGE}|{LOOK_COVERAGE}"
+    key += f"|{DOWN_DROP}|{LOOK_MIN_PX}|{LOOK_SCALE}|{LOOK_VERSION}"
+    key = hashlib.sha1(key.encode()).hexdigest()[:16]
+    cached = CACHE / f"{clip.path.stem}-look-{key}.npz"
+    if cached.is_file():
+        z = np.load(cached)
+        found = {
+            (int(i), int(tid)): (b, k)
+            for i, tid, b, k in zip(z["idx"], z["tid"], z["boxes"], z["kps"], strict=True)
+        }
+        return Looks(found, int(z["looks"]), int(z["calls"]))  # fmt: skip
+    before = (look.stats.looks, look.stats.calls)
+    samples = list(seen.frames())
+    tracks, found, i, next_t = PoseTracks(), {}, 0, 0.0
+    for t, frame in TimedFrames(clip.path):
+        if t + 1e-6 < next_t or i >= len(samples):
+            continue
+        next_t += SPACING_S
+        ts, boxes, kps = samples[i]
+
+        def looker(tid: int, box, i: int = i, frame: np.ndarray = frame) -> Found | None:
+            got = look.look(frame, box)
+            if got is not None:
+                found[(i, tid)] = got
+            return got
+
+        advance(tracks, ts, boxes, kps, seen.frame_hw, LOOK_S, looker)
+        i += 1
+    looks = Looks(found, look.stats.looks - before[0], look.stats.calls - before[1])
+    keys = sorted(found)
+    np.savez(cached, idx=np.asarray([k[0] for k in keys], np.int32),
+             tid=np.asarray([k[1] for k in keys], np.int32),
+             boxes=np.asarray([found[k][0] for k in keys], np.float32).reshape(-1, 5),
+             kps=np.asarray([found[k][1] for k in keys], np.float32).reshape(-1, 17, 3),
+             looks=looks.looks, calls=looks.calls)  # fmt: skip
+    return looks
+
+
 def extract_all(items: list[Clip], threads: int = 2, progress=print) -> dict[Path, Seen]:
     detector = PersonDetector(threads=threads, score_threshold=DETECT_SCORE)
     pose = PoseEstimator(threads=threads)
@@ -129,6 +210,26 @@ def extract_all(items: list[Clip], threads: int = 2, progress=print) -> dict[Pat
         progress(
             f"[{i + 1}/{len(items)}] {clip.group} {clip.path.name}: "
             f"{len(seen.boxes)} people in {len(seen.times)} samples"
+        )
+    return out
+
+
+def extract_all_looks(
+    items: list[Clip], seen: dict[Path, Seen], mode: LookMode = LOOK_MODE, threads: int = 2,
+    progress=print,
+) -> dict[Path, Looks]:  # fmt: skip
+    """Every clip's second looks (`extract_looks`) in runtime.lying's `mode`."""
+    again = RotatedLook(
+        PersonDetector(threads=threads, score_threshold=DETECT_SCORE),
+        PoseEstimator(threads=threads),
+        mode,
+    )
+    out = {}
+    for i, clip in enumerate(items):
+        out[clip.path] = got = extract_looks(clip, seen[clip.path], again)
+        progress(
+            f"[{i + 1}/{len(items)}] {clip.group} {clip.path.name}: {got.looks} second looks, "
+            f"{got.calls} extra calls, {len(got.found)} found"
         )
     return out
 

@@ -1,14 +1,15 @@
 """Play video files through the fall stage (what a camera would run) and print its events.
 
     PYTHONPATH=$PWD .venv/bin/python scripts/fall_events.py VIDEO... [--rule models/fall]
-        [--spacing 0.2] [--summary]
+        [--spacing 0.2] [--summary] [--look-mode pose|detect]
 
 One JSON line per fall change: start (the person is down after a fast way down), update
 ("down for N s"), end (up again, or gone). Frames are taken at the stage's 0.2 s spacing of the
 file's own clock (`--spacing`: another, e.g. 0.5175 for a fall recogniser with
 `looks = "shared"` on models/fight, whose person stage looks every 5 frames of 0.1035 s), so a
 file plays as a camera would see it, only faster. `--summary`: one line per file instead
-(`file starts first_start_t`), and the totals of files with a start.
+(`file starts first_start_t`), and the totals of files with a start and of the turned
+second looks (runtime.lying; only with a rule whose `look_s` is over 0).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from har_daemon.runtime.falls import (
     load_rule,
     play_file,
 )
+from har_daemon.runtime.lying import LOOK_MODE, RotatedLook
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -38,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rule", type=Path, default=FALL_MODEL_DIR, help="directory of rule.json")
     ap.add_argument("--spacing", type=float, default=SPACING_S, help="seconds between looks")
     ap.add_argument("--summary", action="store_true", help="one line per file, then totals")
+    ap.add_argument("--look-mode", choices=("pose", "detect"), default=LOOK_MODE,
+                    help="turned second look: MoveNet alone, or detector then MoveNet")  # fmt: skip
     args = ap.parse_args(argv)
     try:
         detector, pose = PersonDetector(score_threshold=DETECT_SCORE), PoseEstimator()
@@ -45,15 +49,18 @@ def main(argv: list[str] | None = None) -> int:
     except ModelError as exc:
         print(f"fall_events: {exc}", file=sys.stderr)
         return 2
-    alerted = 0
+    alerted = looks = calls = 0
     for video in args.videos:
+        again = RotatedLook(detector, pose, args.look_mode)
+        stage = FallStage(detector, pose, rule, spacing_s=args.spacing, again=again)
         try:
-            changes = play_file(video, FallStage(detector, pose, rule, spacing_s=args.spacing))
+            changes = play_file(video, stage)
         except VideoError as exc:
             print(f"fall_events: {exc}", file=sys.stderr)
             return 2
         starts = [c.t for c in changes if c.change == "start"]
         alerted += bool(starts)
+        looks, calls = looks + stage.look_stats.looks, calls + stage.look_stats.calls
         if args.summary:
             first = round(starts[0], 2) if starts else None
             print(f"{video.name} {len(starts)} {first}")
@@ -62,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({**asdict(change), "t": round(change.t, 2)}))
     if args.summary:
         print(f"files with a fall start: {alerted} of {len(args.videos)}")
+        print(f"turned second looks: {looks}, their extra model calls: {calls}")
     return 0
 
 

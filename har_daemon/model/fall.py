@@ -59,6 +59,9 @@ class FallRule:
     """A person lost right after a sample whose keypoints said down and fast, with at least
     this share of them seen (under `min_coverage`, which a person in view needs), is down from
     that sample (inf: never; GMDCSA24 `s3_fall_20`: 11 of 17 keypoints, then lost)."""
+    look_s: float = 0.0
+    """For this long after a person went down fast, one who is lost or poorly seen is looked
+    at again with the picture turned by 90 degrees (runtime.lying; 0: never)."""
 
 
 def box_down(f: Features, rule: FallRule) -> bool:

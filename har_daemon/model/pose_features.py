@@ -105,6 +105,11 @@ def _midpoint(kp: np.ndarray, idx: tuple[int, int]) -> np.ndarray | None:
     return np.mean(seen, axis=0) if seen else None
 
 
+def coverage(keypoints: np.ndarray) -> float:
+    """Share of the 17 keypoints seen (score >= MIN_KEYPOINT_SCORE)."""
+    return float(np.mean(np.asarray(keypoints)[:, 2] >= MIN_KEYPOINT_SCORE))
+
+
 def observe(
     keypoints: np.ndarray, box: np.ndarray, frame_hw: tuple[int, int] | None = None
 ) -> Observation:
@@ -125,7 +130,7 @@ def observe(
         torso_deg=torso_deg,
         hip_y=float(hips[1]) if hips is not None else math.nan,
         height_px=height,
-        coverage=float(np.mean(kp[:, 2] >= MIN_KEYPOINT_SCORE)),
+        coverage=coverage(kp),
         aspect=box_w / box_h,
         box_h=box_h,
         box_top=y1,

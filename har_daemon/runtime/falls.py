@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
 from har_daemon.core.errors import ModelError
 from har_daemon.core.paths import bundled
 from har_daemon.model.fall import Change, FallEvents, FallRule
+from har_daemon.runtime.lying import LookStats, PoseModel, RotatedLook, advance
 from har_daemon.runtime.people import Detector
 from har_daemon.runtime.poses import PoseTracks
 from har_daemon.video.frames import TimedFrames
@@ -34,12 +34,6 @@ DETECT_SCORE = 0.2
 """The person detector's score threshold the thresholds were learned with
 (scripts/fall_data.py); a detector shared with the fight's person stage uses the lower of the
 two (that stage filters its own boxes by its model's `min_score`)."""
-
-
-class PoseModel(Protocol):
-    def estimate(self, frame_bgr: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        """(N, 17, 3) keypoints `x, y, score` in frame pixels, one set per box."""
-        ...
 
 
 def load_rule(model_dir: Path | str = FALL_MODEL_DIR) -> FallRule:
@@ -78,10 +72,20 @@ class FallStage:
     spacing_s: float = SPACING_S
     tracks: PoseTracks = field(default_factory=PoseTracks)
     events: FallEvents | None = None
+    again: RotatedLook | None = None
+    """The turned second look at people lost or poorly seen right after going down (used
+    when the rule's `look_s` is over 0)."""
     _last_t: float | None = None
 
     def __post_init__(self) -> None:
         self.events = self.events or FallEvents(self.rule)
+        self.again = self.again or RotatedLook(self.detector, self.pose)
+
+    @property
+    def look_stats(self) -> LookStats:
+        """The second looks so far and the extra model calls they made."""
+        assert self.again is not None
+        return self.again.stats
 
     def due(self, t: float) -> bool:
         return self._last_t is None or t - self._last_t >= self.spacing_s - 1e-6
@@ -98,7 +102,13 @@ class FallStage:
             boxes = self.detector.detect(frame)
         boxes = np.asarray(boxes, np.float32).reshape(-1, 5)
         keypoints = self.pose.estimate(frame, boxes) if len(boxes) else []
-        now = {tr.id for tr in self.tracks.update(t, boxes, keypoints, frame.shape[:2])}
+        again = self.again
+        assert again is not None
+        seen = advance(
+            self.tracks, t, boxes, keypoints, frame.shape[:2], self.rule.look_s,
+            lambda _track_id, box: again.look(frame, box),
+        )  # fmt: skip
+        now = {tr.id for tr in seen}
         live = [(tr.id, tr.ring, tr.id in now) for tr in self.tracks.tracks]
         boxes_by_id = {tr.id: tr.box for tr in self.tracks.tracks}
         out = []

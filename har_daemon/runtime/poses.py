@@ -76,6 +76,11 @@ def _match(free: list[PersonTrack], box: Box) -> PersonTrack | None:
     )
 
 
+def _box(row: np.ndarray) -> Box:
+    x1, y1, x2, y2 = (float(v) for v in row[:4])
+    return (x1, y1, x2, y2)
+
+
 @dataclass
 class PoseTracks:
     """All person tracks of one camera."""
@@ -83,21 +88,35 @@ class PoseTracks:
     tracks: list[PersonTrack] = field(default_factory=list)
     _next_id: int = 1
 
+    def match(self, boxes: np.ndarray) -> list[PersonTrack | None]:
+        """The track each box would continue (None: a new person), without changing any."""
+        free = list(self.tracks)
+        out: list[PersonTrack | None] = []
+        for i in range(len(boxes)):  # the detector's order: best score first
+            track = _match(free, _box(boxes[i]))
+            if track is not None:
+                free.remove(track)
+            out.append(track)
+        return out
+
     def update(
         self,
         t: float,
         boxes: np.ndarray,
         keypoints: Sequence[np.ndarray],
         frame_hw: tuple[int, int] | None = None,
+        assigned: Sequence[PersonTrack | None] | None = None,
     ) -> list[PersonTrack]:
         """Add one sampled frame's people ((N, >=4) boxes, N (17, 3) keypoint sets); returns
-        the track of each box, in order. Unmatched tracks age and are dropped when stale."""
+        the track of each box, in order. `assigned`: the tracks the boxes continue, when the
+        caller matched them (`match`, plus a second look's person: runtime.lying). Unmatched
+        tracks age and are dropped when stale."""
+        assigned = self.match(boxes) if assigned is None else assigned
         free = list(self.tracks)
         out: list[PersonTrack] = []
-        for i in range(len(boxes)):  # the detector's order: best score first
-            x1, y1, x2, y2 = (float(v) for v in boxes[i, :4])
-            box: Box = (x1, y1, x2, y2)
-            track = _match(free, box)
+        for i in range(len(boxes)):
+            box = _box(boxes[i])
+            track = assigned[i]
             if track is not None:
                 free.remove(track)
             else:

@@ -43,8 +43,10 @@ Raw snapshot (`RawStats`)::
           "masked_fraction": float, "masked_boxes": int, "detections_masked": int,
           "debug_encodes": int,  # pictures the debug view drew and encoded (0: nobody watched)
           # optional, cameras with a fall recogniser: its looks, and those that took the person
-          # stage's boxes of the same frame (no detector call of their own)
+          # stage's boxes of the same frame (no detector call of their own); turned second
+          # looks at people lost or poorly seen right after going down, and their model calls
           "fall_looks": int, "fall_looks_shared": int,
+          "fall_turned_looks": int, "fall_turned_calls": int,
           # optional, cameras with pose fusion (`[inference] pose_fusion`): the fight pose
           # stage's own looks, and the region windows its pose model scored
           "pose_looks": int, "pose_windows": int,
@@ -127,6 +129,8 @@ class CameraRaw(TypedDict):
     detections_masked: NotRequired[int]
     fall_looks: NotRequired[int]
     fall_looks_shared: NotRequired[int]
+    fall_turned_looks: NotRequired[int]
+    fall_turned_calls: NotRequired[int]
     pose_looks: NotRequired[int]
     pose_windows: NotRequired[int]
 
@@ -272,6 +276,8 @@ def _camera_raw(camera: Camera, events: int, now: float) -> CameraRaw:
     if falls is not None:
         raw["fall_looks"] = falls.stats.looks
         raw["fall_looks_shared"] = falls.stats.shared_looks
+        raw["fall_turned_looks"] = falls.stage.look_stats.looks
+        raw["fall_turned_calls"] = falls.stage.look_stats.calls
     fight_pose = camera.pipeline.fight_pose
     if fight_pose is not None:
         raw["pose_looks"] = fight_pose.looks

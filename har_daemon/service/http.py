@@ -57,6 +57,14 @@ _CAMERA_COUNTERS = {
         "har_camera_fall_looks_shared",
         "Fall looks that took the person stage's boxes (no detector call of their own).",
     ),
+    "fall_turned_looks": (
+        "har_camera_fall_turned_looks",
+        "Turned second looks at people lost or poorly seen right after going down.",
+    ),
+    "fall_turned_calls": (
+        "har_camera_fall_turned_calls",
+        "Detector and pose calls made by the fall's turned second looks.",
+    ),
     "pose_looks": ("har_camera_pose_looks", "Looks of the fight pose stage of its own."),
     "pose_windows": (
         "har_camera_pose_windows",

@@ -38,6 +38,8 @@ def raw_stats() -> dict[str, Any]:
         "gated_windows": 6,
         "fall_looks": 50,
         "fall_looks_shared": 10,
+        "fall_turned_looks": 3,
+        "fall_turned_calls": 6,
         "pose_looks": 30,
         "pose_windows": 12,
         "enter_threshold": 0.73,
@@ -172,6 +174,8 @@ def test_metrics_expose_the_stats(server: MetricsServer) -> None:
     assert value(s, "har_camera_gated_windows_total", **door) == 6
     assert value(s, "har_camera_fall_looks_total", **door) == 50
     assert value(s, "har_camera_fall_looks_shared_total", **door) == 10
+    assert value(s, "har_camera_fall_turned_looks_total", **door) == 3
+    assert value(s, "har_camera_fall_turned_calls_total", **door) == 6
     assert value(s, "har_camera_pose_looks_total", **door) == 30
     assert value(s, "har_camera_pose_windows_total", **door) == 12
     assert value(s, "har_camera_enter_threshold", **door) == 0.73

@@ -1,0 +1,165 @@
+"""runtime.lying: when the turned second look fires (a fast way down within `look_s`, then lost
+or poorly seen; its edges), how its find continues the person's track, and the look itself
+with the real MoveNet on a real person turned to lie across the picture."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from har_daemon.model.person import PersonDetector
+from har_daemon.model.pose import KP, PoseEstimator
+from har_daemon.model.pose_features import Features
+from har_daemon.model.rotated import to_turned
+from har_daemon.runtime.falls import DETECT_SCORE
+from har_daemon.runtime.lying import (
+    DOWN_DROP,
+    DOWN_SPEED,
+    LOOK_MIN_PX,
+    POOR_COVERAGE,
+    RotatedLook,
+    advance,
+    should_look,
+    went_down,
+)
+from har_daemon.runtime.poses import PoseTracks
+from har_daemon.video.frames import TimedFrames
+from tests.shared_data import FALLS_DATA, require
+
+
+def f(t, drop=0.0, top=0.0, at_edge=False, px=200.0):
+    return Features(t=t, torso_deg=10.0, hip_drop=drop, hip_speed=0.0, coverage=0.9,
+                    aspect=0.4, height_ratio=0.9, height_px=px, at_edge=at_edge,
+                    top_drop=top)  # fmt: skip
+
+
+# hips DOWN_SPEED x 0.2 s lower in 0.2 s: exactly DOWN_SPEED, and that is DOWN_DROP
+DROP = DOWN_SPEED * 0.2
+DOWN = [f(0.0), f(0.2), f(0.4, drop=DROP)]
+
+
+def test_went_down_fires_at_down_speed_and_not_below():
+    assert pytest.approx(DOWN_DROP) == DROP  # the edge case below is both edges at once
+    assert went_down(DOWN, 0.4, 1.6)
+    assert not went_down([f(0.0), f(0.2), f(0.4, drop=0.98 * DROP)], 0.4, 1.6)
+    assert went_down([f(0.0), f(0.2), f(0.4, top=DROP)], 0.4, 1.6)  # the box top alone
+    # a box cut by the frame's edge says nothing about its top
+    assert not went_down([f(0.0), f(0.2), f(0.4, top=0.3, at_edge=True)], 0.4, 1.6)
+    assert not went_down([f(0.0), f(0.2, drop=-0.1), f(0.4, drop=-0.2)], 0.4, 1.6)  # rising
+    # fast, but not below standing: a jitter
+    assert not went_down([f(0.0), f(0.2, drop=-DROP), f(0.4, drop=0.0)], 0.4, 1.6)
+    assert went_down([f(0.0), f(0.2), f(0.4, drop=DROP, px=LOOK_MIN_PX)], 0.4, 1.6)
+    assert not went_down([f(0.0), f(0.2), f(0.4, drop=DROP, px=LOOK_MIN_PX - 1)], 0.4, 1.6)
+
+
+def test_should_look_only_within_look_s_and_when_lost_or_poorly_seen():
+    assert should_look(DOWN, 2.0, None, 1.6)  # lost 1.6 s after going down: the edge
+    assert not should_look(DOWN, 2.2, None, 1.6)  # 1.8 s after
+    assert not should_look(DOWN, 0.6, None, 0.0)  # off
+    assert should_look(DOWN, 0.6, POOR_COVERAGE - 0.06, 1.6)  # 10 of 17 seen
+    assert not should_look(DOWN, 0.6, POOR_COVERAGE, 1.6)  # well seen: no look
+    assert not should_look([f(0.0), f(0.2), f(0.4)], 0.6, None, 1.6)  # walked out of view
+    assert not should_look([], 0.6, None, 1.6)
+
+
+def _keypoints(hip_y, coverage=1.0, x=200.0):
+    kp = np.zeros((17, 3), np.float32)
+    kp[:, 0], kp[:, 1] = x, hip_y
+    kp[: round(17 * coverage), 2] = 0.9
+    for side in ("left", "right"):
+        kp[KP[f"{side}_shoulder"], 1] = hip_y - 60
+    return kp
+
+
+class Looker:
+    """Records what it is asked and answers with a lying person (or nobody)."""
+
+    def __init__(self, found=True, coverage=1.0):
+        self.asked: list[tuple[int, tuple]] = []
+        self.found, self.coverage = found, coverage
+
+    def __call__(self, track_id, box):
+        self.asked.append((track_id, tuple(round(float(v)) for v in box)))
+        if not self.found:
+            return None
+        kp = _keypoints(300, self.coverage)
+        kp[KP["left_shoulder"], :2] = kp[KP["right_shoulder"], :2] = (140, 300)
+        return np.array([120, 280, 300, 320, 0.5], np.float32), kp
+
+
+def _walk_then_fall(tracks, looker, look_s=1.6):
+    """A person standing at hips 200, then 0.3 standing heights lower (a fall) in 0.2 s."""
+    out = []
+    for i, hip in enumerate([200.0] * 5 + [260.0]):
+        box = np.array([[170, hip - 110, 230, hip + 90, 0.9]], np.float32)
+        out.append(advance(tracks, i * 0.2, box, [_keypoints(hip)], (480, 640), look_s, looker))
+    return out
+
+
+def test_a_person_lost_right_after_going_down_is_found_again_on_the_same_track():
+    tracks, looker = PoseTracks(), Looker()
+    _walk_then_fall(tracks, looker)
+    assert looker.asked == []  # seen well all along: no second look
+    track = tracks.tracks[0]
+    seen = advance(tracks, 1.2, np.zeros((0, 5)), [], (480, 640), 1.6, looker)
+    assert looker.asked == [(track.id, (170, 150, 230, 350))]  # around the last box
+    assert [tr.id for tr in seen] == [track.id] and track.missed == 0
+    assert track.ring[-1].torso_deg == pytest.approx(90.0)  # the turned look's lying keypoints
+    assert track.box == (120.0, 280.0, 300.0, 320.0)
+
+
+def test_no_second_look_when_off_or_for_a_person_who_walked_away():
+    tracks, looker = PoseTracks(), Looker()
+    _walk_then_fall(tracks, looker, look_s=0.0)
+    assert advance(tracks, 1.2, np.zeros((0, 5)), [], (480, 640), 0.0, looker) == []
+    walker, looker = PoseTracks(), Looker()
+    for i in range(6):
+        box = np.array([[170, 90, 230, 290, 0.9]], np.float32)
+        advance(walker, i * 0.2, box, [_keypoints(200)], (480, 640), 1.6, looker)
+    assert advance(walker, 1.2, np.zeros((0, 5)), [], (480, 640), 1.6, looker) == []
+    assert looker.asked == [] and walker.tracks[0].missed == 1
+
+
+def test_a_second_look_that_sees_too_little_is_not_taken():
+    tracks, looker = PoseTracks(), Looker(coverage=0.4)
+    _walk_then_fall(tracks, looker)
+    assert advance(tracks, 1.2, np.zeros((0, 5)), [], (480, 640), 1.6, looker) == []
+    assert len(looker.asked) == 1 and tracks.tracks[0].missed == 1
+
+
+def test_a_poorly_seen_person_takes_the_look_keypoints_only_when_more_are_seen():
+    tracks, looker = PoseTracks(), Looker(coverage=0.8)
+    _walk_then_fall(tracks, looker)
+    box = np.array([[150, 250, 290, 330, 0.4]], np.float32)
+    advance(tracks, 1.2, box, [_keypoints(290, coverage=0.5)], (480, 640), 1.6, looker)
+    track = tracks.tracks[0]
+    assert looker.asked == [(track.id, (150, 250, 290, 330))]  # around the box seen now
+    assert track.ring[-1].coverage == pytest.approx(round(17 * 0.8) / 17)
+    assert track.box == (150.0, 250.0, 290.0, 330.0)  # the detector's box kept
+    looker.coverage = 0.4
+    advance(tracks, 1.4, box, [_keypoints(290, coverage=0.5)], (480, 640), 1.6, looker)
+    assert track.ring[-1].coverage == pytest.approx(round(17 * 0.5) / 17)
+
+
+@pytest.mark.parametrize(("mode", "calls"), [("pose", 2), ("detect", 4)])
+def test_the_turned_look_sees_a_real_person_lying_across_the_picture(mode, calls):
+    # GMDCSA24 actor 1 standing at 0.4 s; the frame turned a quarter turn: now they lie.
+    path = require(FALLS_DATA / "gmdcsa24" / "fall" / "s1_fall_14.mp4")
+    frame = next(fr for t, fr in TimedFrames(path) if t >= 0.0)
+    pose = PoseEstimator()
+    h, w = frame.shape[:2]
+    standing_kp = pose.estimate(frame, np.array([[0, 0, w, h, 1.0]], np.float32))[0]
+    seen = standing_kp[standing_kp[:, 2] >= 0.3]
+    assert len(seen) >= 10  # the person is there, standing
+    lying = cv2.rotate(frame, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    box_pts = to_turned(np.array([seen[:, :2].min(0), seen[:, :2].max(0)]), (0, 0, w, h), False)
+    box = (*box_pts.min(0), *box_pts.max(0))
+    again = RotatedLook(PersonDetector(score_threshold=DETECT_SCORE), pose, mode)
+    found = again.look(lying, box)
+    assert found is not None and again.stats.looks == 1 and again.stats.calls == calls
+    _, kp = found
+    assert np.mean(kp[:, 2] >= 0.3) >= 0.5
+    sh = kp[[KP["left_shoulder"], KP["right_shoulder"]], :2].mean(0)
+    hip = kp[[KP["left_hip"], KP["right_hip"]], :2].mean(0)
+    assert abs(sh[0] - hip[0]) > 2 * abs(sh[1] - hip[1])  # the torso lies across the picture
