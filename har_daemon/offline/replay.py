@@ -3,7 +3,8 @@
 Nothing here re-implements the daemon: the file is read by the daemon's capture code (sampled
 at the model's spacing, resized or kept at working resolution, cut detection restarting the
 ring), and each sampled frame runs the daemon's inference step (person stage, crops, batching,
-smoothing, the activity tracker) at once, synchronously, as the daemon does with a file read as
+smoothing, the activity tracker, and the camera's other recognisers: a fall recogniser raises
+its `fall` events here as live) at once, synchronously, as the daemon does with a file read as
 fast as possible. Frames are stamped with their position in the file, so every time below is
 seconds from the start of the video.
 """
@@ -23,6 +24,7 @@ from har_daemon.runtime.cameras import build_cameras
 from har_daemon.runtime.capture import check_file_source
 from har_daemon.runtime.events import Transition
 from har_daemon.runtime.inference import GapResult, InferenceScheduler, WindowResult
+from har_daemon.runtime.recognisers import ActivityResult
 from har_daemon.runtime.zones import zone_problem
 
 REPLAY_CAMERA = "replay"
@@ -66,14 +68,16 @@ def transition_dict(tr: Transition) -> dict[str, Any]:
         out["reason"] = tr.reason
     if tr.signal is not None:
         out.update(tr.signal.fields())
+    if tr.down_s is not None:  # a fall: "down for N s", as the daemon's payload says it
+        out["down_s"] = round(float(tr.down_s), 1)
     return out
 
 
 def replay_camera(
     video: Path, config: DaemonConfig, meta: ModelMeta, camera: str | None = None
 ) -> CameraConfig:
-    """The file as a camera: with the zones and masks of the configuration's camera named
-    `camera` (default: the first), so a recording of that camera replays with its drawing."""
+    """The file as a camera: with the zones, masks and recognisers of the configuration's camera
+    named `camera` (default: the first), so a recording of that camera replays as it runs."""
     drawing: dict[str, Any] = {}
     named = {c.name: c for c in config.cameras}
     if camera is not None and camera not in named:
@@ -84,7 +88,9 @@ def replay_camera(
         problem = zone_problem(first, meta)
         if problem is not None:
             raise ConfigError(f"cameras: {problem}")
-        drawing = first.model_dump(include={"zones", "masks", "required_zones"})
+        drawing = first.model_dump(
+            include={"zones", "masks", "required_zones", "recognisers"}, exclude_unset=True
+        )
     return CameraConfig(name=REPLAY_CAMERA, source=str(video), realtime=False, **drawing)
 
 
@@ -122,6 +128,10 @@ def replay(
         out.transitions.extend(gap.transitions)
         out.zones.extend([None] * len(gap.transitions))
 
+    def on_activity(result: ActivityResult) -> None:  # a fall recogniser's (no zones)
+        out.transitions.extend(result.transitions)
+        out.zones.extend([None] * len(result.transitions))
+
     scheduler: InferenceScheduler | None = None
 
     def step(_camera: str) -> None:
@@ -147,6 +157,7 @@ def replay(
         motion_gating=config.inference.motion_gating,
         motion_threshold=config.inference.motion_threshold,
         gap_sink=on_gap,
+        activity_sink=on_activity,
     )
     camera.capture.run_inline()  # in this thread: capture -> step -> inference, frame by frame
     stats = camera.capture.stats

@@ -160,3 +160,41 @@ def test_person_centric_windows_follow_the_people(tmp_path: Path) -> None:
     nobody = replay(empty, config, meta, backend)
     assert nobody.windows == [] and nobody.transitions == []
     assert nobody.no_person_windows > 0
+
+
+def test_predict_raises_the_falls_the_daemon_raises(tmp_path: Path) -> None:
+    """A camera with a fall recogniser replays with it: the same fall events as the daemon."""
+    clip = require(FALLS_DATA / "gmdcsa24" / "fall" / "s1_fall_14.mp4")  # falls at 0.3-5.0 s
+    recognisers = [{"kind": "classifier"}, {"kind": "fall", "model": "models/fall"}]
+    sections = {
+        "model": {"path": FIGHT_MODEL, "backend": "litert"},
+        "mqtt": {"enabled": False},
+        "logging": {"level": "info", "json": True},
+    }
+    camera = {"name": "room", "source": clip, "realtime": False}
+    cfg = write_config(tmp_path / "har.toml", sections, [{**camera, "recognisers": recognisers}])
+    pool = DaemonPool(tmp_path)
+    try:
+        daemon = pool.start(cfg)
+        assert daemon.wait(timeout=120) == 0, daemon.describe()
+    finally:
+        pool.close()
+    live = [e for e in daemon.stdout_events() if e["activity"] == "fall"]
+
+    result = har("predict", clip, "--config", cfg, "--events", "--json", tmp=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    offline = [json.loads(line) for line in result.stdout.splitlines()]
+    falls = [e for e in offline if e["activity"] == "fall"]
+
+    assert [e["type"] for e in falls][:2] == ["start", "update"], offline
+    assert [e["type"] for e in falls] == [e["type"] for e in live]
+    assert 0.3 <= falls[0]["at_s"] <= 5.0 + 3.0
+    for off, on in zip(falls, live, strict=True):
+        if off["type"] != "end":  # "down for N s", within one fall look (0.2 s) and rounding
+            assert abs(off["down_s"] - on["down_s"]) <= 0.3, (off, on)
+
+    # The same camera without the recogniser: the classifier's events only, no fall.
+    plain = write_config(tmp_path / "plain.toml", sections, [camera])
+    result = har("predict", clip, "--config", plain, "--events", "--json", tmp=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert all(json.loads(line)["activity"] != "fall" for line in result.stdout.splitlines())
