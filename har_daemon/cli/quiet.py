@@ -21,7 +21,7 @@ from har_daemon.offline.quiet import (
     replay_quiet,
     scene_figures,
 )
-from har_daemon.offline.replay import replay
+from har_daemon.offline.replay import replay, replay_activities
 from har_daemon.offline.stream_eval import check_activities, decision_settings, read_truth
 from har_daemon.runtime.calibration import calibration_path, write_calibration
 from har_daemon.runtime.cameras import window_seconds
@@ -54,7 +54,7 @@ def _streams(
     for video in videos:
         truth_file = video.parent / "TRUTH.csv"
         truth = read_truth(truth_file)
-        check_activities(truth, meta, truth_file)
+        check_activities(truth, replay_activities(config, meta), truth_file)
         out.append(record(replay(video, config, meta, backend), truth))
     return out
 

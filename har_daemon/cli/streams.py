@@ -12,6 +12,7 @@ from har_daemon.cli.offline import load
 from har_daemon.config import DaemonConfig
 from har_daemon.core.stderr import json_stderr
 from har_daemon.model.meta import ModelMeta
+from har_daemon.offline.replay import replay_activities
 from har_daemon.offline.stream_eval import (
     StreamEvaluation,
     check_activities,
@@ -34,7 +35,7 @@ def evaluate_stream(args: argparse.Namespace) -> int:
 def _evaluate_stream(args: argparse.Namespace) -> int:
     truth = read_truth(args.truth)
     config, meta, backend = load(args)
-    check_activities(truth, meta, args.truth)
+    check_activities(truth, replay_activities(config, meta), args.truth)
     check_truth_span(truth, probe_video(args.video).duration_s, args.truth, args.video)
     result = evaluate_recording(args.video, truth, config, meta, backend)
     doc = {

@@ -73,18 +73,26 @@ def transition_dict(tr: Transition) -> dict[str, Any]:
     return out
 
 
+def chosen_camera(config: DaemonConfig, camera: str | None = None) -> CameraConfig | None:
+    """The configuration's camera named `camera` (default: the first; None without cameras),
+    whose drawing and recognisers a replay takes."""
+    named = {c.name: c for c in config.cameras}
+    if camera is not None and camera not in named:
+        known = ", ".join(named) or "none"
+        raise ConfigError(f"--camera: no camera {camera!r} in the configuration (cameras: {known})")
+    if not config.cameras:
+        return None
+    return named[camera] if camera is not None else config.cameras[0]
+
+
 def replay_camera(
     video: Path, config: DaemonConfig, meta: ModelMeta, camera: str | None = None
 ) -> CameraConfig:
     """The file as a camera: with the zones, masks and recognisers of the configuration's camera
     named `camera` (default: the first), so a recording of that camera replays as it runs."""
     drawing: dict[str, Any] = {}
-    named = {c.name: c for c in config.cameras}
-    if camera is not None and camera not in named:
-        known = ", ".join(named) or "none"
-        raise ConfigError(f"--camera: no camera {camera!r} in the configuration (cameras: {known})")
-    if config.cameras:
-        first = named[camera] if camera is not None else config.cameras[0]
+    first = chosen_camera(config, camera)
+    if first is not None:
         problem = zone_problem(first, meta)
         if problem is not None:
             raise ConfigError(f"cameras: {problem}")
@@ -92,6 +100,16 @@ def replay_camera(
             include={"zones", "masks", "required_zones", "recognisers"}, exclude_unset=True
         )
     return CameraConfig(name=REPLAY_CAMERA, source=str(video), realtime=False, **drawing)
+
+
+def replay_activities(
+    config: DaemonConfig, meta: ModelMeta, camera: str | None = None
+) -> list[str]:
+    """What the replayed camera can raise: the model's classes, then its other recognisers'
+    activities (`fall`), so truth may name them."""
+    chosen = chosen_camera(config, camera)
+    others = [r.activity for r in chosen.recognisers] if chosen is not None else []
+    return list(meta.classes) + [a for a in others if a is not None and a not in meta.classes]
 
 
 def replay(

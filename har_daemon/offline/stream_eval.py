@@ -88,12 +88,14 @@ def alerts_from(transitions: Sequence[Transition]) -> list[AlertEvent]:
     return sorted(alerts, key=lambda a: a.start_s)
 
 
-def check_activities(truth: Sequence[TruthInterval], meta: ModelMeta, path: Path) -> None:
-    unknown = sorted({iv.activity for iv in truth} - set(meta.classes))
+def check_activities(truth: Sequence[TruthInterval], activities: Sequence[str], path: Path) -> None:
+    """`activities`: what the replayed camera can raise (`offline.replay.replay_activities`)."""
+    unknown = sorted({iv.activity for iv in truth} - set(activities))
     if unknown:
         raise DataError(
             f"{path}: activit{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)} "
-            f"not among the model's classes ({', '.join(meta.classes)})"
+            f"not among what the camera raises: the model's classes and its recognisers' "
+            f"activities ({', '.join(activities)})"
         )
 
 

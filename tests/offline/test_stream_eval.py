@@ -14,8 +14,8 @@ from har_daemon.offline.matching import AlertEvent, TruthInterval, write_truth_c
 from har_daemon.offline.stream_eval import StreamRun, alerts_from, pool
 from har_daemon.runtime.events import Transition
 from har_daemon.tools.media import concat_clips
-from tests.daemon_helpers import daemon_env
-from tests.shared_data import FIGHT_DATA, REPO, require
+from tests.daemon_helpers import daemon_env, write_config
+from tests.shared_data import FALLS_DATA, FIGHT_DATA, REPO, require
 
 FIGHT_MODEL = REPO / "models" / "fight"
 
@@ -100,3 +100,28 @@ def test_bad_truth_files_are_one_line_errors(tmp_path: Path) -> None:
     unknown.write_text("start_s,end_s,activity\n0,1,dancing\n")
     result = _har(tmp_path, "evaluate-stream", video, "--truth", unknown, "--model", FIGHT_MODEL)
     assert result.returncode == 2 and "dancing" in result.stderr and "fight" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_camera_with_a_fall_recogniser_is_evaluated_on_falls(tmp_path: Path) -> None:
+    """Truth may name what the camera's recognisers raise: a real fall found as an incident."""
+    video = require(FALLS_DATA / "gmdcsa24" / "fall" / "s1_fall_14.mp4")
+    truth = tmp_path / "truth.csv"
+    truth.write_text(write_truth_csv([TruthInterval(0.3, 5.0, "fall")]))  # the authors' interval
+    sections = {"model": {"path": FIGHT_MODEL}, "mqtt": {"enabled": False}}
+    camera = {"name": "room", "source": 0}
+    falls = [{"kind": "classifier"}, {"kind": "fall", "model": "models/fall"}]
+    with_fall = write_config(tmp_path / "fall.toml", sections, [{**camera, "recognisers": falls}])
+    result = _har(tmp_path, "evaluate-stream", video, "--truth", truth, "--config", with_fall,
+                  "--json")  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    doc = json.loads(result.stdout)
+    fall = doc["figures"]["per_activity"]["fall"]
+    assert fall["intervals"] == 1 and fall["detected"] == 1 and fall["false_alerts"] == 0
+    assert any(e["activity"] == "fall" and "down_s" in e for e in doc["events"])
+
+    # Without the recogniser the camera cannot raise a fall: one line naming it, exit 2.
+    plain = write_config(tmp_path / "plain.toml", sections, [camera])
+    result = _har(tmp_path, "evaluate-stream", video, "--truth", truth, "--config", plain)
+    assert result.returncode == 2 and "fall" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
