@@ -23,6 +23,7 @@ import numpy as np
 
 from har_daemon.model.person import PersonDetector
 from har_daemon.model.regions import close_pair
+from har_daemon.tools.media import read_video
 
 CANVAS_HW = (480, 640)
 GREY = 110
@@ -30,16 +31,7 @@ WIDE = 0.8  # a lone box this much wider than tall holds more than one person
 
 
 def frames_of(path: Path, looks: int) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    try:
-        while True:
-            ok, frame = cap.read()
-            if not ok:
-                break
-            frames.append(frame)
-    finally:
-        cap.release()
+    frames = read_video(path)
     return frames[:: max(1, len(frames) // looks)][:looks]
 
 
