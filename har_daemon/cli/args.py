@@ -28,11 +28,15 @@ def positive_int(value: str) -> int:
     return n
 
 
-def positive_float(value: str) -> float:
+def _number(value: str) -> float:
     try:
-        x = float(value)
+        return float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+
+
+def positive_float(value: str) -> float:
+    x = _number(value)
     if not x > 0:
         raise argparse.ArgumentTypeError(f"{value} must be greater than 0")
     return x
@@ -58,10 +62,7 @@ def fraction(value: str) -> float:
 
 def probability(value: str) -> float:
     """0 to 1 inclusive: how often a random transform is applied."""
-    try:
-        x = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    x = _number(value)
     if not 0 <= x <= 1:
         raise argparse.ArgumentTypeError(f"{value} must be between 0 and 1")
     return x

@@ -145,13 +145,12 @@ def _measure_pose(
     args: argparse.Namespace, workdir: Path, video: Path, people_model: Path
 ) -> dict[str, Any]:
     model = pose_stage_model(people_model)
-    progress(f"fight pose stage: {read_meta(model).name} with pose_fusion on, same clip")
+    meta = read_meta(model)
+    progress(f"fight pose stage: {meta.name} with pose_fusion on, same clip")
     pose_args = argparse.Namespace(**{**vars(args), "model": model})
-    figures = measure_streams(
-        pose_args, read_meta(model), workdir / "pose", video=video, pose_fusion=True
-    )
+    figures = measure_streams(pose_args, meta, workdir / "pose", video=video, pose_fusion=True)
     out: dict[str, Any] = {
-        "pose_model": read_meta(model).name,
+        "pose_model": meta.name,
         "streams_realtime_pose": figures["streams_realtime"],
         "pose_steps": figures["steps"],
     }

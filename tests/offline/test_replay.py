@@ -22,7 +22,7 @@ from har_daemon.model.registry import create_backend
 from har_daemon.offline.replay import replay
 from har_daemon.tools.media import concat_clips
 from har_daemon.training.synth import write_activity_video
-from tests.daemon_helpers import DaemonPool, daemon_env, parse_iso, write_config
+from tests.daemon_helpers import DaemonPool, DaemonProcess, daemon_env, parse_iso, write_config
 from tests.shared_data import FALLS_DATA, FIGHT_DATA, REPO, require
 
 pytestmark = pytest.mark.slow
@@ -62,22 +62,29 @@ def _config(path: Path, source: Path, backend: str = "litert") -> Path:
     )
 
 
-def test_predict_raises_what_the_daemon_raises(tmp_path: Path) -> None:
-    clip = require(FALLS_DATA / "assist-iot" / "adl" / "07_sitting_high_chair.mp4")
-    cfg = _config(tmp_path / "har.toml", clip)
-    pool = DaemonPool(tmp_path)
+def live_then_offline(
+    cfg: Path, clip: Path, tmp: Path
+) -> tuple[DaemonProcess, list[dict[str, Any]]]:
+    """The real daemon on `cfg` to the clip's end, then `predict --events --json` on the clip:
+    the daemon (its events and logs) and the offline events."""
+    pool = DaemonPool(tmp)
     try:
         daemon = pool.start(cfg)
         assert daemon.wait(timeout=120) == 0, daemon.describe()
     finally:
         pool.close()
+    result = har("predict", clip, "--config", cfg, "--events", "--json", tmp=tmp)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return daemon, [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_predict_raises_what_the_daemon_raises(tmp_path: Path) -> None:
+    clip = require(FALLS_DATA / "assist-iot" / "adl" / "07_sitting_high_chair.mp4")
+    cfg = _config(tmp_path / "har.toml", clip)
+    daemon, offline = live_then_offline(cfg, clip, tmp_path)
     live = daemon.stdout_events()
     opened = next(e for e in daemon.logs() if e["event"] == "camera.online")
     t0 = parse_iso(opened["timestamp"])
-
-    result = har("predict", clip, "--config", cfg, "--events", "--json", tmp=tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
-    offline = [json.loads(line) for line in result.stdout.splitlines()]
 
     assert len(live) >= 4, "a quiet clip with chatty thresholds must give transitions"
     assert [(e["type"], e["activity"]) for e in offline] == [
@@ -173,17 +180,8 @@ def test_predict_raises_the_falls_the_daemon_raises(tmp_path: Path) -> None:
     }
     camera = {"name": "room", "source": clip, "realtime": False}
     cfg = write_config(tmp_path / "har.toml", sections, [{**camera, "recognisers": recognisers}])
-    pool = DaemonPool(tmp_path)
-    try:
-        daemon = pool.start(cfg)
-        assert daemon.wait(timeout=120) == 0, daemon.describe()
-    finally:
-        pool.close()
+    daemon, offline = live_then_offline(cfg, clip, tmp_path)
     live = [e for e in daemon.stdout_events() if e["activity"] == "fall"]
-
-    result = har("predict", clip, "--config", cfg, "--events", "--json", tmp=tmp_path)
-    assert result.returncode == 0, result.stderr[-2000:]
-    offline = [json.loads(line) for line in result.stdout.splitlines()]
     falls = [e for e in offline if e["activity"] == "fall"]
 
     assert [e["type"] for e in falls][:2] == ["start", "update"], offline
