@@ -148,6 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--test-fraction", type=fraction, default=0.2)
     t.add_argument("--validation-fraction", type=fraction, default=0.2)
     t.add_argument("--name", help="model name recorded in model.json")
+    t.add_argument(
+        "--extra-train",
+        type=Path,
+        help="a second folder of clips (same layout) that only ever trains, never validates or "
+        "tests, and leaves the split of --data as it is: e.g. quiet footage of some scenes as "
+        "negatives, the other scenes kept for the false-alert measurement",
+    )
     add_training_options(t)
     add_region_options(t)
     add_data_options(t)

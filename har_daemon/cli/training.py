@@ -56,7 +56,13 @@ def _train_options(args: argparse.Namespace, out_dir: Path, **extra: Any) -> Tra
 
 def train(args: argparse.Namespace) -> int:
     result = train_model(
-        _train_options(args, args.out, split=args.split, test_fraction=args.test_fraction)
+        _train_options(
+            args,
+            args.out,
+            split=args.split,
+            test_fraction=args.test_fraction,
+            extra_train_dir=args.extra_train,
+        )
     )
     t = result.meta.training
     print(

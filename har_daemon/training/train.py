@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +83,7 @@ class TrainOptions:
     input_region: Literal["frame", "person"] = "frame"  # person: crops around people
     person_region: PersonRegion | None = None  # the crop rules (None: the defaults)
     eval_backend: Literal["keras", "litert"] = "keras"  # what scores validation and test clips
+    extra_train_dir: Path | None = None  # clips that only train: the split of data_dir unchanged
 
 
 @dataclass
@@ -173,12 +175,15 @@ def train(
             f"{opts.data_dir}: too few {'groups' if opts.split == 'group' else 'clips'} to hold "
             f"out validation data ({len(pool)} clips after the test split)"
         )
+    extra = _extra_train(opts.extra_train_dir, classes, records)
+    train_recs, records = train_recs + extra, records + extra
     log.info(
         "train.split",
         split=opts.split,
         train=len(train_recs),
         validation=len(val_recs),
         test=len(test),
+        extra_train=len(extra),
         classes=classes,
     )
 
@@ -286,6 +291,7 @@ def train(
             "samples": samples,
             "skipped_clips": len(data.skipped),
             "test_groups": sorted({r.group for r in test}),
+            **_extra_meta(opts.extra_train_dir, extra),
             "test_clips": sorted(relative_clip_path(r.path, opts.data_dir) for r in test),
             "validation_clips": sorted(relative_clip_path(r.path, opts.data_dir) for r in val_recs),
             "epochs_requested": opts.epochs,
@@ -387,6 +393,30 @@ def train(
         test_labels=l_test,
         test_clips=[relative_clip_path(r.path, opts.data_dir) for r in test_clips],
     )
+
+
+def _extra_train(
+    folder: Path | None, classes: Sequence[str], records: Sequence[ClipRecord]
+) -> list[ClipRecord]:
+    """The --extra-train clips: only the model's classes, no group shared with the split data
+    (a group on both sides would leak into validation or test)."""
+    if folder is None:
+        return []
+    extra = scan_dataset(folder, None)
+    unknown = sorted({r.label for r in extra} - set(classes))
+    if unknown:
+        raise DataError(f"{folder}: class folder(s) {', '.join(unknown)} not in {list(classes)}")
+    shared = sorted({r.group for r in extra} & {r.group for r in records})
+    if shared:
+        raise DataError(f"{folder}: group(s) {', '.join(shared)} are also in the split data")
+    return extra
+
+
+def _extra_meta(folder: Path | None, extra: Sequence[ClipRecord]) -> dict[str, Any]:
+    if folder is None:
+        return {}
+    groups = Counter(r.group for r in extra)
+    return {"extra_train": {"data_dir": str(folder), "clips": len(extra), "groups": dict(groups)}}
 
 
 def _predictor(model: Any, out: Path, meta: ModelMeta, backend: str) -> Predict:
