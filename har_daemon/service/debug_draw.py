@@ -50,6 +50,14 @@ class Overlay:
     """The fall recogniser's people at its last look (cameras that run it)."""
 
 
+def fall_people(people: Sequence[TrackedPerson]) -> list[TrackedPerson]:
+    """The followed people worth drawing, fallen last (on top): those seen at the last look, and
+    those not seen but down (a lying person is often missed); a track kept for a person who
+    walked off or a stray low-score box only clutters the picture."""
+    shown = [p for p in people if p.seen or p.down_s is not None]
+    return sorted(shown, key=lambda p: (p.fallen, p.down_s is not None))
+
+
 def fall_label(person: TrackedPerson) -> str:
     """A followed person's state as the fall rule sees it: up, down (not after a fall, or not
     for long enough yet), or fallen with how long they have been down; "unseen": their box is
@@ -101,7 +109,7 @@ def draw(frame: np.ndarray, ov: Overlay) -> np.ndarray:
         x1, y1, x2, y2 = (round(float(v) * scale) for v in box[:4])
         cv2.rectangle(img, (x1, y1), (x2, y2), PERSON_BGR, 2)
         _label(img, f"{float(box[4]):.2f}", x1, y1, PERSON_BGR)
-    for person in ov.falls:  # over the person boxes: the same people, often the same boxes
+    for person in fall_people(ov.falls):  # over the person boxes: often the same boxes
         x1, y1, x2, y2 = (round(float(v) * scale) for v in person.box)
         cv2.rectangle(img, (x1, y1), (x2, y2), FALL_BGR, 3 if person.fallen else 2)
         colour = ALERT_BGR if person.fallen else FALL_BGR

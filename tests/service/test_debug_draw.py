@@ -8,7 +8,14 @@ from types import SimpleNamespace
 import numpy as np
 
 from har_daemon.runtime.falls import TrackedPerson
-from har_daemon.service.debug_draw import FALL_BGR, REGION_BGR, Overlay, draw, fall_label
+from har_daemon.service.debug_draw import (
+    FALL_BGR,
+    REGION_BGR,
+    Overlay,
+    draw,
+    fall_label,
+    fall_people,
+)
 from har_daemon.service.debug_view import DebugView
 
 FRAME = np.full((240, 320, 3), 60, np.uint8)  # drawn at twice the size (MIN_WIDTH 640)
@@ -33,6 +40,15 @@ def test_the_state_reads_up_down_or_fallen_with_how_long() -> None:
     assert fall_label(TrackedPerson(4, LYING, 5.0, False, fallen=True)) == (
         "#4 FALL down 5.0 s unseen"
     )
+
+
+def test_people_not_seen_are_drawn_only_while_down_and_the_fallen_on_top() -> None:
+    fallen = TrackedPerson(1, LYING, 2.0, False, fallen=True)
+    walked_off = TrackedPerson(2, (250.0, 20.0, 300.0, 120.0), None, False)
+    standing = TrackedPerson(3, LYING, None, True)
+    assert fall_people([fallen, walked_off, standing]) == [standing, fallen]
+    drawn = draw(FRAME, Overlay("room", falls=[walked_off]))
+    assert tuple(drawn[140, 500]) != FALL_BGR  # its left edge (column 250 x 2) is not drawn
 
 
 def test_the_view_draws_the_people_of_the_cameras_fall_recogniser() -> None:
