@@ -6,8 +6,9 @@ Per camera (one HA device):
 - `binary_sensor` per alerting activity: ON while `activity` equals it (device_class safety);
   one more per other recogniser of the camera (a fall's), ON while its own retained
   `<prefix>/<camera>/activity/<activity>` says so: one sensor per camera and activity.
-- `binary_sensor` per zone and alerting activity (cameras with zones): ON while `activity`
-  equals it and the activity JSON's `zones` holds the zone.
+- `binary_sensor` per zone and alerting activity (cameras with zones), the other recognisers'
+  included: ON while `activity` equals it and the activity JSON's `zones` holds the zone (a
+  fall's: its own retained state, whose `zones` are where the people down lie).
 - `switch` "Detection": commands `<prefix>/<camera>/set` ({"enabled":true|false}), state from
   the retained `<prefix>/<camera>/enabled` JSON.
 - `image` "Snapshot" (only with snapshots on): the retained JPEG on `<prefix>/<camera>/snapshot`.
@@ -147,7 +148,8 @@ def discovery_messages(
     (`DecisionPolicy.alerting`), since the config's empty list means "all". `instance`: the
     instance's name when several share the prefix (its own availability topic and node_id).
     `recognisers`: the activities of the camera's other recognisers (["fall"]).
-    `zones`: the camera's zone names; each gets a binary_sensor per alerting activity.
+    `zones`: the camera's zone names; each gets a binary_sensor per alerting activity and per
+    other recogniser's activity, on that activity's state topic.
     """
     check_topic_level(camera)
     disc = discovery_prefix.strip("/")
@@ -219,14 +221,14 @@ def discovery_messages(
             )
         )
     for zone in zones:
-        for activity in dict.fromkeys(alert_activities):
+        for activity, state_topic in sensors:
             entities.append(
                 (
                     "binary_sensor",
                     f"zone_{slug(zone)}_{slug(activity)}",
                     {
                         "name": f"{activity} in {zone}",
-                        "state_topic": activity_topic,
+                        "state_topic": state_topic,
                         "value_template": zone_sensor_value_template(activity, zone),
                         "payload_on": "ON",
                         "payload_off": "OFF",

@@ -270,8 +270,10 @@ class EventRouter(threading.Thread):
         if since is None and state.since is not None:
             since = state.since + offset
         payload = activity_payload(replace(state, since=since), at + offset)
-        if state.camera in self._zones and state.activity in (None, *self.settings.classes):
-            # Home Assistant's zone sensors read these (the classifier's zones; not a fall's)
+        if state.zones is not None:  # a fall recogniser's: where its people lie
+            payload["zones"] = list(state.zones)
+        elif state.camera in self._zones and state.activity in (None, *self.settings.classes):
+            # Home Assistant's zone sensors read these (the classifier's zones)
             payload["zones"] = self._zones[state.camera] if state.activity else []
         return payload
 
@@ -325,7 +327,9 @@ class EventRouter(threading.Thread):
     ) -> dict[str, Any]:
         """The snapshot of a start and the clip of an end, done before the event is sent."""
         extras: dict[str, Any] = {} if region is None else {"region": region}
-        if camera in self._zones and tr.activity in self.settings.classes:
+        if tr.zones is not None:  # a fall's: where the person lay when it started
+            extras["zones"] = list(tr.zones)
+        elif camera in self._zones and tr.activity in self.settings.classes:
             # cameras with zones: where the classifier's event's people stood
             extras["zones"] = self._zones[camera]
         if tr.kind == "start":

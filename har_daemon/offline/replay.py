@@ -146,9 +146,11 @@ def replay(
         out.transitions.extend(gap.transitions)
         out.zones.extend([None] * len(gap.transitions))
 
-    def on_activity(result: ActivityResult) -> None:  # a fall recogniser's (no zones)
+    def on_activity(result: ActivityResult) -> None:  # a fall recogniser's
         out.transitions.extend(result.transitions)
-        out.zones.extend([None] * len(result.transitions))
+        out.zones.extend(
+            [None if tr.zones is None else list(tr.zones) for tr in result.transitions]
+        )
 
     scheduler: InferenceScheduler | None = None
 
@@ -176,6 +178,7 @@ def replay(
         motion_threshold=config.inference.motion_threshold,
         gap_sink=on_gap,
         activity_sink=on_activity,
+        frame_clock=camera.capture.frame_clock,  # the file's own clock, as its frames' times
     )
     camera.capture.run_inline()  # in this thread: capture -> step -> inference, frame by frame
     stats = camera.capture.stats

@@ -143,6 +143,9 @@ class Transition:
     """Falls only: how long the person has been down (runtime.recognisers)."""
     signal: Signal | None = None
     """Fights with pose fusion on: the signal that scored the window of a start or update."""
+    zones: tuple[str, ...] | None = None
+    """Falls on a camera with zones: the zones the person lay in when the fall started (the
+    classifier's events take theirs from the window: `dispatch.router`)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -162,6 +165,9 @@ class ActivityState:
     alerting: bool
     occurrence_id: str | None
     camera: str | None = None
+    zones: tuple[str, ...] | None = None
+    """A fall recogniser's on a camera with zones: the zones of the people down now (empty
+    while idle); the classifier's come from its windows (`dispatch.router`)."""
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -64,6 +64,21 @@ class FallChange:
     """An "end" because the track was lost (not because the person got up)."""
 
 
+@dataclass(frozen=True)
+class TrackedPerson:
+    """One person the fall stage follows, as of its last look (what the debug view draws)."""
+
+    track_id: int
+    box: tuple[float, float, float, float]
+    """In the frame's pixels; the last box seen when the person was not seen at the look."""
+    down_s: float | None
+    """How long the rule has had them down (what a fall's `down_s` says); None: not down."""
+    seen: bool
+    """Seen at the look (else kept from an earlier one: a lying person is often missed)."""
+    fallen: bool = False
+    """A fall event is open for them (`runtime.recognisers` knows)."""
+
+
 @dataclass
 class FallStage:
     detector: Detector
@@ -120,6 +135,17 @@ class FallStage:
             gone = box is None
             box = box or (0.0, 0.0, 0.0, 0.0)
             out.append(FallChange(track_id, change, t, round(down_s, 2), box, gone))
+        return out
+
+    def people(self, t: float) -> list[TrackedPerson]:
+        """Every person tracked at the look at `t` (the last), down or not."""
+        assert self.events is not None
+        states = self.events.states
+        out = []
+        for tr in self.tracks.tracks:
+            since = states[tr.id].down_since if tr.id in states else None
+            down_s = None if since is None else round(t - since, 2)
+            out.append(TrackedPerson(tr.id, tr.box, down_s, tr.missed == 0))
         return out
 
     def reset(self, t: float) -> list[FallChange]:

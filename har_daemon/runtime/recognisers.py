@@ -7,6 +7,12 @@ s") at most every `update_interval_s` while they stay down, "end" when they get 
 their track is lost ("gone"). Outcomes are `ActivityResult`s, keyed by (camera, activity) on
 the event side, so a camera's fight and fall events and states never mix.
 
+On a camera with zones a fall carries the zones the person lay in when it started (their box's
+foot point, the rule `CameraZones.zones_of` applies to everyone), on its start, updates and end;
+with `required_zones` naming `fall`, a fall outside those zones does not start (so it never
+goes on either). Masks: a look of its own drops the people standing in one, as the person stage
+does with the boxes it shares.
+
 Runs on the inference thread, which owns the camera's frames and the person detector: a look
 shares the person stage's boxes when that stage looked at the same frame, and costs one
 detector call otherwise.
@@ -15,7 +21,7 @@ detector call otherwise.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -25,7 +31,13 @@ from har_daemon.core.errors import ModelError
 from har_daemon.model.meta import ModelMeta
 from har_daemon.model.regions import normalised
 from har_daemon.runtime.events import ActivityState, EndReason, Transition
-from har_daemon.runtime.falls import FALL_MODEL_DIR, FallChange, FallStage, load_rule
+from har_daemon.runtime.falls import (
+    FALL_MODEL_DIR,
+    FallChange,
+    FallStage,
+    TrackedPerson,
+    load_rule,
+)
 from har_daemon.runtime.zones import CameraZones
 
 FALL_MODEL_NAME = "fall-pose-rule"
@@ -70,6 +82,8 @@ class FallStats:
     looks: int = 0
     shared_looks: int = 0
     """Looks that used the person stage's boxes of the same frame (no detector call)."""
+    outside_zones: int = 0
+    """Falls that did not start: the person lay outside the zones `required_zones` names."""
 
 
 @dataclass
@@ -77,6 +91,7 @@ class _Fall:
     occurrence_id: str
     started_at: float
     last_update: float
+    zones: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -89,8 +104,11 @@ class FallRecogniser:
     shared: bool = False
     """Look only at the person stage's looks (no detector call of its own)."""
     zones: CameraZones | None = None
-    """The camera's masks: people standing in them are ignored, as by the person stage."""
+    """The camera's zones and masks (module docstring)."""
     stats: FallStats = field(default_factory=FallStats)
+    people: tuple[TrackedPerson, ...] = ()
+    """The people followed at the last look; replaced whole at each look (one reference swap:
+    the debug view reads it from its own thread)."""
     seen_count: int = 0
     """The ring's push count at the inference thread's last visit (a fast file's capture
     waits for it)."""
@@ -118,23 +136,44 @@ class FallRecogniser:
             if self.zones is not None:
                 boxes = self.zones.unmasked(boxes, (int(frame.shape[0]), int(frame.shape[1])))
         changes = self.stage.look(frame, t, boxes)
-        return self._result(t, changes, frame.shape[:2], captured_at)
+        frame_hw = (int(frame.shape[0]), int(frame.shape[1]))
+        result = self._result(t, changes, frame_hw, captured_at)
+        self.people = tuple(
+            replace(p, fallen=True) if p.track_id in self._open else p for p in self.stage.people(t)
+        )
+        return result
 
     def reset(self, t: float) -> ActivityResult:
         """A stream gap, a cut, a pause or the end: every open fall ends at `t` (or at the last
         look, when that was later: the classifier's last window may lag it)."""
         t = max(t, self._last_look if self._last_look is not None else t)
         self._last_look = None
+        self.people = ()
         return self._result(t, self.stage.reset(t), None, None, finish=True)
 
     @property
     def state(self) -> ActivityState:
+        zones = self._zone_names({z for f in self._open.values() for z in f.zones or ()})
         if not self._open:
-            return ActivityState(None, 0.0, self._idle_since, False, None, self.camera)
+            return ActivityState(None, 0.0, self._idle_since, False, None, self.camera, zones)
         first = min(self._open.values(), key=lambda f: f.started_at)
         return ActivityState(
-            FALL_ACTIVITY, 1.0, first.started_at, True, first.occurrence_id, self.camera
+            FALL_ACTIVITY, 1.0, first.started_at, True, first.occurrence_id, self.camera, zones
         )
+
+    def _zone_names(self, names: set[str]) -> tuple[str, ...] | None:
+        """`names` in the configuration's order; None when the camera has no zones."""
+        if self.zones is None or not self.zones.zones:
+            return None
+        return tuple(name for name in self.zones.zones if name in names)
+
+    def _fall_zones(
+        self, c: FallChange, frame_hw: tuple[int, int] | None
+    ) -> tuple[str, ...] | None:
+        """Where the person of a starting fall lies (None: the camera has no zones)."""
+        if self.zones is None or not self.zones.zones or frame_hw is None:
+            return None
+        return tuple(self.zones.zones_of(np.asarray([c.box], np.float32), frame_hw))
 
     def _result(
         self,
@@ -145,7 +184,9 @@ class FallRecogniser:
         *,
         finish: bool = False,
     ) -> ActivityResult:
-        transitions = [tr for c in changes if (tr := self._transition(c, finish)) is not None]
+        transitions = [
+            tr for c in changes if (tr := self._transition(c, frame_hw, finish)) is not None
+        ]
         region = None
         located = [c for c in changes if c.change != "end" and frame_hw is not None]
         if located and frame_hw is not None:
@@ -154,9 +195,15 @@ class FallRecogniser:
             self.camera, FALL_ACTIVITY, t, transitions, self.state, region, captured_at
         )
 
-    def _transition(self, c: FallChange, finish: bool) -> Transition | None:
+    def _transition(
+        self, c: FallChange, frame_hw: tuple[int, int] | None, finish: bool
+    ) -> Transition | None:
         if c.change == "start":
-            fall = self._open[c.track_id] = _Fall(str(uuid.uuid4()), c.t, c.t)
+            zones = self._fall_zones(c, frame_hw)
+            if zones is not None and self.zones and not self.zones.allows(FALL_ACTIVITY, zones):
+                self.stats.outside_zones += 1
+                return None  # its updates and end find no open fall: ignored too
+            fall = self._open[c.track_id] = _Fall(str(uuid.uuid4()), c.t, c.t, zones)
         else:
             fall = self._open.get(c.track_id)
             if fall is None:
@@ -184,4 +231,5 @@ class FallRecogniser:
             camera=self.camera,
             reason=reason,
             down_s=c.down_s if c.change != "end" else None,
+            zones=fall.zones,
         )

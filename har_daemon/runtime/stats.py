@@ -44,9 +44,10 @@ Raw snapshot (`RawStats`)::
           "debug_encodes": int,  # pictures the debug view drew and encoded (0: nobody watched)
           # optional, cameras with a fall recogniser: its looks, and those that took the person
           # stage's boxes of the same frame (no detector call of their own); turned second
-          # looks at people lost or poorly seen right after going down, and their model calls
+          # looks at people lost or poorly seen right after going down, and their model calls;
+          # falls that did not start because the person lay outside the `required_zones`
           "fall_looks": int, "fall_looks_shared": int,
-          "fall_turned_looks": int, "fall_turned_calls": int,
+          "fall_turned_looks": int, "fall_turned_calls": int, "fall_outside_zones": int,
           # optional, cameras with pose fusion (`[inference] pose_fusion`): the fight pose
           # stage's own looks, and the region windows its pose model scored
           "pose_looks": int, "pose_windows": int,
@@ -131,6 +132,7 @@ class CameraRaw(TypedDict):
     fall_looks_shared: NotRequired[int]
     fall_turned_looks: NotRequired[int]
     fall_turned_calls: NotRequired[int]
+    fall_outside_zones: NotRequired[int]
     pose_looks: NotRequired[int]
     pose_windows: NotRequired[int]
 
@@ -278,6 +280,7 @@ def _camera_raw(camera: Camera, events: int, now: float) -> CameraRaw:
         raw["fall_looks_shared"] = falls.stats.shared_looks
         raw["fall_turned_looks"] = falls.stage.look_stats.looks
         raw["fall_turned_calls"] = falls.stage.look_stats.calls
+        raw["fall_outside_zones"] = falls.stats.outside_zones
     fight_pose = camera.pipeline.fight_pose
     if fight_pose is not None:
         raw["pose_looks"] = fight_pose.looks

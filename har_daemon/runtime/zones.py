@@ -4,7 +4,9 @@
   them, so the person detector, the motion and scene-cut checks and the activity model never
   see those areas; a person box whose foot point lies in a mask is dropped (`unmasked`).
 * Zones: the zones a window's people stand in (`zones_of`); an activity that requires zones
-  scores 0 for people outside all of them (`gate`), so it can neither start nor continue there.
+  (`allows`) scores 0 for people outside all of them (`gate`, the classifier's), so it can
+  neither start nor continue there; a fall outside them does not start
+  (`runtime.recognisers`).
 
 The geometry is `video.zone_geometry`; the rasters are cached per frame size (a camera's working
 frame size is fixed for a stream).
@@ -38,8 +40,10 @@ class ZoneStats:
 class CameraZones:
     zones: dict[str, Polygon]
     masks: list[Polygon]
-    required: dict[int, frozenset[str]]
-    """Class index -> the zones its people must stand in."""
+    required: dict[str, frozenset[str]]
+    """Activity -> the zones its people must stand in."""
+    classes: tuple[str, ...] = ()
+    """The classifier's classes, in the order of its scores (`gate`)."""
     stats: ZoneStats = field(default_factory=ZoneStats)
     _rasters: dict[tuple[int, int], np.ndarray | None] = field(default_factory=dict)
 
@@ -48,11 +52,11 @@ class CameraZones:
         """The camera's zones, or None when it has neither zones nor masks."""
         if not (cam.zones or cam.masks):
             return None
-        index = {c: i for i, c in enumerate(classes)}
         return cls(
             zones={z.name: z.points for z in cam.zones},
             masks=[m.points for m in cam.masks],
-            required={index[a]: frozenset(z) for a, z in cam.required_zones.items() if a in index},
+            required={a: frozenset(z) for a, z in cam.required_zones.items()},
+            classes=tuple(classes),
         )
 
     # -- masks -----------------------------------------------------------------------------
@@ -103,9 +107,15 @@ class CameraZones:
             found.update(zones_at(self.zones, *foot_point(box, frame_hw)))
         return [name for name in self.zones if name in found]
 
+    def allows(self, activity: str, zones: Collection[str]) -> bool:
+        """Whether `activity` may be raised by people standing in `zones`: it requires none,
+        or one of its required zones is among them."""
+        need = self.required.get(activity)
+        return need is None or not need.isdisjoint(zones)
+
     def gate(self, probs: np.ndarray, zones: Collection[str]) -> np.ndarray:
-        """`probs` with each activity whose required zones hold none of `zones` set to 0."""
-        blocked = [i for i, need in self.required.items() if need.isdisjoint(zones)]
+        """`probs` (the classifier's) with each activity `zones` do not allow set to 0."""
+        blocked = [i for i, c in enumerate(self.classes) if not self.allows(c, zones)]
         if not blocked:
             return probs
         out = np.array(probs, dtype=np.float32, copy=True)
@@ -114,15 +124,18 @@ class CameraZones:
 
 
 def zone_problem(cam: CameraConfig, meta: ModelMeta) -> str | None:
-    """Why the camera's required zones cannot work with this model, or None."""
+    """Why the camera's required zones cannot work with this model, or None. An activity is
+    the model's class or the camera's other recogniser's (`fall`)."""
     if not cam.required_zones:
         return None
-    unknown = sorted(set(cam.required_zones) - set(meta.classes))
+    others = [r.activity for r in cam.recognisers if r.activity is not None]
+    unknown = sorted(set(cam.required_zones) - set(meta.classes) - set(others))
     if unknown:
+        also = f", and the camera's recognisers raise {', '.join(others)}" if others else ""
         return (
             f"camera {cam.name!r}: required_zones names unknown activit"
             f"{'y' if len(unknown) == 1 else 'ies'} {', '.join(map(repr, unknown))}; the "
-            f"model's classes are {', '.join(meta.classes)}"
+            f"model's classes are {', '.join(meta.classes)}{also}"
         )
     if meta.person_region is None:
         return (

@@ -3,8 +3,9 @@
 The frame is the camera's newest ring frame (masks already blanked), scaled up to at least
 `MIN_WIDTH` so the labels stay legible. On it: the masks (red, hatched), the zones (blue
 outlines, named), the person boxes the detector kept (green), the regions the model scored with
-their track ids (yellow), and a panel with each class's smoothed score against the enter and
-exit thresholds and the camera's current activity.
+their track ids (yellow), the people the fall recogniser follows with their state (magenta:
+"up", "down", and "FALL down N s" while their fall event is open), and a panel with each
+class's smoothed score against the enter and exit thresholds and the camera's current activity.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from har_daemon.config.recognisers import FALL_ACTIVITY
 from har_daemon.core.polygons import Polygon, open_ring
+from har_daemon.runtime.falls import TrackedPerson
 
 MIN_WIDTH = 640
 PERSON_BGR = (0, 255, 0)
@@ -24,6 +27,7 @@ ZONE_BGR = (255, 160, 0)
 MASK_BGR = (0, 0, 220)
 TEXT_BGR = (255, 255, 255)
 ALERT_BGR = (0, 0, 255)
+FALL_BGR = (255, 0, 255)
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
@@ -42,6 +46,27 @@ class Overlay:
     enter_threshold: float = 1.0
     exit_threshold: float = 0.0
     activity: str | None = None
+    falls: Sequence[TrackedPerson] = ()
+    """The fall recogniser's people at its last look (cameras that run it)."""
+
+
+def fall_people(people: Sequence[TrackedPerson]) -> list[TrackedPerson]:
+    """The followed people worth drawing, fallen last (on top): those seen at the last look, and
+    those not seen but down (a lying person is often missed); a track kept for a person who
+    walked off or a stray low-score box only clutters the picture."""
+    shown = [p for p in people if p.seen or p.down_s is not None]
+    return sorted(shown, key=lambda p: (p.fallen, p.down_s is not None))
+
+
+def fall_label(person: TrackedPerson) -> str:
+    """A followed person's state as the fall rule sees it: up, down (not after a fall, or not
+    for long enough yet), or fallen with how long they have been down; "unseen": their box is
+    the last one seen (a lying person is often missed)."""
+    if person.fallen:
+        state = f"FALL down {person.down_s or 0.0:.1f} s"
+    else:
+        state = "up" if person.down_s is None else "down"
+    return f"#{person.track_id} {state}" + ("" if person.seen else " unseen")
 
 
 def _pixels(points: Polygon, w: int, h: int) -> np.ndarray:
@@ -84,14 +109,21 @@ def draw(frame: np.ndarray, ov: Overlay) -> np.ndarray:
         x1, y1, x2, y2 = (round(float(v) * scale) for v in box[:4])
         cv2.rectangle(img, (x1, y1), (x2, y2), PERSON_BGR, 2)
         _label(img, f"{float(box[4]):.2f}", x1, y1, PERSON_BGR)
+    for person in fall_people(ov.falls):  # over the person boxes: often the same boxes
+        x1, y1, x2, y2 = (round(float(v) * scale) for v in person.box)
+        cv2.rectangle(img, (x1, y1), (x2, y2), FALL_BGR, 3 if person.fallen else 2)
+        colour = ALERT_BGR if person.fallen else FALL_BGR
+        _label(img, fall_label(person), x1 + 2, y1 + 20, colour)
     _panel(img, ov)
     return img
 
 
 def _panel(img: np.ndarray, ov: Overlay) -> None:
     """Top-left: the camera, its activity and each class's score bar with the thresholds."""
-    head = f"{ov.camera}: {ov.activity or 'idle'}"
-    _label(img, head, 4, 20, ALERT_BGR if ov.activity else TEXT_BGR)
+    fallen = any(p.fallen for p in ov.falls)
+    now = [a for a in (ov.activity, FALL_ACTIVITY if fallen else None) if a]
+    head = f"{ov.camera}: {', '.join(now) or 'idle'}"
+    _label(img, head, 4, 20, ALERT_BGR if now else TEXT_BGR)
     bar_w = 120
     for i, (name, score, alerting) in enumerate(ov.scores):
         y = 28 + i * 18

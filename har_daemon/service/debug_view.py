@@ -148,6 +148,7 @@ class DebugView:
             enter_threshold=tracker.config.enter_threshold,
             exit_threshold=tracker.config.exit_threshold,
             activity=tracker.state.activity,
+            falls=p.falls.people if p.falls is not None else (),
         )
 
     def picture(self, camera: Camera) -> bytes | None:

@@ -65,6 +65,10 @@ _CAMERA_COUNTERS = {
         "har_camera_fall_turned_calls",
         "Detector and pose calls made by the fall's turned second looks.",
     ),
+    "fall_outside_zones": (
+        "har_camera_fall_outside_zones",
+        "Falls that did not start: the person lay outside the zones required_zones names.",
+    ),
     "pose_looks": ("har_camera_pose_looks", "Looks of the fight pose stage of its own."),
     "pose_windows": (
         "har_camera_pose_windows",

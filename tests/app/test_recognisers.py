@@ -4,7 +4,8 @@ has its own events (`activity`), retained state and Home Assistant binary sensor
 
 The stream is real footage: held-out fight clips the fight model gets right (as in
 tests/bundled/test_fight_model.py), then GMDCSA24 `s1_fall_14` (actor 1 falls backwards and
-stays down; the fall rule catches it, tests/runtime/test_falls.py).
+stays down; the fall rule catches it, tests/runtime/test_falls.py). The camera has one zone, the
+whole picture: the fall's events, its retained state and its zone sensor name it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 FALL_CLIP = FALLS_DATA / "gmdcsa24" / "fall" / "s1_fall_14.mp4"
 CAMERA = "room"
+WHOLE = {"name": "all", "points": [[0, 0], [1, 0], [1, 1], [0, 1]]}
 
 
 def _stream(tmp_path: Path) -> Path:
@@ -54,6 +56,7 @@ def test_fight_and_fall_on_one_camera_keep_their_own_events_states_and_sensors(
                 "name": CAMERA,
                 "source": video,
                 "realtime": False,
+                "zones": [WHOLE],
                 "recognisers": [
                     {"kind": "classifier"},
                     {"kind": "fall", "update_interval_s": 0.5},
@@ -90,6 +93,7 @@ def test_fight_and_fall_on_one_camera_keep_their_own_events_states_and_sensors(
     assert downs == sorted(downs) and downs[0] >= 0.8 and downs[-1] >= 2.0, report
     assert all(e["model"] == "fall-pose-rule" and e.get("region") for e in falls), report
     assert [e["at"] for e in falls] == sorted(e["at"] for e in falls), report
+    assert all(e["zones"] == ["all"] for e in falls), report  # where the person lies
     # The fall came after the fight stretch, and the fight's events are the fight's own.
     assert fights and fights[0]["type"] == "start", report
     assert not {e["id"] for e in fights} & {e["id"] for e in falls}, report
@@ -100,6 +104,7 @@ def test_fight_and_fall_on_one_camera_keep_their_own_events_states_and_sensors(
     # Each recogniser's retained state: the fall's says "fall" while down, then idle.
     assert any(s["activity"] == "fall" for s in fall_states), fall_states
     assert fall_states[-1]["activity"] is None, fall_states
+    assert all(s["zones"] == (["all"] if s["activity"] else []) for s in fall_states), fall_states
     assert all(s["activity"] in (None, "fight") for s in fight_states), fight_states
 
     # Both ran on the camera's frames; some fall looks took the person stage's boxes.
@@ -117,3 +122,6 @@ def test_fight_and_fall_on_one_camera_keep_their_own_events_states_and_sensors(
     assert sensors["fall"]["state_topic"] == f"har/{CAMERA}/activity/fall"
     assert sensors["fall"]["unique_id"] != sensors["fight"]["unique_id"]
     assert '"fall"' in sensors["fall"]["value_template"]
+    zoned = {d["name"]: d for t, d in discovery.items() if f"/{CAMERA}_zone_" in t}
+    assert set(zoned) == {"fight in all", "fall in all"}, sorted(discovery)
+    assert zoned["fall in all"]["state_topic"] == f"har/{CAMERA}/activity/fall"

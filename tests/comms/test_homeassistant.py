@@ -23,8 +23,10 @@ from har_daemon.comms.homeassistant import (
     slug,
     stale_topics,
 )
+from har_daemon.comms.messenger import Messenger
 from har_daemon.comms.payloads import activity_payload
 from har_daemon.comms.topics import Topics
+from har_daemon.dispatch.router import EventRouter, RouterSettings
 from har_daemon.runtime.events import ActivityState
 from tests.infra.mosquitto import MosquittoBroker, MqttRecorder
 from tests.infra.procs import wait_until
@@ -535,3 +537,32 @@ def test_zone_sensors_per_zone_and_alerting_activity() -> None:
     # Cameras without zones keep exactly their former entities.
     plain = discovery_messages(topic_prefix=PREFIX, camera="garage", snapshots=False, **BUILD)
     assert not [t for t, _ in plain if "_zone_" in t]
+
+
+def test_a_fall_recogniser_gets_its_zone_sensors_on_its_own_state() -> None:
+    """A camera running the fall recogniser gets "fall in <zone>" sensors reading the fall's
+    retained state (as the router writes it), not the classifier's (real Jinja2)."""
+    msgs = discovery_messages(
+        topic_prefix=PREFIX, camera="bedroom", snapshots=False, zones=["bed", "floor"],
+        discovery_prefix=DISC, classes=["fight", "noFight"], alert_activities=["fight"],
+        model_name="m", version="1", recognisers=["fall"],
+    )  # fmt: skip
+    cfg = {t.split("/")[3]: json.loads(p) for t, p in msgs}
+    floor = cfg["bedroom_zone_floor_fall"]
+    assert floor["name"] == "fall in floor"
+    assert floor["state_topic"] == Topics(PREFIX).recogniser_activity("bedroom", "fall")
+    assert cfg["bedroom_zone_floor_fight"]["state_topic"] == Topics(PREFIX).activity("bedroom")
+    router = EventRouter(
+        ["bedroom"],
+        RouterSettings(model_name="m", classes=["fight", "noFight"], event_qos=1,
+                       publish_scores=False, state_interval_s=10.0, queue_size=4),
+        topics=Topics(PREFIX), messenger=Messenger(None),
+    )  # fmt: skip
+
+    def fall_state(zones: tuple[str, ...]) -> str:
+        state = ActivityState("fall" if zones else None, 1.0, 1.0, True, None, "bedroom", zones)
+        return json.dumps(router.state_payload(state, 2.0, 0.0))
+
+    template = floor["value_template"]
+    jobs = [(template, fall_state(z)) for z in (("floor",), ("bed",), ("bed", "floor"), ())]
+    assert jinja_render_all(jobs) == ["ON", "OFF", "ON", "OFF"]

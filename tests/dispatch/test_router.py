@@ -19,6 +19,7 @@ from har_daemon.core.clock import Clock
 from har_daemon.dispatch.router import EventRouter, RouterSettings
 from har_daemon.runtime.events import ActivityState, Transition
 from har_daemon.runtime.inference import GapResult, WindowResult
+from har_daemon.runtime.recognisers import ActivityResult
 
 CLASSES = ["fight", "noFight"]
 
@@ -90,6 +91,23 @@ def test_events_and_state_carry_the_zones_of_the_people() -> None:
     assert state["zones"] == ["porch"]
     idle = router.state_payload(ActivityState(None, 0.0, 1.0, False, None, "a"), 1.0, 0.0)
     assert idle["zones"] == []
+
+
+def test_a_fall_carries_its_own_zones_and_its_state_those_of_the_people_down() -> None:
+    out = io.StringIO()
+    router = _router(out)
+    probs = np.array([0.8, 0.2])
+    fight = WindowResult("a", 1.0, probs, probs, [], _state(False), [0.1, 0.2, 0.5, 0.9],
+                         zones=["porch"])  # fmt: skip
+    fall = Transition("start", "fall", "f1", 1.0, 1.0, 1.0, 1.0, None, 0.0, "a", down_s=0.8,
+                      zones=("bed",))  # fmt: skip
+    state = ActivityState("fall", 1.0, 1.0, True, "f1", "a", zones=("bed",))
+    router.handle([fight, ActivityResult("a", "fall", 1.0, [fall], state, [0.3, 0.4, 0.9, 1.0])])
+    (printed,) = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert printed["activity"] == "fall" and printed["zones"] == ["bed"], printed
+    assert router.state_payload(state, 1.0, 0.0)["zones"] == ["bed"]
+    idle = ActivityState(None, 0.0, 1.0, False, None, "a", zones=())
+    assert router.state_payload(idle, 1.0, 0.0)["zones"] == []
 
 
 def test_a_full_queue_drops_scores_but_never_events() -> None:

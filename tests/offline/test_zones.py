@@ -6,6 +6,10 @@ the bottom. The bundled fight model with a very low threshold alerts on that wal
 outcome depends on the zones and masks only: the same walk raises an event where the activity
 requires the corridor zone (which it happens in), and nothing where it requires a zone by the
 door no one comes near, or where a mask covers the people.
+
+Falls the same way, on GMDCSA24 `s1_fall_14` (a person falls in the middle of a room and lies
+with their box's foot point at about x 0.54, y 1.0): the fall names the floor zone drawn around
+where they lie, and raises nothing where `required_zones` asks for the fall by the door.
 """
 
 from __future__ import annotations
@@ -18,8 +22,11 @@ from typing import Any
 
 import pytest
 
+from har_daemon.config import load_config
+from har_daemon.model.registry import create_backend
+from har_daemon.offline.replay import replay
 from tests.daemon_helpers import daemon_env, write_config
-from tests.shared_data import REPO, SHARED_DATA, require
+from tests.shared_data import FALLS_DATA, REPO, SHARED_DATA, require
 
 pytestmark = pytest.mark.slow
 
@@ -97,3 +104,30 @@ def test_camera_picks_whose_drawing_applies(tmp_path: Path) -> None:
     wrong = _run(tmp_path, cameras, "--camera", "garage")
     assert wrong.returncode == 2 and "Traceback" not in wrong.stderr
     assert "no camera 'garage'" in wrong.stderr and "street, lobby" in wrong.stderr
+
+
+FALL_CLIP = FALLS_DATA / "gmdcsa24" / "fall" / "s1_fall_14.mp4"
+FLOOR = {"name": "floor", "points": [[0.3, 0.55], [0.8, 0.55], [0.8, 1.0], [0.3, 1.0]]}
+
+
+def _falls(camera: dict[str, Any]) -> list[dict[str, Any]]:
+    """The clip replayed in this process (the daemon's capture and inference code) on a camera
+    that runs the fall recogniser alone."""
+    fall_only = {"name": "room", "source": 0, "recognisers": [{"kind": "fall"}], **camera}
+    config = load_config(
+        None, {"model": {"path": REPO / "models" / "fight"}, "cameras": [fall_only]}
+    )
+    backend = create_backend("litert", config.model.path)
+    return replay(require(FALL_CLIP), config, backend.meta, backend).events()
+
+
+def test_a_real_fall_names_the_zone_it_lies_in() -> None:
+    events = _falls({"zones": [FLOOR, ZONES[1]], "required_zones": {"fall": ["floor"]}})
+    assert [e["type"] for e in events][:2] == ["start", "update"], events
+    assert {e["activity"] for e in events} == {"fall"}
+    assert all(e["zones"] == ["floor"] for e in events), events  # start, updates and end
+    assert events[-1]["type"] == "end" and events[-1]["at_s"] <= 6.0  # the file's own clock
+
+
+def test_the_same_fall_raises_nothing_where_it_is_required_by_the_door() -> None:
+    assert _falls({"zones": [FLOOR, ZONES[1]], "required_zones": {"fall": ["door"]}}) == []

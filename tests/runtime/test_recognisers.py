@@ -3,7 +3,8 @@
 The fall stage is scripted here (a recording fake of our own `FallStage` interface): what is
 tested is how its per-person changes become events keyed by (camera, "fall"): one occurrence per
 fallen person, "down for N s" updates at most every `update_interval_s`, the end's reason, the
-retained state, and that a look shares the person stage's boxes instead of detecting again.
+retained state, that a look shares the person stage's boxes instead of detecting again, and
+where a fall lies on a camera with zones (its `zones`, `required_zones` for "fall").
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from har_daemon.comms.homeassistant import discovery_messages
 from har_daemon.comms.payloads import event_payload
 from har_daemon.config import CameraConfig
 from har_daemon.model.meta import read_meta
-from har_daemon.runtime.falls import FallChange
+from har_daemon.runtime.falls import FallChange, TrackedPerson
 from har_daemon.runtime.recognisers import FallRecogniser, fall_problem
+from har_daemon.runtime.zones import CameraZones, zone_problem
 from tests.shared_data import REPO
 
 FRAME = np.zeros((100, 200, 3), np.uint8)
@@ -35,6 +37,8 @@ class ScriptedStage:
     detector: object = None
     given: list[object] = field(default_factory=list)
     spacing_s: float = 0.2
+    box: tuple[float, float, float, float] = BOX
+    """Where every scripted person is (a test moves them)."""
 
     def due(self, t: float) -> bool:
         return True
@@ -42,8 +46,15 @@ class ScriptedStage:
     def look(self, frame: np.ndarray, t: float, boxes: np.ndarray | None = None):
         self.given.append(boxes)
         return [
-            FallChange(tid, kind, t, down, (0.0,) * 4 if gone else BOX, gone)  # type: ignore[arg-type]
+            FallChange(tid, kind, t, down, (0.0,) * 4 if gone else self.box, gone)  # type: ignore[arg-type]
             for tid, kind, down, gone in self.script.get(t, [])
+        ]
+
+    def people(self, t: float) -> list[TrackedPerson]:
+        return [
+            TrackedPerson(tid, self.box, down if kind != "end" else None, True)
+            for tid, kind, down, gone in self.script.get(t, [])
+            if not gone
         ]
 
     def reset(self, t: float):
@@ -59,9 +70,11 @@ class Detector:
         return np.array([[*BOX, 0.9]], np.float32)
 
 
-def _recogniser(script, update_s: float = 1.0) -> tuple[FallRecogniser, ScriptedStage]:
+def _recogniser(
+    script, update_s: float = 1.0, zones: CameraZones | None = None
+) -> tuple[FallRecogniser, ScriptedStage]:  # type: ignore[no-untyped-def]
     stage = ScriptedStage(script, Detector())
-    return FallRecogniser("hall", stage, update_s), stage  # type: ignore[arg-type]
+    return FallRecogniser("hall", stage, update_s, zones=zones), stage  # type: ignore[arg-type]
 
 
 def test_one_fall_starts_updates_every_interval_and_ends_when_the_person_gets_up() -> None:
@@ -152,3 +165,76 @@ def test_home_assistant_gets_a_binary_sensor_per_activity() -> None:
     assert sensors["fight"]["state_topic"] == "har/hall/activity"
     assert sensors["fall"]["state_topic"] == "har/hall/activity/fall"
     assert sensors["fall"]["unique_id"].endswith("hall_alert_fall")
+
+
+LEFT = [[0, 0], [0.5, 0], [0.5, 1], [0, 1]]
+RIGHT = [[0.5, 0], [1, 0], [1, 1], [0.5, 1]]
+ON_RIGHT = (120.0, 50.0, 180.0, 90.0)  # foot point (0.75, 0.9) of the 200x100 frame
+
+
+def _zones(required: dict[str, list[str]] | None = None) -> CameraZones:
+    cam = CameraConfig.model_validate(
+        {"name": "hall", "source": 0, "required_zones": required or {},
+         "zones": [{"name": "left", "points": LEFT}, {"name": "right", "points": RIGHT}]}
+    )  # fmt: skip
+    zones = CameraZones.from_config(cam, ["fight", "noFight"])
+    assert zones is not None
+    return zones
+
+
+def test_a_fall_names_the_zone_it_started_in_and_keeps_it() -> None:
+    script = {0.2: [(1, "start", 0.8, False)], 0.4: [(1, "update", 1.0, False)],
+              0.6: [(1, "end", 0.0, False)]}  # fmt: skip
+    rec, stage = _recogniser(script, update_s=0.0, zones=_zones())
+    stage.box = ON_RIGHT
+    assert rec.state.zones == ()  # idle on a camera with zones: in none
+    start = rec.look(FRAME, 0.2)
+    assert start.state.zones == ("right",)
+    stage.box = BOX  # rolls over to the left while down: the fall keeps where it started
+    trs = [*start.transitions, *rec.look(FRAME, 0.4).transitions, *rec.look(FRAME, 0.6).transitions]
+    assert [(tr.kind, tr.zones) for tr in trs] == [
+        ("start", ("right",)), ("update", ("right",)), ("end", ("right",)),
+    ]  # fmt: skip
+    assert rec.state.zones == ()
+    plain, _ = _recogniser(script)
+    assert plain.look(FRAME, 0.2).transitions[0].zones is None and plain.state.zones is None
+
+
+def test_a_fall_outside_its_required_zones_neither_starts_nor_goes_on() -> None:
+    script = {0.2: [(1, "start", 0.8, False)], 0.4: [(1, "update", 1.0, False)],
+              0.6: [(1, "end", 0.0, False)], 0.8: [(2, "start", 0.8, False)]}  # fmt: skip
+    rec, stage = _recogniser(script, update_s=0.0, zones=_zones({"fall": ["right"]}))
+    stage.box = BOX  # foot point (0.2, 1.0): on the left
+    assert [rec.look(FRAME, t).transitions for t in (0.2, 0.4, 0.6)] == [[], [], []]
+    assert rec.state.activity is None and rec.stats.outside_zones == 1
+    stage.box = ON_RIGHT  # another person falls inside it
+    (start,) = rec.look(FRAME, 0.8).transitions
+    assert start.kind == "start" and start.zones == ("right",)
+    # a requirement of the classifier's activity only leaves falls everywhere
+    anywhere, stage = _recogniser(script, zones=_zones({"fight": ["right"]}))
+    assert anywhere.look(FRAME, 0.2).transitions[0].zones == ("left",)
+
+
+def test_the_debug_view_reads_the_people_of_the_last_look() -> None:
+    rec, _ = _recogniser({0.2: [(1, "start", 0.8, False)], 0.4: [(2, "update", 0.0, False)]})
+    rec.look(FRAME, 0.2)
+    assert rec.people == (TrackedPerson(1, BOX, 0.8, True, fallen=True),)
+    rec.look(FRAME, 0.4)  # person 2 has no open fall (none started)
+    assert rec.people == (TrackedPerson(2, BOX, 0.0, True, fallen=False),)
+    rec.reset(0.6)
+    assert rec.people == ()
+
+
+def test_required_zones_may_name_the_fall_of_a_camera_that_runs_it() -> None:
+    fight = read_meta(REPO / "models" / "fight")
+    zones = [{"name": "bed", "points": LEFT}]
+    with_fall = CameraConfig.model_validate(
+        {"name": "a", "source": 0, "zones": zones, "required_zones": {"fall": ["bed"]},
+         "recognisers": [{"kind": "classifier"}, {"kind": "fall"}]}
+    )  # fmt: skip
+    assert zone_problem(with_fall, fight) is None
+    without = CameraConfig.model_validate(
+        {"name": "a", "source": 0, "zones": zones, "required_zones": {"fall": ["bed"]}}
+    )
+    problem = zone_problem(without, fight)
+    assert problem is not None and "unknown activity 'fall'" in problem, problem

@@ -62,6 +62,17 @@ def test_zones_of_people_and_gating() -> None:
     assert zones.gate(probs, []).tolist()[0] == 0.0  # nobody in a zone
 
 
+def test_a_requirement_names_one_activity_and_leaves_the_others_everywhere() -> None:
+    zones = _zones(
+        zones=[{"name": "left", "points": LEFT}, {"name": "right", "points": RIGHT}],
+        required_zones={"fall": ["right"]},
+    )
+    assert not zones.allows("fall", ["left"]) and zones.allows("fall", ["left", "right"])
+    assert zones.allows("fight", []), "fight requires no zone here"
+    probs = np.array([0.9, 0.1], np.float32)
+    assert zones.gate(probs, []) is probs, "the fall's requirement does not touch the classifier"
+
+
 class _Fixed:
     def __init__(self, boxes: np.ndarray) -> None:
         self.boxes, self.calls = boxes, 0

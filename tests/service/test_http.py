@@ -40,6 +40,7 @@ def raw_stats() -> dict[str, Any]:
         "fall_looks_shared": 10,
         "fall_turned_looks": 3,
         "fall_turned_calls": 6,
+        "fall_outside_zones": 2,
         "pose_looks": 30,
         "pose_windows": 12,
         "enter_threshold": 0.73,
@@ -176,6 +177,7 @@ def test_metrics_expose_the_stats(server: MetricsServer) -> None:
     assert value(s, "har_camera_fall_looks_shared_total", **door) == 10
     assert value(s, "har_camera_fall_turned_looks_total", **door) == 3
     assert value(s, "har_camera_fall_turned_calls_total", **door) == 6
+    assert value(s, "har_camera_fall_outside_zones_total", **door) == 2
     assert value(s, "har_camera_pose_looks_total", **door) == 30
     assert value(s, "har_camera_pose_windows_total", **door) == 12
     assert value(s, "har_camera_enter_threshold", **door) == 0.73
