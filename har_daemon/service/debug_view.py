@@ -4,7 +4,8 @@ Routes (GET/HEAD), answered by `DebugView` from the metrics server's thread per 
 
 * `/`: the index page: each camera (online, enabled, its activity, its live stream) and the
   recent events with their snapshots.
-* `/cameras.json`: the same as data (and the cameras' `debug_encodes` count).
+* `/cameras.json`: the same as data (and the cameras' `debug_encodes` count, and on cameras that
+  run the fall recogniser its people as the view draws them: `fall_people`).
 * `/cameras/<name>/latest.jpg`: the newest analysed frame, annotated (`service.debug_draw`).
 * `/cameras/<name>/stream.mjpeg`: the same as a multipart MJPEG stream, each new analysed frame
   (at most `stream_fps` a second) while the viewer stays.
@@ -32,7 +33,7 @@ import numpy as np
 
 from har_daemon.config import DebugViewConfig
 from har_daemon.runtime.camera import Camera
-from har_daemon.service.debug_draw import Overlay, draw, encode_jpeg
+from har_daemon.service.debug_draw import Overlay, draw, encode_jpeg, fall_label, fall_people
 
 StartResponse = Callable[..., Any]
 
@@ -194,6 +195,11 @@ class DebugView:
                 "zones": list(cam.pipeline.zones.zones) if cam.pipeline.zones else [],
                 "debug_encodes": cam.pipeline.stats.debug_encodes,
             }
+            if cam.pipeline.falls is not None:
+                cams[name]["fall_people"] = [
+                    {"box": [round(v, 1) for v in p.box], "label": fall_label(p)}
+                    for p in fall_people(cam.pipeline.falls.people)
+                ]
         events = [ev for ev, _ in self.recent()]
         return {"cameras": cams, "events": events[::-1], "at": time.time()}
 

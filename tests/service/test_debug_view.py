@@ -26,6 +26,7 @@ from tests.infra.procs import free_port, wait_until
 from tests.shared_data import REPO, SHARED_DATA, require
 
 CLIP = SHARED_DATA / "quiet" / "caviar_lisbon_corridor_EnterExitCrossingPaths1cor.mpg"
+FALL_CLIP = SHARED_DATA / "falls" / "gmdcsa24" / "fall" / "s1_fall_14.mp4"
 TOKEN = "0123456789abcdef-token"
 HEADLESS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 HEADLESS += ["--hide-scrollbars", "--no-first-run"]
@@ -98,10 +99,10 @@ def _chromium(args: list[str]) -> str:
     return res.stdout
 
 
-def _state(base: str) -> dict[str, Any]:
+def _state(base: str, camera: str = "corridor") -> dict[str, Any]:
     status, body = _get(f"{base}/cameras.json")
     assert status == 200, body
-    return json.loads(body)["cameras"]["corridor"]  # type: ignore[no-any-return]
+    return json.loads(body)["cameras"][camera]  # type: ignore[no-any-return]
 
 
 @pytest.mark.slow
@@ -123,7 +124,13 @@ def test_the_view_in_chromium_on_the_real_daemon(tmp_path: Path, daemons: Daemon
                 "loop": True,
                 "zones": [{"name": "walk", "points": [[0.2, 0.25], [0.7, 0.25], [0.7, 0.65]]}],
                 "masks": [{"name": "shop", "points": [[0.75, 0], [1, 0], [1, 0.4], [0.75, 0.4]]}],
-            }
+            },
+            {  # the fall recogniser alone: the view draws the people it follows
+                "name": "room",
+                "source": require(FALL_CLIP),
+                "loop": True,
+                "recognisers": [{"kind": "fall"}],
+            },
         ],
     )
     daemon = daemons.start(config)
@@ -167,5 +174,19 @@ def test_the_view_in_chromium_on_the_real_daemon(tmp_path: Path, daemons: Daemon
     assert status == 200
     frame = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
     assert frame is not None and frame.shape[1] >= 640
+    assert "fall_people" not in _state(base)  # no fall recogniser there
+
+    def followed() -> list[dict[str, Any]]:
+        return _state(base, "room")["fall_people"]  # type: ignore[no-any-return]
+
+    wait_until(lambda: bool(followed()), timeout=30, message=daemon.describe)
+    person = followed()[0]
+    assert person["label"].startswith("#") and len(person["box"]) == 4
+    status, jpeg = _get(f"{base}/cameras/room/latest.jpg")
+    assert status == 200
+    room = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).astype(int)
+    b, g, r = (room[..., i] for i in range(3))
+    magenta = int(((b > 200) & (r > 200) & (g < 90)).sum())  # FALL_BGR boxes
+    assert magenta > 100, f"no followed person drawn on the fall camera ({magenta} pixels)"
     assert _get(f"{base}/cameras/nope/latest.jpg")[0] == 404
     assert _get(f"{base}/metrics")[0] == 200  # the metrics server still serves its own paths
