@@ -21,9 +21,11 @@ import numpy as np
 from har_daemon.core.errors import ModelError
 from har_daemon.core.paths import bundled
 from har_daemon.model.fall import Change, FallEvents, FallRule
+from har_daemon.model.pose_features import coverage
+from har_daemon.model.pose_track import seen_box, track_region
 from har_daemon.runtime.lying import LookStats, PoseModel, RotatedLook, advance
 from har_daemon.runtime.people import Detector
-from har_daemon.runtime.poses import PoseTracks
+from har_daemon.runtime.poses import PersonTrack, PoseTracks
 from har_daemon.video.frames import TimedFrames
 
 FALL_MODEL_DIR = bundled("models/fall")
@@ -90,6 +92,12 @@ class FallStage:
     again: RotatedLook | None = None
     """The turned second look at people lost or poorly seen right after going down (used
     when the rule's `look_s` is over 0)."""
+    tracked: bool = False
+    """A look given no boxes follows each person seen at the last look from their keypoints
+    (model.pose_track) instead of calling the detector; only looks given the detector's boxes
+    (the person stage's) find new people."""
+    followed: int = 0
+    """Tracked looks' pose calls so far (people followed)."""
     _last_t: float | None = None
 
     def __post_init__(self) -> None:
@@ -113,15 +121,19 @@ class FallStage:
         detector runs here."""
         assert self.events is not None
         self._last_t = t
-        if boxes is None:
-            boxes = self.detector.detect(frame)
-        boxes = np.asarray(boxes, np.float32).reshape(-1, 5)
-        keypoints = self.pose.estimate(frame, boxes) if len(boxes) else []
+        assigned: list[PersonTrack | None] | None = None
+        if boxes is None and self.tracked:
+            boxes, keypoints, assigned = self._follow(frame)
+        else:
+            if boxes is None:
+                boxes = self.detector.detect(frame)
+            boxes = np.asarray(boxes, np.float32).reshape(-1, 5)
+            keypoints = list(self.pose.estimate(frame, boxes)) if len(boxes) else []
         again = self.again
         assert again is not None
         seen = advance(
             self.tracks, t, boxes, keypoints, frame.shape[:2], self.rule.look_s,
-            lambda _track_id, box: again.look(frame, box),
+            lambda _track_id, box: again.look(frame, box), assigned,
         )  # fmt: skip
         now = {tr.id for tr in seen}
         live = [(tr.id, tr.ring, tr.id in now) for tr in self.tracks.tracks]
@@ -136,6 +148,32 @@ class FallStage:
             box = box or (0.0, 0.0, 0.0, 0.0)
             out.append(FallChange(track_id, change, t, round(down_s, 2), box, gone))
         return out
+
+    def _follow(
+        self, frame: np.ndarray
+    ) -> tuple[np.ndarray, list[np.ndarray], list[PersonTrack | None]]:
+        """A tracked look: the pose model on the region of each person seen at the last look
+        (their keypoints then); those seen well enough (the rule's `min_coverage`) continue
+        their track with the box of their keypoints, the others count as not seen (their
+        track keeps its box and ages, as when the detector misses someone)."""
+        hw = (int(frame.shape[0]), int(frame.shape[1]))
+        follow: list[tuple[PersonTrack, np.ndarray]] = []
+        for track in self.tracks.tracks:
+            if track.missed == 0 and track.poses:
+                region = track_region(track.poses[-1].keypoints, track.box, hw)
+                if region is not None:
+                    follow.append((track, region))
+        boxes, kps, assigned = [], [], []
+        if follow:
+            found = self.pose.estimate(frame, np.stack([r for _tr, r in follow]))
+            self.followed += len(follow)
+            for (track, _region), kp in zip(follow, found, strict=True):
+                box = seen_box(kp, hw) if coverage(kp) >= self.rule.min_coverage else None
+                if box is not None:
+                    boxes.append(box)
+                    kps.append(np.asarray(kp, np.float32))
+                    assigned.append(track)
+        return np.asarray(boxes, np.float32).reshape(-1, 5), kps, assigned
 
     def people(self, t: float) -> list[TrackedPerson]:
         """Every person tracked at the look at `t` (the last), down or not."""
@@ -162,12 +200,21 @@ class FallStage:
         return ended
 
 
-def play_file(path: Path | str, stage: FallStage) -> list[FallChange]:
+def play_file(
+    path: Path | str, stage: FallStage, detect_every_s: float | None = None
+) -> list[FallChange]:
     """Every fall change of a video file played through `stage` on the file's own clock (what
-    a camera would run, only faster); the end of the file ends what is still open. Raises
+    a camera would run, only faster); the end of the file ends what is still open. With a
+    `tracked` stage the detector runs every `detect_every_s` (the person stage's spacing, whose
+    boxes the stage takes, at a look of its own) and tracked looks come between. Raises
     `VideoError` naming the file when it cannot be read."""
-    t, out = 0.0, []
+    t, out, detected = 0.0, [], None
     for t, frame in TimedFrames(path):
-        if stage.due(t):
-            out += stage.look(frame, t)
+        detect = stage.tracked and (
+            detected is None or detect_every_s is None or t - detected >= detect_every_s - 1e-6
+        )
+        if detect or stage.due(t):
+            boxes = stage.detector.detect(frame) if detect else None
+            detected = t if detect else detected
+            out += stage.look(frame, t, boxes)
     return out + stage.reset(t)
