@@ -152,14 +152,20 @@ class FallStage:
     def _follow(
         self, frame: np.ndarray
     ) -> tuple[np.ndarray, list[np.ndarray], list[PersonTrack | None]]:
-        """A tracked look: the pose model on the region of each person seen at the last look
-        (their keypoints then); those seen well enough (the rule's `min_coverage`) continue
-        their track with the box of their keypoints, the others count as not seen (their
-        track keeps its box and ages, as when the detector misses someone)."""
+        """A tracked look: the pose model on the region of each person seen well (the rule's
+        `min_coverage`) at the last look, around their keypoints then (model.pose_track).
+        Seen well again, they continue their track with the box of their keypoints; seen
+        poorly, they are in view, poorly seen, their box kept (as when the detector finds
+        someone MoveNet sees poorly), and wait for the detector's next look; people seen
+        poorly or missed at the last look wait for it too."""
         hw = (int(frame.shape[0]), int(frame.shape[1]))
         follow: list[tuple[PersonTrack, np.ndarray]] = []
         for track in self.tracks.tracks:
-            if track.missed == 0 and track.poses:
+            if (
+                track.missed == 0
+                and track.ring
+                and track.ring[-1].coverage >= self.rule.min_coverage
+            ):
                 region = track_region(track.poses[-1].keypoints, track.box, hw)
                 if region is not None:
                     follow.append((track, region))
@@ -169,10 +175,9 @@ class FallStage:
             self.followed += len(follow)
             for (track, _region), kp in zip(follow, found, strict=True):
                 box = seen_box(kp, hw) if coverage(kp) >= self.rule.min_coverage else None
-                if box is not None:
-                    boxes.append(box)
-                    kps.append(np.asarray(kp, np.float32))
-                    assigned.append(track)
+                boxes.append(np.array([*track.box, 1.0], np.float32) if box is None else box)
+                kps.append(np.asarray(kp, np.float32))
+                assigned.append(track)
         return np.asarray(boxes, np.float32).reshape(-1, 5), kps, assigned
 
     def people(self, t: float) -> list[TrackedPerson]:
