@@ -4,7 +4,9 @@ Looks at a sampled frame every `spacing_s` (0.2 s: a fall takes about a second),
 person detector and the pose model once per person, adds one feature set to each person's
 track (runtime.poses) and advances the fall rule (model.fall). What it returns is what an
 event sink needs: a fall starts when a person is down after a fast way down, updates while
-they stay down ("down for N s"), and ends when they get up or their track is gone.
+they stay down ("down for N s"), and ends when they get up or their track is gone. A
+`tracked` stage calls no detector: given boxes (the person stage's look) it uses them, else it
+follows each person seen at the last look from their keypoints (model.pose_track).
 
 Runs on the caller's thread (the inference thread in the daemon, a loop offline); the detector
 and the pose model are called from here only.
@@ -152,20 +154,14 @@ class FallStage:
     def _follow(
         self, frame: np.ndarray
     ) -> tuple[np.ndarray, list[np.ndarray], list[PersonTrack | None]]:
-        """A tracked look: the pose model on the region of each person seen well (the rule's
-        `min_coverage`) at the last look, around their keypoints then (model.pose_track).
-        Seen well again, they continue their track with the box of their keypoints; seen
-        poorly, they are in view, poorly seen, their box kept (as when the detector finds
-        someone MoveNet sees poorly), and wait for the detector's next look; people seen
-        poorly or missed at the last look wait for it too."""
+        """A tracked look: the pose model on the region of each person seen at the last look
+        (their keypoints then); those seen well enough (the rule's `min_coverage`) continue
+        their track with the box of their keypoints, the others count as not seen (their
+        track keeps its box and ages, as when the detector misses someone)."""
         hw = (int(frame.shape[0]), int(frame.shape[1]))
         follow: list[tuple[PersonTrack, np.ndarray]] = []
         for track in self.tracks.tracks:
-            if (
-                track.missed == 0
-                and track.ring
-                and track.ring[-1].coverage >= self.rule.min_coverage
-            ):
+            if track.missed == 0 and track.poses:
                 region = track_region(track.poses[-1].keypoints, track.box, hw)
                 if region is not None:
                     follow.append((track, region))
@@ -175,9 +171,10 @@ class FallStage:
             self.followed += len(follow)
             for (track, _region), kp in zip(follow, found, strict=True):
                 box = seen_box(kp, hw) if coverage(kp) >= self.rule.min_coverage else None
-                boxes.append(np.array([*track.box, 1.0], np.float32) if box is None else box)
-                kps.append(np.asarray(kp, np.float32))
-                assigned.append(track)
+                if box is not None:
+                    boxes.append(box)
+                    kps.append(np.asarray(kp, np.float32))
+                    assigned.append(track)
         return np.asarray(boxes, np.float32).reshape(-1, 5), kps, assigned
 
     def people(self, t: float) -> list[TrackedPerson]:
