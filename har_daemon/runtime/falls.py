@@ -27,7 +27,7 @@ from har_daemon.model.pose_features import coverage
 from har_daemon.model.pose_track import seen_box, track_region
 from har_daemon.runtime.lying import LookStats, PoseModel, RotatedLook, advance
 from har_daemon.runtime.people import Detector
-from har_daemon.runtime.poses import PersonTrack, PoseTracks
+from har_daemon.runtime.poses import PoseTracks
 from har_daemon.video.frames import TimedFrames
 
 FALL_MODEL_DIR = bundled("models/fall")
@@ -123,9 +123,8 @@ class FallStage:
         detector runs here."""
         assert self.events is not None
         self._last_t = t
-        assigned: list[PersonTrack | None] | None = None
         if boxes is None and self.tracked:
-            boxes, keypoints, assigned = self._follow(frame)
+            boxes, keypoints = self._follow(frame)
         else:
             if boxes is None:
                 boxes = self.detector.detect(frame)
@@ -135,7 +134,7 @@ class FallStage:
         assert again is not None
         seen = advance(
             self.tracks, t, boxes, keypoints, frame.shape[:2], self.rule.look_s,
-            lambda _track_id, box: again.look(frame, box), assigned,
+            lambda _track_id, box: again.look(frame, box),
         )  # fmt: skip
         now = {tr.id for tr in seen}
         live = [(tr.id, tr.ring, tr.id in now) for tr in self.tracks.tracks]
@@ -151,31 +150,29 @@ class FallStage:
             out.append(FallChange(track_id, change, t, round(down_s, 2), box, gone))
         return out
 
-    def _follow(
-        self, frame: np.ndarray
-    ) -> tuple[np.ndarray, list[np.ndarray], list[PersonTrack | None]]:
+    def _follow(self, frame: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         """A tracked look: the pose model on the region of each person seen at the last look
         (their keypoints then); those seen well enough (the rule's `min_coverage`) continue
-        their track with the box of their keypoints, the others count as not seen (their
-        track keeps its box and ages, as when the detector misses someone)."""
+        their track with the box of their keypoints (matched to the tracks as a detector box
+        is), the others count as not seen (their track keeps its box and ages, as when the
+        detector misses someone)."""
         hw = (int(frame.shape[0]), int(frame.shape[1]))
-        follow: list[tuple[PersonTrack, np.ndarray]] = []
-        for track in self.tracks.tracks:
-            if track.missed == 0 and track.poses:
-                region = track_region(track.poses[-1].keypoints, track.box, hw)
-                if region is not None:
-                    follow.append((track, region))
-        boxes, kps, assigned = [], [], []
-        if follow:
-            found = self.pose.estimate(frame, np.stack([r for _tr, r in follow]))
-            self.followed += len(follow)
-            for (track, _region), kp in zip(follow, found, strict=True):
+        regions = [
+            region
+            for track in self.tracks.tracks
+            if track.missed == 0 and track.poses
+            and (region := track_region(track.poses[-1].keypoints, track.box, hw)) is not None
+        ]  # fmt: skip
+        boxes, kps = [], []
+        if regions:
+            found = self.pose.estimate(frame, np.stack(regions))
+            self.followed += len(regions)
+            for kp in found:
                 box = seen_box(kp, hw) if coverage(kp) >= self.rule.min_coverage else None
                 if box is not None:
                     boxes.append(box)
                     kps.append(np.asarray(kp, np.float32))
-                    assigned.append(track)
-        return np.asarray(boxes, np.float32).reshape(-1, 5), kps, assigned
+        return np.asarray(boxes, np.float32).reshape(-1, 5), kps
 
     def people(self, t: float) -> list[TrackedPerson]:
         """Every person tracked at the look at `t` (the last), down or not."""

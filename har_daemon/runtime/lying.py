@@ -96,7 +96,6 @@ def advance(
     frame_hw: tuple[int, int] | None,
     look_s: float,
     looker: Looker,
-    assigned_to: Sequence[PersonTrack | None] | None = None,
 ) -> list[PersonTrack]:
     """`tracks.update` with this sample's boxes and keypoints, after a second look for every
     track that `should_look`: a lost person found again continues their track; a poorly seen
