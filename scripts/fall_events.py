@@ -1,7 +1,8 @@
 """Play video files through the fall stage (what a camera would run) and print its events.
 
     PYTHONPATH=$PWD .venv/bin/python scripts/fall_events.py VIDEO... [--rule models/fall]
-        [--spacing 0.2] [--summary] [--look-mode pose|detect]
+        [--spacing 0.2] [--summary] [--look-mode pose|detect] [--looks own|tracked]
+        [--detect-every S]
 
 One JSON line per fall change: start (the person is down after a fast way down), update
 ("down for N s"), end (up again, or gone). Frames are taken at the stage's 0.2 s spacing of the
@@ -9,7 +10,10 @@ file's own clock (`--spacing`: another, e.g. 0.5175 for a fall recogniser with
 `looks = "shared"` on models/fight, whose person stage looks every 5 frames of 0.1035 s), so a
 file plays as a camera would see it, only faster. `--summary`: one line per file instead
 (`file starts first_start_t`), and the totals of files with a start and of the turned
-second looks (runtime.lying; only with a rule whose `look_s` is over 0).
+second looks (runtime.lying; only with a rule whose `look_s` is over 0). `--looks tracked`:
+the fall recogniser's `looks = "tracked"`: the detector runs every `--detect-every` seconds
+(default: models/fight's person stage, `detect_every` frames of its spacing, 0.5175 s) and the
+looks in between follow each person from their last keypoints (runtime.falls).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from har_daemon.core.errors import ModelError, VideoError
+from har_daemon.core.paths import FIGHT_MODEL_DIR
+from har_daemon.model.meta import read_meta
 from har_daemon.model.person import PersonDetector
 from har_daemon.model.pose import PoseEstimator
 from har_daemon.runtime.falls import (
@@ -42,25 +48,38 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--summary", action="store_true", help="one line per file, then totals")
     ap.add_argument("--look-mode", choices=("pose", "detect"), default=LOOK_MODE,
                     help="turned second look: MoveNet alone, or detector then MoveNet")  # fmt: skip
+    ap.add_argument(
+        "--looks",
+        choices=("own", "tracked"),
+        default="own",
+        help="own: the detector at every look; tracked: follow from keypoints",
+    )
+    ap.add_argument("--detect-every", type=float, default=None,
+                    help="seconds between detector looks with --looks tracked")  # fmt: skip
     args = ap.parse_args(argv)
     try:
         detector, pose = PersonDetector(score_threshold=DETECT_SCORE), PoseEstimator()
         rule = load_rule(args.rule)
+        detect_every = args.detect_every or _person_stage_spacing()
     except ModelError as exc:
         print(f"fall_events: {exc}", file=sys.stderr)
         return 2
-    alerted = looks = calls = 0
+    alerted = looks = calls = followed = 0
     for video in args.videos:
         again = RotatedLook(detector, pose, args.look_mode)
-        stage = FallStage(detector, pose, rule, spacing_s=args.spacing, again=again)
+        tracked = args.looks == "tracked"
+        stage = FallStage(
+            detector, pose, rule, spacing_s=args.spacing, again=again, tracked=tracked
+        )
         try:
-            changes = play_file(video, stage)
+            changes = play_file(video, stage, detect_every)
         except VideoError as exc:
             print(f"fall_events: {exc}", file=sys.stderr)
             return 2
         starts = [c.t for c in changes if c.change == "start"]
         alerted += bool(starts)
         looks, calls = looks + stage.look_stats.looks, calls + stage.look_stats.calls
+        followed += stage.followed
         if args.summary:
             first = round(starts[0], 2) if starts else None
             print(f"{video.name} {len(starts)} {first}")
@@ -70,7 +89,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.summary:
         print(f"files with a fall start: {alerted} of {len(args.videos)}")
         print(f"turned second looks: {looks}, their extra model calls: {calls}")
+        if args.looks == "tracked":
+            print(f"people followed from keypoints (pose calls, no detector): {followed}")
     return 0
+
+
+def _person_stage_spacing() -> float:
+    """Seconds between models/fight's person-stage looks (what a tracked look's detector
+    follows in the daemon)."""
+    meta = read_meta(FIGHT_MODEL_DIR)
+    if meta.person_region is None:
+        raise ModelError(f"{FIGHT_MODEL_DIR} has no person stage")
+    return meta.frame_spacing_s * meta.person_region.detect_every
 
 
 if __name__ == "__main__":

@@ -112,7 +112,9 @@ def build_cameras(
         pipeline = built[cam.name].pipeline
         pipeline.classify = cam.classifies
         if cam.fall is not None and detector is not None and pose is not None:
-            stage = FallStage(detector, pose, load_rule(cam.fall.model or FALL_MODEL_DIR))
+            tracked = cam.fall.looks == "tracked" and people is not None
+            rule = load_rule(cam.fall.model or FALL_MODEL_DIR)
+            stage = FallStage(detector, pose, rule, tracked=tracked)
             shared = cam.fall.looks == "shared" and people is not None
             pipeline.falls = FallRecogniser(
                 cam.name, stage, cam.fall.update_interval_s, shared, zones

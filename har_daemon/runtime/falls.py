@@ -4,7 +4,9 @@ Looks at a sampled frame every `spacing_s` (0.2 s: a fall takes about a second),
 person detector and the pose model once per person, adds one feature set to each person's
 track (runtime.poses) and advances the fall rule (model.fall). What it returns is what an
 event sink needs: a fall starts when a person is down after a fast way down, updates while
-they stay down ("down for N s"), and ends when they get up or their track is gone.
+they stay down ("down for N s"), and ends when they get up or their track is gone. A
+`tracked` stage calls no detector: given boxes (the person stage's look) it uses them, else it
+follows each person seen at the last look from their keypoints (model.pose_track).
 
 Runs on the caller's thread (the inference thread in the daemon, a loop offline); the detector
 and the pose model are called from here only.
@@ -21,6 +23,8 @@ import numpy as np
 from har_daemon.core.errors import ModelError
 from har_daemon.core.paths import bundled
 from har_daemon.model.fall import Change, FallEvents, FallRule
+from har_daemon.model.pose_features import coverage
+from har_daemon.model.pose_track import seen_box, track_region
 from har_daemon.runtime.lying import LookStats, PoseModel, RotatedLook, advance
 from har_daemon.runtime.people import Detector
 from har_daemon.runtime.poses import PoseTracks
@@ -90,6 +94,12 @@ class FallStage:
     again: RotatedLook | None = None
     """The turned second look at people lost or poorly seen right after going down (used
     when the rule's `look_s` is over 0)."""
+    tracked: bool = False
+    """A look given no boxes follows each person seen at the last look from their keypoints
+    (model.pose_track) instead of calling the detector; only looks given the detector's boxes
+    (the person stage's) find new people."""
+    followed: int = 0
+    """Tracked looks' pose calls so far (people followed)."""
     _last_t: float | None = None
 
     def __post_init__(self) -> None:
@@ -113,10 +123,13 @@ class FallStage:
         detector runs here."""
         assert self.events is not None
         self._last_t = t
-        if boxes is None:
-            boxes = self.detector.detect(frame)
-        boxes = np.asarray(boxes, np.float32).reshape(-1, 5)
-        keypoints = self.pose.estimate(frame, boxes) if len(boxes) else []
+        if boxes is None and self.tracked:
+            boxes, keypoints = self._follow(frame)
+        else:
+            if boxes is None:
+                boxes = self.detector.detect(frame)
+            boxes = np.asarray(boxes, np.float32).reshape(-1, 5)
+            keypoints = list(self.pose.estimate(frame, boxes)) if len(boxes) else []
         again = self.again
         assert again is not None
         seen = advance(
@@ -136,6 +149,30 @@ class FallStage:
             box = box or (0.0, 0.0, 0.0, 0.0)
             out.append(FallChange(track_id, change, t, round(down_s, 2), box, gone))
         return out
+
+    def _follow(self, frame: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """A tracked look: the pose model on the region of each person seen at the last look
+        (their keypoints then); those seen well enough (the rule's `min_coverage`) continue
+        their track with the box of their keypoints (matched to the tracks as a detector box
+        is), the others count as not seen (their track keeps its box and ages, as when the
+        detector misses someone)."""
+        hw = (int(frame.shape[0]), int(frame.shape[1]))
+        regions = [
+            region
+            for track in self.tracks.tracks
+            if track.missed == 0 and track.poses
+            and (region := track_region(track.poses[-1].keypoints, track.box, hw)) is not None
+        ]  # fmt: skip
+        boxes, kps = [], []
+        if regions:
+            found = self.pose.estimate(frame, np.stack(regions))
+            self.followed += len(regions)
+            for kp in found:
+                box = seen_box(kp, hw) if coverage(kp) >= self.rule.min_coverage else None
+                if box is not None:
+                    boxes.append(box)
+                    kps.append(np.asarray(kp, np.float32))
+        return np.asarray(boxes, np.float32).reshape(-1, 5), kps
 
     def people(self, t: float) -> list[TrackedPerson]:
         """Every person tracked at the look at `t` (the last), down or not."""
@@ -162,12 +199,21 @@ class FallStage:
         return ended
 
 
-def play_file(path: Path | str, stage: FallStage) -> list[FallChange]:
+def play_file(
+    path: Path | str, stage: FallStage, detect_every_s: float | None = None
+) -> list[FallChange]:
     """Every fall change of a video file played through `stage` on the file's own clock (what
-    a camera would run, only faster); the end of the file ends what is still open. Raises
+    a camera would run, only faster); the end of the file ends what is still open. With a
+    `tracked` stage the detector runs every `detect_every_s` (the person stage's spacing, whose
+    boxes the stage takes, at a look of its own) and tracked looks come between. Raises
     `VideoError` naming the file when it cannot be read."""
-    t, out = 0.0, []
+    t, out, detected = 0.0, [], None
     for t, frame in TimedFrames(path):
-        if stage.due(t):
-            out += stage.look(frame, t)
+        detect = stage.tracked and (
+            detected is None or detect_every_s is None or t - detected >= detect_every_s - 1e-6
+        )
+        if detect or stage.due(t):
+            boxes = stage.detector.detect(frame) if detect else None
+            detected = t if detect else detected
+            out += stage.look(frame, t, boxes)
     return out + stage.reset(t)

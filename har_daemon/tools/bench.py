@@ -133,6 +133,8 @@ def print_table(result: dict[str, Any]) -> None:
         ("... fight + fall / fight alone", result.get("fight_fall_ratio"), "x"),
         ("... with the fall's looks shared", result.get("fight_fall_shared_cpu_ms_per_s"), "ms"),
         ("... fight + fall (shared) / fight alone", result.get("fight_fall_shared_ratio"), "x"),
+        ("... with the fall's looks tracked", result.get("fight_fall_tracked_cpu_ms_per_s"), "ms"),
+        ("... fight + fall (tracked) / fight alone", result.get("fight_fall_tracked_ratio"), "x"),
         (f"latency p95 at {result.get('latency_streams')} streams", result.get("latency_p95_ms"),
          "ms"),
         (f"daemon RSS at {result.get('latency_streams')} streams", result.get("rss_mb"), "MB"),

@@ -6,9 +6,10 @@ sampled at the fight model's spacing, pushed frame by frame into a camera's ring
 would, and after each push the camera's inference step runs (`InferenceScheduler.run_once`:
 person stage, windows, fight model, and with the fall recogniser its looks). The figure is CPU
 time (this process, all threads: the model runtimes have their own) spent in those steps per
-second of video, fight alone, fight + fall (its own 0.2 s looks) and fight + fall with
-`looks = "shared"` (only at the person stage's looks), alternated over several rounds (median),
-and the ratios to fight alone. The camera, detector, pose model and scheduler are the daemon's own
+second of video, fight alone, fight + fall (its own 0.2 s looks), fight + fall with
+`looks = "shared"` (only at the person stage's looks) and with `looks = "tracked"` (0.2 s looks,
+the detector only at the person stage's), alternated over several rounds (median), and the
+ratios to fight alone. The camera, detector, pose model and scheduler are the daemon's own
 (`runtime.cameras.build_cameras`), built from a config with `recognisers`.
 """
 
@@ -105,16 +106,18 @@ def measure_recognisers(args: argparse.Namespace) -> dict[str, Any]:
     frames = _frames(meta, seconds + WARMUP_FRAMES * meta.frame_spacing_s)
     progress(f"recognisers: {meta.name} alone and with the fall recogniser, {seconds:.0f} s x "
              f"{ROUNDS} rounds of a looped real clip")  # fmt: skip
-    ms: dict[str, list[float]] = {"alone": [], "own": [], "shared": []}
-    looks: dict[str, tuple[int, int]] = {}
-    for _ in range(ROUNDS):  # alternated: a load that changes meanwhile hits all three
+    modes: tuple[FallLooks, ...] = ("own", "shared", "tracked")
+    ms: dict[str, list[float]] = {"alone": [], **{m: [] for m in modes}}
+    looks: dict[str, tuple[int, int, int]] = {}
+    for _ in range(ROUNDS):  # alternated: a load that changes meanwhile hits them all
         ms["alone"].append(_cpu_ms_per_s(model_dir, meta, frames, None)[0])
-        for mode in ("own", "shared"):
-            spent, pipeline = _cpu_ms_per_s(model_dir, meta, frames, mode)  # type: ignore[arg-type]
+        for mode in modes:
+            spent, pipeline = _cpu_ms_per_s(model_dir, meta, frames, mode)
             ms[mode].append(spent)
             assert pipeline.falls is not None
-            looks[mode] = (pipeline.falls.stats.looks, pipeline.falls.stats.shared_looks)
-    fight_ms, own_ms, shared_ms = (statistics.median(ms[k]) for k in ("alone", "own", "shared"))
+            st = pipeline.falls.stats
+            looks[mode] = (st.looks, st.shared_looks, st.tracked_looks)
+    fight_ms, own_ms, shared_ms, tracked_ms = (statistics.median(ms[k]) for k in ("alone", *modes))
     return {
         "recognisers_model": meta.name,
         "recognisers_video_s": round((len(frames) - WARMUP_FRAMES) * meta.frame_spacing_s, 1),
@@ -126,4 +129,9 @@ def measure_recognisers(args: argparse.Namespace) -> dict[str, Any]:
         "fight_fall_shared_cpu_ms_per_s": round(shared_ms, 1),
         "fight_fall_shared_ratio": round(shared_ms / fight_ms, 2),
         "fall_looks_shared_mode": looks["shared"][0],
+        "fight_fall_tracked_cpu_ms_per_s": round(tracked_ms, 1),
+        "fight_fall_tracked_ratio": round(tracked_ms / fight_ms, 2),
+        "fall_looks_tracked_mode": looks["tracked"][0],
+        "fall_looks_tracked_sharing_detection": looks["tracked"][1],
+        "fall_looks_tracked_following": looks["tracked"][2],
     }

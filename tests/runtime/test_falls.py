@@ -143,3 +143,73 @@ def test_a_real_fall_raises_one_fall_within_seconds_and_keeps_it_open():
 def test_lying_down_slowly_on_a_sofa_raises_nothing():
     clip = FALLS_DATA / "assist-iot" / "adl" / "11_sitting_laying_down_slowly.mp4"
     assert play_file(require(clip), _real_stage()) == []
+
+
+class CountingDetector:
+    """The real person detector, its calls counted."""
+
+    def __init__(self) -> None:
+        self.detector = PersonDetector(score_threshold=0.2)
+        self.calls = 0
+
+    def detect(self, frame: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        return self.detector.detect(frame)
+
+
+def test_tracked_looks_call_the_detector_only_at_the_person_stages_looks_and_find_the_fall():
+    # GMDCSA24 s1_fall_14 (fall 0.3-5.0 s): looks every 0.2 s, the detector every 0.5175 s
+    # (models/fight's person stage), the people followed from their keypoints in between
+    detector = CountingDetector()
+    stage = FallStage(detector, PoseEstimator(), load_rule(), tracked=True)
+    looks: list[float] = []
+    stage_look = stage.look
+    stage.look = lambda frame, t, boxes=None: (
+        looks.append(boxes is None)
+        or stage_look(  # type: ignore[method-assign]
+            frame, t, boxes
+        )
+    )
+    clip = require(FALLS_DATA / "gmdcsa24" / "fall" / "s1_fall_14.mp4")
+    changes = play_file(clip, stage, detect_every_s=0.5175)
+    followed_looks = sum(looks)
+    assert detector.calls == len(looks) - followed_looks  # only where the boxes were given
+    assert followed_looks > detector.calls > 0 and stage.followed >= followed_looks * 0.5
+    starts = [c for c in changes if c.change == "start"]
+    assert len(starts) == 1 and 0.3 <= starts[0].t <= 5.0 + 3.0
+    assert any(c.change == "update" and c.down_s >= 2.0 for c in changes)
+
+
+class FadingPeople(ScriptedPeople):
+    """The scripted person, whose keypoints the pose model sees with `score`; records the
+    boxes it was asked to look in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.score = 0.9
+        self.asked: list[np.ndarray] = []
+
+    def estimate(self, frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        self.asked.append(np.asarray(boxes, np.float32))
+        kp = super().estimate(frame, boxes)
+        kp[:, :, 2] = self.score
+        return kp
+
+
+def test_a_tracked_look_follows_the_last_keypoints_and_a_poor_pose_counts_as_not_seen():
+    people = FadingPeople()
+    stage = FallStage(people, people, load_rule(), tracked=True)
+    stage.look(FRAME, 0.0, people.detect(FRAME))  # the person stage's look, its boxes shared
+    (track,) = stage.tracks.tracks
+    stage.look(FRAME, 0.2)  # followed: the pose model looks around the last keypoints
+    (region,) = people.asked[-1]
+    kp = track.poses[0].keypoints
+    assert region[0] < kp[:, 0].min() and region[2] > kp[:, 0].max()
+    assert stage.followed == 1 and track.missed == 0 and len(track.ring) == 2
+    box = track.box
+    people.score = 0.2  # now poorly seen: counts as not seen, the track keeps its box and ages
+    stage.look(FRAME, 0.4)
+    assert stage.followed == 2 and track.missed == 1 and track.box == box
+    assert len(track.ring) == 2
+    stage.look(FRAME, 0.6)  # not seen at the last look: waits for the detector's
+    assert stage.followed == 2 and track.missed == 2

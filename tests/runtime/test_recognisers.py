@@ -39,9 +39,11 @@ class ScriptedStage:
     spacing_s: float = 0.2
     box: tuple[float, float, float, float] = BOX
     """Where every scripted person is (a test moves them)."""
+    tracked: bool = False
+    is_due: bool = True
 
     def due(self, t: float) -> bool:
-        return True
+        return self.is_due
 
     def look(self, frame: np.ndarray, t: float, boxes: np.ndarray | None = None):
         self.given.append(boxes)
@@ -126,6 +128,20 @@ def test_shared_boxes_spare_the_detector_and_a_gap_ends_the_fall() -> None:
     assert rec.due(0.6, people_looked=False) is False and rec.due(0.6, people_looked=True)
 
 
+def test_tracked_looks_never_call_the_detector_and_also_look_at_the_person_stages_frames() -> None:
+    rec, stage = _recogniser({})
+    stage.tracked = True
+    rec.look(FRAME, 0.2)  # between the person stage's looks: the stage follows, no detector
+    boxes = np.array([[*BOX, 0.8]], np.float32)
+    rec.look(FRAME, 0.5, boxes)  # the person stage's look: its boxes
+    assert stage.given == [None, boxes] and stage.detector.calls == 0  # type: ignore[attr-defined]
+    assert (rec.stats.looks, rec.stats.shared_looks, rec.stats.tracked_looks) == (2, 1, 1)
+    stage.is_due = False  # 0.2 s not up yet: looks anyway when the person stage just did
+    assert rec.due(0.6, people_looked=True) and not rec.due(0.6, people_looked=False)
+    stage.tracked = False
+    assert not rec.due(0.6, people_looked=True)  # own looks take the boxes only when due
+
+
 def test_recognisers_config_keeps_the_shorthand_and_refuses_nonsense() -> None:
     plain = CameraConfig(name="a", source="x.mp4")
     assert plain.classifies and plain.fall is None
@@ -139,6 +155,7 @@ def test_recognisers_config_keeps_the_shorthand_and_refuses_nonsense() -> None:
         [{"kind": "fall"}, {"kind": "fall"}],
         [{"kind": "classifier", "model": "models/fall"}],
         [{"kind": "fall", "looks": "shared"}],
+        [{"kind": "fall", "looks": "tracked"}],
         [{"kind": "fall", "update_interval_s": -1}],
         [{"kind": "fall", "colour": "red"}],
     ]

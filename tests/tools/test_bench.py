@@ -203,6 +203,12 @@ def test_bench_json_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         assert result["recognisers_model"] == "fight-person-lrcn"
         assert 0 < result["fight_cpu_ms_per_s"] < result["fight_fall_cpu_ms_per_s"]
         assert result["fight_fall_ratio"] > 1 and result["fall_looks"] > 0
+        # tracked looks: the detector's boxes only at the person stage's looks (every one of
+        # them), people followed from their keypoints at the looks between
+        tracked = result["fall_looks_tracked_mode"]
+        shared = result["fall_looks_tracked_sharing_detection"]
+        assert shared == result["fall_looks_shared_mode"] > 0
+        assert tracked == shared + result["fall_looks_tracked_following"] > shared
         # the person stage's memory at --latency-streams, beside the frame model's
         assert 20 < result["rss_mb_people"] < 4000
         # the fight pose stage: the bundled fight model (the demo has no fight class) with
