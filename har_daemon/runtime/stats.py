@@ -43,10 +43,11 @@ Raw snapshot (`RawStats`)::
           "masked_fraction": float, "masked_boxes": int, "detections_masked": int,
           "debug_encodes": int,  # pictures the debug view drew and encoded (0: nobody watched)
           # optional, cameras with a fall recogniser: its looks, and those that took the person
-          # stage's boxes of the same frame (no detector call of their own); turned second
+          # stage's boxes of the same frame (no detector call of their own), those that followed
+          # people from their last keypoints (`looks = "tracked"`); turned second
           # looks at people lost or poorly seen right after going down, and their model calls;
           # falls that did not start because the person lay outside the `required_zones`
-          "fall_looks": int, "fall_looks_shared": int,
+          "fall_looks": int, "fall_looks_shared": int, "fall_looks_tracked": int,
           "fall_turned_looks": int, "fall_turned_calls": int, "fall_outside_zones": int,
           # optional, cameras with pose fusion (`[inference] pose_fusion`): the fight pose
           # stage's own looks, and the region windows its pose model scored
@@ -130,6 +131,7 @@ class CameraRaw(TypedDict):
     detections_masked: NotRequired[int]
     fall_looks: NotRequired[int]
     fall_looks_shared: NotRequired[int]
+    fall_looks_tracked: NotRequired[int]
     fall_turned_looks: NotRequired[int]
     fall_turned_calls: NotRequired[int]
     fall_outside_zones: NotRequired[int]
@@ -278,6 +280,7 @@ def _camera_raw(camera: Camera, events: int, now: float) -> CameraRaw:
     if falls is not None:
         raw["fall_looks"] = falls.stats.looks
         raw["fall_looks_shared"] = falls.stats.shared_looks
+        raw["fall_looks_tracked"] = falls.stats.tracked_looks
         raw["fall_turned_looks"] = falls.stage.look_stats.looks
         raw["fall_turned_calls"] = falls.stage.look_stats.calls
         raw["fall_outside_zones"] = falls.stats.outside_zones

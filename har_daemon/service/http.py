@@ -57,6 +57,10 @@ _CAMERA_COUNTERS = {
         "har_camera_fall_looks_shared",
         "Fall looks that took the person stage's boxes (no detector call of their own).",
     ),
+    "fall_looks_tracked": (
+        "har_camera_fall_looks_tracked",
+        "Fall looks that followed people from their last keypoints (no detector call).",
+    ),
     "fall_turned_looks": (
         "har_camera_fall_turned_looks",
         "Turned second looks at people lost or poorly seen right after going down.",

@@ -112,6 +112,7 @@ def test_fight_and_fall_on_one_camera_keep_their_own_events_states_and_sensors(
     counts = stopped["cameras"][CAMERA]
     assert counts["windows"] > 0 and counts["detections"] > 0, counts
     assert counts["fall_looks"] > counts["fall_looks_shared"] > 0, counts
+    assert counts["fall_looks_tracked"] == 0, counts  # own looks call the detector each time
 
     # Home Assistant: one binary sensor per camera and activity, each on its own state topic.
     sensors = {

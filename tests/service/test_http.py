@@ -38,6 +38,7 @@ def raw_stats() -> dict[str, Any]:
         "gated_windows": 6,
         "fall_looks": 50,
         "fall_looks_shared": 10,
+        "fall_looks_tracked": 8,
         "fall_turned_looks": 3,
         "fall_turned_calls": 6,
         "fall_outside_zones": 2,
@@ -175,6 +176,7 @@ def test_metrics_expose_the_stats(server: MetricsServer) -> None:
     assert value(s, "har_camera_gated_windows_total", **door) == 6
     assert value(s, "har_camera_fall_looks_total", **door) == 50
     assert value(s, "har_camera_fall_looks_shared_total", **door) == 10
+    assert value(s, "har_camera_fall_looks_tracked_total", **door) == 8
     assert value(s, "har_camera_fall_turned_looks_total", **door) == 3
     assert value(s, "har_camera_fall_turned_calls_total", **door) == 6
     assert value(s, "har_camera_fall_outside_zones_total", **door) == 2
