@@ -172,8 +172,8 @@ class CameraCapture(threading.Thread):
     def _open(self) -> cv2.VideoCapture | None:
         src = self.options.source
         # OpenCV gives each FFmpeg decoder a thread per core unless told, and every thread
-        # holds frames of its own: at 12 cameras that was tens of MB (docs/performance.md).
-        # Only the open parameter counts: OpenCV overrides a "threads" capture option.
+        # holds frames of its own (docs/performance.md). Only the open parameter counts:
+        # OpenCV overrides a "threads" capture option.
         threads = self.options.decoder_threads
         decoder = [cv2.CAP_PROP_N_THREADS, threads] if threads else []
         if self.kind == "webcam":
