@@ -171,24 +171,31 @@ class CameraCapture(threading.Thread):
 
     def _open(self) -> cv2.VideoCapture | None:
         src = self.options.source
-        params = [
-            cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
-            int(self.options.open_timeout_s * 1000),
-            cv2.CAP_PROP_READ_TIMEOUT_MSEC,
-            int(self.options.stall_timeout_s * 1000),
-        ]
+        # OpenCV gives each FFmpeg decoder a thread per core unless told, and every thread
+        # holds frames of its own (docs/performance.md). Only the open parameter counts:
+        # OpenCV overrides a "threads" capture option.
+        threads = self.options.decoder_threads
+        decoder = [cv2.CAP_PROP_N_THREADS, threads] if threads else []
         if self.kind == "webcam":
             cap = cv2.VideoCapture(int(src), cv2.CAP_ANY)
         elif self.kind == "device":
             cap = cv2.VideoCapture(str(src), cv2.CAP_V4L2)
         elif self.kind == "stream":
+            params = [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+                int(self.options.open_timeout_s * 1000),
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                int(self.options.stall_timeout_s * 1000),
+                *decoder,
+            ]
             with _FFMPEG_ENV_LOCK:
                 os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] = (
                     f"rtsp_transport;{self.options.rtsp_transport}"
                 )
                 cap = cv2.VideoCapture(str(src), cv2.CAP_FFMPEG, params)
         else:
-            cap = cv2.VideoCapture(str(Path(str(src)).expanduser()), cv2.CAP_FFMPEG)
+            path = str(Path(str(src)).expanduser())
+            cap = cv2.VideoCapture(path, cv2.CAP_FFMPEG, decoder)
         if not cap.isOpened():
             cap.release()
             return None
@@ -340,6 +347,7 @@ class CameraCapture(threading.Thread):
         mono_start = time.monotonic()
         index = 0
         last_frame = time.monotonic()
+        buffer: np.ndarray | None = None  # hooks copy what they keep (`on_full_frame`)
         while not self._stopping.is_set():
             if is_file and self.options.realtime:
                 due = mono_start + index / fps
@@ -367,9 +375,12 @@ class CameraCapture(threading.Thread):
                 for_history = for_model and self.on_full_frame is not None
             if not (for_model or for_history):
                 continue
-            ok, frame = cap.retrieve()
+            # Into the last frame's array (a new one only when the size changes): a fresh frame
+            # each time left each capture thread's heap holding megabytes it had freed.
+            ok, frame = cap.retrieve(buffer)
             if not ok or frame is None:
                 continue
+            buffer = frame
             if frame.ndim == 2:
                 frame = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
             problem = frame_size_problem(frame.shape[:2])

@@ -279,10 +279,26 @@ def test_camera_exposes_every_capture_option(tmp_path: Path) -> None:
         "reconnect_initial_s",
         "reconnect_max_s",
         "reconnect_jitter",
+        "decoder_threads",
     }
     assert load_config(None).capture.open_timeout_s == 10.0
     [line] = problems(tmp_path, "[capture]\nopen_timeout_s = 0.5\n")
     assert line.startswith("capture.open_timeout_s: ") and "1" in line
+
+
+def test_decoder_threads_default_inherit_and_bounds(tmp_path: Path) -> None:
+    text = (
+        "[capture]\ndecoder_threads = 1\n"
+        '[[cameras]]\nname = "a"\nsource = "clip.mp4"\n'
+        '[[cameras]]\nname = "b"\nsource = "rtsp://cam/4k"\ndecoder_threads = 4\n'
+    )
+    a, b = load_config(write(tmp_path, text)).cameras
+    assert (a.decoder_threads, b.decoder_threads) == (1, 4)
+    assert load_config(None).capture.decoder_threads == 0
+    [line] = problems(tmp_path, "[capture]\ndecoder_threads = 17\n")
+    assert line.startswith("capture.decoder_threads: ") and "16" in line
+    [line] = problems(tmp_path, "[capture]\ndecoder_threads = -1\n")
+    assert line.startswith("capture.decoder_threads: ")
 
 
 def test_missing_tls_file(tmp_path: Path) -> None:

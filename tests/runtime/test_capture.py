@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from har_daemon.runtime.capture import (
 )
 from har_daemon.runtime.ring import FrameRing
 from tests.infra.media import make_test_video
+from tests.infra.rtsp_server import RtspServer
 
 
 def test_backoff_grows_exponentially_to_the_cap_with_bounded_jitter() -> None:
@@ -87,6 +89,46 @@ def test_file_is_sampled_at_the_model_spacing_and_ends(tmp_path: Path) -> None:
     brightness = window.reshape(20, -1).mean(axis=1) / 4
     assert brightness[0] == pytest.approx(0, abs=1.5)
     assert brightness[-1] == pytest.approx(48, abs=1.5)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+def test_a_file_opens_with_the_configured_decoder_threads(tmp_path: Path, threads: int) -> None:
+    video = make_test_video(tmp_path / "clip.mp4", seconds=1.0)  # H.264, as cameras send
+    cap, _, _ = _capture(video, FrameRing(20, (16, 16, 3)), decoder_threads=threads)
+    opened = cap._open()
+    assert opened is not None
+    try:
+        assert opened.get(cv2.CAP_PROP_N_THREADS) == threads
+        assert opened.read()[0]
+    finally:
+        opened.release()
+
+
+def test_an_rtsp_stream_opens_with_the_configured_decoder_threads(
+    rtsp_server_factory: Callable[..., RtspServer], sample_video: Path
+) -> None:
+    server = rtsp_server_factory(sample_video)
+    options = CameraConfig(name="cam", source=server.url, decoder_threads=1)
+    cap = CameraCapture(options, FrameRing(20, (16, 16, 3)), 0.1, np.asarray, print, print)
+    opened = cap._open()
+    assert opened is not None
+    try:
+        assert opened.get(cv2.CAP_PROP_N_THREADS) == 1
+        assert opened.read()[0]
+    finally:
+        opened.release()
+
+
+def test_decoder_threads_0_leaves_opencv_its_default(tmp_path: Path) -> None:
+    video = make_test_video(tmp_path / "clip.mp4", seconds=1.0)
+    cap, _, _ = _capture(video, FrameRing(20, (16, 16, 3)), decoder_threads=0)
+    opened, plain = cap._open(), cv2.VideoCapture(str(video), cv2.CAP_FFMPEG)
+    assert opened is not None
+    try:
+        assert opened.get(cv2.CAP_PROP_N_THREADS) == plain.get(cv2.CAP_PROP_N_THREADS) >= 1
+    finally:
+        opened.release()
+        plain.release()
 
 
 def test_realtime_playback_takes_the_files_duration(tmp_path: Path) -> None:
