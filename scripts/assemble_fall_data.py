@@ -22,8 +22,7 @@ import re
 import sys
 from pathlib import Path
 
-from har_daemon.core.errors import HarError
-from har_daemon.training.assemble import Entry, describe, plan_entries, write_dataset
+from har_daemon.training.assemble import Entry, assemble, plan_entries
 from har_daemon.video.frames import probe_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--segment-s", type=float, default=2.0)
     p.add_argument("--lead-s", type=float, default=0.3, help="piece starts this before the fall")
     args = p.parse_args(argv)
-    try:
+
+    def plan() -> list[Entry]:
         entries = fall_entries(args.falls / "gmdcsa24", args.segment_s, args.lead_s)
         for sub in sorted(d for d in args.falls.iterdir() if (d / "adl").is_dir()):
             entries += plan_entries(
@@ -75,12 +75,9 @@ def main(argv: list[str] | None = None) -> int:
                 prefix=f"{sub.name}-",
                 segment_s=args.segment_s,
             )
-        write_dataset(args.out, entries)
-    except (HarError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(describe(args.out, entries))
-    return 0
+        return entries
+
+    return assemble(args.out, plan)
 
 
 if __name__ == "__main__":

@@ -17,8 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from har_daemon.core.errors import HarError
-from har_daemon.training.assemble import describe, plan_entries, write_dataset
+from har_daemon.training.assemble import Entry, assemble, plan_entries
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
@@ -34,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-pieces", type=int, default=3, help="most pieces of one recording")
     args = p.parse_args(argv)
     wanted = [n.strip() for n in args.negatives.split(",") if n.strip()]
-    try:
+
+    def plan() -> list[Entry]:
         entries = plan_entries(args.fight, classes=["fight", "noFight"])
         for sub in sorted(d for d in args.falls.iterdir() if d.is_dir()):
             classes = [c for c in wanted if (sub / c).is_dir()]
@@ -47,12 +47,9 @@ def main(argv: list[str] | None = None) -> int:
                     segment_s=args.segment_s,
                     max_pieces=args.max_pieces,
                 )
-        write_dataset(args.out, entries)
-    except (HarError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(describe(args.out, entries))
-    return 0
+        return entries
+
+    return assemble(args.out, plan)
 
 
 if __name__ == "__main__":

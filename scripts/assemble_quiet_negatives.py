@@ -16,9 +16,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from har_daemon.core.errors import HarError
 from har_daemon.offline.quiet import read_quiet
-from har_daemon.training.assemble import Entry, describe, segment_starts, write_dataset
+from har_daemon.training.assemble import Entry, assemble, segment_starts
 from har_daemon.video.frames import probe_video
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-pieces", type=int, default=15, help="most pieces of one recording")
     args = p.parse_args(argv)
     held = [h.strip().lower() for h in args.hold_out.split(",") if h.strip()]
-    try:
+
+    def plan() -> list[Entry]:
         entries: list[Entry] = []
         for clip in read_quiet(args.quiet):
             if any(h in clip.scene.lower() for h in held):
@@ -46,12 +46,9 @@ def main(argv: list[str] | None = None) -> int:
                 name = f"quiet-{clip.path.stem}-p{k:02d}.mp4"
                 end = round(start + args.segment_s, 3)
                 entries.append(Entry(name, "noFight", group, clip.path, start, end))
-        write_dataset(args.out, entries)
-    except (HarError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(describe(args.out, entries))
-    return 0
+        return entries
+
+    return assemble(args.out, plan)
 
 
 if __name__ == "__main__":

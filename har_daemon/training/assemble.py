@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from har_daemon.core.errors import DataError
+from har_daemon.core.errors import DataError, HarError
 from har_daemon.offline.streams import cut_segment
 from har_daemon.training.dataset import SOURCES_CSV, scan_dataset
 from har_daemon.video.frames import probe_video
@@ -151,3 +152,16 @@ def read_origins(root: Path) -> dict[str, tuple[Path, float | None, float | None
         )
         for r in rows
     }
+
+
+def assemble(out: Path, plan: Callable[[], list[Entry]]) -> int:
+    """What each assembly script's main does: plan the entries, write them, one line about the
+    result; a bad folder or clip is one line on stderr and exit status 2."""
+    try:
+        entries = plan()
+        write_dataset(out, entries)
+    except (HarError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(describe(out, entries))
+    return 0
