@@ -230,6 +230,8 @@ def test_folds_scored_on_the_litert_export_get_the_keras_figures(
             eval_backend=backend,  # type: ignore[arg-type]
             verbose=0,
             workers=0,
+            sequence_length=6,  # small windows: the export's fidelity does not depend on size
+            frame_size=32,
         )
         results[backend] = train(opts, train_records=train_side, test_records=test_side)
     keras_run, litert_run = results["keras"], results["litert"]
