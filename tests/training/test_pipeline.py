@@ -16,18 +16,23 @@ import numpy as np
 import pytest
 
 from har_daemon.training.dataset import scan_dataset
-from har_daemon.training.synth import PAPER_CLASSES, write_activity_video
+from har_daemon.training.synth import write_activity_video
 from tests.cli.test_cli import har
 
 pytestmark = pytest.mark.slow
+
+# Two of the paper's classes: what the tests ask of training does not need four, and half the
+# clips halve the suite's slowest fixture.
+CLASSES = ("Biking", "PizzaTossing")
 
 
 @pytest.fixture(scope="session")
 def synth_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("ucf50") / "UCF50"
     result = har(
-        "synth-data", "--out", str(out), "--groups", "8", "--clips-per-group", "6", "--seed", "1"
-    )
+        "synth-data", "--out", str(out), "--classes", ",".join(CLASSES), "--groups", "8",
+        "--clips-per-group", "6", "--seed", "1",
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return out
 
@@ -38,6 +43,7 @@ def trained(synth_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
     cache = tmp_path_factory.mktemp("cache")
     result = har(
         "train", "--data", str(synth_data), "--out", str(model_dir), "--epochs", "15",
+        "--classes", ",".join(CLASSES),
         "--seed", "0", "--cache-dir", str(cache), timeout=1500,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -47,7 +53,7 @@ def trained(synth_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
 def test_training_writes_a_complete_model_directory(trained: tuple[Path, str]) -> None:
     model_dir, stdout = trained
     meta = json.loads((model_dir / "model.json").read_text())
-    assert meta["classes"] == list(PAPER_CLASSES)
+    assert meta["classes"] == list(CLASSES)
     assert meta["architecture"] == "convlstm"
     assert meta["sequence_length"] == 20
     assert (meta["frame_height"], meta["frame_width"]) == (64, 64)
@@ -101,12 +107,12 @@ def test_evaluate_on_held_out_groups(
     y_true = [r["true"] for r in rows]
     y_pred = [r["predicted"] for r in rows]
     assert metrics["macro"]["f1"] == pytest.approx(
-        f1_score(y_true, y_pred, average="macro", labels=list(PAPER_CLASSES), zero_division=0)
+        f1_score(y_true, y_pred, average="macro", labels=list(CLASSES), zero_division=0)
     )
     p, r, f, _ = precision_recall_fscore_support(
-        y_true, y_pred, labels=list(PAPER_CLASSES), zero_division=0
+        y_true, y_pred, labels=list(CLASSES), zero_division=0
     )
-    for i, name in enumerate(PAPER_CLASSES):
+    for i, name in enumerate(CLASSES):
         c = metrics["per_class"][name]
         assert (c["precision"], c["recall"], c["f1"]) == pytest.approx((p[i], r[i], f[i]))
         assert c["tp"] + c["fp"] + c["fn"] + c["tn"] == len(rows)
@@ -130,7 +136,7 @@ def test_predict_follows_the_activity_through_a_video(
     assert result.returncode == 0, result.stderr[-2000:]
     doc = json.loads(result.stdout)
     assert doc["video"] == str(video)
-    assert doc["windows"] and set(doc["windows"][0]["probabilities"]) == set(PAPER_CLASSES)
+    assert doc["windows"] and set(doc["windows"][0]["probabilities"]) == set(CLASSES)
     times = [w["t_s"] for w in doc["windows"]]
     assert times == sorted(times) and times[-1] <= 16.0
     # The top class in the middle of each half is that half's activity.
