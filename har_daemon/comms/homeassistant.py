@@ -442,11 +442,7 @@ def discovery_for(
     """The daemon's discovery from its configuration; a name that cannot be announced is a
     configuration error (one line, exit 2)."""
     configs = {cam.name: cam for cam in config.cameras}
-    recognisers = {
-        name: [r.activity for r in configs[name].recognisers if r.activity is not None]
-        for name in cameras
-        if name in configs
-    }
+    recognisers = {name: configs[name].recogniser_activities for name in cameras if name in configs}
     classified = [n for n in cameras if n not in configs or configs[n].classifies]
     try:
         return HaDiscovery(

@@ -219,6 +219,11 @@ class CameraConfig(CaptureOptions):
         return next((r for r in self.recognisers if r.kind == "fall"), None)
 
     @property
+    def recogniser_activities(self) -> list[str]:
+        """What the camera's recognisers other than the classifier raise (["fall"])."""
+        return [r.activity for r in self.recognisers if r.activity is not None]
+
+    @property
     def source_kind(self) -> SourceKind:
         """How the source is opened: 'webcam', 'device', 'stream' or 'file'."""
         return source_kind(self.source)

@@ -108,8 +108,8 @@ def replay_activities(
     """What the replayed camera can raise: the model's classes, then its other recognisers'
     activities (`fall`), so truth may name them."""
     chosen = chosen_camera(config, camera)
-    others = [r.activity for r in chosen.recognisers] if chosen is not None else []
-    return list(meta.classes) + [a for a in others if a is not None and a not in meta.classes]
+    others = chosen.recogniser_activities if chosen is not None else []
+    return list(meta.classes) + [a for a in others if a not in meta.classes]
 
 
 def replay(

@@ -128,7 +128,7 @@ def zone_problem(cam: CameraConfig, meta: ModelMeta) -> str | None:
     the model's class or the camera's other recogniser's (`fall`)."""
     if not cam.required_zones:
         return None
-    others = [r.activity for r in cam.recognisers if r.activity is not None]
+    others = cam.recogniser_activities
     unknown = sorted(set(cam.required_zones) - set(meta.classes) - set(others))
     if unknown:
         also = f", and the camera's recognisers raise {', '.join(others)}" if others else ""
