@@ -156,12 +156,10 @@ def fallback_region(
     square around everyone seen, still holds the others."""
     if rules.fallback == "none" or most >= rules.fallback_below:
         return None
+    everyone = group_boxes(found, math.inf)  # one group at most: the box around everyone seen
     if rules.fallback == "people":
-        return (
-            square_region(group_boxes(found, math.inf)[0], frame_hw, rules) if len(found) else None
-        )
+        return square_region(everyone[0], frame_hw, rules) if everyone else None
     fh, fw = frame_hw
-    everyone = group_boxes(found, math.inf)
     box = everyone[0] if everyone else np.array([0.0, 0.0, fw, fh])
     return square_region(box, frame_hw, rules.model_copy(update={"min_side": min(fh, fw)}))
 
