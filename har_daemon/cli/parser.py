@@ -191,9 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--report", type=Path, required=True, help="folder for metrics.json and PNGs")
     e.add_argument(
         "--split",
-        choices=["all", "test"],
+        choices=["all", "test", "validation"],
         default="all",
-        help="all clips (default) or only the clips held out when the model was trained",
+        help="all clips (default), or only the clips model.json lists as held out for test "
+        "or for validation when the model was trained",
     )
     e.add_argument("--json", action="store_true", help="print metrics.json to stdout")
     e.add_argument(

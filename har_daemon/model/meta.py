@@ -34,7 +34,8 @@ class PersonRegion(BaseModel):
     than `group_gap` times the taller one's height belong together), and each group becomes one
     square region: its boxes' union, `pad` of its longer side added on each side, at least
     `min_side` pixels, shifted into the frame. The window's frames are cropped to the region
-    and resized to the model's frame size.
+    and resized to the model's frame size. `fallback` adds one more region when the looks find
+    fewer people than a melee holds (`regions.fallback_region`).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -55,6 +56,20 @@ class PersonRegion(BaseModel):
         lt=1,
         description="Detector score a person needs (0.35 chosen on real CCTV frames: 0.5 found "
         "a quarter of the people, 0.3 as many false boxes as 0.35 with few more people).",
+    )
+    fallback: Literal["none", "frame", "people"] = Field(
+        "none",
+        description="One more region when the window's busiest look found fewer than "
+        "`fallback_below` people (a melee the detector sees as one box, or nobody): 'frame', "
+        "the largest square of the frame, centred on the people seen; 'people', the square "
+        "around everyone seen; 'none' (what the shipped model was trained with).",
+    )
+    fallback_below: int = Field(
+        1,
+        ge=1,
+        le=32,
+        description="The fallback region is added when no look of the window found this many "
+        "people (1: only when nobody was found).",
     )
 
 

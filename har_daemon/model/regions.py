@@ -139,7 +139,29 @@ def window_regions(
     found = np.concatenate(boxes) if boxes else np.zeros((0, 5), np.float32)
     found = found[found[:, 4] >= rules.min_score]
     groups = group_boxes(found, rules.group_gap)[: rules.max_regions]
-    return [square_region(g, frame_hw, rules) for g in groups]
+    regions = [square_region(g, frame_hw, rules) for g in groups]
+    most = max((int((b[:, 4] >= rules.min_score).sum()) for b in boxes), default=0)
+    extra = fallback_region(found, most, frame_hw, rules)
+    if extra is not None and extra not in regions:
+        regions.append(extra)
+    return regions
+
+
+def fallback_region(
+    found: np.ndarray, most: int, frame_hw: tuple[int, int], rules: PersonRegion
+) -> Region | None:
+    """The one more region `rules.fallback` asks for when the busiest look found `most` <
+    `fallback_below` people (`found`: every box kept over the window), else None. A detector
+    that sees five fighters as one box crops one body; the frame's largest square, or the
+    square around everyone seen, still holds the others."""
+    if rules.fallback == "none" or most >= rules.fallback_below:
+        return None
+    everyone = group_boxes(found, math.inf)  # one group at most: the box around everyone seen
+    if rules.fallback == "people":
+        return square_region(everyone[0], frame_hw, rules) if everyone else None
+    fh, fw = frame_hw
+    box = everyone[0] if everyone else np.array([0.0, 0.0, fw, fh])
+    return square_region(box, frame_hw, rules.model_copy(update={"min_side": min(fh, fw)}))
 
 
 def crop_window(

@@ -19,7 +19,7 @@ from har_daemon.model.meta import ModelMeta
 from har_daemon.model.preprocess import to_model_input
 from har_daemon.model.registry import create_backend
 from har_daemon.reporting.plots import plot_confusion_matrix, plot_prediction_strip
-from har_daemon.training.dataset import scan_dataset
+from har_daemon.training.dataset import ClipRecord, scan_dataset
 from har_daemon.training.samples import load_clip_data
 from har_daemon.training.scoring import classification_report
 
@@ -76,7 +76,7 @@ def evaluate(
     data_dir: Path,
     report_dir: Path,
     *,
-    split: Literal["all", "test"] = "all",
+    split: Literal["all", "test", "validation"] = "all",
     workers: int = 2,
     cache_dir: Path | None = None,
     backend: BackendKind = "auto",
@@ -85,7 +85,9 @@ def evaluate(
     backend the daemon would use (`auto`) or the one named.
 
     With split="test", only the clips the model's training held out (listed in its
-    `model.json`), so the figure is comparable with the one printed at training time.
+    `model.json`), so the figure is comparable with the one printed at training time;
+    split="validation", those it held out to choose its epoch and thresholds (where settings
+    are chosen, so the test clips stay unseen).
     """
     loaded = create_backend(backend, model_dir)
     meta = loaded.meta
@@ -95,11 +97,8 @@ def evaluate(
     ignored = sorted({r.label for r in found} - set(meta.classes))
     if ignored:
         log.warning("evaluate.classes_ignored", classes=ignored, reason="not in the model")
-    if split == "test":
-        held_out = set(meta.training.get("test_clips", []))
-        if not held_out:
-            raise DataError(f"{model_dir}: model.json lists no held-out test clips")
-        records = [r for r in records if _names(r.path, data_dir) & held_out]
+    if split != "all":
+        records = held_out_records(records, meta, split, data_dir, model_dir)
     if not records:
         raise DataError(f"{data_dir}: no clips of the model's classes {meta.classes} to score")
 
@@ -115,7 +114,8 @@ def evaluate(
         probs,
         labels,
         meta.classes,
-        title=f"{meta.name} on {data_dir.name}" + (" (held-out test)" if split == "test" else ""),
+        title=f"{meta.name} on {data_dir.name}"
+        + (f" (held-out {split})" if split != "all" else ""),
     )
     report["model"] = str(model_dir)
     report["backend"] = loaded.name
@@ -148,6 +148,20 @@ def evaluate(
         )
     plot_prediction_strip(items, report_dir / "predictions.png")
     return report
+
+
+def held_out_records(
+    records: Sequence[ClipRecord],
+    meta: ModelMeta,
+    split: Literal["test", "validation"],
+    data_dir: Path,
+    model_dir: Path,
+) -> list[ClipRecord]:
+    """The records among `records` that the model's `model.json` lists as held out for `split`."""
+    held_out = set(meta.training.get(f"{split}_clips", []))
+    if not held_out:
+        raise DataError(f"{model_dir}: model.json lists no held-out {split} clips")
+    return [r for r in records if _names(r.path, data_dir) & held_out]
 
 
 def _strip_sample(labels: Sequence[str], probs: np.ndarray, classes: Sequence[str]) -> list[int]:
