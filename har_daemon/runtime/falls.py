@@ -30,7 +30,7 @@ from har_daemon.model.pose_features import coverage
 from har_daemon.model.pose_track import seen_box, track_region
 from har_daemon.runtime.lying import LookStats, PoseModel, RotatedLook, advance
 from har_daemon.runtime.people import Detector
-from har_daemon.runtime.poses import PersonTrack, PoseTracks, box_centre, inside_box
+from har_daemon.runtime.poses import PoseTracks
 from har_daemon.video.frames import TimedFrames
 
 FALL_MODEL_DIR = bundled("models/fall")
@@ -108,6 +108,7 @@ class FallStage:
     followed: int = 0
     """Tracked or adaptive looks' pose calls so far (people followed)."""
     looks_made: int = 0
+    """Looks so far."""
     own_looks: int = 0
     """Looks given no boxes so far: a detector call (own), people followed (tracked,
     adaptive)."""
@@ -158,8 +159,6 @@ class FallStage:
                 boxes = self.detector.detect(frame)
             boxes = np.asarray(boxes, np.float32).reshape(-1, 5)
             keypoints = list(self.pose.estimate(frame, boxes)) if len(boxes) else []
-            if self.adaptive:
-                boxes, keypoints = self._find_lost(frame, boxes, keypoints)
         again = self.again
         assert again is not None
         seen = advance(
@@ -195,42 +194,16 @@ class FallStage:
             if until is not None and (self._watch_until is None or until > self._watch_until):
                 self._watch_until = until
 
-    def _find_lost(
-        self, frame: np.ndarray, boxes: np.ndarray, keypoints: list[np.ndarray]
-    ) -> tuple[np.ndarray, list[np.ndarray]]:
-        """An adaptive look given the detector's boxes: each person seen at the last look whom
-        no box continues is followed from their keypoints as a tracked look would (the
-        detector often loses a person who has just fallen, between two of its looks ~0.5 s
-        apart, or finds them too far from their last box to continue their track). A person
-        so found where a box of a new person stands is that person: the found box replaces
-        it, so that their track goes on."""
-        matched = self.tracks.match(boxes)
-        lost = [tr for tr in self.tracks.tracks if tr.missed == 0 and tr not in matched]
-        if not lost:
-            return boxes, keypoints
-        found, kps = self._follow(frame, lost)
-        new = [i for i, tr in enumerate(matched) if tr is None]
-        drop = {
-            i for box in found for i in new if inside_box(box_centre(_xyxy(box)), _xyxy(boxes[i]))
-        }
-        keep = [i for i in range(len(boxes)) if i not in drop]
-        return (
-            np.concatenate([boxes[keep], found]),
-            [*(keypoints[i] for i in keep), *kps],
-        )
-
-    def _follow(
-        self, frame: np.ndarray, tracks: list[PersonTrack] | None = None
-    ) -> tuple[np.ndarray, list[np.ndarray]]:
+    def _follow(self, frame: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         """A tracked look: the pose model on the region of each person seen at the last look
-        (their keypoints then; `tracks`: these only); those seen well enough (the rule's
-        `min_coverage`) continue their track with the box of their keypoints (matched to the
-        tracks as a detector box is), the others count as not seen (their track keeps its box
-        and ages, as when the detector misses someone)."""
+        (their keypoints then); those seen well enough (the rule's `min_coverage`) continue
+        their track with the box of their keypoints (matched to the tracks as a detector box
+        is), the others count as not seen (their track keeps its box and ages, as when the
+        detector misses someone)."""
         hw = (int(frame.shape[0]), int(frame.shape[1]))
         regions = [
             region
-            for track in (self.tracks.tracks if tracks is None else tracks)
+            for track in self.tracks.tracks
             if track.missed == 0 and track.poses
             and (region := track_region(track.poses[-1].keypoints, track.box, hw)) is not None
         ]  # fmt: skip
@@ -268,11 +241,6 @@ class FallStage:
         self.events = FallEvents(self.rule)
         self._last_t = self._watch_until = None
         return ended
-
-
-def _xyxy(row: np.ndarray) -> tuple[float, float, float, float]:
-    x1, y1, x2, y2 = (float(v) for v in row[:4])
-    return (x1, y1, x2, y2)
 
 
 def play_file(
