@@ -10,9 +10,9 @@ second of video, fight alone, fight + fall (its own 0.2 s looks), fight + fall w
 `looks = "shared"` (only at the person stage's looks), with `looks = "tracked"` (0.2 s looks,
 the detector only at the person stage's) and with `looks = "adaptive"` (the person stage's
 looks, tracked ones between only while someone may be going down), alternated over several
-rounds (median), and the
-ratios to fight alone. The camera, detector, pose model and scheduler are the daemon's own
-(`runtime.cameras.build_cameras`), built from a config with `recognisers`.
+rounds (median), and the ratios to fight alone. The camera, detector, pose model and
+scheduler are the daemon's own (`runtime.cameras.build_cameras`), built from a config with
+`recognisers`.
 """
 
 from __future__ import annotations
