@@ -24,11 +24,15 @@ from collections.abc import Sequence
 from har_daemon.model.pose_features import Features
 
 WATCH_SPEED = 0.15
-"""A way down: hips or box top going down at least this fast between the two samples
-(standing heights per second; the rule's loosest `speed` is 0.2) ..."""
+"""A way down: the hips going down at least this fast between the two samples (standing
+heights per second; the rule's loosest `speed` is 0.2) ..."""
 WATCH_DROP = 0.05
 """... to at least this far below standing (standing heights; the rule's loosest `hip_drop`
 is 0.1), so that a standing person's jitter around 0 does not count ..."""
+WATCH_TOP_SPEED = 0.5
+"""... or the box's top going down at least this fast (standing heights per second; the
+rule's loosest `box_speed` is 1.0: the head drops about twice as far as the hips, and the
+box's top of a small or half-hidden person jitters), to at least `WATCH_DROP` below ..."""
 WATCH_TORSO_DEG = 25.0
 """... or the torso turned at least this far from vertical (the rule's loosest `torso_deg` is
 30) ..."""
@@ -56,7 +60,7 @@ def way_down(before: Features, after: Features) -> bool:
     top = (
         not (before.at_edge or after.at_edge)
         and after.top_drop >= WATCH_DROP
-        and (after.top_drop - before.top_drop) / dt >= WATCH_SPEED
+        and (after.top_drop - before.top_drop) / dt >= WATCH_TOP_SPEED
     )
     turned = (
         posed

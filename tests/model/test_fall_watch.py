@@ -1,5 +1,6 @@
 """model.fall_watch: when adaptive looks turn dense. A way down between two samples by the hips,
-the box's top or a turning torso, looser than the rule's loosest learnable thresholds; jitter,
+the box's top or a turning torso, looser than the rule's loosest learnable thresholds (the box's
+top by its own, faster, speed); jitter,
 slow changes and poorly seen poses do not count; the watch lasts its window after the last
 reason, and while the rule has the person down."""
 
@@ -13,6 +14,7 @@ from har_daemon.model.fall_watch import (
     WATCH_COVERAGE,
     WATCH_DROP,
     WATCH_SPEED,
+    WATCH_TOP_SPEED,
     WATCH_TORSO_DEG,
     WATCH_TURN_DEG_S,
     watch_until,
@@ -40,6 +42,7 @@ def _f(
 def test_the_watch_is_looser_than_the_rules_loosest_learnable_thresholds():
     # scripts/evaluate_falls.py's grid: hip drop >= 0.1, speed >= 0.2/s, torso >= 30, cov >= 0.3
     assert WATCH_SPEED < 0.2 and WATCH_DROP < 0.1
+    assert WATCH_TOP_SPEED < 1.0  # the box route's loosest box_speed
     assert WATCH_TORSO_DEG < 30.0 and WATCH_COVERAGE < 0.3
 
 
@@ -69,6 +72,10 @@ def test_just_above_and_below_the_speeds():
     fast = WATCH_DROP + WATCH_SPEED * dt * 1.01
     assert way_down(_f(0.0, drop=WATCH_DROP), _f(dt, drop=fast + WATCH_DROP))
     assert not way_down(_f(0.0, drop=WATCH_DROP), _f(dt, drop=WATCH_DROP * 1.5))
+    top = WATCH_DROP + WATCH_TOP_SPEED * dt * 1.01
+    assert way_down(_f(0.0, top=WATCH_DROP), _f(dt, top=top + WATCH_DROP))
+    # as fast as the hips may be is not enough for the box's top (it jitters)
+    assert not way_down(_f(0.0, top=WATCH_DROP), _f(dt, top=WATCH_DROP * 2 + WATCH_SPEED * dt))
     turn = WATCH_TORSO_DEG + WATCH_TURN_DEG_S * dt * 1.01
     assert way_down(_f(0.0, torso=WATCH_TORSO_DEG), _f(dt, torso=turn))
     assert not way_down(_f(0.0, torso=WATCH_TORSO_DEG), _f(dt, torso=WATCH_TORSO_DEG + 1.0))
