@@ -1,7 +1,7 @@
 """Play video files through the fall stage (what a camera would run) and print its events.
 
     PYTHONPATH=$PWD .venv/bin/python scripts/fall_events.py VIDEO... [--rule models/fall]
-        [--spacing 0.2] [--summary] [--look-mode pose|detect] [--looks own|tracked]
+        [--spacing 0.2] [--summary] [--look-mode pose|detect] [--looks own|tracked|adaptive]
         [--detect-every S]
 
 One JSON line per fall change: start (the person is down after a fast way down), update
@@ -13,7 +13,9 @@ file plays as a camera would see it, only faster. `--summary`: one line per file
 second looks (runtime.lying; only with a rule whose `look_s` is over 0). `--looks tracked`:
 the fall recogniser's `looks = "tracked"`: the detector runs every `--detect-every` seconds
 (default: models/fight's person stage, `detect_every` frames of its spacing, 0.5175 s) and the
-looks in between follow each person from their last keypoints (runtime.falls).
+looks in between follow each person from their last keypoints (runtime.falls). `--looks
+adaptive`: the detector's looks as with tracked, the 0.2 s looks between only while a watch is
+open (model.fall_watch: someone may be going down).
 """
 
 from __future__ import annotations
@@ -50,12 +52,13 @@ def main(argv: list[str] | None = None) -> int:
                     help="turned second look: MoveNet alone, or detector then MoveNet")  # fmt: skip
     ap.add_argument(
         "--looks",
-        choices=("own", "tracked"),
+        choices=("own", "tracked", "adaptive"),
         default="own",
-        help="own: the detector at every look; tracked: follow from keypoints",
+        help="own: the detector at every look; tracked: follow from keypoints; adaptive: "
+        "follow only while someone may be going down",
     )
     ap.add_argument("--detect-every", type=float, default=None,
-                    help="seconds between detector looks with --looks tracked")  # fmt: skip
+                    help="seconds between detector looks, tracked or adaptive")  # fmt: skip
     args = ap.parse_args(argv)
     try:
         detector, pose = PersonDetector(score_threshold=DETECT_SCORE), PoseEstimator()
@@ -64,13 +67,13 @@ def main(argv: list[str] | None = None) -> int:
     except ModelError as exc:
         print(f"fall_events: {exc}", file=sys.stderr)
         return 2
-    alerted = looks = calls = followed = 0
+    alerted = looks = calls = followed = stage_looks = own_looks = 0
     for video in args.videos:
         again = RotatedLook(detector, pose, args.look_mode)
-        tracked = args.looks == "tracked"
         stage = FallStage(
-            detector, pose, rule, spacing_s=args.spacing, again=again, tracked=tracked
-        )
+            detector, pose, rule, spacing_s=args.spacing, again=again,
+            tracked=args.looks == "tracked", adaptive=args.looks == "adaptive",
+        )  # fmt: skip
         try:
             changes = play_file(video, stage, detect_every)
         except VideoError as exc:
@@ -80,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         alerted += bool(starts)
         looks, calls = looks + stage.look_stats.looks, calls + stage.look_stats.calls
         followed += stage.followed
+        stage_looks += stage.looks_made
+        own_looks += stage.own_looks
         if args.summary:
             first = round(starts[0], 2) if starts else None
             print(f"{video.name} {len(starts)} {first}")
@@ -89,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.summary:
         print(f"files with a fall start: {alerted} of {len(args.videos)}")
         print(f"turned second looks: {looks}, their extra model calls: {calls}")
-        if args.looks == "tracked":
+        print(f"looks: {stage_looks}, of them without the detector's boxes: {own_looks}")
+        if args.looks != "own":
             print(f"people followed from keypoints (pose calls, no detector): {followed}")
     return 0
 

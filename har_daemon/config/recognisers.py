@@ -18,7 +18,7 @@ from har_daemon.config.paths import resolve_relative
 from har_daemon.config.types import ExpandedPath, Seconds, Section
 
 RecogniserKind = Literal["classifier", "fall"]
-FallLooks = Literal["own", "shared", "tracked"]
+FallLooks = Literal["own", "shared", "tracked", "adaptive"]
 FALL_ACTIVITY = "fall"
 """The activity a fall recogniser's events carry."""
 
@@ -61,7 +61,10 @@ class RecogniserConfig(Section):
         "'tracked': a look every 0.2 s, the detector's boxes only at the person stage's looks; "
         "in between each person is followed from their last keypoints (pose on the region "
         "around them, no detector call), and new people appear at the next person-stage look. "
-        "'shared' and 'tracked' need the classifier on the camera.",
+        "'adaptive': the person stage's looks as 'shared', plus tracked looks every 0.2 s only "
+        "while someone may be going down (a fast drop or a turning torso between their last two "
+        "looks, or down), for the rule's fall window and hold after it. "
+        "'shared', 'tracked' and 'adaptive' need the classifier on the camera.",
     )
 
     @property

@@ -6,7 +6,9 @@ track (runtime.poses) and advances the fall rule (model.fall). What it returns i
 event sink needs: a fall starts when a person is down after a fast way down, updates while
 they stay down ("down for N s"), and ends when they get up or their track is gone. A
 `tracked` stage calls no detector: given boxes (the person stage's look) it uses them, else it
-follows each person seen at the last look from their keypoints (model.pose_track).
+follows each person seen at the last look from their keypoints (model.pose_track). An
+`adaptive` stage looks with the given boxes only, and follows people from their keypoints at
+its 0.2 s spacing only while a watch is open (model.fall_watch: someone may be going down).
 
 Runs on the caller's thread (the inference thread in the daemon, a loop offline); the detector
 and the pose model are called from here only.
@@ -23,6 +25,7 @@ import numpy as np
 from har_daemon.core.errors import ModelError
 from har_daemon.core.paths import bundled
 from har_daemon.model.fall import Change, FallEvents, FallRule
+from har_daemon.model.fall_watch import watch_until
 from har_daemon.model.pose_features import coverage
 from har_daemon.model.pose_track import seen_box, track_region
 from har_daemon.runtime.lying import LookStats, PoseModel, RotatedLook, advance
@@ -98,9 +101,19 @@ class FallStage:
     """A look given no boxes follows each person seen at the last look from their keypoints
     (model.pose_track) instead of calling the detector; only looks given the detector's boxes
     (the person stage's) find new people."""
+    adaptive: bool = False
+    """Look only when given boxes (the person stage's), and, while a watch is open
+    (model.fall_watch), at the 0.2 s spacing following people from their keypoints as a
+    tracked stage does."""
     followed: int = 0
-    """Tracked looks' pose calls so far (people followed)."""
+    """Tracked or adaptive looks' pose calls so far (people followed)."""
+    looks_made: int = 0
+    """Looks so far."""
+    own_looks: int = 0
+    """Looks given no boxes so far: a detector call (own), people followed (tracked,
+    adaptive)."""
     _last_t: float | None = None
+    _watch_until: float | None = None
 
     def __post_init__(self) -> None:
         self.events = self.events or FallEvents(self.rule)
@@ -115,6 +128,20 @@ class FallStage:
     def due(self, t: float) -> bool:
         return self._last_t is None or t - self._last_t >= self.spacing_s - 1e-6
 
+    @property
+    def follows(self) -> bool:
+        """A look given no boxes follows people from their keypoints (no detector call)."""
+        return self.tracked or self.adaptive
+
+    def watching(self, t: float) -> bool:
+        """An adaptive stage's watch is open at `t` (someone may be going down)."""
+        return self._watch_until is not None and t < self._watch_until - 1e-6
+
+    def own_look_due(self, t: float) -> bool:
+        """A look without the person stage's boxes is due at `t`: every `spacing_s`, for an
+        adaptive stage only while its watch is open."""
+        return self.due(t) and (not self.adaptive or self.watching(t))
+
     def look(
         self, frame: np.ndarray, t: float, boxes: np.ndarray | None = None
     ) -> list[FallChange]:
@@ -123,7 +150,9 @@ class FallStage:
         detector runs here."""
         assert self.events is not None
         self._last_t = t
-        if boxes is None and self.tracked:
+        self.looks_made += 1
+        self.own_looks += boxes is None
+        if boxes is None and self.follows:
             boxes, keypoints = self._follow(frame)
         else:
             if boxes is None:
@@ -148,7 +177,22 @@ class FallStage:
             gone = box is None
             box = box or (0.0, 0.0, 0.0, 0.0)
             out.append(FallChange(track_id, change, t, round(down_s, 2), box, gone))
+        if self.adaptive:
+            self._watch(t)
         return out
+
+    def _watch(self, t: float) -> None:
+        """Open or extend the watch at the look at `t` (model.fall_watch)."""
+        assert self.events is not None
+        window = self.rule.fall_window_s + self.rule.hold_s
+        for tr in self.tracks.tracks:
+            state = self.events.states.get(tr.id)
+            down = state is not None and (
+                state.down_since is not None or state.open_since is not None
+            )
+            until = watch_until(tr.ring, t, down, window)
+            if until is not None and (self._watch_until is None or until > self._watch_until):
+                self._watch_until = until
 
     def _follow(self, frame: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         """A tracked look: the pose model on the region of each person seen at the last look
@@ -195,7 +239,7 @@ class FallStage:
         ]
         self.tracks.reset()
         self.events = FallEvents(self.rule)
-        self._last_t = None
+        self._last_t = self._watch_until = None
         return ended
 
 
@@ -204,15 +248,15 @@ def play_file(
 ) -> list[FallChange]:
     """Every fall change of a video file played through `stage` on the file's own clock (what
     a camera would run, only faster); the end of the file ends what is still open. With a
-    `tracked` stage the detector runs every `detect_every_s` (the person stage's spacing, whose
-    boxes the stage takes, at a look of its own) and tracked looks come between. Raises
-    `VideoError` naming the file when it cannot be read."""
+    `tracked` or `adaptive` stage the detector runs every `detect_every_s` (the person stage's
+    spacing, whose boxes the stage takes, at a look of its own) and the stage's own looks come
+    between. Raises `VideoError` naming the file when it cannot be read."""
     t, out, detected = 0.0, [], None
     for t, frame in TimedFrames(path):
-        detect = stage.tracked and (
+        detect = stage.follows and (
             detected is None or detect_every_s is None or t - detected >= detect_every_s - 1e-6
         )
-        if detect or stage.due(t):
+        if detect or stage.own_look_due(t):
             boxes = stage.detector.detect(frame) if detect else None
             detected = t if detect else detected
             out += stage.look(frame, t, boxes)

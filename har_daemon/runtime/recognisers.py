@@ -15,8 +15,8 @@ does with the boxes it shares.
 
 Runs on the inference thread, which owns the camera's frames and the person detector: a look
 shares the person stage's boxes when that stage looked at the same frame, and costs one
-detector call otherwise (`looks = "tracked"`: follows the people of its last look from their
-keypoints instead, runtime.falls).
+detector call otherwise (`looks = "tracked"`, and `"adaptive"` while someone may be going down:
+follows the people of its last look from their keypoints instead, runtime.falls).
 """
 
 from __future__ import annotations
@@ -84,8 +84,8 @@ class FallStats:
     shared_looks: int = 0
     """Looks that used the person stage's boxes of the same frame (no detector call)."""
     tracked_looks: int = 0
-    """Looks that followed people from their last keypoints (`looks = "tracked"`: no detector
-    call)."""
+    """Looks that followed people from their last keypoints (`looks = "tracked"`, or
+    `"adaptive"` while its watch is open: no detector call)."""
     outside_zones: int = 0
     """Falls that did not start: the person lay outside the zones `required_zones` names."""
 
@@ -122,10 +122,10 @@ class FallRecogniser:
 
     def due(self, t: float, people_looked: bool) -> bool:
         """Whether to look at the frame of `t` (`people_looked`: the person stage just did;
-        a tracked stage looks then too, its only chance to find new people)."""
+        a tracked or adaptive stage looks then too, its only chance to find new people)."""
         if self.shared:
             return people_looked
-        return self.stage.due(t) or (people_looked and self.stage.tracked)
+        return self.stage.own_look_due(t) or (people_looked and self.stage.follows)
 
     def look(
         self,
@@ -138,8 +138,8 @@ class FallRecogniser:
         self.stats.looks += 1
         self._last_look = t
         self.stats.shared_looks += boxes is not None
-        self.stats.tracked_looks += boxes is None and self.stage.tracked
-        if boxes is None and not self.stage.tracked:
+        self.stats.tracked_looks += boxes is None and self.stage.follows
+        if boxes is None and not self.stage.follows:
             boxes = np.asarray(self.stage.detector.detect(frame), np.float32).reshape(-1, 5)
             if self.zones is not None:
                 boxes = self.zones.unmasked(boxes, (int(frame.shape[0]), int(frame.shape[1])))

@@ -44,8 +44,9 @@ Raw snapshot (`RawStats`)::
           "debug_encodes": int,  # pictures the debug view drew and encoded (0: nobody watched)
           # optional, cameras with a fall recogniser: its looks, and those that took the person
           # stage's boxes of the same frame (no detector call of their own), those that followed
-          # people from their last keypoints (`looks = "tracked"`); turned second
-          # looks at people lost or poorly seen right after going down, and their model calls;
+          # people from their last keypoints (`looks = "tracked"`, or "adaptive" while its watch
+          # is open); turned second looks at people lost or poorly seen right after going down,
+          # and their model calls;
           # falls that did not start because the person lay outside the `required_zones`
           "fall_looks": int, "fall_looks_shared": int, "fall_looks_tracked": int,
           "fall_turned_looks": int, "fall_turned_calls": int, "fall_outside_zones": int,

@@ -59,7 +59,8 @@ _CAMERA_COUNTERS = {
     ),
     "fall_looks_tracked": (
         "har_camera_fall_looks_tracked",
-        "Fall looks that followed people from their last keypoints (no detector call).",
+        "Fall looks that followed people from their last keypoints (no detector call; "
+        "looks tracked, or adaptive while watching).",
     ),
     "fall_turned_looks": (
         "har_camera_fall_turned_looks",

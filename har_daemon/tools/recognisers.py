@@ -7,10 +7,12 @@ would, and after each push the camera's inference step runs (`InferenceScheduler
 person stage, windows, fight model, and with the fall recogniser its looks). The figure is CPU
 time (this process, all threads: the model runtimes have their own) spent in those steps per
 second of video, fight alone, fight + fall (its own 0.2 s looks), fight + fall with
-`looks = "shared"` (only at the person stage's looks) and with `looks = "tracked"` (0.2 s looks,
-the detector only at the person stage's), alternated over several rounds (median), and the
-ratios to fight alone. The camera, detector, pose model and scheduler are the daemon's own
-(`runtime.cameras.build_cameras`), built from a config with `recognisers`.
+`looks = "shared"` (only at the person stage's looks), with `looks = "tracked"` (0.2 s looks,
+the detector only at the person stage's) and with `looks = "adaptive"` (the person stage's
+looks, tracked ones between only while someone may be going down), alternated over several
+rounds (median), and the ratios to fight alone. The camera, detector, pose model and
+scheduler are the daemon's own (`runtime.cameras.build_cameras`), built from a config with
+`recognisers`.
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ def measure_recognisers(args: argparse.Namespace) -> dict[str, Any]:
     frames = _frames(meta, seconds + WARMUP_FRAMES * meta.frame_spacing_s)
     progress(f"recognisers: {meta.name} alone and with the fall recogniser, {seconds:.0f} s x "
              f"{ROUNDS} rounds of a looped real clip")  # fmt: skip
-    modes: tuple[FallLooks, ...] = ("own", "shared", "tracked")
+    modes: tuple[FallLooks, ...] = ("own", "shared", "tracked", "adaptive")
     ms: dict[str, list[float]] = {"alone": [], **{m: [] for m in modes}}
     looks: dict[str, tuple[int, int, int]] = {}
     for _ in range(ROUNDS):  # alternated: a load that changes meanwhile hits them all
@@ -117,7 +119,9 @@ def measure_recognisers(args: argparse.Namespace) -> dict[str, Any]:
             assert pipeline.falls is not None
             st = pipeline.falls.stats
             looks[mode] = (st.looks, st.shared_looks, st.tracked_looks)
-    fight_ms, own_ms, shared_ms, tracked_ms = (statistics.median(ms[k]) for k in ("alone", *modes))
+    fight_ms, own_ms, shared_ms, tracked_ms, adaptive_ms = (
+        statistics.median(ms[k]) for k in ("alone", *modes)
+    )
     return {
         "recognisers_model": meta.name,
         "recognisers_video_s": round((len(frames) - WARMUP_FRAMES) * meta.frame_spacing_s, 1),
@@ -134,4 +138,8 @@ def measure_recognisers(args: argparse.Namespace) -> dict[str, Any]:
         "fall_looks_tracked_mode": looks["tracked"][0],
         "fall_looks_tracked_sharing_detection": looks["tracked"][1],
         "fall_looks_tracked_following": looks["tracked"][2],
+        "fight_fall_adaptive_cpu_ms_per_s": round(adaptive_ms, 1),
+        "fight_fall_adaptive_ratio": round(adaptive_ms / fight_ms, 2),
+        "fall_looks_adaptive_mode": looks["adaptive"][0],
+        "fall_looks_adaptive_following": looks["adaptive"][2],
     }

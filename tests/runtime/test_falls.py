@@ -213,3 +213,42 @@ def test_a_tracked_look_follows_the_last_keypoints_and_a_poor_pose_counts_as_not
     assert len(track.ring) == 2
     stage.look(FRAME, 0.6)  # not seen at the last look: waits for the detector's
     assert stage.followed == 2 and track.missed == 2
+
+
+def test_an_adaptive_stage_looks_densely_only_after_a_way_down():
+    # the person stage's looks every 0.5175 s; the 0.2 s looks between only while watching
+    people = FadingPeople()
+    stage = FallStage(people, people, load_rule(), adaptive=True)
+    for t in (0.0, 0.5175):
+        stage.look(FRAME, t, people.detect(FRAME))
+        assert not stage.own_look_due(t + 0.2)
+    assert stage.followed == 0 and stage.own_looks == 0
+    people.hip_y = 300.0  # down between two of the person stage's looks
+    stage.look(FRAME, 1.035, people.detect(FRAME))
+    assert stage.watching(1.235) and stage.own_look_due(1.235)
+    stage.look(FRAME, 1.235)  # followed from the keypoints of the last look, no detector
+    assert stage.followed == 1 and stage.own_looks == 1
+    window = stage.rule.fall_window_s + stage.rule.hold_s
+    assert stage.watching(1.235 + window - 0.1)  # the rule has them down: still watching
+
+
+def _adaptive_play(clip_path):
+    detector = CountingDetector()
+    stage = FallStage(detector, PoseEstimator(), load_rule(), adaptive=True)
+    changes = play_file(require(clip_path), stage, detect_every_s=0.5175)
+    return detector, stage, changes
+
+
+def test_adaptive_looks_stay_sparse_while_a_person_walks_and_turn_dense_for_a_real_fall():
+    # ASSIST-IoT: one person walking slowly across the room, nobody going down
+    detector, stage, changes = _adaptive_play(
+        FALLS_DATA / "assist-iot" / "adl" / "01_walking_slowly.mp4"
+    )
+    assert changes == [] and stage.own_looks == 0 and stage.followed == 0
+    assert detector.calls == stage.looks_made > 0  # the person stage's looks only
+    # GMDCSA24 s1_fall_14 (fall 0.3-5.0 s): the watch opens, people are followed between
+    detector, stage, changes = _adaptive_play(FALLS_DATA / "gmdcsa24" / "fall" / "s1_fall_14.mp4")
+    assert detector.calls == stage.looks_made - stage.own_looks
+    assert stage.own_looks > 0 and stage.followed > 0
+    starts = [c for c in changes if c.change == "start"]
+    assert len(starts) == 1 and 0.3 <= starts[0].t <= 5.0 + 3.0

@@ -40,10 +40,19 @@ class ScriptedStage:
     box: tuple[float, float, float, float] = BOX
     """Where every scripted person is (a test moves them)."""
     tracked: bool = False
+    adaptive: bool = False
     is_due: bool = True
+    is_watching: bool = False
 
     def due(self, t: float) -> bool:
         return self.is_due
+
+    @property
+    def follows(self) -> bool:
+        return self.tracked or self.adaptive
+
+    def own_look_due(self, t: float) -> bool:
+        return self.is_due and (not self.adaptive or self.is_watching)
 
     def look(self, frame: np.ndarray, t: float, boxes: np.ndarray | None = None):
         self.given.append(boxes)
@@ -142,6 +151,20 @@ def test_tracked_looks_never_call_the_detector_and_also_look_at_the_person_stage
     assert not rec.due(0.6, people_looked=True)  # own looks take the boxes only when due
 
 
+def test_adaptive_looks_follow_only_while_the_stage_watches() -> None:
+    rec, stage = _recogniser({})
+    stage.adaptive = True
+    # quiet: the person stage's looks only, as shared ones
+    assert rec.due(0.5, people_looked=True) and not rec.due(0.7, people_looked=False)
+    boxes = np.array([[*BOX, 0.8]], np.float32)
+    rec.look(FRAME, 0.5, boxes)
+    stage.is_watching = True  # someone may be going down: a look every 0.2 s, no detector
+    assert rec.due(0.7, people_looked=False)
+    rec.look(FRAME, 0.7)
+    assert stage.given == [boxes, None] and stage.detector.calls == 0  # type: ignore[attr-defined]
+    assert (rec.stats.looks, rec.stats.shared_looks, rec.stats.tracked_looks) == (2, 1, 1)
+
+
 def test_recognisers_config_keeps_the_shorthand_and_refuses_nonsense() -> None:
     plain = CameraConfig(name="a", source="x.mp4")
     assert plain.classifies and plain.fall is None
@@ -156,6 +179,7 @@ def test_recognisers_config_keeps_the_shorthand_and_refuses_nonsense() -> None:
         [{"kind": "classifier", "model": "models/fall"}],
         [{"kind": "fall", "looks": "shared"}],
         [{"kind": "fall", "looks": "tracked"}],
+        [{"kind": "fall", "looks": "adaptive"}],
         [{"kind": "fall", "update_interval_s": -1}],
         [{"kind": "fall", "colour": "red"}],
     ]

@@ -211,6 +211,10 @@ def test_bench_json_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         shared = result["fall_looks_tracked_sharing_detection"]
         assert shared == result["fall_looks_shared_mode"] > 0
         assert tracked == shared + result["fall_looks_tracked_following"] > shared
+        # adaptive looks: the person stage's looks, tracked ones only while a watch is open
+        adaptive = result["fall_looks_adaptive_mode"]
+        assert adaptive == shared + result["fall_looks_adaptive_following"]
+        assert result["fight_fall_adaptive_ratio"] > 1
         # the person stage's memory at --latency-streams, beside the frame model's
         assert 20 < result["rss_mb_people"] < 4000
         # the fight pose stage: the bundled fight model (the demo has no fight class) with
