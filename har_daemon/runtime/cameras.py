@@ -113,7 +113,7 @@ def build_cameras(
         pipeline.classify = cam.classifies
         if cam.fall is not None and detector is not None and pose is not None:
             tracked = cam.fall.looks == "tracked" and people is not None
-            rule = load_rule(cam.fall.model or FALL_MODEL_DIR)
+            rule = load_rule(cam.fall.model or FALL_MODEL_DIR, cam.fall.looks)
             stage = FallStage(detector, pose, rule, tracked=tracked)
             shared = cam.fall.looks == "shared" and people is not None
             pipeline.falls = FallRecogniser(
