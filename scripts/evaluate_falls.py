@@ -1,10 +1,15 @@
 """Evaluate the fall recognisers on pose tracks, leave-one-group-out; prints the tables.
 
     PYTHONPATH=$PWD nice -n 10 .venv/bin/python scripts/evaluate_falls.py [--write-rule DIR]
+        [--looks own|shared|tracked]
 
 Data: ../shared/data/falls (GMDCSA24 by actor, ASSIST-IoT as one lab) and ../shared/data/quiet
 (by scene). The person detector and MoveNet run on every 0.2 s sample once per clip; what they
 found is cached under /tmp/har-fall-cache (scripts/fall_data.py), so reruns take seconds.
+`--looks MODE`: the samples are recorded instead through the daemon's fall stage in that looks
+mode, beside the person stage of models/fight (scripts/fall_record.py, cached there too), and
+`--write-rule DIR` writes DIR/rule-MODE.json, which the daemon's cameras with that mode load
+(runtime.falls.load_rule).
 
 Compared, each group scored by what was learned on the other groups only:
 (a) rule: model.fall.FallRule, thresholds chosen on a grid;
@@ -37,6 +42,7 @@ from fall_record import LOOKS, Sample, record_all, variant, variants
 
 from har_daemon.model.fall import FallEvents, FallRule
 from har_daemon.model.pose_features import Features
+from har_daemon.runtime.falls import rule_file
 from har_daemon.runtime.lying import LOOK_MODE
 
 EARLY_S = 0.5
@@ -265,11 +271,11 @@ def summarise(group: str, outcomes: list[Outcome], learned: str = "") -> Row:
     return r
 
 
-def print_table(title: str, rows: list[Row]) -> None:
+def print_table(title: str, rows: list[Row], total_name: str = "all groups (held out)") -> None:
     print(f"\n{title}")
     print(f"  {'held-out group':<34} {'falls found':>11} {'everyday alerted':>16} "
           f"{'quiet alerts (/cam-h)':>22} {'pre-fall':>8} {'delay p95 s':>11}")  # fmt: skip
-    total = Row("all groups (held out)")
+    total = Row(total_name)
     for r in [*rows, total]:
         if r is not total:
             for k in ("falls", "found", "adl", "adl_alerted", "quiet_alerts", "pre_fall_alerts"):
@@ -344,12 +350,15 @@ def main(argv: list[str] | None = None) -> int:
     best_all = max(range(len(grid)), key=lambda i: objective(list(per_rule[i].values())))
     rule = grid[best_all]
     print(f"  rule learned on all groups: {asdict(rule)}")
+    inside = [summarise(g, [per_rule[best_all][c.path] for c in items if c.group == g])
+              for g in groups]  # fmt: skip
+    print_table("  the rule learned on all groups, in-sample", inside, "all groups (in-sample)")
     samples = by_var[pick(rule)]
     detail(items, samples, per_rule[best_all], rule)
     if args.write_rule:
         args.write_rule.mkdir(parents=True, exist_ok=True)
         learned = {k: "inf" if v == math.inf else v for k, v in asdict(rule).items()}
-        (args.write_rule / "rule.json").write_text(json.dumps(learned, indent=2) + "\n")
+        (args.write_rule / rule_file(args.looks)).write_text(json.dumps(learned, indent=2) + "\n")
 
     if not args.no_model:
         compare_model(items, by_var[pick(replace(rule, look_s=0.0))], dur, groups)
