@@ -10,6 +10,7 @@ found is cached under /tmp/har-fall-cache (scripts/fall_data.py), so reruns take
 mode, beside the person stage of models/fight (scripts/fall_record.py, cached there too), and
 `--write-rule DIR` writes DIR/rule-MODE.json, which the daemon's cameras with that mode load
 (runtime.falls.load_rule).
+`--replay-rule DIR`: no learning, DIR's rule.json replayed on every clip (in-sample).
 
 Compared, each group scored by what was learned on the other groups only:
 (a) rule: model.fall.FallRule, thresholds chosen on a grid;
@@ -42,7 +43,7 @@ from fall_record import LOOKS, Sample, record_all, variant, variants
 
 from har_daemon.model.fall import FallEvents, FallRule
 from har_daemon.model.pose_features import Features
-from har_daemon.runtime.falls import rule_file
+from har_daemon.runtime.falls import RULE_FILE, load_rule, rule_file
 from har_daemon.runtime.lying import LOOK_MODE
 
 EARLY_S = 0.5
@@ -315,6 +316,8 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="seconds between person-stage looks with --looks (default: models/fight)",
     )
+    ap.add_argument("--replay-rule", type=Path, metavar="DIR",
+                    help="no learning: DIR/rule.json on every clip, in-sample")  # fmt: skip
     args = ap.parse_args(argv)
 
     items = clips()
@@ -330,6 +333,9 @@ def main(argv: list[str] | None = None) -> int:
         by_var, dur = _cached(items, args)
         pick = _looked
         print(f"{len(items)} clips in {len(groups)} groups; pose sampled every {SPACING_S} s")
+
+    if args.replay_rule:
+        return _replay(items, groups, by_var[pick(load_rule(args.replay_rule))], dur, args)
 
     # (a) every rule on every clip once; each fold picks on its training groups only.
     _SHARED.update(items=items, by_var=by_var, variant=pick, dur=dur)
@@ -362,6 +368,16 @@ def main(argv: list[str] | None = None) -> int:
 
     if not args.no_model:
         compare_model(items, by_var[pick(replace(rule, look_s=0.0))], dur, groups)
+    return 0
+
+
+def _replay(items, groups, samples, dur, args: argparse.Namespace) -> int:
+    """The rule of `--replay-rule` (e.g. the shipped one) on every clip's samples."""
+    rule = load_rule(args.replay_rule)
+    outs = {c.path: Outcome(c, run_rule(samples[c.path], rule), dur[c.path]) for c in items}
+    rows = [summarise(g, [outs[c.path] for c in items if c.group == g]) for g in groups]
+    print_table(f"{args.replay_rule / RULE_FILE}, in-sample", rows, "all groups (in-sample)")
+    detail(items, samples, outs, rule)
     return 0
 
 
