@@ -22,7 +22,7 @@ import itertools
 import multiprocessing
 import pickle
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import get_args
@@ -44,9 +44,10 @@ RECORD_VERSION = 1
 LOOKS: tuple[str, ...] = get_args(FallLooks)
 """The looks modes the daemon's config accepts (a new one is recorded once `recogniser` below
 builds it as runtime.cameras does)."""
-RECORDED_BY: dict[str, tuple[str, ...]] = {"own": ("look_s",), "shared": ("look_s",)}
-"""The rule fields a mode's recorded tracks depend on; any other mode: both of these."""
 _DEPENDS = ("look_s", "min_coverage")
+RECORDED_BY: dict[str, tuple[str, ...]] = {"own": ("look_s",), "shared": ("look_s",),
+                                           "tracked": _DEPENDS}  # fmt: skip
+"""The rule fields a mode's recorded tracks depend on (a mode not named here: `_DEPENDS`)."""
 
 Sample = tuple[float, list[tuple[int, tuple[Features, ...], bool]]]
 Variant = tuple[tuple[str, float], ...]
@@ -72,7 +73,9 @@ class _Recorder(FallEvents):
 
     samples: list[Sample] = field(default_factory=list)
 
-    def step(self, t, tracks) -> list[tuple[int, Change]]:
+    def step(
+        self, t: float, tracks: Iterable[tuple[int, Iterable[Features], bool]]
+    ) -> list[tuple[int, Change]]:
         live = [(tid, tuple(ring), bool(seen)) for tid, ring, seen in tracks]
         self.samples.append((float(t), live))
         return super().step(t, live)
