@@ -1,10 +1,16 @@
 """Evaluate the fall recognisers on pose tracks, leave-one-group-out; prints the tables.
 
     PYTHONPATH=$PWD nice -n 10 .venv/bin/python scripts/evaluate_falls.py [--write-rule DIR]
+        [--looks own|shared|tracked]
 
 Data: ../shared/data/falls (GMDCSA24 by actor, ASSIST-IoT as one lab) and ../shared/data/quiet
 (by scene). The person detector and MoveNet run on every 0.2 s sample once per clip; what they
 found is cached under /tmp/har-fall-cache (scripts/fall_data.py), so reruns take seconds.
+`--looks MODE`: the samples are recorded instead through the daemon's fall stage in that looks
+mode, beside the person stage of models/fight (scripts/fall_record.py, cached there too), and
+`--write-rule DIR` writes DIR/rule-MODE.json, which the daemon's cameras with that mode load
+(runtime.falls.load_rule).
+`--replay-rule DIR`: no learning, DIR's rule.json replayed on every clip (in-sample).
 
 Compared, each group scored by what was learned on the other groups only:
 (a) rule: model.fall.FallRule, thresholds chosen on a grid;
@@ -17,13 +23,14 @@ Learning objective for both: falls found - 2 x (everyday clips and quiet alerts)
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import math
 import multiprocessing
 import sys
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,9 +38,12 @@ from sklearn.ensemble import GradientBoostingClassifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fall_data import LOOK_S, SPACING_S, Clip, clips, extract_all, extract_all_looks, track_steps
+from fall_events import person_stage_spacing
+from fall_record import LOOKS, Sample, record_all, variant, variants
 
 from har_daemon.model.fall import FallEvents, FallRule
 from har_daemon.model.pose_features import Features
+from har_daemon.runtime.falls import RULE_FILE, load_rule, rule_file
 from har_daemon.runtime.lying import LOOK_MODE
 
 EARLY_S = 0.5
@@ -58,8 +68,6 @@ BOX_GRID = [(math.inf, 0.5, math.inf), (0.4, 0.5, 1.0), (0.5, 0.6, 1.0)]
 none."""
 
 # -- tracks per clip ---------------------------------------------------------------------------
-
-Sample = tuple[float, list[tuple[int, tuple[Features, ...], bool]]]
 
 
 def track_samples(seen, looks=None) -> list[Sample]:
@@ -124,7 +132,7 @@ _SHARED: dict = {}
 
 def _outcomes(rule: FallRule) -> dict[Path, Outcome]:
     items, dur = _SHARED["items"], _SHARED["dur"]
-    samples = _SHARED["looked" if rule.look_s > 0 else "samples"]
+    samples = _SHARED["by_var"][_SHARED["variant"](rule)]
     return {c.path: Outcome(c, run_rule(samples[c.path], rule), dur[c.path]) for c in items}
 
 
@@ -264,11 +272,11 @@ def summarise(group: str, outcomes: list[Outcome], learned: str = "") -> Row:
     return r
 
 
-def print_table(title: str, rows: list[Row]) -> None:
+def print_table(title: str, rows: list[Row], total_name: str = "all groups (held out)") -> None:
     print(f"\n{title}")
     print(f"  {'held-out group':<34} {'falls found':>11} {'everyday alerted':>16} "
           f"{'quiet alerts (/cam-h)':>22} {'pre-fall':>8} {'delay p95 s':>11}")  # fmt: skip
-    total = Row("all groups (held out)")
+    total = Row(total_name)
     for r in [*rows, total]:
         if r is not total:
             for k in ("falls", "found", "adl", "adl_alerted", "quiet_alerts", "pre_fall_alerts"):
@@ -300,31 +308,37 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-look", action="store_true", help="grid without the turned second look")
     ap.add_argument("--look-mode", choices=("pose", "detect"), default=LOOK_MODE,
                     help="second look: MoveNet alone, or the detector then MoveNet")  # fmt: skip
+    ap.add_argument("--looks", choices=LOOKS, help="record the samples through the daemon's "
+                    "fall stage in this mode (default: the cached 0.2 s samples)")  # fmt: skip
+    ap.add_argument(
+        "--detect-every",
+        type=float,
+        default=None,
+        help="seconds between person-stage looks with --looks (default: models/fight)",
+    )
+    ap.add_argument("--replay-rule", type=Path, metavar="DIR",
+                    help="no learning: DIR/rule.json on every clip, in-sample")  # fmt: skip
     args = ap.parse_args(argv)
 
     items = clips()
-    progress = lambda s: print(s, file=sys.stderr)  # noqa: E731
-    seen = extract_all(items, progress=progress)
-    looks = (
-        {} if args.no_look else extract_all_looks(items, seen, args.look_mode, progress=progress)
-    )
-    samples = {c.path: track_samples(seen[c.path]) for c in items}
-    looked = {c.path: track_samples(seen[c.path], looks.get(c.path)) for c in items}
-    dur = {c.path: seen[c.path].duration_s for c in items}
     groups = sorted({c.group for c in items})
-    print(f"{len(items)} clips in {len(groups)} groups; pose sampled every {SPACING_S} s")
-    if looks:
-        print(f"turned second looks ({args.look_mode}, look_s {LOOK_S}), per kind of clip:")
-        for kind in ("fall", "adl", "immobile", "quiet"):
-            got = [looks[c.path] for c in items if c.kind == kind]
-            print(f"  {kind:<8} {len(got):3d} clips: {sum(g.looks for g in got)} looks, "
-                  f"{sum(g.calls for g in got)} extra model calls, "
-                  f"{sum(len(g.found) for g in got)} found someone, "
-                  f"{sum(bool(g.looks) for g in got)} clips looked in")  # fmt: skip
+    grid = rules(box=not args.no_box, look=not args.no_look)
+    if args.looks:
+        by_var, dur = _recorded(items, args)
+        pick = functools.partial(variant, args.looks)
+        print(f"{len(items)} clips in {len(groups)} groups; recorded through the fall stage, "
+              f"looks = {args.looks!r}, person stage every {args.detect_every:.4f} s, "
+              f"{len(by_var)} recordings per clip")  # fmt: skip
+    else:
+        by_var, dur = _cached(items, args)
+        pick = _looked
+        print(f"{len(items)} clips in {len(groups)} groups; pose sampled every {SPACING_S} s")
+
+    if args.replay_rule:
+        return _replay(items, groups, by_var[pick(load_rule(args.replay_rule))], dur, args)
 
     # (a) every rule on every clip once; each fold picks on its training groups only.
-    grid = rules(box=not args.no_box, look=not args.no_look)
-    _SHARED.update(items=items, samples=samples, looked=looked, dur=dur)
+    _SHARED.update(items=items, by_var=by_var, variant=pick, dur=dur)
     with multiprocessing.get_context("fork").Pool(args.jobs) as pool:
         per_rule = pool.map(_outcomes, grid, chunksize=64)
     rows, chosen = [], []
@@ -342,15 +356,67 @@ def main(argv: list[str] | None = None) -> int:
     best_all = max(range(len(grid)), key=lambda i: objective(list(per_rule[i].values())))
     rule = grid[best_all]
     print(f"  rule learned on all groups: {asdict(rule)}")
-    detail(items, looked if rule.look_s > 0 else samples, per_rule[best_all], rule)
+    inside = [summarise(g, [per_rule[best_all][c.path] for c in items if c.group == g])
+              for g in groups]  # fmt: skip
+    print_table("  the rule learned on all groups, in-sample", inside, "all groups (in-sample)")
+    samples = by_var[pick(rule)]
+    detail(items, samples, per_rule[best_all], rule)
     if args.write_rule:
         args.write_rule.mkdir(parents=True, exist_ok=True)
         learned = {k: "inf" if v == math.inf else v for k, v in asdict(rule).items()}
-        (args.write_rule / "rule.json").write_text(json.dumps(learned, indent=2) + "\n")
+        (args.write_rule / rule_file(args.looks)).write_text(json.dumps(learned, indent=2) + "\n")
 
     if not args.no_model:
-        compare_model(items, samples, dur, groups)
+        compare_model(items, by_var[pick(replace(rule, look_s=0.0))], dur, groups)
     return 0
+
+
+def _replay(items, groups, samples, dur, args: argparse.Namespace) -> int:
+    """The rule of `--replay-rule` (e.g. the shipped one) on every clip's samples."""
+    rule = load_rule(args.replay_rule)
+    outs = {c.path: Outcome(c, run_rule(samples[c.path], rule), dur[c.path]) for c in items}
+    rows = [summarise(g, [outs[c.path] for c in items if c.group == g]) for g in groups]
+    print_table(f"{args.replay_rule / RULE_FILE}, in-sample", rows, "all groups (in-sample)")
+    detail(items, samples, outs, rule)
+    return 0
+
+
+def _looked(rule: FallRule) -> bool:
+    """The cached samples a rule replays: with the turned second looks or without."""
+    return rule.look_s > 0
+
+
+def _cached(items: list[Clip], args: argparse.Namespace) -> tuple[dict, dict[Path, float]]:
+    """The samples from the detector and MoveNet every 0.2 s (fall_data's cache), without and
+    with the turned second looks."""
+    progress = lambda s: print(s, file=sys.stderr)  # noqa: E731
+    seen = extract_all(items, progress=progress)
+    looks = (
+        {} if args.no_look else extract_all_looks(items, seen, args.look_mode, progress=progress)
+    )
+    samples = {c.path: track_samples(seen[c.path]) for c in items}
+    looked = {c.path: track_samples(seen[c.path], looks.get(c.path)) for c in items}
+    if looks:
+        print(f"turned second looks ({args.look_mode}, look_s {LOOK_S}), per kind of clip:")
+        for kind in ("fall", "adl", "immobile", "quiet"):
+            got = [looks[c.path] for c in items if c.kind == kind]
+            print(f"  {kind:<8} {len(got):3d} clips: {sum(g.looks for g in got)} looks, "
+                  f"{sum(g.calls for g in got)} extra model calls, "
+                  f"{sum(len(g.found) for g in got)} found someone, "
+                  f"{sum(bool(g.looks) for g in got)} clips looked in")  # fmt: skip
+    dur = {c.path: seen[c.path].duration_s for c in items}
+    return {False: samples, True: looked}, dur
+
+
+def _recorded(items: list[Clip], args: argparse.Namespace) -> tuple[dict, dict[Path, float]]:
+    """The samples recorded through the daemon's fall stage in `args.looks`, once per value of
+    the rule fields they depend on that the grid offers (scripts/fall_record.py)."""
+    if args.detect_every is None:
+        args.detect_every = person_stage_spacing()
+    offered = {**GRID, "look_s": [0.0] if args.no_look else GRID["look_s"]}
+    progress = lambda s: print(s, file=sys.stderr)  # noqa: E731
+    return record_all(items, args.looks, variants(args.looks, offered), args.detect_every,
+                      args.look_mode, args.jobs, progress)  # fmt: skip
 
 
 def detail(items, samples, outcomes, rule: FallRule) -> None:

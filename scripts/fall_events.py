@@ -62,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         detector, pose = PersonDetector(score_threshold=DETECT_SCORE), PoseEstimator()
-        rule = load_rule(args.rule)
-        detect_every = args.detect_every or _person_stage_spacing()
+        rule = load_rule(args.rule, args.looks)
+        detect_every = args.detect_every or person_stage_spacing()
     except ModelError as exc:
         print(f"fall_events: {exc}", file=sys.stderr)
         return 2
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _person_stage_spacing() -> float:
+def person_stage_spacing() -> float:
     """Seconds between models/fight's person-stage looks (what a tracked look's detector
     follows in the daemon)."""
     meta = read_meta(FIGHT_MODEL_DIR)

@@ -114,7 +114,7 @@ def build_cameras(
         if cam.fall is not None and detector is not None and pose is not None:
             tracked = cam.fall.looks == "tracked" and people is not None
             adaptive = cam.fall.looks == "adaptive" and people is not None
-            rule = load_rule(cam.fall.model or FALL_MODEL_DIR)
+            rule = load_rule(cam.fall.model or FALL_MODEL_DIR, cam.fall.looks)
             stage = FallStage(detector, pose, rule, tracked=tracked, adaptive=adaptive)
             shared = cam.fall.looks == "shared" and people is not None
             pipeline.falls = FallRecogniser(

@@ -43,9 +43,18 @@ DETECT_SCORE = 0.2
 two (that stage filters its own boxes by its model's `min_score`)."""
 
 
-def load_rule(model_dir: Path | str = FALL_MODEL_DIR) -> FallRule:
-    """The learned thresholds in `model_dir/rule.json`; a bad file is a ModelError naming it."""
-    path = Path(model_dir) / RULE_FILE
+def rule_file(looks: str | None = None) -> str:
+    """The file of the thresholds learned for a looks mode (`rule-tracked.json`), or of the
+    rule every mode without one of its own uses (`rule.json`, learned at `SPACING_S`)."""
+    return RULE_FILE if looks is None else f"rule-{looks}.json"
+
+
+def load_rule(model_dir: Path | str = FALL_MODEL_DIR, looks: str | None = None) -> FallRule:
+    """The learned thresholds for the stage's `looks` mode in `model_dir`: `rule_file(looks)`
+    when there is one, else `rule.json`; a bad file is a ModelError naming it."""
+    path = Path(model_dir) / rule_file(looks)
+    if not path.is_file():
+        path = Path(model_dir) / RULE_FILE
     names = {f.name for f in fields(FallRule)}
     try:
         raw = json.loads(path.read_text())

@@ -57,7 +57,7 @@ def fall_problem(cam: CameraConfig, meta: ModelMeta) -> str | None:
     if FALL_ACTIVITY in meta.classes:
         return f"camera {cam.name!r}: the [model] has a class {FALL_ACTIVITY!r} of its own"
     try:
-        load_rule(cam.fall.model or FALL_MODEL_DIR)
+        load_rule(cam.fall.model or FALL_MODEL_DIR, cam.fall.looks)
     except ModelError as exc:
         return f"camera {cam.name!r}: {exc}"
     return None

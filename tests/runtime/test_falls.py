@@ -12,7 +12,7 @@ import pytest
 from har_daemon.core.errors import ModelError
 from har_daemon.model.person import PersonDetector
 from har_daemon.model.pose import KP, PoseEstimator
-from har_daemon.runtime.falls import FallStage, load_rule, play_file
+from har_daemon.runtime.falls import FallStage, load_rule, play_file, rule_file
 from har_daemon.runtime.lying import RotatedLook
 from tests.shared_data import FALLS_DATA, require
 
@@ -52,6 +52,20 @@ def test_load_rule_reads_the_shipped_thresholds_and_names_a_bad_file(tmp_path):
         load_rule(tmp_path)
     with pytest.raises(ModelError, match="cannot read"):
         load_rule(tmp_path / "none")
+
+
+def test_load_rule_takes_the_looks_modes_own_file_else_the_shared_one(tmp_path):
+    (tmp_path / "rule.json").write_text('{"hip_drop": 0.2}')
+    (tmp_path / rule_file("tracked")).write_text('{"hip_drop": 0.3, "min_coverage": 0.3}')
+    assert load_rule(tmp_path).hip_drop == 0.2
+    assert load_rule(tmp_path, "shared").hip_drop == 0.2  # no rule-shared.json
+    tracked = load_rule(tmp_path, "tracked")
+    assert (tracked.hip_drop, tracked.min_coverage) == (0.3, 0.3)
+    (tmp_path / rule_file("shared")).write_text('{"hip_drop": "low"}')
+    with pytest.raises(ModelError, match=r"rule-shared\.json"):
+        load_rule(tmp_path, "shared")
+    for looks in ("own", "shared", "tracked"):  # what ships loads for every mode
+        assert load_rule(looks=looks).hold_s > 0
 
 
 def test_scripted_fall_starts_updates_and_ends_when_the_person_gets_up():

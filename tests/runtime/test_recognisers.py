@@ -195,6 +195,27 @@ def test_fall_needs_a_person_centric_model() -> None:
     assert problem is not None and "person-centric" in problem
 
 
+def test_a_fall_looks_mode_loads_its_own_rule_file_and_a_bad_one_is_a_problem(tmp_path) -> None:
+    (tmp_path / "rule.json").write_text('{"hip_drop": 0.2}')
+    (tmp_path / "rule-tracked.json").write_text('{"hip_drop": "low"}')
+    fight = read_meta(REPO / "models" / "fight")
+    cams = {
+        looks: CameraConfig(
+            name="a",
+            source="x.mp4",
+            recognisers=[
+                {"kind": "classifier"},
+                {"kind": "fall", "model": str(tmp_path), "looks": looks},
+            ],
+        )
+        for looks in ("own", "shared", "tracked")
+    }
+    assert fall_problem(cams["own"], fight) is None
+    assert fall_problem(cams["shared"], fight) is None  # no rule-shared.json: rule.json
+    problem = fall_problem(cams["tracked"], fight)
+    assert problem is not None and "rule-tracked.json" in problem and "\n" not in problem
+
+
 def test_home_assistant_gets_a_binary_sensor_per_activity() -> None:
     messages = discovery_messages(
         discovery_prefix="homeassistant", topic_prefix="har", camera="hall",

@@ -1,0 +1,82 @@
+"""scripts/fall_record.py: the fall evaluation's samples recorded through the daemon's stage."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import sys
+
+import pytest
+
+from har_daemon.model.fall import FallRule
+from har_daemon.model.person import PersonDetector
+from har_daemon.model.pose import PoseEstimator
+from har_daemon.runtime.falls import DETECT_SCORE
+from tests.shared_data import FALLS_DATA, REPO, require
+
+CLIP = FALLS_DATA / "gmdcsa24" / "fall" / "s1_fall_13.mp4"
+PERSON_STAGE_S = 0.5175
+
+
+@pytest.fixture(scope="module")
+def scripts():
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import fall_data
+        import fall_record
+
+        yield fall_data, fall_record
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+
+
+@pytest.fixture(scope="module")
+def models(scripts):
+    detector = PersonDetector(score_threshold=DETECT_SCORE)
+    return scripts[1]._Memo(detector, PoseEstimator())
+
+
+def _same(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-5)
+
+
+def test_own_looks_through_the_stage_record_what_the_cached_path_replays(
+    scripts, models, tmp_path, monkeypatch
+):
+    fall_data, fall_record = scripts
+    monkeypatch.setattr(fall_data, "CACHE", tmp_path)
+    clip = fall_data.Clip(require(CLIP), "fall", "gmdcsa24/actor1", None)
+    seen = fall_data.extract(clip, models.detector, models.pose)
+    old = [(t, [(tr.id, tuple(tr.ring), tr.id in now) for tr in tracks])
+           for t, tracks, now in fall_data.track_steps(seen)]  # fmt: skip
+    [rec], duration = fall_record.record(CLIP, "own", [FallRule()], models, PERSON_STAGE_S)
+    new = fall_record.samples_of(rec)
+    assert rec.stage.followed == 0
+    assert abs(len(new) - len(old)) <= 1 and duration == pytest.approx(seen.duration_s)
+    # the cache samples on a fixed 0.2 s grid, the stage 0.2 s after its last look: on a
+    # clip whose frames are not exactly 1/30 s apart they part after a while (a frame later)
+    same = [(a, b) for a, b in zip(old, new, strict=False) if abs(a[0] - b[0]) < 1e-5]
+    assert len(same) >= 12 and same == list(zip(old, new, strict=False))[: len(same)]
+    for (_, live_old), (_, live_new) in same:
+        assert [(i, s) for i, _, s in live_new] == [(i, s) for i, _, s in live_old]
+        for (_, ring_old, _), (_, ring_new, _) in zip(live_old, live_new, strict=True):
+            a, b = ring_old[-1], ring_new[-1]
+            assert all(_same(getattr(a, k), getattr(b, k)) for k in ("hip_drop", "torso_deg"))
+            assert (a.coverage, a.at_edge) == (b.coverage, b.at_edge)
+    assert all(b[0] - a[0] >= 0.2 - 1e-6 for a, b in itertools.pairwise(new))
+
+
+def test_tracked_looks_record_people_followed_between_the_person_stages_looks(scripts, models):
+    _, fall_record = scripts
+    rules = [FallRule(min_coverage=0.3), FallRule(min_coverage=0.65)]
+    recs, _ = fall_record.record(require(CLIP), "tracked", rules, models, PERSON_STAGE_S)
+    loose, strict = (fall_record.samples_of(rec) for rec in recs)
+    for rec, samples in zip(recs, (loose, strict), strict=True):
+        detector_looks = rec.stats.looks - rec.stats.tracked_looks
+        assert rec.stats.looks == len(samples) and rec.stats.tracked_looks > detector_looks
+        assert rec.stage.followed > 0  # people followed from their keypoints, no detector
+        assert sum(any(s for _, _, s in live) for _, live in samples) > detector_looks
+    # who counts as seen at a followed look depends on the rule's min_coverage
+    assert recs[0].stage.followed > recs[1].stage.followed
+    assert fall_record.variant("tracked", rules[0]) == (("look_s", 0.0), ("min_coverage", 0.3))
+    assert fall_record.variant("own", rules[0]) == (("look_s", 0.0),)
