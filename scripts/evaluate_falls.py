@@ -63,6 +63,25 @@ GRID = {
     "lost_coverage": [math.inf, 0.5],
     "look_s": [0.0, LOOK_S],
 }
+LOOSER = {
+    "torso_deg": min,
+    "low_height": max,
+    "hip_drop": min,
+    "speed": min,
+    "speed_span_s": min,
+    "hold_s": max,
+    "min_height_px": min,
+    "lost_coverage": min,
+}
+"""Which end of each grid field has a person down (or a fall open) soonest and longest: the
+rule adaptive looks are recorded under (scripts/fall_record.py)."""
+
+
+def loosest(grid: dict[str, list[float]]) -> FallRule:
+    """The rule of the grid's loosest values (`LOOSER`; other fields FallRule's defaults)."""
+    return FallRule(**{name: pick(grid[name]) for name, pick in LOOSER.items() if name in grid})
+
+
 BOX_GRID = [(math.inf, 0.5, math.inf), (0.4, 0.5, 1.0), (0.5, 0.6, 1.0)]
 """(box_drop, box_height, box_speed): the route for a person lost right after going down, or
 none."""
@@ -415,8 +434,9 @@ def _recorded(items: list[Clip], args: argparse.Namespace) -> tuple[dict, dict[P
         args.detect_every = person_stage_spacing()
     offered = {**GRID, "look_s": [0.0] if args.no_look else GRID["look_s"]}
     progress = lambda s: print(s, file=sys.stderr)  # noqa: E731
+    base = loosest(offered) if args.looks == "adaptive" else None
     return record_all(items, args.looks, variants(args.looks, offered), args.detect_every,
-                      args.look_mode, args.jobs, progress)  # fmt: skip
+                      args.look_mode, args.jobs, progress, base)  # fmt: skip
 
 
 def detail(items, samples, outcomes, rule: FallRule) -> None:

@@ -13,6 +13,13 @@ second look's `look_s`; with tracked looks `min_coverage`, which says who is fol
 clip is recorded once per combination of their values that the grid offers, every variant fed
 the same decoded frame, the models' answers on the same input shared between variants
 (`_Memo`). Cached per clip and variant under fall_data.CACHE (never in the repository).
+
+Adaptive looks depend on the rule more widely: their watch stays open while the rule has
+someone down (model.fall_watch), which takes most of its thresholds. They are recorded with a
+`base` rule (evaluate_falls: the grid's loosest) under the variant fields, so a replayed rule
+gets at least the dense looks the daemon would make for it; a stricter replayed rule may get
+more, only later than `fall_window_s + hold_s` after a way down (the watch's own trigger,
+which no threshold of the rule moves, opens it for every rule alike).
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ LOOKS: tuple[str, ...] = get_args(FallLooks)
 builds it as runtime.cameras does)."""
 _DEPENDS = ("look_s", "min_coverage")
 RECORDED_BY: dict[str, tuple[str, ...]] = {"own": ("look_s",), "shared": ("look_s",),
-                                           "tracked": _DEPENDS}  # fmt: skip
+                                           "tracked": _DEPENDS, "adaptive": _DEPENDS}  # fmt: skip
 """The rule fields a mode's recorded tracks depend on (a mode not named here: `_DEPENDS`)."""
 
 Sample = tuple[float, list[tuple[int, tuple[Features, ...], bool]]]
@@ -117,10 +124,11 @@ class _Memo:
 def recogniser(looks: str, rule: FallRule, models: _Memo, look_mode: LookMode) -> FallRecogniser:
     """A camera's fall recogniser in mode `looks`, built as runtime.cameras builds it (a
     camera with the classifier's person stage), its events recorded."""
-    if looks not in ("own", "shared", "tracked"):
+    if looks not in ("own", "shared", "tracked", "adaptive"):
         raise ValueError(f"looks {looks!r}: scripts/fall_record.py cannot build it yet")
     stage = FallStage(
         models, models, rule, events=_Recorder(rule), tracked=looks == "tracked",
+        adaptive=looks == "adaptive",
         again=RotatedLook(models, models, look_mode),
     )  # fmt: skip
     return FallRecogniser("eval", stage, 1.0, shared=looks == "shared")
@@ -150,10 +158,13 @@ def record(
     return recs, frames.duration_s
 
 
-def _key(clip: Clip, looks: str, var: Variant, detect_every_s: float, look_mode: str) -> Path:
+def _key(
+    clip: Clip, looks: str, var: Variant, detect_every_s: float, look_mode: str, base: FallRule
+) -> Path:
     st = clip.path.stat()
     raw = f"{clip.path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{looks}|{var}|{detect_every_s}"
     raw += f"|{SPACING_S}|{DETECT_SCORE}|{look_mode}|{RECORD_VERSION}"
+    raw += "" if base == FallRule() else f"|{base}"
     digest = hashlib.sha1(raw.encode()).hexdigest()[:16]
     return CACHE / f"{clip.path.stem}-rec-{looks}-{digest}.pkl"
 
@@ -169,14 +180,14 @@ def _worker_models() -> _Memo:
 
 
 def record_clip(
-    job: tuple[Clip, str, list[Variant], float, str],
+    job: tuple[Clip, str, list[Variant], float, str, FallRule],
 ) -> tuple[dict[Variant, list[Sample]], float, int]:
     """One clip's recordings (from the cache where there), its duration, the model calls."""
-    clip, looks, vars_, detect_every_s, look_mode = job
+    clip, looks, vars_, detect_every_s, look_mode, base = job
     got: dict[Variant, list[Sample]] = {}
     duration = 0.0
     for var in vars_:
-        cached = _key(clip, looks, var, detect_every_s, look_mode)
+        cached = _key(clip, looks, var, detect_every_s, look_mode, base)
         if cached.is_file():
             got[var], duration = pickle.loads(cached.read_bytes())
     todo = [var for var in vars_ if var not in got]
@@ -184,24 +195,25 @@ def record_clip(
         return got, duration, 0
     models = _worker_models()
     before = models.calls
-    rules = [replace(FallRule(), **dict(var)) for var in todo]
+    rules = [replace(base, **dict(var)) for var in todo]
     recs, duration = record(clip.path, looks, rules, models, detect_every_s, look_mode)  # type: ignore[arg-type]
     CACHE.mkdir(parents=True, exist_ok=True)
     for var, rec in zip(todo, recs, strict=True):
         got[var] = s = samples_of(rec)
-        path = _key(clip, looks, var, detect_every_s, look_mode)
+        path = _key(clip, looks, var, detect_every_s, look_mode, base)
         path.write_bytes(pickle.dumps((s, duration), protocol=pickle.HIGHEST_PROTOCOL))
     return got, duration, models.calls - before
 
 
 def record_all(
     items: list[Clip], looks: str, vars_: list[Variant], detect_every_s: float,
-    look_mode: str = LOOK_MODE, jobs: int = 2, progress=print,
+    look_mode: str = LOOK_MODE, jobs: int = 2, progress=print, base: FallRule | None = None,
 ) -> tuple[dict[Variant, dict[Path, list[Sample]]], dict[Path, float]]:  # fmt: skip
-    """Every clip's recordings by variant, and the clips' durations (`jobs` processes)."""
+    """Every clip's recordings by variant, and the clips' durations (`jobs` processes); the
+    variants' other fields are `base`'s (FallRule's defaults without it)."""
     by_var: dict[Variant, dict[Path, list[Sample]]] = {v: {} for v in vars_}
     dur: dict[Path, float] = {}
-    work = [(c, looks, vars_, detect_every_s, look_mode) for c in items]
+    work = [(c, looks, vars_, detect_every_s, look_mode, base or FallRule()) for c in items]
     ctx = multiprocessing.get_context("fork")
     with ctx.Pool(max(1, min(jobs, 2))) as pool:
         for i, (clip, (got, duration, calls)) in enumerate(

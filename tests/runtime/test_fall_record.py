@@ -80,3 +80,29 @@ def test_tracked_looks_record_people_followed_between_the_person_stages_looks(sc
     assert recs[0].stage.followed > recs[1].stage.followed
     assert fall_record.variant("tracked", rules[0]) == (("look_s", 0.0), ("min_coverage", 0.3))
     assert fall_record.variant("own", rules[0]) == (("look_s", 0.0),)
+
+
+def test_adaptive_looks_record_dense_looks_only_around_the_fall(scripts, models):
+    _, fall_record = scripts
+    [rec], _ = fall_record.record(require(CLIP), "adaptive", [FallRule()], models, PERSON_STAGE_S)
+    samples = fall_record.samples_of(rec)
+    gaps = [b[0] - a[0] for a, b in itertools.pairwise(samples)]
+    # the person stage's looks ~0.52 s apart, and 0.2 s apart only while the watch is open
+    assert any(g > 0.45 for g in gaps) and any(g < 0.25 for g in gaps)
+    assert 0 < rec.stats.tracked_looks < rec.stats.looks
+    assert fall_record.variant("adaptive", FallRule(min_coverage=0.3)) == (
+        ("look_s", 0.0),
+        ("min_coverage", 0.3),
+    )
+
+
+def test_adaptive_recordings_take_the_grids_loosest_rule(scripts):
+    sys.path.insert(0, str(REPO / "scripts"))
+    try:
+        import evaluate_falls
+    finally:
+        sys.path.remove(str(REPO / "scripts"))
+    grid = {"torso_deg": [30.0, 55.0], "low_height": [0.45, 0.6], "hold_s": [0.4, 0.8]}
+    rule = evaluate_falls.loosest(grid)
+    assert (rule.torso_deg, rule.low_height, rule.hold_s) == (30.0, 0.6, 0.8)
+    assert rule.hip_drop == FallRule().hip_drop  # a field the grid does not offer: the default
