@@ -1,7 +1,7 @@
 """Evaluate the fall recognisers on pose tracks, leave-one-group-out; prints the tables.
 
     PYTHONPATH=$PWD nice -n 10 .venv/bin/python scripts/evaluate_falls.py [--write-rule DIR]
-        [--looks own|shared|tracked]
+        [--looks own|shared|tracked|adaptive]
 
 Data: ../shared/data/falls (GMDCSA24 by actor, ASSIST-IoT as one lab) and ../shared/data/quiet
 (by scene). The person detector and MoveNet run on every 0.2 s sample once per clip; what they
@@ -400,6 +400,11 @@ def _replay(items, groups, samples, dur, args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(line: str) -> None:
+    """Extraction and recording progress, on stderr (the tables go to stdout)."""
+    print(line, file=sys.stderr)
+
+
 def _looked(rule: FallRule) -> bool:
     """The cached samples a rule replays: with the turned second looks or without."""
     return rule.look_s > 0
@@ -408,10 +413,9 @@ def _looked(rule: FallRule) -> bool:
 def _cached(items: list[Clip], args: argparse.Namespace) -> tuple[dict, dict[Path, float]]:
     """The samples from the detector and MoveNet every 0.2 s (fall_data's cache), without and
     with the turned second looks."""
-    progress = lambda s: print(s, file=sys.stderr)  # noqa: E731
-    seen = extract_all(items, progress=progress)
+    seen = extract_all(items, progress=_progress)
     looks = (
-        {} if args.no_look else extract_all_looks(items, seen, args.look_mode, progress=progress)
+        {} if args.no_look else extract_all_looks(items, seen, args.look_mode, progress=_progress)
     )
     samples = {c.path: track_samples(seen[c.path]) for c in items}
     looked = {c.path: track_samples(seen[c.path], looks.get(c.path)) for c in items}
@@ -433,10 +437,9 @@ def _recorded(items: list[Clip], args: argparse.Namespace) -> tuple[dict, dict[P
     if args.detect_every is None:
         args.detect_every = person_stage_spacing()
     offered = {**GRID, "look_s": [0.0] if args.no_look else GRID["look_s"]}
-    progress = lambda s: print(s, file=sys.stderr)  # noqa: E731
     base = loosest(offered) if args.looks == "adaptive" else None
     return record_all(items, args.looks, variants(args.looks, offered), args.detect_every,
-                      args.look_mode, args.jobs, progress, base)  # fmt: skip
+                      args.look_mode, args.jobs, _progress, base)  # fmt: skip
 
 
 def detail(items, samples, outcomes, rule: FallRule) -> None:
