@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 import sys
 import time
 from functools import partial
@@ -58,8 +59,9 @@ from appearance_features import (
     unit_max,
     window_features,
 )
-from har_daemon.model.appearance import load_encoder
+from har_daemon.model.appearance import EMBED_DIM, load_encoder
 
+from har_daemon.core.errors import VideoError
 from har_daemon.core.paths import bundled
 from har_daemon.model.meta import read_meta
 from har_daemon.model.person import DETECTOR_FILE, PersonDetector
@@ -193,7 +195,18 @@ def window_ends(n: int) -> list[int]:
 def quiet_clip(path: Path, enc: Encoder, detector: Detector, lrcn: Any) -> dict[str, np.ndarray]:
     """One quiet clip's windows: per-sample whole-frame embeddings; per region of each window
     its region and context embeddings, and the shipped LRCN's P(fight) on its crop."""
-    frames = np.stack(sampled(path))
+    got = sampled(path)
+    if len(got) < T:  # too short for one window: no footage the daemon could alert on
+        none = np.zeros((0, T, EMBED_DIM), np.float16)
+        return {
+            "frame": np.zeros((len(got), EMBED_DIM), np.float16),
+            "ends": np.zeros(0, int),
+            "owner": np.zeros(0, int),
+            "region": none,
+            "context": none,
+            "lrcn": np.zeros(0),
+        }
+    frames = np.stack(got)
     hw = (int(frames.shape[1]), int(frames.shape[2]))
     looks: dict[int, np.ndarray] = {}
     frame = np.concatenate([enc.embed(frames[i : i + 32]) for i in range(0, len(frames), 32)])
@@ -250,8 +263,13 @@ def build(args: argparse.Namespace):
         owners[signal] += [int(o) for o in owner]
         teach[signal] += [bool(t) for t in taught]
 
+    skipped = []
     for n, rec in enumerate(records):
-        z = _cached(rec.path, cache_key(rec.path, eid), partial(fight_clip, rec, enc, detector))
+        try:
+            z = _cached(rec.path, cache_key(rec.path, eid), partial(fight_clip, rec, enc, detector))
+        except VideoError as e:
+            skipped.append(str(e))
+            continue
         u = len(y)
         y.append(int(rec.label == ALERT))
         fold.append(fold_of[rec.path])
@@ -287,7 +305,7 @@ def build(args: argparse.Namespace):
         lrcn_p += list(unit_max(z["lrcn"], z["owner"], len(z["ends"])))
         lrcn_scene += [c.scene] * len(z["ends"])
     u = Units(np.array(y), np.array(fold), np.array(group), np.array(is_quiet))
-    d = 3 * zs[0]["frame"].shape[1] if zs else 0
+    d = 3 * EMBED_DIM
     samples = {
         s: Samples(
             np.asarray(xs[s], np.float32).reshape(-1, d),
@@ -300,6 +318,7 @@ def build(args: argparse.Namespace):
         "fight_set_sources": [sorted({r.group for r in records if fold_of[r.path] == i})
                               for i in range(args.folds)],
         "quiet_sites": site_fold,
+        "skipped_clips": skipped,
     }  # fmt: skip
     return u, samples, (np.array(lrcn_p), np.array(lrcn_scene)), folds
 
@@ -391,7 +410,15 @@ def main() -> None:
         "summary": summary(variants),
         "variants": variants,
     }  # fmt: skip
-    print(json.dumps(result, indent=1))
+    print(compact(json.dumps(result, indent=1)))
+
+
+def compact(text: str) -> str:
+    """Indented JSON with each list of plain values on one line: a figure per line, not a
+    number per line."""
+    return re.sub(
+        r"\[\s+([^\[\]{}]*?)\s+\]", lambda m: "[" + " ".join(m.group(1).split()) + "]", text
+    )
 
 
 if __name__ == "__main__":

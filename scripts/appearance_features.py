@@ -130,6 +130,9 @@ def models(pca_dims: int = PCA_DIMS, seed: int = 0) -> dict[str, Maker]:
 
 def _fit(make: Maker, x: np.ndarray, y: np.ndarray) -> Any:
     model = make()
+    pca = getattr(model, "named_steps", {}).get("pca")
+    if pca is not None:  # no more components than the training data holds
+        pca.n_components = min(pca.n_components, len(x) - 1, x.shape[1])
     last = model.steps[-1][0] if hasattr(model, "steps") else None
     key = f"{last}__sample_weight" if last else "sample_weight"
     return model.fit(x, y, **{key: balanced_weights(y)})
