@@ -214,6 +214,14 @@ def _mean_std(rows: Sequence[dict[str, Any]], key: str) -> list[float] | None:
     return [_r(np.mean(v)), _r(np.std(v))] if v else None
 
 
+def mixed_sources(u: Units) -> np.ndarray:
+    """The fight-set units whose source group holds both labels: where the place cannot give
+    the label away."""
+    fs = ~u.quiet
+    both = {g for g in set(u.group[fs]) if len(set(u.y[fs & (u.group == g)])) == 2}
+    return fs & np.isin(u.group, sorted(both))
+
+
 def report(p: np.ndarray, u: Units, k: int, thr: Sequence[float | None] | float) -> dict[str, Any]:
     """The figures of unit scores `p` (NaN counts as 0: nobody found, nothing raised) at one
     threshold or one per fold: over the fight set per fold (mean, std), per source group
@@ -233,6 +241,7 @@ def report(p: np.ndarray, u: Units, k: int, thr: Sequence[float | None] | float)
         folds.append(row)
     right = (p >= t) == (u.y == 1)
     q = u.quiet
+    mixed = mixed_sources(u)
     return {
         "threshold": _r(thr) if np.isscalar(thr) else "per fold, <= 5 % of training quiet",
         "accuracy": _mean_std(folds, "accuracy"),
@@ -241,6 +250,8 @@ def report(p: np.ndarray, u: Units, k: int, thr: Sequence[float | None] | float)
         "pooled": rates(p[fs], u.y[fs], t[fs]),
         "quiet_windows_alerted": [int((p[q] >= t[q]).sum()), int(q.sum())],
         "quiet_alerted_fraction": _r((p[q] >= t[q]).mean()) if q.any() else None,
+        "sources_with_both_labels": rates(p[mixed], u.y[mixed], t[mixed]),
+        "one_label_sources": rates(p[fs & ~mixed], u.y[fs & ~mixed], t[fs & ~mixed]),
         "per_fold": folds,
         "per_source": {
             g: [int(right[fs & (u.group == g)].sum()), int((fs & (u.group == g)).sum())]

@@ -279,3 +279,21 @@ def test_balanced_weights_give_each_class_the_same_total() -> None:
     y = np.array([1, 0, 0, 0, 0, 0])
     w = af.balanced_weights(y)
     assert w[y == 1].sum() == pytest.approx(w[y == 0].sum())
+
+
+def test_sources_holding_both_labels_are_reported_apart_from_one_label_sources() -> None:
+    u = af.Units(
+        np.array([1, 0, 0, 0, 1, 0]),
+        np.zeros(6, int),
+        np.array(["mixed", "mixed", "quiet_src", "quiet_src", "scene", "scene"]),
+        np.array([False, False, False, False, True, True]),
+    )
+    assert af.mixed_sources(u).tolist() == [True, True, False, False, False, False]
+    r = af.report(np.array([0.9, 0.8, 0.1, 0.2, 0.0, 0.0]), u, 1, 0.5)
+    assert r["sources_with_both_labels"] == {
+        "n": 2,
+        "accuracy": 0.5,
+        "fight_recall": 1.0,
+        "nofight_recall": 0.0,
+    }
+    assert r["one_label_sources"] == {"n": 2, "accuracy": 1.0, "nofight_recall": 1.0}
