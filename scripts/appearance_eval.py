@@ -59,10 +59,10 @@ from appearance_features import (
     unit_max,
     window_features,
 )
-from har_daemon.model.appearance import EMBED_DIM, load_encoder
 
 from har_daemon.core.errors import VideoError
 from har_daemon.core.paths import bundled
+from har_daemon.model.appearance import EMBED_DIM, load_encoder
 from har_daemon.model.meta import read_meta
 from har_daemon.model.person import DETECTOR_FILE, PersonDetector
 from har_daemon.model.regions import Region, crop_window, ring_frame, square_region, window_regions
@@ -248,7 +248,7 @@ def build(args: argparse.Namespace):
     records = scan_dataset(args.data, CLASSES)
     fold_of = fight_folds(records, args.folds, args.seed)
     quiet = read_quiet(args.quiet)
-    enc = load_encoder()
+    enc = load_encoder(threads=args.threads)
     eid = encoder_id()
     detector = PersonDetector(threads=args.threads, score_threshold=RULES.min_score)
     lrcn = create_backend("litert", FIGHT_MODEL, threads=args.threads)
