@@ -39,6 +39,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
+import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -62,7 +63,7 @@ from appearance_features import (
 
 from har_daemon.core.errors import VideoError
 from har_daemon.core.paths import bundled
-from har_daemon.model.appearance import EMBED_DIM, load_encoder
+from har_daemon.model.appearance import load_encoder
 from har_daemon.model.meta import read_meta
 from har_daemon.model.person import DETECTOR_FILE, PersonDetector
 from har_daemon.model.regions import Region, crop_window, ring_frame, square_region, window_regions
@@ -108,6 +109,23 @@ class Encoder(Protocol):
         ...
 
 
+class Thumbnail:
+    """The control (`--encoder thumbnail`): no learned feature, each picture shrunk to 4x4
+    colour pixels (48 values). What this separates, the clips give away by their look: colour
+    and layout of the place, not what the people do."""
+
+    SIDE = 4
+
+    def embed(self, images: np.ndarray) -> np.ndarray:
+        side = (self.SIDE, self.SIDE)
+        small = [cv2.resize(im, side, interpolation=cv2.INTER_AREA).reshape(-1) for im in images]
+        return np.asarray(small, np.float32).reshape(len(images), -1) / 255.0
+
+
+def embed_dim(enc: Encoder) -> int:
+    return int(enc.embed(np.zeros((1, 8, 8, 3), np.uint8)).shape[1])
+
+
 def context_box(region: Region, frame_hw: tuple[int, int]) -> Region:
     """`region` grown to `CONTEXT` times its side around its centre, inside the frame."""
     wider = RULES.model_copy(update={"pad": (CONTEXT - 1) / 2, "min_side": 1})
@@ -132,8 +150,10 @@ def cache_key(path: Path, encoder_id: list[object]) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
-def encoder_id() -> list[object]:
-    """What identifies the encoder's weights: every file of the bundled models/appearance."""
+def encoder_id(name: str) -> list[object]:
+    """What identifies the encoder: every file of the bundled models/appearance."""
+    if name == "thumbnail":
+        return ["thumbnail", Thumbnail.SIDE]
     folder = bundled("models/appearance")
     return [[p.name, p.stat().st_size] for p in sorted(folder.iterdir()) if p.is_file()]
 
@@ -197,9 +217,10 @@ def quiet_clip(path: Path, enc: Encoder, detector: Detector, lrcn: Any) -> dict[
     its region and context embeddings, and the shipped LRCN's P(fight) on its crop."""
     got = sampled(path)
     if len(got) < T:  # too short for one window: no footage the daemon could alert on
-        none = np.zeros((0, T, EMBED_DIM), np.float16)
+        d = embed_dim(enc)
+        none = np.zeros((0, T, d), np.float16)
         return {
-            "frame": np.zeros((len(got), EMBED_DIM), np.float16),
+            "frame": np.zeros((len(got), d), np.float16),
             "ends": np.zeros(0, int),
             "owner": np.zeros(0, int),
             "region": none,
@@ -248,8 +269,10 @@ def build(args: argparse.Namespace):
     records = scan_dataset(args.data, CLASSES)
     fold_of = fight_folds(records, args.folds, args.seed)
     quiet = read_quiet(args.quiet)
-    enc = load_encoder(threads=args.threads)
-    eid = encoder_id()
+    enc: Encoder = (
+        Thumbnail() if args.encoder == "thumbnail" else load_encoder(threads=args.threads)
+    )
+    eid = encoder_id(args.encoder)
     detector = PersonDetector(threads=args.threads, score_threshold=RULES.min_score)
     lrcn = create_backend("litert", FIGHT_MODEL, threads=args.threads)
     y, fold, group, is_quiet = [], [], [], []
@@ -305,7 +328,7 @@ def build(args: argparse.Namespace):
         lrcn_p += list(unit_max(z["lrcn"], z["owner"], len(z["ends"])))
         lrcn_scene += [c.scene] * len(z["ends"])
     u = Units(np.array(y), np.array(fold), np.array(group), np.array(is_quiet))
-    d = 3 * EMBED_DIM
+    d = 3 * embed_dim(enc)
     samples = {
         s: Samples(
             np.asarray(xs[s], np.float32).reshape(-1, d),
@@ -384,6 +407,12 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--pca", type=int, default=PCA_DIMS, help="PCA components per model")
     ap.add_argument("--threads", type=int, default=2, help="detector, encoder and LRCN threads")
+    ap.add_argument(
+        "--encoder",
+        choices=("mobilenetv2", "thumbnail"),
+        default="mobilenetv2",
+        help="the bundled models/appearance, or the 4x4-pixel control (Thumbnail)",
+    )
     args = ap.parse_args()
     for path in (args.data, args.quiet):
         if not path.is_dir():
@@ -399,6 +428,7 @@ def main() -> None:
         - len(set(samples["region"].owner) & set(np.flatnonzero(~u.quiet))),
         "window": {"frames": T, "fight_set": "evenly over the clip",
                    "quiet_spacing_s": META.frame_spacing_s, "quiet_step_s": QUIET_STEP_S},
+        "encoder": args.encoder,
         "context": CONTEXT,
         "pca": args.pca,
         "max_quiet_fp": MAX_QUIET_FP,

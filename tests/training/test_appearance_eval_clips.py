@@ -116,3 +116,15 @@ def test_the_cache_answers_a_second_time_without_extracting(
     np.testing.assert_array_equal(first["a"], again["a"])
     assert ae._cached(path, "k2", lambda: {"a": np.zeros(1)})["a"].shape == (1,)
     assert ae.cache_key(path, ["enc", 1]) != ae.cache_key(path, ["enc", 2])
+
+
+def test_the_thumbnail_control_sees_only_colour_and_layout(detector: PersonDetector) -> None:
+    left_red = np.zeros((2, 40, 60, 3), np.uint8)
+    left_red[:, :, :30, 2] = 255
+    e = ae.Thumbnail().embed(left_red)
+    assert e.shape == (2, 48)
+    cells = e[0].reshape(4, 4, 3)
+    assert (cells[:, :2, 2] == 1).all() and not cells[:, 2:].any() and not cells[..., :2].any()
+    path = require(SHARED_DATA / "quiet") / "intel_people_detection.gif"
+    z = ae.quiet_clip(path, ae.Thumbnail(), detector, None)
+    assert z["region"].shape == (0, ae.T, 48) and z["frame"].shape[1] == 48
