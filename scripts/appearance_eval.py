@@ -61,7 +61,7 @@ from appearance_features import (
     window_features,
 )
 
-from har_daemon.core.errors import VideoError
+from har_daemon.core.errors import DataError, VideoError
 from har_daemon.core.paths import bundled
 from har_daemon.model.appearance import load_encoder
 from har_daemon.model.meta import read_meta
@@ -425,11 +425,11 @@ def main() -> None:
         help="the bundled models/appearance, or the 4x4-pixel control (Thumbnail)",
     )
     args = ap.parse_args()
-    for path in (args.data, args.quiet):
-        if not path.is_dir():
-            print(f"appearance_eval: {path} is not a folder", file=sys.stderr)
-            raise SystemExit(2)
-    u, samples, (lrcn_p, lrcn_scene), folds = build(args)
+    try:
+        u, samples, (lrcn_p, lrcn_scene), folds = build(args)
+    except DataError as e:  # a missing folder, sources.csv or clip: one line, not a traceback
+        print(f"appearance_eval: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     variants = evaluate(u, samples, args.folds, args.pca, args.seed)
     at = META.training.get("alert_threshold", {}).get("threshold")
     result = {
