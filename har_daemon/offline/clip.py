@@ -37,22 +37,43 @@ class ClipWindows:
     spacing_s: float
 
 
-def clip_windows(video: Path, meta: ModelMeta, detector: Detector | None = None) -> ClipWindows:
+@dataclass(frozen=True)
+class PersonFrames:
+    """A clip's sampled frames at working resolution and the regions of people found on them:
+    what a person-centric model's windows are cut from (other crops of the same regions, e.g.
+    for another model's input size, are cut from these too)."""
+
+    frames: np.ndarray  # (T, h, w, 3) uint8, working resolution
+    regions: list[Region]  # working-frame pixels, largest first
+    spacing_s: float
+
+
+def person_frames(video: Path, meta: ModelMeta, detector: Detector) -> PersonFrames:
+    """The clip's `sequence_length` frames evenly over it and its regions of people, as a
+    person-centric model (`meta.person_region`) sees them."""
     rules = meta.person_region
     if rules is None:
-        clip = extract_clip(video, meta.sequence_length, meta.frame_size, meta.resize_interpolation)
-        return ClipWindows(clip.frames[None], [], clip.spacing_s)
-    if detector is None:
-        raise ValueError("a person-centric model's windows need the person detector")
+        raise ValueError("person frames need a model with input_region 'person'")
     clip = extract_clip(video, meta.sequence_length, prepare=partial(ring_frame, meta=meta))
     frames = clip.frames
     frame_hw = (int(frames.shape[1]), int(frames.shape[2]))
     looks = [detector.detect(frames[i]) for i in detection_frames(len(frames), rules)]
-    regions: list[Region] = window_regions(looks, frame_hw, rules)
+    return PersonFrames(frames, window_regions(looks, frame_hw, rules), clip.spacing_s)
+
+
+def clip_windows(video: Path, meta: ModelMeta, detector: Detector | None = None) -> ClipWindows:
+    if meta.person_region is None:
+        clip = extract_clip(video, meta.sequence_length, meta.frame_size, meta.resize_interpolation)
+        return ClipWindows(clip.frames[None], [], clip.spacing_s)
+    if detector is None:
+        raise ValueError("a person-centric model's windows need the person detector")
+    seen = person_frames(video, meta, detector)
+    frames, regions = seen.frames, seen.regions
+    frame_hw = (int(frames.shape[1]), int(frames.shape[2]))
     if not regions:
         empty = np.zeros((0, len(frames), *meta.frame_size, 3), np.uint8)
-        return ClipWindows(empty, [], clip.spacing_s)
+        return ClipWindows(empty, [], seen.spacing_s)
     windows = np.stack(
         [crop_window(frames, r, meta.frame_size, meta.resize_interpolation) for r in regions]
     )
-    return ClipWindows(windows, [normalised(r, frame_hw) for r in regions], clip.spacing_s)
+    return ClipWindows(windows, [normalised(r, frame_hw) for r in regions], seen.spacing_s)

@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 
 from har_daemon.model.meta import ModelMeta
+from har_daemon.model.regions import crop_window, normalised, working_size
+from har_daemon.offline.clip import clip_windows, person_frames
 from har_daemon.tools.media import make_test_video
 from har_daemon.training.dataset import ClipRecord
 from har_daemon.training.people import (
@@ -120,3 +122,25 @@ def test_person_windows_are_cut_by_the_model_rules_and_cached(tmp_path: Path) ->
         recs[:1], other, cache_dir=tmp_path / "cache", detector=detector, progress=False
     )
     assert detector.calls == 8  # other crop rules: other windows, cut again
+
+
+def test_person_frames_are_what_the_windows_are_cut_from(tmp_path: Path) -> None:
+    clip = make_test_video(tmp_path / "a.mp4", 2.0, fps=10, size=(320, 240))
+    meta = ModelMeta(
+        name="t", classes=CLASSES, frame_spacing_s=0.1, architecture="lrcn", input_region="person"
+    )
+    seen = person_frames(clip, meta, CountingDetector())
+    assert seen.frames.shape[0] == meta.sequence_length
+    rules = meta.person_region
+    assert rules is not None
+    assert seen.frames.shape[1:3] == working_size((240, 320), rules.working_width)
+    (region,) = seen.regions
+    x1, y1, x2, y2 = region
+    assert x2 - x1 == y2 - y1 and min(x1, y1) >= 0 and x2 <= 320 and y2 <= 240
+    cut = clip_windows(clip, meta, CountingDetector())
+    expected = crop_window(seen.frames, region, meta.frame_size, meta.resize_interpolation)
+    assert np.array_equal(cut.windows[0], expected)
+    assert cut.regions == [normalised(region, (240, 320))]
+    whole = meta.model_copy(update={"input_region": "frame", "person_region": None})
+    with pytest.raises(ValueError, match="person"):
+        person_frames(clip, whole, CountingDetector())
