@@ -72,8 +72,10 @@ fi
 
 # 6. SavedModel -> LiteRT, checked against the TF.js graph ----------------------------------------
 log "convert_movenet.py --quant $QUANT -> $NAME"
-"$VENV/bin/python" "$HERE/convert_movenet.py" pkg/package/models/movenet-lightning.json \
-  saved_model "$NAME" --frame frame.png --quant "$QUANT" "${CAL[@]}" 2>convert-tflite.log \
+# PYTHONHASHSEED: the converter keeps the float nodes of int8-body/-backbone in a set, whose
+# order (set by the seed) numbers the tensors: a fixed seed gives the same bytes every time.
+PYTHONHASHSEED=0 "$VENV/bin/python" "$HERE/convert_movenet.py" \
+  pkg/package/models/movenet-lightning.json saved_model "$NAME" --frame frame.png --quant "$QUANT" "${CAL[@]}" 2>convert-tflite.log \
   || { cat convert-tflite.log >&2; die "TFLite conversion failed"; }
 grep '^\[convert\]' convert-tflite.log >&2 || true
 
