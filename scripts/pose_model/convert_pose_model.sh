@@ -72,9 +72,10 @@ fi
 
 # 6. SavedModel -> LiteRT, checked against the TF.js graph ----------------------------------------
 log "convert_movenet.py --quant $QUANT -> $NAME"
-# PYTHONHASHSEED: the converter keeps the float nodes of int8-body/-backbone in a set, whose
-# order (set by the seed) numbers the tensors: a fixed seed gives the same bytes every time.
-PYTHONHASHSEED=0 "$VENV/bin/python" "$HERE/convert_movenet.py" \
+# float16, dynamic and int8 come out byte for byte the same every time; int8-body/-backbone
+# (the converter's selective quantisation) the same up to the operand order of commutative ops
+# (a few bytes; the same outputs), see docs/pose-and-falls.md "A quantised MoveNet".
+"$VENV/bin/python" "$HERE/convert_movenet.py" \
   pkg/package/models/movenet-lightning.json saved_model "$NAME" --frame frame.png --quant "$QUANT" "${CAL[@]}" 2>convert-tflite.log \
   || { cat convert-tflite.log >&2; die "TFLite conversion failed"; }
 grep '^\[convert\]' convert-tflite.log >&2 || true
