@@ -8,6 +8,7 @@ detector and the pose model on every sampled frame and caches what they found pe
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from har_daemon.model.person import PersonDetector
-from har_daemon.model.pose import PoseEstimator
+from har_daemon.model.pose import POSE_FILE, PoseEstimator
 from har_daemon.model.rotated import LOOK_SCALE
 from har_daemon.runtime.falls import DETECT_SCORE, SPACING_S
 from har_daemon.runtime.lying import (
@@ -95,10 +96,18 @@ class Seen:
             yield float(t), self.boxes[sel], self.keypoints[sel]
 
 
+@functools.cache
+def pose_key() -> str:
+    """The MoveNet file the recordings are made with (its sha256), part of every cache key: a
+    recording made with another pose model (scripts/pose_model/) is never read back for this
+    one."""
+    return "|pose " + hashlib.sha256(POSE_FILE.read_bytes()).hexdigest()
+
+
 def _key(path: Path) -> str:
     st = path.stat()
     raw = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{SPACING_S}|{DETECT_SCORE}"
-    raw += f"|{CACHE_VERSION}"
+    raw += f"|{CACHE_VERSION}{pose_key()}"
     return hashlib.sha1(raw.encode()).hexdigest()[:16]
 
 

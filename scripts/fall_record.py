@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import get_args
 
 import numpy as np
-from fall_data import CACHE, Clip
+from fall_data import CACHE, Clip, pose_key
 
 from har_daemon.config.recognisers import FallLooks
 from har_daemon.model.fall import Change, FallEvents, FallRule
@@ -163,7 +163,7 @@ def _key(
 ) -> Path:
     st = clip.path.stat()
     raw = f"{clip.path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{looks}|{var}|{detect_every_s}"
-    raw += f"|{SPACING_S}|{DETECT_SCORE}|{look_mode}|{RECORD_VERSION}"
+    raw += f"|{SPACING_S}|{DETECT_SCORE}|{look_mode}|{RECORD_VERSION}{pose_key()}"
     raw += "" if base == FallRule() else f"|{base}"
     digest = hashlib.sha1(raw.encode()).hexdigest()[:16]
     return CACHE / f"{clip.path.stem}-rec-{looks}-{digest}.pkl"

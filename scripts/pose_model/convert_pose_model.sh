@@ -8,6 +8,8 @@
 #   -> tfjs_graph_converter --output_format tf_saved_model --compat_mode tflite
 #   -> convert_movenet.py (TFLiteConverter, builtin ops only, float16 weights as in the package;
 #      checks the LiteRT outputs against the TF.js graph's on a real frame) -> prints the sha256.
+#   QUANT=int8*: first pose_crops.py (the project's venv) cuts the calibration crops from
+#      ../../../shared/data the way the daemon cuts them (OUT_DIR/crops, never committed).
 #
 # Usage: ./convert_pose_model.sh [OUT_DIR]       (default OUT_DIR: ./out)
 # Env:   VENV=path          conversion venv to create/reuse (default: OUT_DIR/venv-convert; the
@@ -17,6 +19,10 @@
 #                           cut with ffmpeg)
 #        NAME=file.tflite   output file name (default pose_model.tflite)
 #        PYTHON=python3.11  interpreter for the venv (tensorflow 2.19 wheels: CPython 3.9-3.12)
+#        QUANT=float16|dynamic|int8|int8-body|int8-backbone   weights/activations
+#                           (default float16, the shipped file; see convert_movenet.py and
+#                           docs/pose-and-falls.md "A quantised MoveNet")
+#        PROJECT_PYTHON=... the project's python, for QUANT=int8* (default ../../.venv/bin/python)
 # Needs: npm, python3 with venv, sha256sum, openssl, ffmpeg (for a video FRAME), network access
 #        to the npm registry and PyPI. No GPU. About 1.5 GB for the venv.
 set -euo pipefail
@@ -24,6 +30,9 @@ set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 OUT="$(mkdir -p "${1:-$HERE/out}" && cd "${1:-$HERE/out}" && pwd)"
 NAME="${NAME:-pose_model.tflite}"
+QUANT="${QUANT:-float16}"
+ROOT="$(cd "$HERE/../.." && pwd)"
+PROJECT_PYTHON="${PROJECT_PYTHON:-$ROOT/.venv/bin/python}"
 FRAME="${FRAME:-$HERE/../../../shared/data/falls/gmdcsa24/fall/s3_fall_19.mp4}"
 
 MOVENET_JSON_SHA256="df8cbde44d00f533ccc4916a7c6ebc17316532fb3fadad114ec667fef22872e9"
@@ -52,10 +61,22 @@ esac
 # 4. TF.js graph model -> SavedModel ---------------------------------------------------------------
 to_saved_model movenet-lightning
 
-# 5. SavedModel -> LiteRT, checked against the TF.js graph ----------------------------------------
-log "convert_movenet.py -> $NAME"
-"$VENV/bin/python" "$HERE/convert_movenet.py" pkg/package/models/movenet-lightning.json \
-  saved_model "$NAME" --frame frame.png 2>convert-tflite.log \
+# 5. calibration crops (quantised activations only) ------------------------------------------------
+CAL=()
+if [[ "$QUANT" == int8* ]]; then
+  log "pose_crops.py -> crops/ (calibration: real person crops, cut as the daemon cuts them)"
+  PYTHONPATH="$ROOT" "$PROJECT_PYTHON" "$HERE/pose_crops.py" crops 2>pose-crops.log \
+    || { cat pose-crops.log >&2; die "cutting the calibration crops failed"; }
+  CAL=(--calibration crops/calibration.npz)
+fi
+
+# 6. SavedModel -> LiteRT, checked against the TF.js graph ----------------------------------------
+log "convert_movenet.py --quant $QUANT -> $NAME"
+# float16, dynamic and int8 come out byte for byte the same every time; int8-body/-backbone
+# (the converter's selective quantisation) the same up to the operand order of commutative ops
+# (a few bytes; the same outputs), see docs/pose-and-falls.md "A quantised MoveNet".
+"$VENV/bin/python" "$HERE/convert_movenet.py" \
+  pkg/package/models/movenet-lightning.json saved_model "$NAME" --frame frame.png --quant "$QUANT" "${CAL[@]}" 2>convert-tflite.log \
   || { cat convert-tflite.log >&2; die "TFLite conversion failed"; }
 grep '^\[convert\]' convert-tflite.log >&2 || true
 

@@ -106,3 +106,21 @@ def test_adaptive_recordings_take_the_grids_loosest_rule(scripts):
     rule = evaluate_falls.loosest(grid)
     assert (rule.torso_deg, rule.low_height, rule.hold_s) == (30.0, 0.6, 0.8)
     assert rule.hip_drop == FallRule().hip_drop  # a field the grid does not offer: the default
+
+
+def test_cached_recordings_are_keyed_by_the_pose_model_file(scripts, monkeypatch, tmp_path):
+    """A recording made with another MoveNet (a quantised one, scripts/pose_model/) is never
+    read back for this one: both caches' keys change with the pose model file's bytes."""
+    fall_data, fall_record = scripts
+    clip = fall_data.Clip(require(CLIP), "fall", "gmdcsa24/actor1", None)
+    model = tmp_path / "pose_model.tflite"
+    monkeypatch.setattr(fall_data, "POSE_FILE", model)
+    keys = []
+    for content in (b"float16 weights", b"int8 weights", b"float16 weights"):
+        model.write_bytes(content)
+        fall_data.pose_key.cache_clear()
+        own = fall_record._key(clip, "own", (("look_s", 0.0),), PERSON_STAGE_S, "pose", FallRule())
+        keys.append((fall_data._key(clip.path), own))
+    fall_data.pose_key.cache_clear()
+    assert keys[0] == keys[2]
+    assert keys[0][0] != keys[1][0] and keys[0][1] != keys[1][1]
