@@ -58,6 +58,12 @@ def test_min_never_raises_the_score_and_vetoes_an_alert(gym_clip: Path, off: Rep
     # The pretrained head disagrees: some windows the fight model called a fight, it did not.
     vetoed = [w for w in fused.windows if w.signal.appearance >= 0.5 > w.signal.pretrained]
     assert vetoed
+    # Stats count the windows it scored; overlapping windows embed each new frame once.
+    scored = fused.counters["pretrained_windows"]
+    regions = sum(len(w.regions) for w in fused.windows)
+    assert scored == regions and len(fused.windows) <= scored
+    assert 0 < fused.counters["pretrained_embedded"] < scored * 20
+    assert "pretrained_windows" not in off.counters
     assert _alarming(fused) < _alarming(off)
 
 
