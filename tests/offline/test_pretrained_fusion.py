@@ -89,3 +89,29 @@ def test_max_never_lowers_the_score_and_mean_lies_between(
     for w in mean.windows:
         s = w.signal
         assert w.probs[0] == pytest.approx((s.appearance + s.pretrained) / 2, abs=1e-6)
+
+
+def test_with_pose_fusion_too_each_signal_keeps_its_own_score(gym_clip: Path) -> None:  # noqa: F811
+    both = _replay(gym_clip, pretrained_fusion=True, pretrained_rule="max", pose_fusion=True)
+    pose = [w for w in both.windows if w.signal is not None and w.signal.used == "pose"]
+    assert pose, "pose is trusted on some of the gym's windows"
+    for w in both.windows:
+        s = w.signal
+        assert s is not None and s.pretrained is not None
+        fused = max(s.appearance, s.pretrained)  # the appearance score pose fusion saw
+        if s.used == "pose":  # pose_rule "min" (config.example.toml) over the fused score
+            assert s.pose is not None
+            assert w.probs[0] == pytest.approx(min(fused, s.pose), abs=1e-6)
+        else:
+            assert w.probs[0] == pytest.approx(fused, abs=1e-6)
+    # The appearance score in the reason is the fight model's own, as without pose fusion.
+    alone = {
+        w.window_end: w.signal
+        for w in _replay(gym_clip, pretrained_fusion=True, pretrained_rule="max").windows
+    }
+    for w in pose:
+        own = alone[w.window_end]
+        assert own is not None and len(w.regions) == 1
+        assert (w.signal.appearance, w.signal.pretrained) == (own.appearance, own.pretrained)
+    start = next(e for e in both.events() if e["type"] == "start")
+    assert {"appearance_score", "pose_score", "pretrained_score"} <= set(start)
