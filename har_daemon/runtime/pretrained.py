@@ -92,8 +92,10 @@ class PretrainedStage:
     @staticmethod
     def with_pose(pose: Signal, own: Signal) -> Signal:
         """The pose stage's reason for a window whose appearance score was fused first: the
-        fight model's own score and the pretrained head's, as they were."""
-        return replace(pose, appearance=own.appearance, pretrained=own.pretrained)
+        fight model's own score and the pretrained head's, as they were; where pose did not
+        speak, the fused pair did ("pretrained")."""
+        used = "pose" if pose.used == "pose" else own.used
+        return replace(pose, used=used, appearance=own.appearance, pretrained=own.pretrained)
 
     def reset(self) -> None:
         self._cache.clear()

@@ -102,7 +102,8 @@ def test_with_pose_fusion_too_each_signal_keeps_its_own_score(gym_clip: Path) ->
         if s.used == "pose":  # pose_rule "min" (config.example.toml) over the fused score
             assert s.pose is not None
             assert w.probs[0] == pytest.approx(min(fused, s.pose), abs=1e-6)
-        else:
+        else:  # pose did not speak: the fight model and the pretrained head did
+            assert s.used == "pretrained"
             assert w.probs[0] == pytest.approx(fused, abs=1e-6)
     # The appearance score in the reason is the fight model's own, as without pose fusion.
     alone = {
