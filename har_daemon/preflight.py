@@ -23,6 +23,8 @@ from har_daemon.model.fight_pose import FIGHT_POSE_DIR
 from har_daemon.model.fight_pose import load as load_fight_pose
 from har_daemon.model.meta import ModelMeta, read_meta
 from har_daemon.model.person import PersonDetector
+from har_daemon.model.pretrained_head import PRETRAINED_DIR
+from har_daemon.model.pretrained_head import load as load_pretrained
 from har_daemon.model.registry import resolve_kind
 from har_daemon.runtime.capture import check_file_source
 from har_daemon.runtime.policy import DecisionPolicy
@@ -52,6 +54,11 @@ def validate_startup(config: DaemonConfig, frame_sizes: bool = False) -> ModelMe
     if config.inference.pose_fusion:
         try:
             load_fight_pose(config.inference.pose_model or FIGHT_POSE_DIR)
+        except ModelError as exc:
+            raise ConfigError(f"inference: {exc}") from None
+    if config.inference.pretrained_fusion:
+        try:
+            load_pretrained(config.inference.pretrained_model or PRETRAINED_DIR)
         except ModelError as exc:
             raise ConfigError(f"inference: {exc}") from None
     return meta

@@ -66,7 +66,9 @@ from har_daemon.core.paths import bundled
 from har_daemon.model.appearance import load_encoder
 from har_daemon.model.meta import read_meta
 from har_daemon.model.person import DETECTOR_FILE, PersonDetector
-from har_daemon.model.regions import Region, crop_window, ring_frame, square_region, window_regions
+from har_daemon.model.pretrained_head import CONTEXT
+from har_daemon.model.pretrained_head import context_box as pretrained_context
+from har_daemon.model.regions import Region, crop_window, ring_frame, window_regions
 from har_daemon.model.registry import create_backend
 from har_daemon.offline.clip import person_frames
 from har_daemon.offline.quiet import read_quiet
@@ -86,9 +88,6 @@ ALERT = "fight"
 CLASSES = ["fight", "noFight"]
 T = META.sequence_length
 INTERP = META.resize_interpolation
-CONTEXT = 1.5
-"""The context crop: the region's square grown to this many times its side (shifted into the
-frame, at most its shorter side: regions.square_region)."""
 QUIET_STEP_S = 1.0
 """A quiet clip gives a window about every second."""
 CACHE = Path("/tmp/har-appearance-cache")
@@ -138,9 +137,8 @@ def embed_dim(enc: Encoder) -> int:
 
 
 def context_box(region: Region, frame_hw: tuple[int, int]) -> Region:
-    """`region` grown to `CONTEXT` times its side around its centre, inside the frame."""
-    wider = RULES.model_copy(update={"pad": (CONTEXT - 1) / 2, "min_side": 1})
-    return square_region(np.asarray(region, float), frame_hw, wider)
+    """`region`'s context square under the fight model's person-region rules (the daemon's)."""
+    return pretrained_context(region, frame_hw, RULES)
 
 
 def crops(frames: np.ndarray, box: Region) -> np.ndarray:
@@ -153,10 +151,15 @@ def _file_id(path: Path) -> list[object]:
     return [str(path.resolve()), st.st_size, st.st_mtime_ns]
 
 
+def _content_id(path: Path) -> list[object]:
+    """A bundled model by name and size, not where it lies: every worktree shares the cache."""
+    return [path.name, path.stat().st_size]
+
+
 def cache_key(path: Path, encoder_id: list[object]) -> str:
     blob = json.dumps([
         _file_id(path), RULES.model_dump(), META.frame_spacing_s, T, list(META.frame_size),
-        _file_id(Path(DETECTOR_FILE)), encoder_id, CONTEXT, QUIET_STEP_S, CACHE_VERSION,
+        _content_id(Path(DETECTOR_FILE)), encoder_id, CONTEXT, QUIET_STEP_S, CACHE_VERSION,
     ])  # fmt: skip
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 

@@ -23,6 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from har_daemon.model.pretrained_head import FEATURES, window_features
 from har_daemon.training.dataset import ClipRecord, grouped_kfold
 
 MAX_QUIET_FP = 0.05
@@ -30,16 +31,6 @@ MAX_QUIET_FP = 0.05
 PCA_DIMS = 64
 """Window features (3 x 1280) are reduced to this many components, fitted on the training
 folds only (inside each model's pipeline)."""
-
-
-def window_features(emb: np.ndarray) -> np.ndarray:
-    """(..., T, D) per-frame embeddings -> (..., 3D): their mean, their standard deviation and
-    the mean absolute frame-to-frame change (motion in feature space)."""
-    e = np.asarray(emb, np.float32)
-    if e.shape[-2] < 2:
-        raise ValueError(f"a window needs at least 2 frames, got {e.shape[-2]}")
-    step = np.abs(np.diff(e, axis=-2)).mean(axis=-2)
-    return np.concatenate([e.mean(axis=-2), e.std(axis=-2), step], axis=-1)
 
 
 def quiet_site(scene: str) -> str:
@@ -106,6 +97,8 @@ def balanced_weights(y: np.ndarray) -> np.ndarray:
         w[y == c] = len(y) / (2.0 * (y == c).sum())
     return w
 
+
+__all__ = ["window_features"]  # written once in model.pretrained_head, imported from here too
 
 Maker = Callable[[], Any]
 
@@ -276,3 +269,18 @@ def fuse(a: np.ndarray, b: np.ndarray, how: str) -> np.ndarray:
         total = np.nansum(both, axis=0)
         return np.where(seen > 0, total / np.maximum(seen, 1), np.nan)
     raise ValueError(f"unknown fusion {how!r}")
+
+
+def export_linear(pipeline: Any) -> dict[str, Any]:
+    """`models()["logistic_regression"]` fitted, as model.pretrained_head's arrays: scaling,
+    PCA (not whitened) and the logistic regression are linear, so their product is one weight
+    per window feature and a bias (what the daemon serves with numpy alone)."""
+    scaler, pca, lr = (
+        pipeline.named_steps[k] for k in ("standardscaler", "pca", "logisticregression")
+    )
+    if getattr(pca, "whiten", False) or pca.n_features_in_ != FEATURES:
+        raise ValueError("expected an unwhitened PCA over the context window features")
+    w = lr.coef_[0] @ pca.components_  # over the standardised features
+    coef = w / scaler.scale_
+    intercept = float(lr.intercept_[0] - w @ pca.mean_ - coef @ scaler.mean_)
+    return {"coef": [float(v) for v in coef], "intercept": intercept}

@@ -75,3 +75,26 @@ def test_pose_fusion_needs_a_readable_pose_model(tmp_path: Path) -> None:
     config = load_config(None, overrides={"model": fight, "cameras": cams, "inference": bad})
     with pytest.raises(ConfigError, match=r"^inference: cannot read fight pose model .*model.json"):
         validate_startup(config)
+
+
+def test_pretrained_fusion_needs_a_readable_head(tmp_path: Path) -> None:
+    cams = [{"name": "demo", "source": str(REPO / "models" / "demo" / "sample.mp4")}]
+    fight = {"path": str(REPO / "models" / "fight")}
+    on = {"pretrained_fusion": True, "pretrained_rule": "min"}
+    on |= {"alert_activities": ["fight"], "ignore_activities": ["noFight"]}
+    ok = load_config(None, overrides={"model": fight, "cameras": cams, "inference": on})
+    assert validate_startup(ok).name == read_meta(REPO / "models" / "fight").name
+    (tmp_path / "model.json").write_text('{"kind": "linear", "coef": [1.0]}')
+    bad = {**on, "pretrained_model": str(tmp_path)}
+    config = load_config(None, overrides={"model": fight, "cameras": cams, "inference": bad})
+    with pytest.raises(ConfigError, match=r"^inference: cannot read pretrained fight model .*json"):
+        validate_startup(config)
+    # Off, the same directory is never read.
+    off = {**bad, "pretrained_fusion": False}
+    config = load_config(None, overrides={"model": fight, "cameras": cams, "inference": off})
+    assert validate_startup(config).name == read_meta(REPO / "models" / "fight").name
+
+
+def test_the_pretrained_rule_is_one_of_three() -> None:
+    with pytest.raises(ConfigError, match="pretrained_rule"):
+        load_config(None, overrides={"inference": {"pretrained_rule": "replace"}})

@@ -18,6 +18,7 @@ from har_daemon.core.paths import DEMO_MODEL_DIR
 Backend = Literal["auto", "keras", "litert"]
 SmoothingMethod = Literal["mean", "ema"]
 PoseRule = Literal["replace", "mean", "min"]
+PretrainedRule = Literal["mean", "min", "max"]
 
 
 class ModelConfig(Section):
@@ -206,7 +207,31 @@ class InferenceConfig(Section):
         "their pose is not trusted (fighters occlude each other).",
     )
 
-    @field_validator("pose_model", mode="after")
+    pretrained_fusion: bool = Field(
+        False,
+        title="Pretrained appearance fusion",
+        description="Person-centric models with a 'fight' class: each region window is also "
+        "scored by the pretrained appearance head (models/fight_pretrained: frozen ImageNet "
+        "MobileNetV2 embeddings of the region's 1.5x context square over the window's frames, a "
+        "logistic regression), fused with the fight model's score by pretrained_rule before "
+        "pose fusion; events carry pretrained_score. Costs one embedding (~2.5 ms) per region "
+        "per new frame (docs/calibration.md section 8).",
+    )
+    pretrained_rule: PretrainedRule = Field(
+        "mean",
+        title="Pretrained fusion rule",
+        description="The region's fight score: 'mean' of the fight model's and the pretrained "
+        "head's; 'min': the lower (either can veto an alert); 'max': the higher (either can "
+        "raise one).",
+    )
+    pretrained_model: ExpandedPath | None = Field(
+        None,
+        title="Pretrained appearance head",
+        description="Directory of the pretrained head's model.json (default: the bundled "
+        "models/fight_pretrained).",
+    )
+
+    @field_validator("pose_model", "pretrained_model", mode="after")
     @classmethod
     def _resolve_pose_model(cls, v: Path | None) -> Path | None:
         return None if v is None else resolve_relative(v)

@@ -25,6 +25,7 @@ from har_daemon.runtime.capture import check_file_source
 from har_daemon.runtime.events import Transition
 from har_daemon.runtime.inference import GapResult, InferenceScheduler, WindowResult
 from har_daemon.runtime.recognisers import ActivityResult
+from har_daemon.runtime.stats import collect_raw
 from har_daemon.runtime.zones import zone_problem
 
 REPLAY_CAMERA = "replay"
@@ -45,6 +46,8 @@ class Replay:
     window_span_s: float = 0.0
     finishes: list[float] = field(default_factory=list)  # where the tracker was told to finish
     zones: list[list[str] | None] = field(default_factory=list)  # per transition, with zones
+    counters: dict[str, Any] = field(default_factory=dict)
+    """The camera's stats at the end, as the daemon publishes them (plain numbers)."""
 
     def events(self) -> list[dict[str, Any]]:
         """The events the daemon would publish (without ids and sequence numbers)."""
@@ -197,4 +200,6 @@ def replay(
     out.duration_s = stats.frames_read / camera.capture.fps if camera.capture.fps else 0.0
     if camera.pipeline.people is not None:
         out.no_person_windows = camera.pipeline.people.stats.no_person_windows
+    raw = collect_raw({camera.name: camera}, scheduler, events=lambda _c: 0, uptime_s=0, now=0)
+    out.counters = dict(raw["cameras"][camera.name])
     return out

@@ -11,18 +11,22 @@ from collections.abc import Callable, Mapping, Sequence
 
 from har_daemon.config import CameraConfig, DaemonConfig
 from har_daemon.core.errors import ConfigError
+from har_daemon.model.appearance import load_encoder
 from har_daemon.model.backends import default_threads
 from har_daemon.model.fight_pose import FIGHT_POSE_DIR
 from har_daemon.model.fight_pose import load as load_fight_pose
 from har_daemon.model.meta import ModelMeta
 from har_daemon.model.person import PersonDetector
 from har_daemon.model.pose import PoseEstimator
+from har_daemon.model.pretrained_head import PRETRAINED_DIR
+from har_daemon.model.pretrained_head import load as load_pretrained
 from har_daemon.runtime.camera import Camera, FrameListener, StatusListener
 from har_daemon.runtime.falls import DETECT_SCORE, FALL_MODEL_DIR, FallStage, load_rule
 from har_daemon.runtime.fight_pose import FIGHT_ACTIVITY, FightPoseStage
 from har_daemon.runtime.history import FrameHistory
 from har_daemon.runtime.people import PeopleStage
 from har_daemon.runtime.policy import DecisionPolicy
+from har_daemon.runtime.pretrained import PretrainedStage
 from har_daemon.runtime.recognisers import FallRecogniser, fall_problem
 from har_daemon.runtime.zones import CameraZones
 
@@ -71,6 +75,9 @@ def build_cameras(
     fuse = inf.pose_fusion and rules is not None and FIGHT_ACTIVITY in meta.classes
     pose_model = load_fight_pose(inf.pose_model or FIGHT_POSE_DIR) if fuse else None
     pose = PoseEstimator(threads=default_threads()) if falls or fuse else None
+    fuse_pretrained = inf.pretrained_fusion and rules is not None and FIGHT_ACTIVITY in meta.classes
+    head = load_pretrained(inf.pretrained_model or PRETRAINED_DIR) if fuse_pretrained else None
+    encoder = load_encoder(threads=default_threads()) if fuse_pretrained else None
     built: dict[str, Camera] = {}
     for cam in cameras:
         people = None
@@ -135,4 +142,8 @@ def build_cameras(
             else:
                 fight_pose.detector, fight_pose.pose = detector, pose
             pipeline.fight_pose = fight_pose
+        if head is not None and encoder is not None and people is not None and rules is not None:
+            pipeline.pretrained = PretrainedStage(
+                head, encoder, rules, meta.classes.index(FIGHT_ACTIVITY), inf.pretrained_rule
+            )
     return built

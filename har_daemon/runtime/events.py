@@ -39,7 +39,7 @@ from har_daemon.config import InferenceConfig, default_of
 
 TransitionKind = Literal["start", "update", "end"]
 EndReason = Literal["below_exit", "takeover", "finish", "up", "gone"]
-SignalName = Literal["pose", "appearance"]
+SignalName = Literal["pose", "appearance", "pretrained"]
 """Falls end "up" (the person got up) or "gone" (their track was lost)."""
 
 
@@ -107,6 +107,8 @@ class Signal:
     """The pose model's, when it could score the region (None: nobody tracked there)."""
     reliable_people: int
     """People in the region whose pose was trusted (tall enough, keypoints seen)."""
+    pretrained: float | None = None
+    """The pretrained appearance head's fight score (runtime.pretrained), when it is fused."""
 
     def fields(self) -> dict[str, Any]:
         """The event fields that say why."""
@@ -115,6 +117,7 @@ class Signal:
             "appearance_score": round(self.appearance, 4),
             "pose_score": None if self.pose is None else round(self.pose, 4),
             "reliable_people": self.reliable_people,
+            **({} if self.pretrained is None else {"pretrained_score": round(self.pretrained, 4)}),
         }
 
 

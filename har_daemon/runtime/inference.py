@@ -27,6 +27,7 @@ from har_daemon.runtime.crop_ring import CropRing, KeptFrames, KeptWindow
 from har_daemon.runtime.events import ActivityState, ActivityTracker, Signal, Transition
 from har_daemon.runtime.fight_pose import FightPoseStage
 from har_daemon.runtime.people import PeopleStage, RegionTrack
+from har_daemon.runtime.pretrained import PretrainedStage
 from har_daemon.runtime.recognisers import ActivityResult, FallRecogniser
 from har_daemon.runtime.ring import FrameRing, StrideSchedule, Window
 from har_daemon.runtime.smoothing import Smoother
@@ -78,6 +79,7 @@ class CameraPipeline:
     people: PeopleStage | None = None  # person-centric models: where to crop the windows
     falls: FallRecogniser | None = None  # the fall recogniser, on the same frames
     fight_pose: FightPoseStage | None = None  # pose fusion for the fight score, if on
+    pretrained: PretrainedStage | None = None  # pretrained appearance fusion, if on
     classify: bool = True  # False: the camera runs other recognisers only
     zones: CameraZones | None = None  # the camera's zones and masks, if it has any
     last_result: WindowResult | None = None  # the newest scored window (the debug view's)
@@ -116,6 +118,7 @@ class _Job:
     zones: list[str] | None = None  # where the region's people stood (cameras with zones)
     box: Region | None = None  # the region in frame pixels
     signal: Signal | None = None  # pose fusion: which signal scored the region
+    pretrained: float | None = None  # the pretrained head's fight score of the region
 
 
 @dataclass(frozen=True)
@@ -134,7 +137,7 @@ class WindowResult:
     regions: tuple[tuple[list[float], int, list[str] | None], ...] = ()
     """Every region scored this window: (normalised region, track id, zones)."""
     signal: Signal | None = None
-    """Pose fusion on: which signal scored the region that speaks for the camera."""
+    """Pose or pretrained fusion on: which signal scored the region that speaks for the camera."""
 
 
 @dataclass(frozen=True)
@@ -302,6 +305,7 @@ class InferenceScheduler(threading.Thread):
                 not p.people.interacting(t_first, t_end, region),
                 p.people.zones_in(region, t_first, t_end, frame_hw),
                 region,
+                pretrained=None if p.pretrained is None else p.pretrained.score(kept, region),
             )
             for region, track in zip(regions, tracks, strict=True)
         ]
@@ -347,8 +351,13 @@ class InferenceScheduler(threading.Thread):
             cap = np.where(alert, (tc.exit_threshold + tc.enter_threshold) / 2, 1.0)
             ranked = []
             for job, prob in items:
+                if p.pretrained is not None and job.pretrained is not None:
+                    prob, job.signal = p.pretrained.signal(prob, job.pretrained)
                 if p.fight_pose is not None and job.box is not None:
+                    own = job.signal
                     prob, job.signal = p.fight_pose.signal(job.box, job.t_end, prob)
+                    if own is not None:  # the scores as each signal gave them
+                        job.signal = PretrainedStage.with_pose(job.signal, own)
                 gated = self._gated(p, job, prob)
                 capped = np.minimum(gated, cap) if job.alone else gated
                 ranked.append((job, prob, job.track.smoother.update(capped)))
@@ -409,6 +418,8 @@ class InferenceScheduler(threading.Thread):
             p.people.reset()
         if p.fight_pose is not None:
             p.fight_pose.reset()
+        if p.pretrained is not None:
+            p.pretrained.reset()
         if isinstance(p.ring, CropRing):
             p.ring.area = None
         at = p.last_window_end or self.frame_clock()

@@ -53,6 +53,9 @@ Raw snapshot (`RawStats`)::
           # optional, cameras with pose fusion (`[inference] pose_fusion`): the fight pose
           # stage's own looks, and the region windows its pose model scored
           "pose_looks": int, "pose_windows": int,
+          # optional, cameras with pretrained fusion (`[inference] pretrained_fusion`): the
+          # region windows the pretrained head scored, and the context crops it embedded
+          "pretrained_windows": int, "pretrained_embedded": int,
         },
       },
     }
@@ -138,6 +141,8 @@ class CameraRaw(TypedDict):
     fall_outside_zones: NotRequired[int]
     pose_looks: NotRequired[int]
     pose_windows: NotRequired[int]
+    pretrained_windows: NotRequired[int]
+    pretrained_embedded: NotRequired[int]
 
 
 class CameraStats(CameraRaw):
@@ -289,6 +294,10 @@ def _camera_raw(camera: Camera, events: int, now: float) -> CameraRaw:
     if fight_pose is not None:
         raw["pose_looks"] = fight_pose.looks
         raw["pose_windows"] = fight_pose.pose_windows
+    pretrained = camera.pipeline.pretrained
+    if pretrained is not None:
+        raw["pretrained_windows"] = pretrained.windows
+        raw["pretrained_embedded"] = pretrained.embedded
     return raw
 
 

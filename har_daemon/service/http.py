@@ -79,6 +79,14 @@ _CAMERA_COUNTERS = {
         "har_camera_pose_windows",
         "Region windows whose fight score the pose model gave (pose fusion).",
     ),
+    "pretrained_windows": (
+        "har_camera_pretrained_windows",
+        "Region windows the pretrained appearance head scored (pretrained fusion).",
+    ),
+    "pretrained_embedded": (
+        "har_camera_pretrained_embedded",
+        "Context crops the pretrained appearance encoder embedded (cache misses).",
+    ),
 }
 # per-camera gauges: raw key -> (metric name, help)
 _CAMERA_GAUGES = {

@@ -44,6 +44,8 @@ def raw_stats() -> dict[str, Any]:
         "fall_outside_zones": 2,
         "pose_looks": 30,
         "pose_windows": 12,
+        "pretrained_windows": 11,
+        "pretrained_embedded": 75,
         "enter_threshold": 0.73,
         "events": 4,
         "latency_ms_p50": 12.5,
@@ -182,6 +184,8 @@ def test_metrics_expose_the_stats(server: MetricsServer) -> None:
     assert value(s, "har_camera_fall_outside_zones_total", **door) == 2
     assert value(s, "har_camera_pose_looks_total", **door) == 30
     assert value(s, "har_camera_pose_windows_total", **door) == 12
+    assert value(s, "har_camera_pretrained_windows_total", **door) == 11
+    assert value(s, "har_camera_pretrained_embedded_total", **door) == 75
     assert value(s, "har_camera_enter_threshold", **door) == 0.73
     assert value(s, "har_camera_online", **door) == 1.0
     assert value(s, "har_camera_enabled", **door) == 1.0

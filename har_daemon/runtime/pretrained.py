@@ -1,0 +1,101 @@
+"""A camera's pretrained appearance signal for fights, fused with the fight model's score.
+
+The fight model (the person LRCN) alerts on brisk motion in quiet scenes; the frozen ImageNet
+MobileNetV2 with a logistic head (model.pretrained_head) was as good on the fight set and far
+quieter on the quiet corpus (docs/calibration.md sections 7 and 8). Each region window the
+fight model scores is also embedded: the region's context square (`CONTEXT` times its side,
+which the ring keeps: `regions.KEPT_MARGIN` is wider) of each of the window's frames, and the
+head's P(fight) is fused with the fight model's by `pretrained_rule`.
+
+Windows overlap (a new one every stride), so embeddings are cached per camera by (frame time,
+context box): a new window costs one embedding per region per new frame, not one per frame.
+The cache forgets frames older than the window being scored and holds at most `CACHE_MAX`.
+Runs on the inference thread (the encoder is not thread-safe: one for all cameras there).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+import numpy as np
+
+from har_daemon.config.inference import PretrainedRule
+from har_daemon.model.meta import PersonRegion
+from har_daemon.model.pretrained_head import PretrainedHead, context_box
+from har_daemon.model.regions import Region
+from har_daemon.runtime.crop_ring import KeptFrames
+from har_daemon.runtime.events import Signal
+from har_daemon.runtime.fight_pose import fused
+
+CACHE_MAX = 1024
+"""Embeddings a camera keeps at most (5 MB): 20 frames of up to 51 regions."""
+
+
+class Encoder(Protocol):
+    input_side: int
+
+    def embed(self, images: list[np.ndarray]) -> np.ndarray:
+        """(N, D) embeddings of N BGR uint8 pictures."""
+        ...
+
+
+def combine(rule: PretrainedRule, fight_model: float, pretrained: float) -> float:
+    """The region's fight score from both signals (config `pretrained_rule`)."""
+    if rule == "mean":
+        return (fight_model + pretrained) / 2
+    if rule == "min":
+        return min(fight_model, pretrained)
+    return max(fight_model, pretrained)
+
+
+@dataclass
+class PretrainedStage:
+    head: PretrainedHead
+    encoder: Encoder
+    rules: PersonRegion
+    """The fight model's person-region rules (the context square's rounding)."""
+    fight_index: int
+    rule: PretrainedRule = "mean"
+    windows: int = 0
+    """Region windows the pretrained head scored."""
+    embedded: int = 0
+    """Context crops embedded (cache misses)."""
+    _cache: dict[tuple[float, Region], np.ndarray] = field(default_factory=dict)
+
+    def score(self, kept: KeptFrames, region: Region) -> float:
+        """The head's P(fight) of `region` over the window in `kept`."""
+        times = kept.times[: kept.n]
+        oldest = float(times[0])
+        if len(self._cache) > CACHE_MAX or any(t < oldest for t, _ in self._cache):
+            self._cache = {k: v for k, v in self._cache.items() if k[0] >= oldest}
+            while len(self._cache) > CACHE_MAX:  # oldest first (insertion order)
+                del self._cache[next(iter(self._cache))]
+        box = context_box(region, kept.frame_hw, self.rules)
+        keys = [(float(t), box) for t in times]
+        todo = [i for i, k in enumerate(keys) if k not in self._cache]
+        if todo:
+            side = self.encoder.input_side
+            crops = kept.crop(box, (side, side), "area")
+            got = self.encoder.embed([crops[i] for i in todo])
+            self._cache.update({keys[i]: e for i, e in zip(todo, got, strict=True)})
+            self.embedded += len(todo)
+        return self.head.score(np.stack([self._cache[k] for k in keys]))
+
+    def signal(self, prob: np.ndarray, pretrained: float) -> tuple[np.ndarray, Signal]:
+        """The region's scores with the fight score fused, and why."""
+        own = float(prob[self.fight_index])
+        self.windows += 1
+        out = fused(prob, self.fight_index, combine(self.rule, own, pretrained))
+        return out, Signal("pretrained", own, None, 0, pretrained)
+
+    @staticmethod
+    def with_pose(pose: Signal, own: Signal) -> Signal:
+        """The pose stage's reason for a window whose appearance score was fused first: the
+        fight model's own score and the pretrained head's, as they were; where pose did not
+        speak, the fused pair did ("pretrained")."""
+        used = "pose" if pose.used == "pose" else own.used
+        return replace(pose, used=used, appearance=own.appearance, pretrained=own.pretrained)
+
+    def reset(self) -> None:
+        self._cache.clear()

@@ -1,0 +1,108 @@
+"""model.pretrained_head: the exported head scores as scikit-learn's pipeline does, and a bad
+model file is one ModelError naming it."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from har_daemon.core.errors import ModelError
+from har_daemon.model.appearance import EMBED_DIM
+from har_daemon.model.meta import read_meta
+from har_daemon.model.pretrained_head import (
+    CONTEXT,
+    FEATURES,
+    PRETRAINED_DIR,
+    context_box,
+    load,
+    window_features,
+)
+from tests.shared_data import REPO
+
+
+def _script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+af = _script("appearance_features")
+RNG = np.random.default_rng(1)
+
+
+def _write(folder: Path, exported: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    raw = {"kind": "linear", "input": "context_window_features", **exported}
+    (folder / "model.json").write_text(json.dumps(raw))
+    return folder
+
+
+def test_the_export_scores_as_scikit_learns_predict_proba(tmp_path: Path) -> None:
+    # Windows of random embeddings, the two labels apart in a few dimensions.
+    emb = RNG.gamma(1.0, 0.5, (80, 20, EMBED_DIM)).astype(np.float32)
+    y = np.arange(80) % 2
+    emb[y == 1, :, :40] += 0.6
+    x = window_features(emb)
+    pipe = af._fit(af.models()["logistic_regression"], x, y)
+    head = load(_write(tmp_path / "head", af.export_linear(pipe)))
+
+    fresh = RNG.gamma(1.0, 0.5, (12, 20, EMBED_DIM)).astype(np.float32)
+    fresh[:6, :, :40] += 0.6
+    want = pipe.predict_proba(window_features(fresh))[:, 1]
+    got = np.array([head.score(e) for e in fresh])
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    assert want.min() < 0.2 and want.max() > 0.8  # not a constant: the check can fail
+
+
+def test_the_bundled_head_loads_and_scores_a_window() -> None:
+    head = load(PRETRAINED_DIR)
+    assert head.coef.shape == (FEATURES,)
+    assert 0.0 <= head.score(np.zeros((20, EMBED_DIM), np.float32)) <= 1.0
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        None,  # no model.json
+        "{not json",
+        json.dumps({"kind": "trees", "input": "context_window_features"}),
+        json.dumps(
+            {
+                "kind": "linear",
+                "input": "context_window_features",
+                "coef": [0.0] * 5,
+                "intercept": 0.0,
+            }
+        ),
+        json.dumps(
+            {"kind": "linear", "input": "context_window_features", "coef": [0.0] * FEATURES}
+        ),
+    ],
+)
+def test_a_bad_model_file_is_one_model_error_naming_it(tmp_path: Path, content: str | None) -> None:
+    if content is not None:
+        (tmp_path / "model.json").write_text(content)
+    with pytest.raises(ModelError) as err:
+        load(tmp_path)
+    assert str(tmp_path / "model.json") in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_the_context_box_is_the_region_grown_by_half_inside_the_frame() -> None:
+    rules = read_meta(REPO / "models" / "fight").person_region
+    assert rules is not None
+    assert context_box((100, 100, 140, 140), (360, 480), rules) == (90, 90, 150, 150)
+    # At the frame's edge it shifts inside, not shrinks.
+    assert context_box((0, 0, 40, 40), (360, 480), rules) == (0, 0, 60, 60)
+    # Never larger than the frame's shorter side.
+    x1, y1, x2, y2 = context_box((0, 0, 300, 300), (360, 480), rules)
+    assert x2 - x1 == y2 - y1 == 360 and CONTEXT * 300 > 360
