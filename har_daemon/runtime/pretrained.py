@@ -7,9 +7,12 @@ fight model scores is also embedded: the region's context square (`CONTEXT` time
 which the ring keeps: `regions.KEPT_MARGIN` is wider) of each of the window's frames, and the
 head's P(fight) is fused with the fight model's by `pretrained_rule`.
 
-Windows overlap (a new one every stride), so embeddings are cached per camera by (frame time,
-context box): a new window costs one embedding per region per new frame, not one per frame.
-The cache forgets frames older than the window being scored and holds at most `CACHE_MAX`.
+Windows overlap (a new one every stride), so embeddings are cached per camera by frame time and
+context box, and a box that overlaps a cached one of the same frame by `REUSE_IOU` reuses its
+embedding: a region moves a little with its people from one window to the next, and exact boxes
+missed the cache on most frames (on a looped walking clip the tolerance took the embeddings
+per second of video from about 27 to the new frames' few). The cache forgets frames older than
+the window being scored and holds at most `CACHE_MAX`.
 Runs on the inference thread (the encoder is not thread-safe: one for all cameras there).
 """
 
@@ -27,9 +30,12 @@ from har_daemon.model.regions import Region
 from har_daemon.runtime.crop_ring import KeptFrames
 from har_daemon.runtime.events import Signal
 from har_daemon.runtime.fight_pose import fused
+from har_daemon.runtime.people import iou
 
 CACHE_MAX = 1024
 """Embeddings a camera keeps at most (5 MB): 20 frames of up to 51 regions."""
+REUSE_IOU = 0.8
+"""A context box this close to a cached one of the same frame reuses its embedding."""
 
 
 class Encoder(Protocol):
@@ -61,26 +67,34 @@ class PretrainedStage:
     """Region windows the pretrained head scored."""
     embedded: int = 0
     """Context crops embedded (cache misses)."""
-    _cache: dict[tuple[float, Region], np.ndarray] = field(default_factory=dict)
+    _cache: dict[float, list[tuple[Region, np.ndarray]]] = field(default_factory=dict)
+    """Per frame time, the context boxes embedded in that frame and their embeddings."""
+
+    def _cached(self, t: float, box: Region) -> np.ndarray | None:
+        best = max(self._cache.get(t, ()), key=lambda e: iou(e[0], box), default=None)
+        return best[1] if best is not None and iou(best[0], box) >= REUSE_IOU else None
+
+    def _forget(self, oldest: float) -> None:
+        self._cache = {t: v for t, v in self._cache.items() if t >= oldest}
+        while sum(len(v) for v in self._cache.values()) > CACHE_MAX:  # oldest frame first
+            del self._cache[min(self._cache)]
 
     def score(self, kept: KeptFrames, region: Region) -> float:
         """The head's P(fight) of `region` over the window in `kept`."""
-        times = kept.times[: kept.n]
-        oldest = float(times[0])
-        if len(self._cache) > CACHE_MAX or any(t < oldest for t, _ in self._cache):
-            self._cache = {k: v for k, v in self._cache.items() if k[0] >= oldest}
-            while len(self._cache) > CACHE_MAX:  # oldest first (insertion order)
-                del self._cache[next(iter(self._cache))]
+        times = [float(t) for t in kept.times[: kept.n]]
+        self._forget(times[0])
         box = context_box(region, kept.frame_hw, self.rules)
-        keys = [(float(t), box) for t in times]
-        todo = [i for i, k in enumerate(keys) if k not in self._cache]
+        embeddings = [self._cached(t, box) for t in times]
+        todo = [i for i, e in enumerate(embeddings) if e is None]
         if todo:
             side = self.encoder.input_side
             crops = kept.crop(box, (side, side), "area")
             got = self.encoder.embed([crops[i] for i in todo])
-            self._cache.update({keys[i]: e for i, e in zip(todo, got, strict=True)})
+            for i, e in zip(todo, got, strict=True):
+                embeddings[i] = e
+                self._cache.setdefault(times[i], []).append((box, e))
             self.embedded += len(todo)
-        return self.head.score(np.stack([self._cache[k] for k in keys]))
+        return self.head.score(np.stack(embeddings))
 
     def signal(self, prob: np.ndarray, pretrained: float) -> tuple[np.ndarray, Signal]:
         """The region's scores with the fight score fused, and why."""

@@ -9,8 +9,10 @@ time (this process, all threads: the model runtimes have their own) spent in tho
 second of video, fight alone, fight + fall (its own 0.2 s looks), fight + fall with
 `looks = "shared"` (only at the person stage's looks), with `looks = "tracked"` (0.2 s looks,
 the detector only at the person stage's) and with `looks = "adaptive"` (the person stage's
-looks, tracked ones between only while someone may be going down), alternated over several
-rounds (median), and the ratios to fight alone. The camera, detector, pose model and
+looks, tracked ones between only while someone may be going down), and the fight recogniser
+with the pretrained appearance fusion on (`[inference] pretrained_fusion`: a MobileNetV2
+embedding per region per new frame), alternated over several rounds (median), and the ratios
+to fight alone. The camera, detector, pose model and
 scheduler are the daemon's own (`runtime.cameras.build_cameras`), built from a config with
 `recognisers`.
 """
@@ -55,10 +57,13 @@ def _frames(meta: ModelMeta, seconds: float) -> list[tuple[np.ndarray, float]]:
     return out
 
 
-def _pipeline(model_dir: Path, meta: ModelMeta, fall: FallLooks | None) -> CameraPipeline:
+def _pipeline(
+    model_dir: Path, meta: ModelMeta, fall: FallLooks | None, pretrained: bool
+) -> CameraPipeline:
     recognisers = [{"kind": "classifier"}, *([{"kind": "fall", "looks": fall}] if fall else [])]
     config = DaemonConfig(
         model={"path": model_dir, "backend": "litert"},
+        inference={"pretrained_fusion": pretrained},
         mqtt={"enabled": False},
         cameras=[{"name": "bench", "source": str(PEOPLE_CLIP), "recognisers": recognisers}],
     )
@@ -74,8 +79,9 @@ def _cpu_ms_per_s(
     meta: ModelMeta,
     frames: list[tuple[np.ndarray, float]],
     fall: FallLooks | None,
+    pretrained: bool = False,
 ) -> tuple[float, CameraPipeline]:
-    pipeline = _pipeline(model_dir, meta, fall)
+    pipeline = _pipeline(model_dir, meta, fall, pretrained)
     scheduler = InferenceScheduler(
         create_backend("litert", model_dir), meta, [pipeline], lambda _r: None,
         gap_sink=lambda _r: None, activity_sink=lambda _r: None,
@@ -109,7 +115,8 @@ def measure_recognisers(args: argparse.Namespace) -> dict[str, Any]:
     progress(f"recognisers: {meta.name} alone and with the fall recogniser, {seconds:.0f} s x "
              f"{ROUNDS} rounds of a looped real clip")  # fmt: skip
     modes: tuple[FallLooks, ...] = ("own", "shared", "tracked", "adaptive")
-    ms: dict[str, list[float]] = {"alone": [], **{m: [] for m in modes}}
+    ms: dict[str, list[float]] = {"alone": [], "pretrained": [], **{m: [] for m in modes}}
+    embedded = 0
     looks: dict[str, tuple[int, int, int]] = {}
     for _ in range(ROUNDS):  # alternated: a load that changes meanwhile hits them all
         ms["alone"].append(_cpu_ms_per_s(model_dir, meta, frames, None)[0])
@@ -119,8 +126,12 @@ def measure_recognisers(args: argparse.Namespace) -> dict[str, Any]:
             assert pipeline.falls is not None
             st = pipeline.falls.stats
             looks[mode] = (st.looks, st.shared_looks, st.tracked_looks)
-    fight_ms, own_ms, shared_ms, tracked_ms, adaptive_ms = (
-        statistics.median(ms[k]) for k in ("alone", *modes)
+        spent, pipeline = _cpu_ms_per_s(model_dir, meta, frames, None, pretrained=True)
+        ms["pretrained"].append(spent)
+        assert pipeline.pretrained is not None
+        embedded = pipeline.pretrained.embedded
+    fight_ms, own_ms, shared_ms, tracked_ms, adaptive_ms, pretrained_ms = (
+        statistics.median(ms[k]) for k in ("alone", *modes, "pretrained")
     )
     return {
         "recognisers_model": meta.name,
@@ -142,4 +153,7 @@ def measure_recognisers(args: argparse.Namespace) -> dict[str, Any]:
         "fight_fall_adaptive_ratio": round(adaptive_ms / fight_ms, 2),
         "fall_looks_adaptive_mode": looks["adaptive"][0],
         "fall_looks_adaptive_following": looks["adaptive"][2],
+        "fight_pretrained_cpu_ms_per_s": round(pretrained_ms, 1),
+        "fight_pretrained_ratio": round(pretrained_ms / fight_ms, 2),
+        "pretrained_embedded": embedded,
     }

@@ -8,8 +8,10 @@ import pytest
 from har_daemon.model.appearance import EMBED_DIM
 from har_daemon.model.meta import read_meta
 from har_daemon.model.pretrained_head import PretrainedHead, context_box
+from har_daemon.runtime import pretrained
 from har_daemon.runtime.crop_ring import KeptFrames
-from har_daemon.runtime.pretrained import CACHE_MAX, PretrainedStage, combine
+from har_daemon.runtime.people import iou
+from har_daemon.runtime.pretrained import REUSE_IOU, PretrainedStage, combine
 from tests.shared_data import REPO
 
 RULES = read_meta(REPO / "models" / "fight").person_region
@@ -64,17 +66,35 @@ def test_overlapping_windows_embed_each_new_frame_once() -> None:
     assert stage.embedded == 45
     # The same frames again: nothing embedded, the same score.
     assert stage.score(_kept(5), region) == second and stage.embedded == 45
-    # Frames older than the window are forgotten, and the cache stays bounded.
-    assert all(t >= 0.5 - 1e-9 for t, _ in stage._cache)
-    boxes = {context_box((k, 0, k + 40, 40), HW, RULES) for k in range(0, 100)}
-    for k in range(0, 100):
-        stage.score(_kept(5), (k, 0, k + 40, 40))
-    new = len(boxes - {context_box((0, 0, 40, 40), HW, RULES)})
-    assert new * 20 > CACHE_MAX and stage.embedded == 45 + new * 20
-    assert len(stage._cache) <= CACHE_MAX + 20
+    # Frames older than the window are forgotten.
+    assert all(t >= 0.5 - 1e-9 for t in stage._cache)
     stage.reset()
     stage.score(_kept(5), region)
-    assert stage.embedded == 45 + new * 20 + 20
+    assert stage.embedded == 65
+
+
+def test_a_region_that_moves_a_little_reuses_its_embeddings() -> None:
+    stage, _ = _stage()
+    region, near, far = (40, 30, 80, 70), (42, 31, 82, 71), (100, 30, 140, 70)
+    box = context_box(region, HW, RULES)
+    assert iou(box, context_box(near, HW, RULES)) >= REUSE_IOU
+    assert iou(box, context_box(far, HW, RULES)) < REUSE_IOU
+    first = stage.score(_kept(0), region)
+    assert stage.score(_kept(0), near) == first and stage.embedded == 20
+    stage.score(_kept(0), far)
+    assert stage.embedded == 40
+
+
+def test_the_cache_stays_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pretrained, "CACHE_MAX", 50)
+    stage, _ = _stage()
+    regions = [(x, y, x + 20, y + 20) for x in (0, 70, 140) for y in (0, 100)]
+    boxes = [context_box(r, HW, RULES) for r in regions]
+    assert all(iou(a, b) < REUSE_IOU for i, a in enumerate(boxes) for b in boxes[:i])
+    for r in regions:
+        stage.score(_kept(5), r)
+        assert sum(len(v) for v in stage._cache.values()) <= 50 + 20
+    assert stage.embedded == 20 * len(regions)
 
 
 def test_the_score_follows_the_head_on_the_embeddings() -> None:

@@ -215,6 +215,8 @@ def test_bench_json_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
         adaptive = result["fall_looks_adaptive_mode"]
         assert adaptive == shared + result["fall_looks_adaptive_following"]
         assert result["fight_fall_adaptive_ratio"] > 1
+        # the pretrained appearance fusion: context crops embedded on the same windows
+        assert result["pretrained_embedded"] > 0 and result["fight_pretrained_ratio"] > 1
         # the person stage's memory at --latency-streams, beside the frame model's
         assert 20 < result["rss_mb_people"] < 4000
         # the fight pose stage: the bundled fight model (the demo has no fight class) with
