@@ -3,11 +3,8 @@ model file is one ModelError naming it."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -23,19 +20,9 @@ from har_daemon.model.pretrained_head import (
     load,
     window_features,
 )
-from tests.shared_data import REPO
+from tests.shared_data import REPO, load_script
 
-
-def _script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-af = _script("appearance_features")
+af = load_script("appearance_features")
 RNG = np.random.default_rng(1)
 
 

@@ -11,28 +11,13 @@ theirs by `pretrained_rule`: "min" never above either, "max" never below, "mean"
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from har_daemon.config import load_config
-from har_daemon.model.meta import read_meta
-from har_daemon.model.registry import create_backend
-from har_daemon.offline.replay import Replay, replay
-from tests.offline.test_fight_pose_fusion import EAGER, gym_clip  # noqa: F401 (a fixture)
-from tests.shared_data import REPO
+from har_daemon.offline.replay import Replay
+from tests.offline.test_fight_pose_fusion import _replay, _starts, gym_clip  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.slow
-
-
-def _replay(clip: Path, **inference: Any) -> Replay:
-    config = load_config(REPO / "config.example.toml", {"inference": {**EAGER, **inference}})
-    meta = read_meta(config.model.path)
-    return replay(clip, config, meta, create_backend("litert", config.model.path))
-
-
-def _starts(r: Replay) -> list[float]:
-    return [e["at_s"] for e in r.events() if e["type"] == "start"]
 
 
 def _alarming(r: Replay) -> int:

@@ -3,29 +3,16 @@ out-of-fold scores, thresholds and figures, on small synthetic arrays."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 from typing import ClassVar
 
 import numpy as np
 import pytest
 
 from har_daemon.training.dataset import ClipRecord
-from tests.shared_data import REPO
+from tests.shared_data import load_script
 
-
-def _script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-af = _script("appearance_features")
+af = load_script("appearance_features")
 RNG = np.random.default_rng(0)
 
 

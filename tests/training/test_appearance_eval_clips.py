@@ -3,10 +3,7 @@ model's regions of people, their context), which regions teach, the quiet window
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -15,19 +12,9 @@ from har_daemon.model.appearance import EMBED_DIM, load_encoder
 from har_daemon.model.person import PersonDetector
 from har_daemon.offline.clip import person_frames
 from har_daemon.training.dataset import ClipRecord
-from tests.shared_data import FIGHT_DATA, REPO, SHARED_DATA, require
+from tests.shared_data import FIGHT_DATA, SHARED_DATA, load_script, require
 
-
-def _script(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-ae = _script("appearance_eval")
+ae = load_script("appearance_eval")
 
 
 class Recording:

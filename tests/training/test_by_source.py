@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-from tests.shared_data import REPO
-
-
-def _script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("by_source", REPO / "scripts" / "by_source.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
+from tests.shared_data import load_script
 
 ROWS = [  # clip, true, predicted, fight probability
     ("fight/fi001.mp4", "fight", "fight", "0.9"),
@@ -44,7 +31,7 @@ def _rows() -> list[dict[str, str]]:
 
 
 def test_per_source_counts_labels_accuracy_and_both_recalls() -> None:
-    by_source = _script()
+    by_source = load_script("by_source")
     home, yt00, pooled = by_source.per_source(_rows(), SOURCES)
     assert (home.source, home.alert_clips, home.quiet_clips) == ("home", 0, 2)
     assert (home.accuracy, home.fight_recall, home.quiet_recall) == (1.0, None, 1.0)
@@ -57,14 +44,14 @@ def test_per_source_counts_labels_accuracy_and_both_recalls() -> None:
 
 
 def test_a_threshold_calls_the_alert_class_by_its_probability() -> None:
-    yt00 = _script().per_source(_rows(), SOURCES, threshold=0.35)[1]
+    yt00 = load_script("by_source").per_source(_rows(), SOURCES, threshold=0.35)[1]
     assert (yt00.fight_recall, yt00.quiet_recall) == (1.0, 0.0)
 
 
 def test_model_filter_keeps_only_the_split_it_held_out(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    by_source = _script()
+    by_source = load_script("by_source")
     report, data, model = tmp_path / "report", tmp_path / "data", tmp_path / "model"
     for d in (report, data, model):
         d.mkdir()
