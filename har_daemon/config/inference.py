@@ -233,7 +233,7 @@ class InferenceConfig(Section):
 
     @field_validator("pose_model", "pretrained_model", mode="after")
     @classmethod
-    def _resolve_pose_model(cls, v: Path | None) -> Path | None:
+    def _resolve_model_dirs(cls, v: Path | None) -> Path | None:
         return None if v is None else resolve_relative(v)
 
     @field_validator("exit_threshold")

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from har_daemon.config.inference import PoseRule
+from har_daemon.config.inference import PoseRule, PretrainedRule
 from har_daemon.model.fight_pose import FightPoseModel
 from har_daemon.model.fight_pose_features import (
     WINDOW_S,
@@ -61,13 +61,16 @@ def fused(prob: np.ndarray, index: int, score: float) -> np.ndarray:
     return out.astype(np.asarray(prob).dtype)
 
 
-def combine(rule: PoseRule, appearance: float, pose: float) -> float:
-    """The fight score where pose is reliable (config `pose_rule`)."""
+def combine(rule: PoseRule | PretrainedRule, appearance: float, other: float) -> float:
+    """The fight score from the fight model's and a second signal's (config `pose_rule`,
+    `pretrained_rule`): "replace" takes the other's, "max" the higher, "min" the lower."""
     if rule == "replace":
-        return pose
+        return other
     if rule == "mean":
-        return (appearance + pose) / 2
-    return min(appearance, pose)
+        return (appearance + other) / 2
+    if rule == "max":
+        return max(appearance, other)
+    return min(appearance, other)
 
 
 @dataclass

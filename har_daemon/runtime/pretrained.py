@@ -29,7 +29,7 @@ from har_daemon.model.pretrained_head import PretrainedHead, context_box
 from har_daemon.model.regions import Region
 from har_daemon.runtime.crop_ring import KeptFrames
 from har_daemon.runtime.events import Signal
-from har_daemon.runtime.fight_pose import fused
+from har_daemon.runtime.fight_pose import combine, fused
 from har_daemon.runtime.people import iou
 
 CACHE_MAX = 1024
@@ -44,15 +44,6 @@ class Encoder(Protocol):
     def embed(self, images: list[np.ndarray]) -> np.ndarray:
         """(N, D) embeddings of N BGR uint8 pictures."""
         ...
-
-
-def combine(rule: PretrainedRule, fight_model: float, pretrained: float) -> float:
-    """The region's fight score from both signals (config `pretrained_rule`)."""
-    if rule == "mean":
-        return (fight_model + pretrained) / 2
-    if rule == "min":
-        return min(fight_model, pretrained)
-    return max(fight_model, pretrained)
 
 
 @dataclass
@@ -71,8 +62,12 @@ class PretrainedStage:
     """Per frame time, the context boxes embedded in that frame and their embeddings."""
 
     def _cached(self, t: float, box: Region) -> np.ndarray | None:
-        best = max(self._cache.get(t, ()), key=lambda e: iou(e[0], box), default=None)
-        return best[1] if best is not None and iou(best[0], box) >= REUSE_IOU else None
+        overlap, best = max(
+            ((iou(b, box), e) for b, e in self._cache.get(t, ())),
+            key=lambda c: c[0],
+            default=(0.0, None),
+        )
+        return best if overlap >= REUSE_IOU else None
 
     def _forget(self, oldest: float) -> None:
         self._cache = {t: v for t, v in self._cache.items() if t >= oldest}

@@ -10,8 +10,9 @@ from har_daemon.model.meta import read_meta
 from har_daemon.model.pretrained_head import PretrainedHead, context_box
 from har_daemon.runtime import pretrained
 from har_daemon.runtime.crop_ring import KeptFrames
+from har_daemon.runtime.fight_pose import combine
 from har_daemon.runtime.people import iou
-from har_daemon.runtime.pretrained import REUSE_IOU, PretrainedStage, combine
+from har_daemon.runtime.pretrained import REUSE_IOU, PretrainedStage
 from tests.shared_data import REPO
 
 RULES = read_meta(REPO / "models" / "fight").person_region
