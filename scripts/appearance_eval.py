@@ -61,7 +61,7 @@ from appearance_features import (
     window_features,
 )
 
-from har_daemon.core.errors import DataError, VideoError
+from har_daemon.core.errors import DataError, ModelError, VideoError
 from har_daemon.core.paths import bundled
 from har_daemon.model.appearance import load_encoder
 from har_daemon.model.meta import read_meta
@@ -164,12 +164,15 @@ def cache_key(path: Path, encoder_id: list[object]) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
-def encoder_id(name: str) -> list[object]:
-    """What identifies the encoder: every file of the bundled models/appearance."""
+def encoder_id(name: str, side: int | None = None) -> list[object]:
+    """What identifies the encoder: every file of the bundled models/appearance, and the input
+    side when one other than the file's is asked for (`--side`)."""
     if name == "thumbnail":
         return ["thumbnail", Thumbnail.SIDE]
     folder = bundled("models/appearance")
-    return [[p.name, p.stat().st_size] for p in sorted(folder.iterdir()) if p.is_file()]
+    files: list[object] = [[p.name, p.stat().st_size] for p in sorted(folder.iterdir())
+                           if p.is_file()]  # fmt: skip
+    return files if side is None else [*files, ["side", side]]
 
 
 def _cached(path: Path, key: str, make) -> dict[str, np.ndarray]:
@@ -284,9 +287,12 @@ def build(args: argparse.Namespace):
     fold_of = fight_folds(records, args.folds, args.seed)
     quiet = read_quiet(args.quiet)
     enc: Encoder = (
-        Thumbnail() if args.encoder == "thumbnail" else load_encoder(threads=args.threads)
+        Thumbnail()
+        if args.encoder == "thumbnail"
+        else load_encoder(threads=args.threads, side=args.side)
     )
-    eid = encoder_id(args.encoder)
+    eid = encoder_id(args.encoder, args.side)
+    args.side = getattr(enc, "input_side", None)  # what ran, for the report
     detector = PersonDetector(threads=args.threads, score_threshold=RULES.min_score)
     lrcn = create_backend("litert", FIGHT_MODEL, threads=args.threads)
     y, fold, group, is_quiet = [], [], [], []
@@ -413,6 +419,16 @@ def summary(variants: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def add_side(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument(
+        "--side",
+        type=int,
+        default=None,
+        help="the encoder's input side in px (a multiple of 32; default: the model file's, "
+        "128); named, it keys the embedding cache",
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=REPO / ".." / "fight-people-data")
@@ -427,10 +443,11 @@ def main() -> None:
         default="mobilenetv2",
         help="the bundled models/appearance, or the 4x4-pixel control (Thumbnail)",
     )
+    add_side(ap)
     args = ap.parse_args()
     try:
         u, samples, (lrcn_p, lrcn_scene), folds = build(args)
-    except DataError as e:  # a missing folder, sources.csv or clip: one line, not a traceback
+    except (DataError, ModelError) as e:  # a missing folder or clip, a bad --side: one line
         print(f"appearance_eval: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     variants = evaluate(u, samples, args.folds, args.pca, args.seed)
@@ -443,6 +460,7 @@ def main() -> None:
         "window": {"frames": T, "fight_set": "evenly over the clip",
                    "quiet_spacing_s": META.frame_spacing_s, "quiet_step_s": QUIET_STEP_S},
         "encoder": args.encoder,
+        "side": args.side,
         "context": CONTEXT,
         "pca": args.pca,
         "max_quiet_fp": MAX_QUIET_FP,

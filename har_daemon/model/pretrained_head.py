@@ -5,7 +5,9 @@ Trained offline with scikit-learn (scripts/pretrained_head_write.py: standardise
 logistic regression, docs/calibration.md section 8). All three are linear up to the sigmoid,
 so `model.json` holds their product: one weight per window feature and a bias, which is exactly
 the pipeline's `predict_proba` (tests/model/test_pretrained_head.py) without scikit-learn in
-the daemon. The window features and the context square live here, written once for the
+the daemon. It also records `input_side`, the encoder's input size its embeddings were
+computed at: the daemon runs the encoder at that size (model.appearance serves any multiple of
+32 from the one file). The window features and the context square live here, written once for the
 evaluation scripts and the daemon alike.
 """
 
@@ -19,7 +21,7 @@ import numpy as np
 
 from har_daemon.core.errors import ModelError
 from har_daemon.core.paths import bundled
-from har_daemon.model.appearance import EMBED_DIM
+from har_daemon.model.appearance import EMBED_DIM, SIDE_RANGE, SIDE_STEP
 from har_daemon.model.meta import PersonRegion
 from har_daemon.model.regions import Region, square_region
 
@@ -58,6 +60,8 @@ class PretrainedHead:
     coef: np.ndarray
     """One weight per window feature (`FEATURES`), float64."""
     intercept: float
+    input_side: int
+    """The encoder's input side (px) the head was trained at, and must be served at."""
 
     def logit(self, features: np.ndarray) -> np.ndarray:
         """The log-odds of (..., FEATURES) window features."""
@@ -82,6 +86,12 @@ def load(model_dir: Path | str = PRETRAINED_DIR) -> PretrainedHead:
         intercept = float(raw["intercept"])
         if not np.isfinite(intercept):
             raise ValueError("intercept is not finite")
-        return PretrainedHead(coef, intercept)
+        side = raw["input_side"]
+        if type(side) is not int or side % SIDE_STEP or not SIDE_RANGE[0] <= side <= SIDE_RANGE[1]:
+            raise ValueError(
+                f"input_side must be a multiple of {SIDE_STEP} in {SIDE_RANGE[0]}..{SIDE_RANGE[1]}"
+                f", got {side!r}"
+            )
+        return PretrainedHead(coef, intercept, side)
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise ModelError(f"cannot read pretrained fight model {path}: {exc}") from None
