@@ -36,6 +36,15 @@ EMBED_DIM = 1280
 SIDE_STEP = 32
 """An input side must be a multiple of this: the network halves the picture five times."""
 SIDE_RANGE = (32, 512)
+"""The input sides allowed, least and most (px)."""
+
+
+def check_side(side: object) -> int:
+    """`side` when it is an input side the encoder can run at, else a ValueError saying why."""
+    lo, hi = SIDE_RANGE
+    if type(side) is not int or side % SIDE_STEP or not lo <= side <= hi:
+        raise ValueError(f"input side {side!r}: expected a multiple of {SIDE_STEP} in {lo}..{hi}")
+    return side
 
 
 class AppearanceEncoder:
@@ -50,11 +59,10 @@ class AppearanceEncoder:
         self, model_path: Path | str, *, threads: int | None = None, side: int | None = None
     ) -> None:
         path = Path(model_path)
-        if side is not None and (side % SIDE_STEP or not SIDE_RANGE[0] <= side <= SIDE_RANGE[1]):
-            raise ModelError(
-                f"appearance input side {side}: expected a multiple of {SIDE_STEP} in "
-                f"{SIDE_RANGE[0]}..{SIDE_RANGE[1]}"
-            )
+        try:
+            side = None if side is None else check_side(side)
+        except ValueError as exc:
+            raise ModelError(f"appearance model: {exc}") from None
         if not path.is_file():
             raise ModelError(f"appearance model {path} does not exist")
         try:

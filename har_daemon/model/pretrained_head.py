@@ -7,8 +7,8 @@ so `model.json` holds their product: one weight per window feature and a bias, w
 the pipeline's `predict_proba` (tests/model/test_pretrained_head.py) without scikit-learn in
 the daemon. It also records `input_side`, the encoder's input size its embeddings were
 computed at: the daemon runs the encoder at that size (model.appearance serves any multiple of
-32 from the one file). The window features and the context square live here, written once for the
-evaluation scripts and the daemon alike.
+32 from the one file). The window features and the context square live here, written once for
+the evaluation scripts and the daemon alike.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import numpy as np
 
 from har_daemon.core.errors import ModelError
 from har_daemon.core.paths import bundled
-from har_daemon.model.appearance import EMBED_DIM, SIDE_RANGE, SIDE_STEP
+from har_daemon.model.appearance import EMBED_DIM, check_side
 from har_daemon.model.meta import PersonRegion
 from har_daemon.model.regions import Region, square_region
 
@@ -86,12 +86,6 @@ def load(model_dir: Path | str = PRETRAINED_DIR) -> PretrainedHead:
         intercept = float(raw["intercept"])
         if not np.isfinite(intercept):
             raise ValueError("intercept is not finite")
-        side = raw["input_side"]
-        if type(side) is not int or side % SIDE_STEP or not SIDE_RANGE[0] <= side <= SIDE_RANGE[1]:
-            raise ValueError(
-                f"input_side must be a multiple of {SIDE_STEP} in {SIDE_RANGE[0]}..{SIDE_RANGE[1]}"
-                f", got {side!r}"
-            )
-        return PretrainedHead(coef, intercept, side)
+        return PretrainedHead(coef, intercept, check_side(raw["input_side"]))
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise ModelError(f"cannot read pretrained fight model {path}: {exc}") from None

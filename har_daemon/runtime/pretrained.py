@@ -9,11 +9,11 @@ head's P(fight) is fused with the fight model's by `pretrained_rule`.
 
 The encoder runs at the head's `input_side`. Windows overlap (a new one every stride), so
 embeddings are cached per camera by frame time and context box (only the frames that miss the
-cache are cropped), and a box that overlaps a cached one of the same frame by `REUSE_IOU` reuses its
-embedding: a region moves a little with its people from one window to the next, and exact boxes
-missed the cache on most frames (on a looped walking clip the tolerance took the embeddings
-per second of video from about 27 to the new frames' few). The cache forgets frames older than
-the window being scored and holds at most `CACHE_MAX`.
+cache are cropped), and a box that overlaps a cached one of the same frame by `REUSE_IOU`
+reuses its embedding: a region moves a little with its people from one window to the next,
+and exact boxes missed the cache on most frames (on a looped walking clip the tolerance took
+the embeddings per second of video from about 27 to the new frames' few). The cache forgets
+frames older than the window being scored and holds at most `CACHE_MAX`.
 Runs on the inference thread (the encoder is not thread-safe: one for all cameras there).
 """
 
