@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from har_daemon.config import DaemonConfig
 from har_daemon.model.appearance import EMBED_DIM
 from har_daemon.model.meta import read_meta
-from har_daemon.model.pretrained_head import PretrainedHead, context_box
+from har_daemon.model.pretrained_head import PRETRAINED_DIR, PretrainedHead, context_box
 from har_daemon.runtime import crop_ring, pretrained
+from har_daemon.runtime.cameras import build_cameras
 from har_daemon.runtime.crop_ring import KeptFrames
 from har_daemon.runtime.fight_pose import combine
 from har_daemon.runtime.people import iou
@@ -155,3 +160,23 @@ def test_the_rules_fuse_the_fight_score_and_keep_a_distribution(rule: str, want:
         0.2,
     )
     assert signal.fields()["pretrained_score"] == 0.2 and stage.windows == 1
+
+
+def test_the_daemon_runs_the_encoder_at_the_heads_input_side(tmp_path: Path) -> None:
+    """build_cameras reads the side from the head: a head trained at 96 gets a 96 encoder."""
+    raw = json.loads((PRETRAINED_DIR / "model.json").read_text())
+    (tmp_path / "model.json").write_text(json.dumps({**raw, "input_side": 96}))
+    fight = REPO / "models" / "fight"
+    config = DaemonConfig(
+        model={"path": fight, "backend": "litert"},
+        inference={"pretrained_fusion": True, "pretrained_model": tmp_path},
+        mqtt={"enabled": False},
+        cameras=[{"name": "c", "source": "x.mp4"}],
+    )
+    cams = build_cameras(
+        config, read_meta(fight), config.cameras, on_sampled=lambda _c: None,
+        on_status=lambda _c, _o: None, keep_frames=False,
+    )  # fmt: skip
+    stage = cams["c"].pipeline.pretrained
+    assert stage is not None
+    assert stage.head.input_side == stage.encoder.input_side == 96
