@@ -2,7 +2,7 @@
 folds grouped by source (fight set) and by scene (quiet corpus).
 
     nice -n 10 python scripts/appearance_eval.py [--data ../fight-people-data]
-        [--quiet ../shared/data/quiet] [--folds 5] [--seed 0]
+        [--quiet ../shared/data/quiet] [--folds 5] [--seed 0] [--side 96]
 
 Every clip of the fight training data (the 309 clips `models/fight` was trained on, read as
 `har-daemon cv` reads them: scan_dataset, grouped_kfold) is sampled as the shipped model takes
@@ -12,8 +12,9 @@ function `evaluate` and training cut their windows with). The quiet corpus is sa
 daemon samples a camera (model.json's frame spacing, the detector every `detect_every` samples)
 with a 20-frame window every ~1 s, each window's regions from its own looks. Each sampled frame
 is embedded three ways by model.appearance's encoder: the whole frame, each region, and each
-region's 1.5x wider context (`CONTEXT`). Embeddings are cached per clip under
-/tmp/har-appearance-cache (never in the repository): a rerun takes seconds.
+region's 1.5x wider context (`CONTEXT`), at the encoder file's input side or `--side`.
+Embeddings are cached per clip under /tmp/har-appearance-cache (never in the repository; a
+named side is part of the key): a rerun takes seconds.
 
 Window features (appearance_features.window_features: mean, std, mean absolute change of the
 20 embeddings) are classified by a logistic regression and a gradient-boosted tree (each after
