@@ -2,7 +2,7 @@
 folds grouped by source (fight set) and by scene (quiet corpus).
 
     nice -n 10 python scripts/appearance_eval.py [--data ../fight-people-data]
-        [--quiet ../shared/data/quiet] [--folds 5] [--seed 0]
+        [--quiet ../shared/data/quiet] [--folds 5] [--seed 0] [--side 96]
 
 Every clip of the fight training data (the 309 clips `models/fight` was trained on, read as
 `har-daemon cv` reads them: scan_dataset, grouped_kfold) is sampled as the shipped model takes
@@ -12,8 +12,9 @@ function `evaluate` and training cut their windows with). The quiet corpus is sa
 daemon samples a camera (model.json's frame spacing, the detector every `detect_every` samples)
 with a 20-frame window every ~1 s, each window's regions from its own looks. Each sampled frame
 is embedded three ways by model.appearance's encoder: the whole frame, each region, and each
-region's 1.5x wider context (`CONTEXT`). Embeddings are cached per clip under
-/tmp/har-appearance-cache (never in the repository): a rerun takes seconds.
+region's 1.5x wider context (`CONTEXT`), at the encoder file's input side or `--side`.
+Embeddings are cached per clip under /tmp/har-appearance-cache (never in the repository; a
+named side is part of the key): a rerun takes seconds.
 
 Window features (appearance_features.window_features: mean, std, mean absolute change of the
 20 embeddings) are classified by a logistic regression and a gradient-boosted tree (each after
@@ -61,7 +62,7 @@ from appearance_features import (
     window_features,
 )
 
-from har_daemon.core.errors import DataError, VideoError
+from har_daemon.core.errors import DataError, ModelError, VideoError
 from har_daemon.core.paths import bundled
 from har_daemon.model.appearance import load_encoder
 from har_daemon.model.meta import read_meta
@@ -164,12 +165,15 @@ def cache_key(path: Path, encoder_id: list[object]) -> str:
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
-def encoder_id(name: str) -> list[object]:
-    """What identifies the encoder: every file of the bundled models/appearance."""
+def encoder_id(name: str, side: int | None = None) -> list[object]:
+    """What identifies the encoder: every file of the bundled models/appearance, and the input
+    side when one other than the file's is asked for (`--side`)."""
     if name == "thumbnail":
         return ["thumbnail", Thumbnail.SIDE]
     folder = bundled("models/appearance")
-    return [[p.name, p.stat().st_size] for p in sorted(folder.iterdir()) if p.is_file()]
+    files: list[object] = [[p.name, p.stat().st_size] for p in sorted(folder.iterdir())
+                           if p.is_file()]  # fmt: skip
+    return files if side is None else [*files, ["side", side]]
 
 
 def _cached(path: Path, key: str, make) -> dict[str, np.ndarray]:
@@ -284,9 +288,12 @@ def build(args: argparse.Namespace):
     fold_of = fight_folds(records, args.folds, args.seed)
     quiet = read_quiet(args.quiet)
     enc: Encoder = (
-        Thumbnail() if args.encoder == "thumbnail" else load_encoder(threads=args.threads)
+        Thumbnail()
+        if args.encoder == "thumbnail"
+        else load_encoder(threads=args.threads, side=args.side)
     )
-    eid = encoder_id(args.encoder)
+    eid = encoder_id(args.encoder, args.side)
+    args.side = getattr(enc, "input_side", None)  # what ran, for the report
     detector = PersonDetector(threads=args.threads, score_threshold=RULES.min_score)
     lrcn = create_backend("litert", FIGHT_MODEL, threads=args.threads)
     y, fold, group, is_quiet = [], [], [], []
@@ -413,6 +420,16 @@ def summary(variants: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def add_side(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument(
+        "--side",
+        type=int,
+        default=None,
+        help="the encoder's input side in px (a multiple of 32; default: the model file's, "
+        "128); named, it keys the embedding cache",
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=REPO / ".." / "fight-people-data")
@@ -427,10 +444,11 @@ def main() -> None:
         default="mobilenetv2",
         help="the bundled models/appearance, or the 4x4-pixel control (Thumbnail)",
     )
+    add_side(ap)
     args = ap.parse_args()
     try:
         u, samples, (lrcn_p, lrcn_scene), folds = build(args)
-    except DataError as e:  # a missing folder, sources.csv or clip: one line, not a traceback
+    except (DataError, ModelError) as e:  # a missing folder or clip, a bad --side: one line
         print(f"appearance_eval: {e}", file=sys.stderr)
         raise SystemExit(2) from None
     variants = evaluate(u, samples, args.folds, args.pca, args.seed)
@@ -443,6 +461,7 @@ def main() -> None:
         "window": {"frames": T, "fight_set": "evenly over the clip",
                    "quiet_spacing_s": META.frame_spacing_s, "quiet_step_s": QUIET_STEP_S},
         "encoder": args.encoder,
+        "side": args.side,
         "context": CONTEXT,
         "pca": args.pca,
         "max_quiet_fp": MAX_QUIET_FP,

@@ -3,13 +3,15 @@ pretrained_fusion`): a logistic regression on the context window features of the
 MobileNetV2, the variant docs/calibration.md section 7 found quietest on the quiet corpus.
 
     nice -n 10 python scripts/pretrained_head_write.py --write models/fight_pretrained
-        [--data ../fight-people-data] [--exclude CLIPS.csv ...]
+        [--data ../fight-people-data] [--exclude CLIPS.csv ...] [--side 96]
 
 Trains on every fight-set clip (each clip's teaching regions, as scripts/appearance_eval.py),
 without quiet negatives, leaving out the clips named in the `clip` column of each --exclude
 CSV (a fold stream's clips.csv: to measure the head on streams it never saw). Embeddings come
-from appearance_eval's cache (/tmp/har-appearance-cache; computed on a miss). Writes
-DIR/model.json (model.pretrained_head's arrays) with its provenance.
+from appearance_eval's cache (/tmp/har-appearance-cache; computed on a miss), at the encoder's
+input --side (default: the model file's); the head records it as `input_side`, the size the
+daemon then runs the encoder at. Writes DIR/model.json (model.pretrained_head's arrays) with
+its provenance.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import appearance_eval as ae
 from appearance_features import PCA_DIMS, _fit, export_linear, models
 
-from har_daemon.core.errors import DataError, VideoError
+from har_daemon.core.errors import DataError, ModelError, VideoError
 from har_daemon.model.appearance import load_encoder
 from har_daemon.model.person import PersonDetector
 from har_daemon.model.pretrained_head import CONTEXT, MODEL_FILE, window_features
@@ -70,16 +72,17 @@ def main() -> None:
     ap.add_argument("--exclude", type=Path, nargs="*", default=[], help="clips.csv files")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ae.add_side(ap)
     args = ap.parse_args()
     try:
         skip = excluded(args.exclude)
+        enc = load_encoder(threads=args.threads, side=args.side)
         records = scan_dataset(args.data, ae.CLASSES)
-    except DataError as e:
+    except (DataError, ModelError) as e:
         print(f"pretrained_head_write: {e}", file=sys.stderr)
         raise SystemExit(2) from None
-    enc = load_encoder(threads=args.threads)
     detector = PersonDetector(threads=args.threads, score_threshold=ae.RULES.min_score)
-    eid = ae.encoder_id("mobilenetv2")
+    eid = ae.encoder_id("mobilenetv2", args.side)
     xs, ys, used, left_out = [], [], 0, 0
     for rec in records:
         if rec.path.stem in skip:
@@ -101,6 +104,7 @@ def main() -> None:
         "kind": "linear",
         "input": "context_window_features",
         "threshold": 0.5,
+        "input_side": enc.input_side,
         **export_linear(pipe),
         "provenance": {
             "command": "python scripts/pretrained_head_write.py "

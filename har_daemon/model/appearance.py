@@ -9,7 +9,10 @@ good for is for the models built on them to measure.
 Model facts relied on here (see models/appearance/NOTICE.md):
 
 * input: float32 [N, S, S, 3] RGB 0..255 (N open, S read from the file: 128 as shipped); the
-  ImageNet normalisation is inside the graph.
+  ImageNet normalisation is inside the graph. The network is fully convolutional up to a mean
+  over the last feature map, so the same file serves any other multiple of 32 by resizing its
+  input tensor (`side`): at 96 it matches the numpy reference of the upstream network as
+  closely as at 128 (tests/model/test_appearance.py) and costs about two thirds.
 * output: float32 [N, 1280], the mean over the last feature map (after ReLU6, so >= 0).
 """
 
@@ -30,6 +33,18 @@ from har_daemon.model.backends import default_threads
 APPEARANCE_DIR = bundled("models/appearance")
 MODEL_FILE = "appearance_model.tflite"
 EMBED_DIM = 1280
+SIDE_STEP = 32
+"""An input side must be a multiple of this: the network halves the picture five times."""
+SIDE_RANGE = (32, 512)
+"""The input sides allowed, least and most (px)."""
+
+
+def check_side(side: object) -> int:
+    """`side` when it is an input side the encoder can run at, else a ValueError saying why."""
+    lo, hi = SIDE_RANGE
+    if type(side) is not int or side % SIDE_STEP or not lo <= side <= hi:
+        raise ValueError(f"input side {side!r}: expected a multiple of {SIDE_STEP} in {lo}..{hi}")
+    return side
 
 
 class AppearanceEncoder:
@@ -40,8 +55,14 @@ class AppearanceEncoder:
     forms. Not thread-safe: one caller at a time.
     """
 
-    def __init__(self, model_path: Path | str, *, threads: int | None = None) -> None:
+    def __init__(
+        self, model_path: Path | str, *, threads: int | None = None, side: int | None = None
+    ) -> None:
         path = Path(model_path)
+        try:
+            side = None if side is None else check_side(side)
+        except ValueError as exc:
+            raise ModelError(f"appearance model: {exc}") from None
         if not path.is_file():
             raise ModelError(f"appearance model {path} does not exist")
         try:
@@ -61,10 +82,12 @@ class AppearanceEncoder:
             raise ModelError(f"{path}: expected one float32 [N, S, S, 3] input, got {in_shape}")
         if out_shape[-1:] != [EMBED_DIM]:
             raise ModelError(f"{path}: expected one [N, {EMBED_DIM}] output, got {out_shape}")
-        self.input_side: int = in_shape[1]
-        """The square side every picture is resized to, as the model file says."""
-        if in_shape[0] != 1:
-            self._interp.resize_tensor_input(inp[0]["index"], [1, *in_shape[1:]])
+        self.input_side: int = in_shape[1] if side is None else side
+        """The square side every picture is resized to: `side`, else the model file's."""
+        if in_shape[:3] != [1, self.input_side, self.input_side]:
+            self._interp.resize_tensor_input(
+                inp[0]["index"], [1, self.input_side, self.input_side, 3]
+            )
         self._interp.allocate_tensors()
         self._in, self._out = inp[0]["index"], out[0]["index"]
 
@@ -88,9 +111,12 @@ class AppearanceEncoder:
         return out
 
 
-def load_encoder(model_dir: Path | None = None, *, threads: int | None = None) -> AppearanceEncoder:
-    """The encoder in `model_dir` (default: the bundled `models/appearance`)."""
+def load_encoder(
+    model_dir: Path | None = None, *, threads: int | None = None, side: int | None = None
+) -> AppearanceEncoder:
+    """The encoder in `model_dir` (default: the bundled `models/appearance`), at input `side`
+    (default: the file's)."""
     folder = APPEARANCE_DIR if model_dir is None else Path(model_dir)
     if not folder.is_dir():
         raise ModelError(f"appearance model directory {folder} does not exist")
-    return AppearanceEncoder(folder / MODEL_FILE, threads=threads)
+    return AppearanceEncoder(folder / MODEL_FILE, threads=threads, side=side)

@@ -5,8 +5,10 @@ Trained offline with scikit-learn (scripts/pretrained_head_write.py: standardise
 logistic regression, docs/calibration.md section 8). All three are linear up to the sigmoid,
 so `model.json` holds their product: one weight per window feature and a bias, which is exactly
 the pipeline's `predict_proba` (tests/model/test_pretrained_head.py) without scikit-learn in
-the daemon. The window features and the context square live here, written once for the
-evaluation scripts and the daemon alike.
+the daemon. It also records `input_side`, the encoder's input size its embeddings were
+computed at: the daemon runs the encoder at that size (model.appearance serves any multiple of
+32 from the one file). The window features and the context square live here, written once for
+the evaluation scripts and the daemon alike.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 
 from har_daemon.core.errors import ModelError
 from har_daemon.core.paths import bundled
-from har_daemon.model.appearance import EMBED_DIM
+from har_daemon.model.appearance import EMBED_DIM, check_side
 from har_daemon.model.meta import PersonRegion
 from har_daemon.model.regions import Region, square_region
 
@@ -58,6 +60,8 @@ class PretrainedHead:
     coef: np.ndarray
     """One weight per window feature (`FEATURES`), float64."""
     intercept: float
+    input_side: int
+    """The encoder's input side (px) the head was trained at, and must be served at."""
 
     def logit(self, features: np.ndarray) -> np.ndarray:
         """The log-odds of (..., FEATURES) window features."""
@@ -82,6 +86,6 @@ def load(model_dir: Path | str = PRETRAINED_DIR) -> PretrainedHead:
         intercept = float(raw["intercept"])
         if not np.isfinite(intercept):
             raise ValueError("intercept is not finite")
-        return PretrainedHead(coef, intercept)
+        return PretrainedHead(coef, intercept, check_side(raw["input_side"]))
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
         raise ModelError(f"cannot read pretrained fight model {path}: {exc}") from None

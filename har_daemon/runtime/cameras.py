@@ -77,7 +77,9 @@ def build_cameras(
     pose = PoseEstimator(threads=default_threads()) if falls or fuse else None
     fuse_pretrained = inf.pretrained_fusion and rules is not None and FIGHT_ACTIVITY in meta.classes
     head = load_pretrained(inf.pretrained_model or PRETRAINED_DIR) if fuse_pretrained else None
-    encoder = load_encoder(threads=default_threads()) if fuse_pretrained else None
+    encoder = (
+        load_encoder(threads=default_threads(), side=head.input_side) if head is not None else None
+    )
     built: dict[str, Camera] = {}
     for cam in cameras:
         people = None

@@ -16,6 +16,7 @@ the next).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -56,28 +57,38 @@ class KeptFrames:
         return self.pixels[i, : h * w * 3].reshape(h, w, 3)
 
     def crop(
-        self, region: Region, size_hw: tuple[int, int], interpolation: Interpolation = "area"
+        self,
+        region: Region,
+        size_hw: tuple[int, int],
+        interpolation: Interpolation = "area",
+        frames: Sequence[int] | None = None,
     ) -> np.ndarray:
-        """(n, *size_hw, 3): `region` of every frame at the model's size. A frame whose kept
-        box misses the region entirely repeats the nearest frame that has it (grey when none
-        does)."""
-        out = np.empty((self.n, *size_hw, 3), np.uint8)
-        have = np.zeros(self.n, bool)
-        for i in range(self.n):
-            x1, y1, x2, y2 = (int(v) for v in self.boxes[i])
-            box = (x1, y1, x2, y2)
-            crop = crop_kept(
-                self.frame(i), box, int(self.shrinks[i]), region, size_hw, interpolation
-            )
-            if crop is not None:
-                out[i], have[i] = crop, True
-        if not have.all():
-            found = np.flatnonzero(have)
-            if not len(found):
-                out[:] = 128
-            else:
-                for i in np.flatnonzero(~have):
-                    out[i] = out[found[np.argmin(np.abs(found - i))]]
+        """(len(frames), *size_hw, 3): `region` of each of `frames` (default: all n, oldest
+        first) at the model's size. A frame whose kept box misses the region entirely repeats
+        the nearest frame of the window that has it, the older on a tie (grey when none does),
+        whether or not that frame was asked for: only the frames asked for are cropped, and
+        a neighbour only where one stands in."""
+        wanted = range(self.n) if frames is None else frames
+        made: dict[int, np.ndarray | None] = {}
+
+        def at(i: int) -> np.ndarray | None:
+            if i not in made:
+                x1, y1, x2, y2 = (int(v) for v in self.boxes[i])
+                made[i] = crop_kept(
+                    self.frame(i), (x1, y1, x2, y2), int(self.shrinks[i]), region, size_hw,
+                    interpolation,
+                )  # fmt: skip
+            return made[i]
+
+        out = np.empty((len(wanted), *size_hw, 3), np.uint8)
+        for k, i in enumerate(wanted):
+            if not 0 <= i < self.n:
+                raise IndexError(f"frame {i} is not in a window of {self.n}")
+            got = at(i)
+            near = (j for d in range(1, self.n) for j in (i - d, i + d) if 0 <= j < self.n)
+            while got is None and (j := next(near, None)) is not None:
+                got = at(j)
+            out[k] = 128 if got is None else got
         return out
 
 

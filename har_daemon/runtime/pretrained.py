@@ -7,12 +7,13 @@ fight model scores is also embedded: the region's context square (`CONTEXT` time
 which the ring keeps: `regions.KEPT_MARGIN` is wider) of each of the window's frames, and the
 head's P(fight) is fused with the fight model's by `pretrained_rule`.
 
-Windows overlap (a new one every stride), so embeddings are cached per camera by frame time and
-context box, and a box that overlaps a cached one of the same frame by `REUSE_IOU` reuses its
-embedding: a region moves a little with its people from one window to the next, and exact boxes
-missed the cache on most frames (on a looped walking clip the tolerance took the embeddings
-per second of video from about 27 to the new frames' few). The cache forgets frames older than
-the window being scored and holds at most `CACHE_MAX`.
+The encoder runs at the head's `input_side`. Windows overlap (a new one every stride), so
+embeddings are cached per camera by frame time and context box (only the frames that miss the
+cache are cropped), and a box that overlaps a cached one of the same frame by `REUSE_IOU`
+reuses its embedding: a region moves a little with its people from one window to the next,
+and exact boxes missed the cache on most frames (on a looped walking clip the tolerance took
+the embeddings per second of video from about 27 to the new frames' few). The cache forgets
+frames older than the window being scored and holds at most `CACHE_MAX`.
 Runs on the inference thread (the encoder is not thread-safe: one for all cameras there).
 """
 
@@ -61,6 +62,13 @@ class PretrainedStage:
     _cache: dict[float, list[tuple[Region, np.ndarray]]] = field(default_factory=dict)
     """Per frame time, the context boxes embedded in that frame and their embeddings."""
 
+    def __post_init__(self) -> None:
+        if self.encoder.input_side != self.head.input_side:
+            raise ValueError(
+                f"the encoder runs at {self.encoder.input_side} px, the head was trained at "
+                f"{self.head.input_side} px"
+            )
+
     def _cached(self, t: float, box: Region) -> np.ndarray | None:
         overlap, best = max(
             ((iou(b, box), e) for b, e in self._cache.get(t, ())),
@@ -83,8 +91,7 @@ class PretrainedStage:
         todo = [i for i, e in enumerate(embeddings) if e is None]
         if todo:
             side = self.encoder.input_side
-            crops = kept.crop(box, (side, side), "area")
-            got = self.encoder.embed([crops[i] for i in todo])
+            got = self.encoder.embed(list(kept.crop(box, (side, side), "area", todo)))
             for i, e in zip(todo, got, strict=True):
                 embeddings[i] = e
                 self._cache.setdefault(times[i], []).append((box, e))

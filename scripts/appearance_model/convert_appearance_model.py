@@ -78,6 +78,8 @@ OTHER_SCENES = (
     (DATA / "quiet" / "intel_office_one_by_one.mp4", 8.0),
     (DATA / "falls" / "gmdcsa24" / "adl" / "s2_adl_23.mp4", 1.0),
 )
+GOLDEN_SIDES = (96,)
+"""Other input sides the golden check holds the file to (model.appearance: `side`)."""
 GOLDEN_IMAGE = "models/demo/accuracy.png"
 """A bundled picture of har-daemon's own (a training chart: lines, text, no third-party data),
 copied beside the tests' golden embedding of it."""
@@ -302,13 +304,18 @@ def bench(state: dict[str, np.ndarray], fp16: bool, runs: int = 60) -> None:
 
 def write_golden(state: dict[str, np.ndarray], side: int, folder: Path) -> None:
     """GOLDEN_IMAGE and the numpy reference's embedding of it (resized as the wrapper does), for
-    the test that holds the shipped file to the upstream network without the weights file."""
+    the test that holds the shipped file to the upstream network without the weights file: at
+    the file's `side` (appearance_check.npy) and at each of GOLDEN_SIDES the same file serves
+    with its input resized (appearance_check_<side>.npy)."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "appearance_check.png").write_bytes(bundled(GOLDEN_IMAGE).read_bytes())
     frame = cv2.imread(str(folder / "appearance_check.png"), cv2.IMREAD_COLOR)
-    want = ref.forward(state, ref.preprocess(model_input(frame, side)))[0]
-    np.save(folder / "appearance_check.npy", want.astype(np.float32))
-    log(f"golden: {folder}/appearance_check.png and .npy (side {side})")
+    for s, name in [(side, "appearance_check.npy")] + [
+        (s, f"appearance_check_{s}.npy") for s in GOLDEN_SIDES if s != side
+    ]:
+        want = ref.forward(state, ref.preprocess(model_input(frame, s)))[0]
+        np.save(folder / name, want.astype(np.float32))
+        log(f"golden: {folder}/{name} (side {s})")
 
 
 def main(argv: list[str] | None = None) -> int:

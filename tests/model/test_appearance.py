@@ -77,9 +77,17 @@ def test_input_is_the_models_square_in_rgb(encoder):
         encoder.prepare(blue.astype(np.float32))
 
 
-def test_the_shipped_file_matches_the_upstream_network(encoder):
+@pytest.mark.parametrize("side", [None, 96])
+def test_the_shipped_file_matches_the_upstream_network(encoder, side):
+    """At the file's own side and at 96, which the same file serves with its input resized."""
     image = cv2.imread(str(GOLDEN / "appearance_check.png"), cv2.IMREAD_COLOR)
-    want = np.load(GOLDEN / "appearance_check.npy")
+    if side is None:
+        want = np.load(GOLDEN / "appearance_check.npy")
+    else:
+        want = np.load(GOLDEN / f"appearance_check_{side}.npy")
+        encoder = ma.load_encoder(side=side)
+        assert encoder.input_side == side
+        assert encoder.prepare(image).shape == (1, side, side, 3)
     got = encoder.embed([image])[0]
     rel = np.abs(got - want).max() / np.abs(want).max()
     assert rel < 1e-3, rel
@@ -97,6 +105,22 @@ def test_the_same_person_is_closer_than_people_of_other_scenes(encoder, detector
     within = [_cos(emb[i], emb[j]) for i in range(3) for j in range(i + 1, 3)]
     across = [_cos(emb[i], emb[j]) for i in range(3) for j in range(3, 6)]
     assert min(within) > max(across) + 0.1, (within, across)
+
+
+def test_the_side_differs_from_the_files_and_changes_the_features(encoder):
+    """The resized input is really used: 96 and 128 give different (but close) features."""
+    image = cv2.imread(str(GOLDEN / "appearance_check.png"), cv2.IMREAD_COLOR)
+    at_96 = ma.load_encoder(side=96).embed([image])[0]
+    at_file = encoder.embed([image])[0]
+    assert encoder.input_side == 128
+    assert not np.allclose(at_96, at_file, rtol=1e-2)
+    assert _cos(at_96, at_file) > 0.8
+
+
+@pytest.mark.parametrize("side", [0, 100, 16, 1024])
+def test_a_side_that_is_not_a_multiple_of_32_in_range_is_a_model_error(side):
+    with pytest.raises(ModelError, match=f"input side {side}: expected a multiple of 32"):
+        ma.load_encoder(side=side)
 
 
 def test_a_missing_directory_or_file_is_a_model_error(tmp_path):

@@ -28,7 +28,7 @@ RNG = np.random.default_rng(1)
 
 def _write(folder: Path, exported: dict) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    raw = {"kind": "linear", "input": "context_window_features", **exported}
+    raw = {"kind": "linear", "input": "context_window_features", "input_side": 96, **exported}
     (folder / "model.json").write_text(json.dumps(raw))
     return folder
 
@@ -41,6 +41,7 @@ def test_the_export_scores_as_scikit_learns_predict_proba(tmp_path: Path) -> Non
     x = window_features(emb)
     pipe = af._fit(af.models()["logistic_regression"], x, y)
     head = load(_write(tmp_path / "head", af.export_linear(pipe)))
+    assert head.input_side == 96
 
     fresh = RNG.gamma(1.0, 0.5, (12, 20, EMBED_DIM)).astype(np.float32)
     fresh[:6, :, :40] += 0.6
@@ -53,6 +54,7 @@ def test_the_export_scores_as_scikit_learns_predict_proba(tmp_path: Path) -> Non
 def test_the_bundled_head_loads_and_scores_a_window() -> None:
     head = load(PRETRAINED_DIR)
     assert head.coef.shape == (FEATURES,)
+    assert head.input_side in (96, 128)
     assert 0.0 <= head.score(np.zeros((20, EMBED_DIM), np.float32)) <= 1.0
 
 
@@ -72,6 +74,18 @@ def test_the_bundled_head_loads_and_scores_a_window() -> None:
         ),
         json.dumps(
             {"kind": "linear", "input": "context_window_features", "coef": [0.0] * FEATURES}
+        ),
+        *(
+            json.dumps(
+                {
+                    "kind": "linear",
+                    "input": "context_window_features",
+                    "coef": [0.0] * FEATURES,
+                    "intercept": 0.0,
+                    **side,
+                }
+            )
+            for side in ({}, {"input_side": 100}, {"input_side": "96"}, {"input_side": 1024})
         ),
     ],
 )

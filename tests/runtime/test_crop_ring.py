@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from har_daemon.model.preprocess import resize_frame
 from har_daemon.model.regions import crop_window
+from har_daemon.runtime import crop_ring
 from har_daemon.runtime.crop_ring import CropRing, KeptFrames
 from har_daemon.runtime.ring import StrideSchedule
 
@@ -62,6 +64,54 @@ def test_a_region_the_kept_box_missed_repeats_the_nearest_frame_that_has_it() ->
     np.testing.assert_array_equal(crops[2:], want)
     np.testing.assert_array_equal(crops[0], want[0])  # frames 0 and 1 repeat frame 2
     np.testing.assert_array_equal(crops[1], want[0])
+
+
+def _calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Which frames `KeptFrames.crop` cut (by the kept pixels' first byte: frame k is k grey)."""
+    seen: list[int] = []
+    real = crop_ring.crop_kept
+
+    def counting(kept: np.ndarray, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.append(int(kept[0, 0, 0]))
+        return real(kept, *args, **kwargs)
+
+    monkeypatch.setattr(crop_ring, "crop_kept", counting)
+    return seen
+
+
+def _greys(has_region: list[bool]) -> KeptFrames:
+    """Frame k uniformly k grey, kept whole where `has_region[k]`, else only a corner box the
+    region (40, 40, 80, 80) misses."""
+    hw, n = (120, 160), len(has_region)
+    out = KeptFrames(frame_hw=hw, n=n)
+    out.fit(n, hw[0] * hw[1])
+    for k, has in enumerate(has_region):
+        box = (0, 0, 160, 120) if has else (120, 0, 160, 30)
+        out.boxes[k], out.shapes[k], out.shrinks[k] = box, (box[3], box[2] - box[0]), 1
+        out.frame(k)[...] = k
+    return out
+
+
+def test_a_subset_is_cut_alone_and_a_frame_missing_the_region_still_gets_its_neighbour(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    region, size = (40, 40, 80, 80), (8, 8)
+    kept = _greys([True] * 5 + [False] * 3 + [True] * 2)
+    whole = kept.crop(region, size)
+    assert [int(c[0, 0, 0]) for c in whole] == [0, 1, 2, 3, 4, 4, 4, 8, 8, 9]
+    seen = _calls(monkeypatch)
+    # Only the frames asked for are cut ...
+    np.testing.assert_array_equal(kept.crop(region, size, frames=[8, 9]), whole[8:])
+    assert seen == [8, 9]
+    # ... and a missing one's stand-in too, though not asked for (the older on a tie: 6 is as
+    # near 4 as 8 and takes 4's crop; 7 takes 8's).
+    seen.clear()
+    np.testing.assert_array_equal(kept.crop(region, size, frames=[5, 6, 7]), whole[5:8])
+    assert sorted(set(seen)) == [4, 5, 6, 7, 8] and len(seen) == 5
+    # Nobody has it: grey.
+    assert (_greys([False] * 3).crop(region, size, frames=[1]) == 128).all()
+    with pytest.raises(IndexError):
+        kept.crop(region, size, frames=[10])
 
 
 def test_latest_is_the_newest_whole_working_frame_and_a_new_size_starts_afresh() -> None:

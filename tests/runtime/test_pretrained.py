@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from har_daemon.config import DaemonConfig
 from har_daemon.model.appearance import EMBED_DIM
 from har_daemon.model.meta import read_meta
-from har_daemon.model.pretrained_head import PretrainedHead, context_box
-from har_daemon.runtime import pretrained
+from har_daemon.model.pretrained_head import PRETRAINED_DIR, PretrainedHead, context_box
+from har_daemon.runtime import crop_ring, pretrained
+from har_daemon.runtime.cameras import build_cameras
 from har_daemon.runtime.crop_ring import KeptFrames
 from har_daemon.runtime.fight_pose import combine
 from har_daemon.runtime.people import iou
@@ -49,7 +54,7 @@ def _stage(rule: str = "mean") -> tuple[PretrainedStage, RecordingEncoder]:
     enc = RecordingEncoder()
     coef = np.zeros(3 * EMBED_DIM)
     coef[0] = 1.0  # the logit is the mean embedding's first value: frames' mean grey / 255
-    return PretrainedStage(PretrainedHead(coef, 0.0), enc, RULES, 0, rule), enc  # type: ignore[arg-type]
+    return PretrainedStage(PretrainedHead(coef, 0.0, 16), enc, RULES, 0, rule), enc  # type: ignore[arg-type]
 
 
 def test_overlapping_windows_embed_each_new_frame_once() -> None:
@@ -72,6 +77,44 @@ def test_overlapping_windows_embed_each_new_frame_once() -> None:
     stage.reset()
     stage.score(_kept(5), region)
     assert stage.embedded == 65
+
+
+def _missing_from(kept: KeptFrames, first: int) -> KeptFrames:
+    """`kept` with frames `first`.. kept only in a corner the test region's context misses."""
+    for i in range(first, kept.n):
+        kept.boxes[i], kept.shapes[i] = (120, 0, 160, 30), (30, 40)
+        kept.frame(i)[...] = 0
+    return kept
+
+
+def test_only_the_new_frames_are_cut_and_one_missing_the_region_takes_its_neighbours(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stage, enc = _stage()
+    region = (40, 30, 80, 70)
+    stage.score(_kept(0), region)
+    cut: list[int] = []
+    real = crop_ring.crop_kept
+    monkeypatch.setattr(
+        crop_ring, "crop_kept", lambda kept, *a, **k: cut.append(1) or real(kept, *a, **k)
+    )
+    stage.score(_kept(5), region)  # frames 20..24 new: cut those five, not the window's 20
+    assert len(cut) == 5 and stage.embedded == 25
+    # The next window's new frames 25..29 all miss the region (the ring kept another corner):
+    # they repeat frame 24's crop, which is cached, not new, and is cut again to stand in.
+    cut.clear()
+    enc.pictures.clear()
+    stage.score(_missing_from(_kept(10), 15), region)
+    assert stage.embedded == 30 and len(enc.pictures) == 5
+    assert [float(p.mean()) for p in enc.pictures] == [24.0] * 5
+    assert len(cut) == 5 + 1
+
+
+def test_an_encoder_at_another_side_than_the_heads_is_refused() -> None:
+    assert RULES is not None
+    head = PretrainedHead(np.zeros(3 * EMBED_DIM), 0.0, 96)
+    with pytest.raises(ValueError, match="encoder runs at 16 px, the head was trained at 96"):
+        PretrainedStage(head, RecordingEncoder(), RULES, 0)  # type: ignore[arg-type]
 
 
 def test_a_region_that_moves_a_little_reuses_its_embeddings() -> None:
@@ -117,3 +160,23 @@ def test_the_rules_fuse_the_fight_score_and_keep_a_distribution(rule: str, want:
         0.2,
     )
     assert signal.fields()["pretrained_score"] == 0.2 and stage.windows == 1
+
+
+def test_the_daemon_runs_the_encoder_at_the_heads_input_side(tmp_path: Path) -> None:
+    """build_cameras reads the side from the head: a head trained at 96 gets a 96 encoder."""
+    raw = json.loads((PRETRAINED_DIR / "model.json").read_text())
+    (tmp_path / "model.json").write_text(json.dumps({**raw, "input_side": 96}))
+    fight = REPO / "models" / "fight"
+    config = DaemonConfig(
+        model={"path": fight, "backend": "litert"},
+        inference={"pretrained_fusion": True, "pretrained_model": tmp_path},
+        mqtt={"enabled": False},
+        cameras=[{"name": "c", "source": "x.mp4"}],
+    )
+    cams = build_cameras(
+        config, read_meta(fight), config.cameras, on_sampled=lambda _c: None,
+        on_status=lambda _c, _o: None, keep_frames=False,
+    )  # fmt: skip
+    stage = cams["c"].pipeline.pretrained
+    assert stage is not None
+    assert stage.head.input_side == stage.encoder.input_side == 96

@@ -103,6 +103,10 @@ def test_the_cache_answers_a_second_time_without_extracting(
     np.testing.assert_array_equal(first["a"], again["a"])
     assert ae._cached(path, "k2", lambda: {"a": np.zeros(1)})["a"].shape == (1,)
     assert ae.cache_key(path, ["enc", 1]) != ae.cache_key(path, ["enc", 2])
+    # Another input side is another cache entry; the file's own keeps the key it always had.
+    files = ae.encoder_id("mobilenetv2")
+    assert all(name != "side" for name, _ in files)
+    assert ae.encoder_id("mobilenetv2", 96) == [*files, ["side", 96]]
 
 
 def test_the_thumbnail_control_sees_only_colour_and_layout(detector: PersonDetector) -> None:

@@ -50,13 +50,16 @@ def test_it_writes_a_loadable_head_without_the_excluded_clips(tmp_path: Path) ->
     assert "Akt" in raw["provenance"]["data"]["fight_set"]
     head = load(tmp_path / "head")
     assert head.coef.any()
+    assert head.input_side == 128  # the model file's, as no --side was named
 
 
-@pytest.mark.parametrize("bad", ["data", "exclude"])
+@pytest.mark.parametrize("bad", ["data", "exclude", "side"])
 def test_bad_input_is_one_line_and_exit_2(tmp_path: Path, bad: str) -> None:
     args = ["--write", str(tmp_path / "head"), "--data", str(tmp_path / "missing")]
     if bad == "exclude":
         args = ["--write", str(tmp_path / "head"), "--exclude", str(tmp_path / "none.csv")]
+    if bad == "side":
+        args = [*args, "--side", "100"]
     done = _run(*args)
     assert done.returncode == 2
     lines = [ln for ln in done.stderr.splitlines() if ln.startswith("pretrained_head_write:")]
