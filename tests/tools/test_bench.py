@@ -174,17 +174,28 @@ def test_without_a_broker_latency_is_skipped_with_a_note(
     assert out["rss_mb"] > 0
 
 
-@needs_mosquitto
-def test_bench_json_smoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """The whole command with tiny settings: one JSON line on stdout, every figure present."""
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
+    """The whole command with tiny settings, run once, as a user runs it (no HAR_ variables, no
+    TF_CPP_MIN_LOG_LEVEL): the smoke test reads its figures, the stderr test its stderr."""
+    workdir = tmp_path_factory.mktemp("bench")
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAR_")}
-    env["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
     # One stream per stage: the search's step 1 is also the latency step, so each of the three
     # stages (frame model, person stage, fight pose stage) runs its daemon once.
     cmd = [sys.executable, "-m", "har_daemon", "bench", "--json", "--streams-max", "1",
            "--seconds", "6", "--warmup", "3", "--latency-streams", "1", "--runs", "5",
-           "--recognisers-seconds", "4", "--workdir", str(tmp_path)]  # fmt: skip
+           "--recognisers-seconds", "4", "--workdir", str(workdir)]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
+    return proc, workdir
+
+
+@needs_mosquitto
+def test_bench_json_smoke(
+    smoke_run: tuple[subprocess.CompletedProcess, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One JSON line on stdout, every figure present."""
+    proc, tmp_path = smoke_run
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1, proc.stdout
@@ -277,13 +288,11 @@ def test_tree_cpu_counts_this_process() -> None:
     assert tree_cpu_s(os.getpid()) > before
 
 
-def test_bench_stderr_has_no_gpu_noise_without_a_gpu() -> None:
+def test_bench_stderr_has_no_gpu_noise_without_a_gpu(
+    smoke_run: tuple[subprocess.CompletedProcess, Path],
+) -> None:
     """TensorFlow's start-up notes (cuda drivers, cuInit) are held back: only bench's progress."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HAR_")}
-    env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as a user runs it
-    cmd = [sys.executable, "-m", "har_daemon", "bench", "--streams-max", "0",
-           "--latency-streams", "0", "--runs", "3", "--recognisers-seconds", "0"]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO, env=env)
+    proc, _ = smoke_run
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "cuda" not in proc.stderr.lower() and "cuInit" not in proc.stderr, proc.stderr
     assert "bench: timing the litert backend" in proc.stderr

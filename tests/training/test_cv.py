@@ -18,6 +18,7 @@ from har_daemon.training.augment import AugmentConfig
 from har_daemon.training.dataset import scan_dataset
 from har_daemon.training.train import (
     TrainOptions,
+    TrainResult,
     _class_weights,
     batch_preparer,
     choose_alert_threshold,
@@ -210,38 +211,63 @@ def test_train_checks_explicit_records_and_alert_class(synth: Path, tmp_path: Pa
     assert not (tmp_path / "m").exists()
 
 
+def _seeded_options(data: Path, out: Path, seed: int, backend: str = "keras") -> TrainOptions:
+    return TrainOptions(
+        data_dir=data,
+        out_dir=out,
+        classes=CLASSES,
+        architecture="lrcn",
+        epochs=1,
+        seed=seed,
+        alert_class="HorseRace",
+        export_tflite=False,
+        eval_backend=backend,  # type: ignore[arg-type]
+        verbose=0,
+        workers=0,
+        sequence_length=6,  # small windows: neither the seeding nor the export's fidelity
+        frame_size=32,  # depends on their size
+    )
+
+
+@pytest.fixture(scope="module")
+def seeded_pair(synth: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, TrainResult]:
+    """Two trainings from one seed on the same clips and group split, one scored by Keras and
+    one by its LiteRT export (the backend only scores after training): the LiteRT test compares
+    their figures, the seed test their weights. Trained once for both: each training is mostly
+    TensorFlow tracing its graphs, whatever the size of the data. LRCN: its export's figures
+    stay further from the Keras ones when the LiteRT path is wrong than ConvLSTM's after one
+    epoch; the seeding does not depend on the architecture."""
+    root = tmp_path_factory.mktemp("seeded")
+    return {b: train(_seeded_options(synth, root / b, 7, b)) for b in ("keras", "litert")}
+
+
 def test_folds_scored_on_the_litert_export_get_the_keras_figures(
-    synth: Path, tmp_path: Path
+    seeded_pair: dict[str, TrainResult],
 ) -> None:
     """`cv --backend litert` scores each fold on the file the daemon serves: same weights
     (same seed, deterministic ops), the same per-clip verdicts and figures as Keras."""
-    records = scan_dataset(synth, CLASSES)
-    train_side, test_side = records[:14], records[14:]
-    results = {}
-    for backend in ("keras", "litert"):
-        opts = TrainOptions(
-            data_dir=synth,
-            out_dir=tmp_path / backend,
-            classes=CLASSES,
-            architecture="lrcn",
-            epochs=1,
-            alert_class="HorseRace",
-            export_tflite=False,
-            eval_backend=backend,  # type: ignore[arg-type]
-            verbose=0,
-            workers=0,
-            sequence_length=6,  # small windows: the export's fidelity does not depend on size
-            frame_size=32,
-        )
-        results[backend] = train(opts, train_records=train_side, test_records=test_side)
-    keras_run, litert_run = results["keras"], results["litert"]
-    assert (tmp_path / "litert" / "model.tflite").is_file()
-    assert not (tmp_path / "keras" / "model.tflite").exists()
+    keras_run, litert_run = seeded_pair["keras"], seeded_pair["litert"]
+    assert (litert_run.model_dir / "model.tflite").is_file()
+    assert not (keras_run.model_dir / "model.tflite").exists()
     assert litert_run.meta.evaluation["backend"] == "litert"
     assert keras_run.test_probabilities is not None and litert_run.test_probabilities is not None
     assert np.allclose(keras_run.test_probabilities, litert_run.test_probabilities, atol=1e-4)
     assert litert_run.test_report == keras_run.test_report
     assert litert_run.threshold_report == keras_run.threshold_report
+
+
+def test_training_is_reproducible_with_a_seed(
+    seeded_pair: dict[str, TrainResult], synth: Path, tmp_path: Path
+) -> None:
+    import keras
+
+    def weights(model_dir: Path) -> list[np.ndarray]:
+        return keras.models.load_model(model_dir / "model.keras").get_weights()
+
+    first, again = (weights(seeded_pair[b].model_dir) for b in ("keras", "litert"))
+    other = weights(train(_seeded_options(synth, tmp_path / "other", 8)).model_dir)
+    assert all(np.array_equal(x, y) for x, y in zip(first, again, strict=True))
+    assert not all(np.array_equal(x, y) for x, y in zip(first, other, strict=True))
 
 
 def test_augmented_batches_are_seeded_by_epoch_and_batch() -> None:
