@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     except ModelError as exc:
         print(f"fall_events: {exc}", file=sys.stderr)
         return 2
-    alerted = looks = calls = followed = stage_looks = own_looks = 0
+    alerted = looks = calls = followed = stage_looks = own_looks = posed = unposed = 0
     for video in args.videos:
         again = RotatedLook(detector, pose, args.look_mode)
         stage = FallStage(
@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         followed += stage.followed
         stage_looks += stage.looks_made
         own_looks += stage.own_looks
+        posed, unposed = posed + stage.posed, unposed + stage.unposed
         if args.summary:
             first = round(starts[0], 2) if starts else None
             print(f"{video.name} {len(starts)} {first}")
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"files with a fall start: {alerted} of {len(args.videos)}")
         print(f"turned second looks: {looks}, their extra model calls: {calls}")
         print(f"looks: {stage_looks}, of them without the detector's boxes: {own_looks}")
+        print(f"pose calls on the detector's boxes: {posed}, boxes too small to pose: {unposed}")
         if args.looks != "own":
             print(f"people followed from keypoints (pose calls, no detector): {followed}")
     return 0
