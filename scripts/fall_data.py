@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from har_daemon.model.person import PersonDetector
-from har_daemon.model.pose import MIN_SIDE_PX, POSE_FILE, PoseEstimator
+from har_daemon.model.pose import POSE_FILE, PoseEstimator
 from har_daemon.model.rotated import LOOK_SCALE
 from har_daemon.runtime.falls import DETECT_SCORE, SPACING_S
 from har_daemon.runtime.lying import (
@@ -31,7 +31,6 @@ from har_daemon.runtime.lying import (
     LookMode,
     RotatedLook,
     advance,
-    estimate_posable,
 )
 from har_daemon.runtime.poses import PoseTracks
 from har_daemon.video.frames import TimedFrames
@@ -99,10 +98,10 @@ class Seen:
 
 @functools.cache
 def pose_key() -> str:
-    """The MoveNet file the recordings are made with (its sha256) and the smallest box it is
-    called on, part of every cache key: a recording made with another pose model
-    (scripts/pose_model/) is never read back for this one."""
-    return f"|pose {hashlib.sha256(POSE_FILE.read_bytes()).hexdigest()} {MIN_SIDE_PX}"
+    """The MoveNet file the recordings are made with (its sha256), part of every cache key: a
+    recording made with another pose model (scripts/pose_model/) is never read back for this
+    one."""
+    return "|pose " + hashlib.sha256(POSE_FILE.read_bytes()).hexdigest()
 
 
 def _key(path: Path) -> str:
@@ -133,7 +132,7 @@ def extract(clip: Clip, detector: PersonDetector, pose: PoseEstimator) -> Seen:
         if len(b):
             frame_of.extend([len(times) - 1] * len(b))
             boxes.append(b)
-            kps.append(estimate_posable(pose, frame, b))
+            kps.append(pose.estimate(frame, b))
     seen = Seen(
         np.asarray(times, np.float32),
         np.asarray(frame_of, np.int32),

@@ -12,7 +12,7 @@ import pytest
 from har_daemon.core.errors import ModelError
 from har_daemon.model.person import PersonDetector
 from har_daemon.model.pose import KP, PoseEstimator
-from har_daemon.runtime.falls import FallStage, load_rule, play_file, rule_file
+from har_daemon.runtime.falls import FallStage, load_rule, play_file, pose_min_side, rule_file
 from har_daemon.runtime.lying import RotatedLook
 from tests.shared_data import FALLS_DATA, require
 
@@ -180,7 +180,7 @@ class ScriptedWithSmall(ScriptedPeople):
 
 def test_a_person_too_small_to_pose_is_tracked_without_a_pose_call_and_never_falls():
     people = ScriptedWithSmall()
-    stage = FallStage(people, people, load_rule())
+    stage = FallStage(people, people, load_rule(), min_side_px=pose_min_side("shared"))
     script = [200.0] * 10 + [230.0, 275.0, 290.0] + [290.0] * 15 + [200.0] * 12
     changes = []
     for i, hip in enumerate(script):
@@ -193,6 +193,15 @@ def test_a_person_too_small_to_pose_is_tracked_without_a_pose_call_and_never_fal
     started = {c.track_id for c in changes if c.change == "start"}
     big = next(p.track_id for p in stage.people(0.0) if p.box[0] < 400)
     assert started == {big}  # the same fall as alone; the small person says nothing
+
+
+def test_only_the_modes_at_the_person_stages_looks_leave_small_people_unposed():
+    assert pose_min_side("own") == 0.0  # own looks pose every box, as they were learned
+    assert pose_min_side("shared") == pose_min_side("tracked") == pose_min_side("adaptive") > 0
+    people = ScriptedWithSmall()
+    stage = FallStage(people, people, load_rule(), min_side_px=pose_min_side("own"))
+    stage.look(FRAME, 0.0)
+    assert people.posed == stage.posed == 2 and stage.unposed == 0
 
 
 class CountingDetector:
