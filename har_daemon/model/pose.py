@@ -40,10 +40,11 @@ boxes cut off hands and feet now and then, and MoveNet expects some context arou
 MIN_KEYPOINT_SCORE = 0.3
 """A keypoint below this score counts as not seen (MoveNet's own demos use 0.11-0.3)."""
 MIN_SIDE_PX = 64.0
-"""A person box whose longer side is shorter than this (pixels) gets no pose call from the fall
-stage: MoveNet sees it blown up 2.3 times or more, and on the bench clip 61 of the 62 boxes
-under 80 px had under the rule's 0.65 of their keypoints seen (docs/pose-and-falls.md, "Issue
-20: where the fall stage's cost goes")."""
+"""A person box whose longer side is shorter than this (pixels) gets no pose call from a fall
+stage with shared, tracked or adaptive looks (runtime.falls.pose_min_side): MoveNet sees it
+blown up 2.3 times or more, and on the bench clip 61 of the 62 boxes under 80 px had under the
+rule's 0.65 of their keypoints seen (docs/pose-and-falls.md, "Issue 20: where the fall stage's
+cost goes")."""
 
 
 @dataclass(frozen=True)
