@@ -1,7 +1,7 @@
 """Play video files through the fall stage (what a camera would run) and print its events.
 
     PYTHONPATH=$PWD .venv/bin/python scripts/fall_events.py VIDEO... [--rule models/fall]
-        [--spacing 0.2] [--summary] [--look-mode pose|detect] [--looks own|tracked|adaptive]
+        [--spacing 0.2] [--summary] [--look-mode pose|detect] [--looks own|shared|tracked|adaptive]
         [--detect-every S]
 
 One JSON line per fall change: start (the person is down after a fast way down), update
@@ -14,6 +14,8 @@ second looks (runtime.lying; only with a rule whose `look_s` is over 0). `--look
 the fall recogniser's `looks = "tracked"`: the detector runs every `--detect-every` seconds
 (default: models/fight's person stage, `detect_every` frames of its spacing, 0.5175 s) and the
 looks in between follow each person from their last keypoints (runtime.falls). `--looks
+shared`: `--spacing` defaults to the person stage's and boxes too small to pose get no pose call,
+as a camera with `looks = "shared"` does. `--looks
 adaptive`: the detector's looks as with tracked, the 0.2 s looks between only while a watch is
 open (model.fall_watch: someone may be going down).
 """
@@ -38,6 +40,7 @@ from har_daemon.runtime.falls import (
     FallStage,
     load_rule,
     play_file,
+    pose_min_side,
 )
 from har_daemon.runtime.lying import LOOK_MODE, RotatedLook
 
@@ -46,16 +49,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("videos", type=Path, nargs="+")
     ap.add_argument("--rule", type=Path, default=FALL_MODEL_DIR, help="directory of rule.json")
-    ap.add_argument("--spacing", type=float, default=SPACING_S, help="seconds between looks")
+    ap.add_argument("--spacing", type=float, default=None,
+                    help=f"seconds between looks (default {SPACING_S}; shared: the person "
+                    "stage's)")  # fmt: skip
     ap.add_argument("--summary", action="store_true", help="one line per file, then totals")
     ap.add_argument("--look-mode", choices=("pose", "detect"), default=LOOK_MODE,
                     help="turned second look: MoveNet alone, or detector then MoveNet")  # fmt: skip
     ap.add_argument(
         "--looks",
-        choices=("own", "tracked", "adaptive"),
+        choices=("own", "shared", "tracked", "adaptive"),
         default="own",
-        help="own: the detector at every look; tracked: follow from keypoints; adaptive: "
-        "follow only while someone may be going down",
+        help="own: the detector at every look; shared: the person stage's looks only (default "
+        "spacing: its, 0.5175 s), no pose on boxes under model.pose.MIN_SIDE_PX; tracked: "
+        "follow from keypoints; adaptive: follow only while someone may be going down",
     )
     ap.add_argument("--detect-every", type=float, default=None,
                     help="seconds between detector looks, tracked or adaptive")  # fmt: skip
@@ -64,15 +70,17 @@ def main(argv: list[str] | None = None) -> int:
         detector, pose = PersonDetector(score_threshold=DETECT_SCORE), PoseEstimator()
         rule = load_rule(args.rule, args.looks)
         detect_every = args.detect_every or person_stage_spacing()
+        spacing = args.spacing or (detect_every if args.looks == "shared" else SPACING_S)
     except ModelError as exc:
         print(f"fall_events: {exc}", file=sys.stderr)
         return 2
-    alerted = looks = calls = followed = stage_looks = own_looks = 0
+    alerted = looks = calls = followed = stage_looks = own_looks = posed = unposed = 0
     for video in args.videos:
         again = RotatedLook(detector, pose, args.look_mode)
         stage = FallStage(
-            detector, pose, rule, spacing_s=args.spacing, again=again,
+            detector, pose, rule, spacing_s=spacing, again=again,
             tracked=args.looks == "tracked", adaptive=args.looks == "adaptive",
+            min_side_px=pose_min_side(args.looks),
         )  # fmt: skip
         try:
             changes = play_file(video, stage, detect_every)
@@ -85,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         followed += stage.followed
         stage_looks += stage.looks_made
         own_looks += stage.own_looks
+        posed, unposed = posed + stage.posed, unposed + stage.unposed
         if args.summary:
             first = round(starts[0], 2) if starts else None
             print(f"{video.name} {len(starts)} {first}")
@@ -95,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"files with a fall start: {alerted} of {len(args.videos)}")
         print(f"turned second looks: {looks}, their extra model calls: {calls}")
         print(f"looks: {stage_looks}, of them without the detector's boxes: {own_looks}")
+        print(f"pose calls on the detector's boxes: {posed}, boxes too small to pose: {unposed}")
         if args.looks != "own":
             print(f"people followed from keypoints (pose calls, no detector): {followed}")
     return 0

@@ -42,7 +42,7 @@ from har_daemon.model.fall import Change, FallEvents, FallRule
 from har_daemon.model.person import PersonDetector
 from har_daemon.model.pose import PoseEstimator
 from har_daemon.model.pose_features import Features
-from har_daemon.runtime.falls import DETECT_SCORE, SPACING_S, FallStage
+from har_daemon.runtime.falls import DETECT_SCORE, SPACING_S, FallStage, pose_min_side
 from har_daemon.runtime.lying import LOOK_MODE, LookMode, RotatedLook
 from har_daemon.runtime.recognisers import FallRecogniser
 from har_daemon.video.frames import TimedFrames
@@ -128,7 +128,7 @@ def recogniser(looks: str, rule: FallRule, models: _Memo, look_mode: LookMode) -
         raise ValueError(f"looks {looks!r}: scripts/fall_record.py cannot build it yet")
     stage = FallStage(
         models, models, rule, events=_Recorder(rule), tracked=looks == "tracked",
-        adaptive=looks == "adaptive",
+        adaptive=looks == "adaptive", min_side_px=pose_min_side(looks),
         again=RotatedLook(models, models, look_mode),
     )  # fmt: skip
     return FallRecogniser("eval", stage, 1.0, shared=looks == "shared")
@@ -165,6 +165,7 @@ def _key(
     raw = f"{clip.path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{looks}|{var}|{detect_every_s}"
     raw += f"|{SPACING_S}|{DETECT_SCORE}|{look_mode}|{RECORD_VERSION}{pose_key()}"
     raw += "" if base == FallRule() else f"|{base}"
+    raw += f"|min side {pose_min_side(looks)}" if pose_min_side(looks) else ""
     digest = hashlib.sha1(raw.encode()).hexdigest()[:16]
     return CACHE / f"{clip.path.stem}-rec-{looks}-{digest}.pkl"
 

@@ -39,6 +39,12 @@ CROP_MARGIN = 0.15
 boxes cut off hands and feet now and then, and MoveNet expects some context around the body."""
 MIN_KEYPOINT_SCORE = 0.3
 """A keypoint below this score counts as not seen (MoveNet's own demos use 0.11-0.3)."""
+MIN_SIDE_PX = 64.0
+"""A person box whose longer side is shorter than this (pixels) gets no pose call from a fall
+stage with shared, tracked or adaptive looks (runtime.falls.pose_min_side): MoveNet sees it
+blown up 2.3 times or more, and on the bench clip 61 of the 62 boxes under 80 px had under the
+rule's 0.65 of their keypoints seen (docs/pose-and-falls.md, "Issue 20: where the fall stage's
+cost goes")."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +95,14 @@ def decode(raw: np.ndarray, crop: Crop) -> np.ndarray:
     out[:, 1] = crop.y0 + kp[:, 0] * crop.side
     out[:, 2] = kp[:, 2]
     return out
+
+
+def posable(boxes: np.ndarray, min_side: float = MIN_SIDE_PX) -> np.ndarray:
+    """Which of the (N, 4+) `x1, y1, x2, y2, ...` boxes are big enough to pose: the longer side
+    counts, so a person lying across the view (a wide, low box) is posed as when standing."""
+    b = np.asarray(boxes, np.float32)
+    b = b.reshape(-1, b.shape[-1] if b.size else 4)
+    return np.maximum(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]) >= min_side
 
 
 # -- the estimator ---------------------------------------------------------------------------

@@ -21,7 +21,13 @@ from har_daemon.model.pose import PoseEstimator
 from har_daemon.model.pretrained_head import PRETRAINED_DIR
 from har_daemon.model.pretrained_head import load as load_pretrained
 from har_daemon.runtime.camera import Camera, FrameListener, StatusListener
-from har_daemon.runtime.falls import DETECT_SCORE, FALL_MODEL_DIR, FallStage, load_rule
+from har_daemon.runtime.falls import (
+    DETECT_SCORE,
+    FALL_MODEL_DIR,
+    FallStage,
+    load_rule,
+    pose_min_side,
+)
 from har_daemon.runtime.fight_pose import FIGHT_ACTIVITY, FightPoseStage
 from har_daemon.runtime.history import FrameHistory
 from har_daemon.runtime.people import PeopleStage
@@ -124,7 +130,10 @@ def build_cameras(
             tracked = cam.fall.looks == "tracked" and people is not None
             adaptive = cam.fall.looks == "adaptive" and people is not None
             rule = load_rule(cam.fall.model or FALL_MODEL_DIR, cam.fall.looks)
-            stage = FallStage(detector, pose, rule, tracked=tracked, adaptive=adaptive)
+            stage = FallStage(
+                detector, pose, rule, tracked=tracked, adaptive=adaptive,
+                min_side_px=pose_min_side(cam.fall.looks),
+            )  # fmt: skip
             shared = cam.fall.looks == "shared" and people is not None
             pipeline.falls = FallRecogniser(
                 cam.name, stage, cam.fall.update_interval_s, shared, zones

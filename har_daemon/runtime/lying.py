@@ -20,6 +20,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from har_daemon.model.pose import KEYPOINTS, MIN_SIDE_PX, posable
 from har_daemon.model.pose_features import Features, coverage
 from har_daemon.model.rotated import box_to_frame, keypoint_box, look_region, to_frame, turn_crop
 from har_daemon.runtime.people import Detector
@@ -57,6 +58,21 @@ class PoseModel(Protocol):
     def estimate(self, frame_bgr: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """(N, 17, 3) keypoints `x, y, score` in frame pixels, one set per box."""
         ...
+
+
+def estimate_posable(
+    pose: PoseModel, frame: np.ndarray, boxes: np.ndarray, min_side: float = MIN_SIDE_PX
+) -> np.ndarray:
+    """(N, 17, 3) keypoints for the (N, 5) `boxes`: the pose model's for those big enough
+    (`model.pose.posable`), none seen (all zero) for the others, whom the rule's keypoints
+    then never have down (under its `min_coverage`) and who cost no pose call. Their boxes
+    still go to the tracks as before, so who matches whom does not change."""
+    boxes = np.asarray(boxes, np.float32).reshape(-1, 5)
+    out = np.zeros((len(boxes), len(KEYPOINTS), 3), np.float32)
+    big = posable(boxes, min_side)
+    if big.any():
+        out[big] = pose.estimate(frame, boxes[big])
+    return out
 
 
 def went_down(ring: Sequence[Features], t: float, look_s: float) -> bool:

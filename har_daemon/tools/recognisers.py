@@ -12,7 +12,8 @@ the detector only at the person stage's) and with `looks = "adaptive"` (the pers
 looks, tracked ones between only while someone may be going down), and the fight recogniser
 with the pretrained appearance fusion on (`[inference] pretrained_fusion`: a MobileNetV2
 embedding per region per new frame), alternated over several rounds (median), and the ratios
-to fight alone. The camera, detector, pose model and
+to fight alone; for shared looks also the pose calls made and the boxes too small to pose
+(`model.pose.posable`). The camera, detector, pose model and
 scheduler are the daemon's own (`runtime.cameras.build_cameras`), built from a config with
 `recognisers`.
 """
@@ -117,7 +118,7 @@ def measure_recognisers(args: argparse.Namespace) -> dict[str, Any]:
     modes: tuple[FallLooks, ...] = ("own", "shared", "tracked", "adaptive")
     ms: dict[str, list[float]] = {"alone": [], "pretrained": [], **{m: [] for m in modes}}
     embedded = 0
-    looks: dict[str, tuple[int, int, int]] = {}
+    looks: dict[str, tuple[int, int, int, int, int]] = {}
     for _ in range(ROUNDS):  # alternated: a load that changes meanwhile hits them all
         ms["alone"].append(_cpu_ms_per_s(model_dir, meta, frames, None)[0])
         for mode in modes:
@@ -125,7 +126,8 @@ def measure_recognisers(args: argparse.Namespace) -> dict[str, Any]:
             ms[mode].append(spent)
             assert pipeline.falls is not None
             st = pipeline.falls.stats
-            looks[mode] = (st.looks, st.shared_looks, st.tracked_looks)
+            stage = pipeline.falls.stage
+            looks[mode] = (st.looks, st.shared_looks, st.tracked_looks, stage.posed, stage.unposed)
         spent, pipeline = _cpu_ms_per_s(model_dir, meta, frames, None, pretrained=True)
         ms["pretrained"].append(spent)
         assert pipeline.pretrained is not None
@@ -144,6 +146,8 @@ def measure_recognisers(args: argparse.Namespace) -> dict[str, Any]:
         "fight_fall_shared_cpu_ms_per_s": round(shared_ms, 1),
         "fight_fall_shared_ratio": round(shared_ms / fight_ms, 2),
         "fall_looks_shared_mode": looks["shared"][0],
+        "fall_pose_calls_shared_mode": looks["shared"][3],
+        "fall_boxes_unposed_shared_mode": looks["shared"][4],
         "fight_fall_tracked_cpu_ms_per_s": round(tracked_ms, 1),
         "fight_fall_tracked_ratio": round(tracked_ms / fight_ms, 2),
         "fall_looks_tracked_mode": looks["tracked"][0],

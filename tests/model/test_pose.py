@@ -83,3 +83,18 @@ def test_real_standing_person_gets_a_plausible_skeleton():
     assert y["nose"] < min(y["left_hip"], y["right_hip"]) < y["left_ankle"]
     # the hips sit near the middle of a standing body
     assert 0.35 < (y["left_hip"] - box[1]) / (box[3] - box[1]) < 0.65
+
+
+def test_posable_judges_a_box_by_its_longer_side():
+    boxes = np.array(
+        [
+            [0, 0, 40, 63, 0.9],  # small standing
+            [0, 0, 40, 64, 0.9],  # just tall enough
+            [0, 0, 120, 30, 0.9],  # lying across the view: wide and low
+            [10, 10, 50, 50, 0.9],  # small all round
+        ],
+        np.float32,
+    )
+    assert mp.posable(boxes).tolist() == [False, True, True, False]
+    assert mp.posable(boxes, 30.0).tolist() == [True, True, True, True]
+    assert mp.posable(np.zeros((0, 5), np.float32)).shape == (0,)

@@ -12,7 +12,7 @@ import pytest
 from har_daemon.core.errors import ModelError
 from har_daemon.model.person import PersonDetector
 from har_daemon.model.pose import KP, PoseEstimator
-from har_daemon.runtime.falls import FallStage, load_rule, play_file, rule_file
+from har_daemon.runtime.falls import FallStage, load_rule, play_file, pose_min_side, rule_file
 from har_daemon.runtime.lying import RotatedLook
 from tests.shared_data import FALLS_DATA, require
 
@@ -157,6 +157,51 @@ def test_a_real_fall_raises_one_fall_within_seconds_and_keeps_it_open():
 def test_lying_down_slowly_on_a_sofa_raises_nothing():
     clip = FALLS_DATA / "assist-iot" / "adl" / "11_sitting_laying_down_slowly.mp4"
     assert play_file(require(clip), _real_stage()) == []
+
+
+class ScriptedWithSmall(ScriptedPeople):
+    """The scripted person and a second one far away (a 30 x 50 px box) who falls at the
+    same moments; the pose model records how many boxes it was asked about."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.posed = 0
+
+    def detect(self, frame: np.ndarray) -> np.ndarray:
+        small = np.array([[500, 100, 530, 150, 0.8]], np.float32)
+        if self.hip_y >= self.down_at:
+            small = np.array([[490, 140, 540, 165, 0.8]], np.float32)
+        return np.concatenate([super().detect(frame), small])
+
+    def estimate(self, frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        self.posed += len(boxes)
+        return super().estimate(frame, boxes)
+
+
+def test_a_person_too_small_to_pose_is_tracked_without_a_pose_call_and_never_falls():
+    people = ScriptedWithSmall()
+    stage = FallStage(people, people, load_rule(), min_side_px=pose_min_side("shared"))
+    script = [200.0] * 10 + [230.0, 275.0, 290.0] + [290.0] * 15 + [200.0] * 12
+    changes = []
+    for i, hip in enumerate(script):
+        people.hip_y = hip
+        changes += stage.look(FRAME, i * 0.2)
+        seen = [p for p in stage.people(i * 0.2) if p.seen]
+        assert len(seen) == 2  # both matched to their tracks at every look
+    assert people.posed == stage.posed == len(script) and stage.unposed == len(script)
+    assert len(stage.tracks.tracks) == 2
+    started = {c.track_id for c in changes if c.change == "start"}
+    big = next(p.track_id for p in stage.people(0.0) if p.box[0] < 400)
+    assert started == {big}  # the same fall as alone; the small person says nothing
+
+
+def test_only_the_modes_at_the_person_stages_looks_leave_small_people_unposed():
+    assert pose_min_side("own") == 0.0  # own looks pose every box, as they were learned
+    assert pose_min_side("shared") == pose_min_side("tracked") == pose_min_side("adaptive") > 0
+    people = ScriptedWithSmall()
+    stage = FallStage(people, people, load_rule(), min_side_px=pose_min_side("own"))
+    stage.look(FRAME, 0.0)
+    assert people.posed == stage.posed == 2 and stage.unposed == 0
 
 
 class CountingDetector:

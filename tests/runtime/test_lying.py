@@ -20,6 +20,7 @@ from har_daemon.runtime.lying import (
     POOR_COVERAGE,
     RotatedLook,
     advance,
+    estimate_posable,
     should_look,
     went_down,
 )
@@ -163,3 +164,32 @@ def test_the_turned_look_sees_a_real_person_lying_across_the_picture(mode, calls
     sh = kp[[KP["left_shoulder"], KP["right_shoulder"]], :2].mean(0)
     hip = kp[[KP["left_hip"], KP["right_hip"]], :2].mean(0)
     assert abs(sh[0] - hip[0]) > 2 * abs(sh[1] - hip[1])  # the torso lies across the picture
+
+
+class RecordingPose:
+    """Records the boxes it is called with; every keypoint at the box's centre, seen."""
+
+    def __init__(self) -> None:
+        self.calls: list[np.ndarray] = []
+
+    def estimate(self, frame_bgr: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        self.calls.append(np.asarray(boxes).copy())
+        kp = np.zeros((len(boxes), 17, 3), np.float32)
+        kp[:, :, 0] = ((boxes[:, 0] + boxes[:, 2]) / 2)[:, None]
+        kp[:, :, 1] = ((boxes[:, 1] + boxes[:, 3]) / 2)[:, None]
+        kp[:, :, 2] = 0.9
+        return kp
+
+
+def test_estimate_posable_calls_the_pose_model_on_the_big_boxes_only_in_order():
+    pose = RecordingPose()
+    boxes = np.array(
+        [[0, 0, 30, 50, 0.5], [100, 0, 160, 200, 0.9], [0, 300, 100, 340, 0.8]], np.float32
+    )
+    kps = estimate_posable(pose, np.zeros((480, 640, 3), np.uint8), boxes, 64.0)
+    assert len(pose.calls) == 1 and pose.calls[0][:, :4].tolist() == boxes[1:, :4].tolist()
+    assert kps.shape == (3, 17, 3)
+    assert not kps[0].any()  # too small: nothing seen, no call
+    assert kps[1, 0, :2].tolist() == [130.0, 100.0] and kps[2, 0, :2].tolist() == [50.0, 320.0]
+    none = estimate_posable(pose, np.zeros((480, 640, 3), np.uint8), boxes[:1], 64.0)
+    assert len(pose.calls) == 1 and none.shape == (1, 17, 3)

@@ -221,6 +221,9 @@ def test_bench_json_smoke(
         tracked = result["fall_looks_tracked_mode"]
         shared = result["fall_looks_tracked_sharing_detection"]
         assert shared == result["fall_looks_shared_mode"] > 0
+        # pose calls only on the boxes big enough to pose (model.pose.posable)
+        assert result["fall_pose_calls_shared_mode"] > 0
+        assert result["fall_boxes_unposed_shared_mode"] >= 0
         assert tracked == shared + result["fall_looks_tracked_following"] > shared
         # adaptive looks: the person stage's looks, tracked ones only while a watch is open
         adaptive = result["fall_looks_adaptive_mode"]
