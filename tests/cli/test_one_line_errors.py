@@ -159,3 +159,28 @@ def test_predict_refuses_frames_too_small_for_the_model(tmp_path: Path) -> None:
     tiny = make_test_video(tmp_path / "tiny.mkv", 2, 10, (2, 1), "ffv1", "testsrc")
     result = _run(["predict", str(tiny), "--model", str(DEMO)], tmp_path)
     _one_error_line(result, str(tiny), "frames of 2x1 px are too small")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["calibrate", "--camera", "nope"], ["camera 'nope' is not in the config", "lobby"]),
+        (["quiet-eval", "--data", "no-such-folder"], ["no-such-folder", "sources.csv"]),
+        (
+            ["paste-eval", "--data", "no-such-folder", "--quiet", "no-such-folder"],
+            ["no-such-folder", "held-out clips"],
+        ),
+    ],
+    ids=["calibrate", "quiet-eval", "paste-eval"],
+)
+def test_quiet_footage_command_errors_after_loading_the_model_are_one_line(
+    tmp_path: Path, args: list[str], fragments: list[str]
+) -> None:
+    # These commands load the model (LiteRT's delegate line) before they read their inputs.
+    config = tmp_path / "har.toml"
+    config.write_text(
+        f'[model]\npath = "{DEMO}"\n[mqtt]\nenabled = false\n'
+        f'[[cameras]]\nname = "lobby"\nsource = "{CLIP}"\n'
+    )
+    result = _run([*args, "--config", str(config)], tmp_path)
+    _one_error_line(result, *fragments)
