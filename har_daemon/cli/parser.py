@@ -214,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="speed, streams in real time, latency and memory, against model.predict in one run",
     )
     add_bench_options(bn)
-    bn.set_defaults(handler="har_daemon.tools.bench:run", needs=TRAIN)
+    bn.set_defaults(handler="har_daemon.tools.bench:run")
 
     pr = sub.add_parser(
         "predict", help="the alerts the daemon would raise on a video file, and its window scores"
