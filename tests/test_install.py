@@ -2,8 +2,8 @@
 
 The daemon must install without TensorFlow, find its bundled models inside the installed
 package (not in a checkout beside it), run the manual service recipe of docs/operations.md
-(the example config copied to another folder), and a `[train]` command must say in one line
-what to install.
+(the example config copied to another folder) and `bench`'s inference figures without the Keras
+baseline, and a `[train]` command must say in one line what to install.
 """
 
 from __future__ import annotations
@@ -110,14 +110,48 @@ def test_service_recipe_from_a_copied_config(daemon_venv: Path, tmp_path: Path) 
     assert front["windows"] == 0 and front["events"] == 0, front
 
 
-def test_train_command_names_the_extra(daemon_venv: Path, tmp_path: Path) -> None:
-    result = _run(
-        [daemon_venv / "bin" / "har-daemon", "train", "--data", tmp_path, "--out", tmp_path / "m"],
-        cwd=tmp_path,
-    )
+@pytest.mark.parametrize(
+    ("command", "needs"),
+    [(["train", "--data", "d", "--out", "m"], "train needs tensorflow"),
+     (["export", "m"], "export needs tensorflow"),
+     (["predict", str(REPO / "models" / "demo" / "sample.mp4"), "--backend", "keras"],
+      "the keras backend for")],
+)  # fmt: skip
+def test_a_train_command_names_the_extra(
+    daemon_venv: Path, tmp_path: Path, command: list[str], needs: str
+) -> None:
+    """Exit 2 and one line naming what is missing and the pip command, no traceback."""
+    result = _run([daemon_venv / "bin" / "har-daemon", *command], cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "har-daemon[train]" in lines[0], result.stderr
+    assert len(lines) == 1, result.stderr
+    assert needs in lines[0] and "pip install 'har-daemon[train]'" in lines[0], lines[0]
+
+
+def test_bench_without_tensorflow_measures_litert_and_says_why_not_keras(
+    daemon_venv: Path, tmp_path: Path
+) -> None:
+    """An installer checks that the box keeps up: the inference part of bench, without the
+    `[train]` extra (the Keras baseline null, with the reason), and its bad options in one line."""
+    har = daemon_venv / "bin" / "har-daemon"
+    result = _run(
+        [har, "bench", "--json", "--runs", "2", "--streams-max", "0", "--latency-streams", "0",
+         "--recognisers-seconds", "0"],
+        cwd=tmp_path, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout)
+    assert figures["keras_baseline"].startswith("skipped: TensorFlow is not installed")
+    assert "pip install 'har-daemon[train]'" in figures["keras_baseline"]
+    assert figures["predict_ms"] is None and figures["speedup"] is None
+    assert figures["fast_backend"] == "litert" and figures["fast_ms"] > 0
+    assert figures["detect_ms"] > 0 and figures["pose_ms_per_person"] > 0
+    assert "Traceback" not in result.stderr
+    bad = _run([har, "bench", "--runs", "0"], cwd=tmp_path)
+    assert bad.returncode == 2
+    assert bad.stderr.splitlines() == [
+        "har-daemon: error: argument --runs: 0 must be at least 1 (see har-daemon bench --help)"
+    ]
 
 
 def test_synth_data_needs_no_train_extra(daemon_venv: Path, tmp_path: Path) -> None:

@@ -41,8 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     missing = [name for name in getattr(args, "needs", ()) if find_spec(name) is None]
     if missing:
         print(
-            f"har-daemon: error: {args.command} needs {', '.join(missing)}, which is not "
-            f"installed (the daemon alone does not): {TRAIN_EXTRA_HINT}",
+            f"har-daemon: error: {args.command} needs {', '.join(missing)}, which "
+            f"{'is' if len(missing) == 1 else 'are'} not installed (the daemon alone does not): "
+            f"{TRAIN_EXTRA_HINT}",
             file=sys.stderr,
         )
         return EXIT_USAGE

@@ -18,13 +18,25 @@ def classes_arg(value: str) -> list[str] | str:
     return names
 
 
-def positive_int(value: str) -> int:
+def _whole(value: str) -> int:
     try:
-        n = int(value)
+        return int(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+
+
+def positive_int(value: str) -> int:
+    n = _whole(value)
     if n < 1:
         raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return n
+
+
+def non_negative_int(value: str) -> int:
+    """A count where 0 means "skip this part"."""
+    n = _whole(value)
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
     return n
 
 
@@ -39,6 +51,14 @@ def positive_float(value: str) -> float:
     x = _number(value)
     if not x > 0:
         raise argparse.ArgumentTypeError(f"{value} must be greater than 0")
+    return x
+
+
+def non_negative_float(value: str) -> float:
+    """Seconds where 0 means "none" or "skip this part"."""
+    x = _number(value)
+    if not x >= 0:
+        raise argparse.ArgumentTypeError(f"{value} must be 0 or more")
     return x
 
 

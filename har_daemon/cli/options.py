@@ -6,7 +6,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from har_daemon.cli.args import positive_int
+from har_daemon.cli.args import (
+    non_negative_float,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from har_daemon.core.paths import DEMO_MODEL_DIR
 from har_daemon.reporting import REPORT_FILE
 
@@ -66,32 +71,38 @@ def add_bench_options(parser: argparse.ArgumentParser) -> None:
         help="model directory with model.keras and model.tflite (default: the bundled demo)",
     )
     parser.add_argument(
-        "--runs", type=int, default=50, help="timed calls per inference figure (default 50)"
+        "--runs",
+        type=positive_int,
+        default=50,
+        help="timed calls per inference figure (default 50)",
     )
     parser.add_argument(
-        "--threads", type=int, default=None, help="inference threads (default: as the daemon)"
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="inference threads (default: as the daemon)",
     )
     parser.add_argument(
         "--streams-max",
-        type=int,
+        type=non_negative_int,
         default=48,
         help="largest stream count tried; 0 skips the stream search (default 48)",
     )
     parser.add_argument(
         "--seconds",
-        type=float,
+        type=positive_float,
         default=15.0,
         help="measured seconds per stream count, after the warm-up (default 15)",
     )
     parser.add_argument(
         "--warmup",
-        type=float,
+        type=non_negative_float,
         default=4.0,
         help="seconds after all cameras are online before measuring (default 4)",
     )
     parser.add_argument(
         "--latency-streams",
-        type=int,
+        type=non_negative_int,
         default=8,
         help="stream count for latency_p95_ms and rss_mb, with and without the person stage; "
         "0 skips them (default 8)",
@@ -104,20 +115,26 @@ def add_bench_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--batch-max",
-        type=int,
+        type=positive_int,
         default=None,
         help="the daemon's [model] batch_max (default: the daemon's default)",
     )
     parser.add_argument(
         "--recognisers-seconds",
-        type=float,
+        type=non_negative_float,
         default=30.0,
         help="seconds of a real clip through one camera's inference, fight alone and fight + "
         "fall (fight_fall_ratio); 0 skips (default 30)",
     )
-    parser.add_argument("--width", type=int, default=640, help="stream width (default 640)")
-    parser.add_argument("--height", type=int, default=480, help="stream height (default 480)")
-    parser.add_argument("--fps", type=int, default=25, help="stream frame rate (default 25)")
+    parser.add_argument(
+        "--width", type=positive_int, default=640, help="stream width (default 640)"
+    )
+    parser.add_argument(
+        "--height", type=positive_int, default=480, help="stream height (default 480)"
+    )
+    parser.add_argument(
+        "--fps", type=positive_int, default=25, help="stream frame rate (default 25)"
+    )
     parser.add_argument(
         "--workdir", type=Path, default=None, help="keep configs, video and daemon logs here"
     )
@@ -129,7 +146,7 @@ def add_bench_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--event-s",
-        type=float,
+        type=positive_float,
         default=10.0,
         help="with --recording: seconds between events (each activity of the looped camera "
         "lasts this long); 10 is a worst case for clip work, 60 a busy real camera "

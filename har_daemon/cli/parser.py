@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import NoReturn
 
 from har_daemon import __version__
 from har_daemon.cli.args import (
@@ -114,8 +115,19 @@ def add_paste_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     pe.set_defaults(handler="paste:paste_eval")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """A usage mistake is one line, as every other error of the command; `--help` has the rest.
+
+    argparse's own error prints the whole usage first: for `bench` that is a dozen lines above
+    the one that names the mistake. Subcommand parsers are of this class too.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"har-daemon: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="har-daemon",
         description="Real-time human-activity recognition: train, evaluate, predict, serve.",
     )
@@ -214,7 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="speed, streams in real time, latency and memory, against model.predict in one run",
     )
     add_bench_options(bn)
-    bn.set_defaults(handler="har_daemon.tools.bench:run", needs=TRAIN)
+    bn.set_defaults(handler="har_daemon.tools.bench:run")
 
     pr = sub.add_parser(
         "predict", help="the alerts the daemon would raise on a video file, and its window scores"

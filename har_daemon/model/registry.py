@@ -28,9 +28,14 @@ def resolve_kind(kind: BackendKind | str, model_dir: Path | str) -> str:
     return "litert" if exported else "keras"
 
 
+def has_tensorflow() -> bool:
+    """Whether the keras backend can be built here (the `[train]` extra is installed)."""
+    return find_spec("tensorflow") is not None
+
+
 def require_tensorflow(what: str) -> None:
     """One line naming the extra to install, instead of an ImportError deep in a stack."""
-    if find_spec("tensorflow") is None:
+    if not has_tensorflow():
         raise ModelError(f"{what} needs TensorFlow, which is not installed: {TRAIN_EXTRA_HINT}")
 
 
@@ -41,10 +46,9 @@ def create_backend(
     resolved = resolve_kind(kind, model_dir)
     if resolved == "litert":
         return LiteRTBackend(model_dir, threads)
-    require_tensorflow(
-        f"the keras backend for {model_dir} (it has no model.tflite; "
-        "`har-daemon export` writes one)"
-    )
+    # `auto` chose keras only because the directory has no export: say how to get one.
+    why = "" if kind == "keras" else " (it has no model.tflite; `har-daemon export` writes one)"
+    require_tensorflow(f"the keras backend for {model_dir}{why}")
     from har_daemon.model.keras.backend import KerasBackend  # the one sanctioned lazy edge
 
     return KerasBackend(model_dir, threads)

@@ -152,6 +152,10 @@ def print_table(result: dict[str, Any]) -> None:
     width = max(len(r[0]) for r in rows)
     print(f"har-daemon bench: {result['model_name']} on {result['machine']}")
     print(f"{result['cpu_count']} CPUs, {result.get('inference_threads')} inference threads")
+    if result.get("keras_baseline", "measured") != "measured":
+        print(
+            f"  Keras baseline (model.predict, keras backend, speedup) {result['keras_baseline']}"
+        )
     for label, value, unit in rows:
         shown = "n/a" if value is None else f"{value} {unit}".strip()
         print(f"  {label:<{width}}  {shown}")

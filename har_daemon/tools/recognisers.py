@@ -24,7 +24,7 @@ import argparse
 import statistics
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import cv2
 import numpy as np
@@ -44,6 +44,26 @@ from har_daemon.video.frames import TimedFrames
 ROUNDS = 3
 WARMUP_FRAMES = 30
 """Steps not counted: a new interpreter's first calls are slow (the fall adds one more)."""
+
+
+class LookCounts(NamedTuple):
+    """What one run's fall recogniser did: its looks, and the boxes of those looks."""
+
+    looks: int
+    shared: int
+    """Looks that took the person stage's boxes instead of calling the detector."""
+    tracked: int
+    """Looks that followed people from their keypoints (tracked and adaptive modes)."""
+    posed: int
+    """Pose calls on the looks' boxes."""
+    unposed: int
+    """Boxes too small to pose (`model.pose.posable`)."""
+
+
+def _look_counts(pipeline: CameraPipeline) -> LookCounts:
+    assert pipeline.falls is not None
+    st, stage = pipeline.falls.stats, pipeline.falls.stage
+    return LookCounts(st.looks, st.shared_looks, st.tracked_looks, stage.posed, stage.unposed)
 
 
 def _frames(meta: ModelMeta, seconds: float) -> list[tuple[np.ndarray, float]]:
@@ -118,16 +138,13 @@ def measure_recognisers(args: argparse.Namespace) -> dict[str, Any]:
     modes: tuple[FallLooks, ...] = ("own", "shared", "tracked", "adaptive")
     ms: dict[str, list[float]] = {"alone": [], "pretrained": [], **{m: [] for m in modes}}
     embedded = 0
-    looks: dict[str, tuple[int, int, int, int, int]] = {}
+    looks: dict[str, LookCounts] = {}
     for _ in range(ROUNDS):  # alternated: a load that changes meanwhile hits them all
         ms["alone"].append(_cpu_ms_per_s(model_dir, meta, frames, None)[0])
         for mode in modes:
             spent, pipeline = _cpu_ms_per_s(model_dir, meta, frames, mode)
             ms[mode].append(spent)
-            assert pipeline.falls is not None
-            st = pipeline.falls.stats
-            stage = pipeline.falls.stage
-            looks[mode] = (st.looks, st.shared_looks, st.tracked_looks, stage.posed, stage.unposed)
+            looks[mode] = _look_counts(pipeline)
         spent, pipeline = _cpu_ms_per_s(model_dir, meta, frames, None, pretrained=True)
         ms["pretrained"].append(spent)
         assert pipeline.pretrained is not None
@@ -141,22 +158,22 @@ def measure_recognisers(args: argparse.Namespace) -> dict[str, Any]:
         "fight_cpu_ms_per_s": round(fight_ms, 1),
         "fight_fall_cpu_ms_per_s": round(own_ms, 1),
         "fight_fall_ratio": round(own_ms / fight_ms, 2),
-        "fall_looks": looks["own"][0],
-        "fall_looks_sharing_detection": looks["own"][1],
+        "fall_looks": looks["own"].looks,
+        "fall_looks_sharing_detection": looks["own"].shared,
         "fight_fall_shared_cpu_ms_per_s": round(shared_ms, 1),
         "fight_fall_shared_ratio": round(shared_ms / fight_ms, 2),
-        "fall_looks_shared_mode": looks["shared"][0],
-        "fall_pose_calls_shared_mode": looks["shared"][3],
-        "fall_boxes_unposed_shared_mode": looks["shared"][4],
+        "fall_looks_shared_mode": looks["shared"].looks,
+        "fall_pose_calls_shared_mode": looks["shared"].posed,
+        "fall_boxes_unposed_shared_mode": looks["shared"].unposed,
         "fight_fall_tracked_cpu_ms_per_s": round(tracked_ms, 1),
         "fight_fall_tracked_ratio": round(tracked_ms / fight_ms, 2),
-        "fall_looks_tracked_mode": looks["tracked"][0],
-        "fall_looks_tracked_sharing_detection": looks["tracked"][1],
-        "fall_looks_tracked_following": looks["tracked"][2],
+        "fall_looks_tracked_mode": looks["tracked"].looks,
+        "fall_looks_tracked_sharing_detection": looks["tracked"].shared,
+        "fall_looks_tracked_following": looks["tracked"].tracked,
         "fight_fall_adaptive_cpu_ms_per_s": round(adaptive_ms, 1),
         "fight_fall_adaptive_ratio": round(adaptive_ms / fight_ms, 2),
-        "fall_looks_adaptive_mode": looks["adaptive"][0],
-        "fall_looks_adaptive_following": looks["adaptive"][2],
+        "fall_looks_adaptive_mode": looks["adaptive"].looks,
+        "fall_looks_adaptive_following": looks["adaptive"].tracked,
         "fight_pretrained_cpu_ms_per_s": round(pretrained_ms, 1),
         "fight_pretrained_ratio": round(pretrained_ms / fight_ms, 2),
         "pretrained_embedded": embedded,

@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
+from har_daemon.cli.parser import build_parser
 from tests.shared_data import REPO, TUTORIAL_CLASSES, TUTORIAL_H5, require
 
 
@@ -51,9 +53,21 @@ def test_help_lists_every_command() -> None:
 
 def test_bad_arguments_are_usage_errors_without_traceback() -> None:
     result = har("train", "--data", "x", "--out", "y", "--epochs", "zero")
-    assert result.returncode == 2
-    assert "not a whole number" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert_user_error(result, "--epochs", "not a whole number", "har-daemon train --help")
+    assert_user_error(har("bench", "--runs", "0"), "--runs", "must be at least 1")
+    assert_user_error(har("bnch"), "invalid choice: 'bnch'", "har-daemon --help")
+
+
+def test_a_usage_mistake_is_one_line_found_while_parsing(capsys: pytest.CaptureFixture) -> None:
+    """The parser refuses it before any command module (TensorFlow, LiteRT) is imported; the
+    usage itself stays in --help, not above the line that names the mistake."""
+    with pytest.raises(SystemExit) as stop:
+        build_parser().parse_args(["bench", "--streams-max", "-2"])
+    assert stop.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "har-daemon: error: argument --streams-max: -2 must be 0 or more "
+        "(see har-daemon bench --help)"
+    ]
 
 
 def test_missing_inputs_are_one_line_errors(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from har_daemon.config import load_config
 from har_daemon.core.paths import DEMO_MODEL_DIR, FIGHT_MODEL_DIR
 from har_daemon.model.meta import read_meta
 from har_daemon.tools import bench as benchmark
-from har_daemon.tools import streams
+from har_daemon.tools import inference, streams
 from har_daemon.tools.broker import MosquittoBroker, MqttRecorder, find_mosquitto
 from har_daemon.tools.people import PEOPLE_CLIP
 from har_daemon.tools.recording import MODES, recording_config, tree_cpu_s
@@ -63,6 +63,44 @@ def test_arguments_default_to_the_bundled_model_and_issue_settings() -> None:
     args = parse("--json", "--streams-max", "2", "--seconds", "6")
     assert args.json and args.streams_max == 2 and args.seconds == 6.0
     assert args.event_s == 10.0 and parse("--recording", "--event-s", "60").event_s == 60.0
+    # 0 skips a part: the stream search, the latency step, the recognisers
+    skip = parse("--streams-max", "0", "--latency-streams", "0", "--recognisers-seconds", "0")
+    assert (skip.streams_max, skip.latency_streams, skip.recognisers_seconds) == (0, 0, 0.0)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [["--runs", "0"], ["--threads", "0"], ["--streams-max", "-1"], ["--seconds", "0"],
+     ["--latency-streams", "two"], ["--recognisers-seconds", "-1"], ["--fps", "0"]],
+)  # fmt: skip
+def test_impossible_settings_are_refused_by_the_parser(
+    bad: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Refused while parsing, so before the command imports or measures anything."""
+    with pytest.raises(SystemExit):
+        parse(*bad)
+    assert f"argument {bad[0]}:" in capsys.readouterr().err
+
+
+def test_without_tensorflow_the_keras_baseline_is_null_and_says_why(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A daemon-only install: litert and preprocessing are timed, the Keras figures are not."""
+    monkeypatch.setattr(inference, "has_tensorflow", lambda: False)
+    figures = inference.measure_inference(DEMO_MODEL_DIR, 2, 1)
+    assert figures["keras_baseline"] == inference.KERAS_SKIPPED
+    assert "TensorFlow is not installed" in figures["keras_baseline"]
+    assert "pip install 'har-daemon[train]'" in figures["keras_baseline"]
+    assert figures["predict_ms"] is None and figures["keras_ms"] is None
+    assert figures["speedup"] is None
+    assert figures["fast_backend"] == "litert" and figures["fast_ms"] > 0
+    assert figures["batch8_ms_per_window"] > 0 and figures["preprocess_us_1080p"] > 0
+    assert "bench: Keras baseline skipped" in capsys.readouterr().err
+    benchmark.print_table({"model_name": "demo", "machine": "here", "cpu_count": 2, **figures})
+    said = [line for line in capsys.readouterr().out.splitlines() if "Keras baseline" in line]
+    assert said == [
+        f"  Keras baseline (model.predict, keras backend, speedup) {figures['keras_baseline']}"
+    ]
 
 
 def test_a_missing_recording_clip_is_one_line_and_exit_2(tmp_path: Path) -> None:
@@ -203,6 +241,7 @@ def test_bench_json_smoke(
     for key, kind in REQUIRED.items():
         assert isinstance(result.get(key), kind if kind is not float else (int, float)), key
     assert result["backend"] == "litert" and result["fast_backend"] == "litert"
+    assert result["keras_baseline"] == "measured"  # TensorFlow is installed here
     assert result["predict_ms"] > 0 and result["fast_ms"] > 0 and result["speedup"] > 0
     assert result["speedup"] == pytest.approx(result["predict_ms"] / result["fast_ms"], rel=0.02)
     assert result["batch8_ms_per_window"] > 0 and result["preprocess_us_1080p"] > 0
