@@ -14,6 +14,7 @@ from har_daemon.cli.quiet import gate_name, with_gate
 from har_daemon.core.errors import DataError
 from har_daemon.core.stderr import json_stderr
 from har_daemon.offline.paste import Look
+from har_daemon.tools.environment import machine_info
 from har_daemon.tools.paste import (
     Options,
     SizeRow,
@@ -123,6 +124,7 @@ def _paste_eval(args: argparse.Namespace) -> int:
         "clips": counts,
         "missing_clips": len(everything) - len(present),
         "seed": args.seed,
+        "environment": machine_info(),
         "look": {"blur": args.blur, "jpeg_quality": args.jpeg_quality, "feather": args.feather},
         "repeats": args.repeats,
         "variants": [],

@@ -27,6 +27,7 @@ from har_daemon.offline.stream_eval import check_activities, decision_settings, 
 from har_daemon.runtime.calibration import calibration_path, write_calibration
 from har_daemon.runtime.cameras import window_seconds
 from har_daemon.tools.calibrate import calibrate_camera, recall_at, split_check
+from har_daemon.tools.environment import machine_info
 from har_daemon.training.alert_policy import Recording, record
 
 
@@ -81,7 +82,12 @@ def _quiet_eval(args: argparse.Namespace) -> int:
     config, meta, backend = load(args)
     clips = read_quiet(args.data)
     settings = [config] + [with_gate(config, d) for d in args.gate or []]
-    doc: dict[str, Any] = {"data": str(args.data), "model": meta.name, "variants": []}
+    doc: dict[str, Any] = {
+        "data": str(args.data),
+        "model": meta.name,
+        "environment": machine_info(),
+        "variants": [],
+    }
     first_runs: list[QuietRun] = []
     first_streams: list[Recording] = []
     for cfg in settings:

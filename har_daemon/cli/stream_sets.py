@@ -12,6 +12,7 @@ from typing import Any
 from har_daemon.config import DaemonConfig, load_config
 from har_daemon.core.errors import DataError
 from har_daemon.core.logs import configure_logging
+from har_daemon.tools.environment import machine_info
 from har_daemon.training.alert_policy import SMOOTHING_WINDOWS, Setting, grid
 from har_daemon.training.fold_streams import (
     FoldClips,
@@ -153,6 +154,7 @@ def results_doc(results: list[FoldResult], args: argparse.Namespace) -> dict[str
         "policy_scope": ("pooled" if args.pooled_policy else "per fold") if args.policy else None,
         "folds": folds,
         "pooled": figures(pooled(results)),
+        "environment": machine_info(),
     }
 
 

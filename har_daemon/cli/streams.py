@@ -23,6 +23,7 @@ from har_daemon.offline.stream_eval import (
 from har_daemon.offline.stream_eval import evaluate_stream as evaluate_recording
 from har_daemon.reporting.plots import plot_stream_timeline
 from har_daemon.runtime.policy import DecisionPolicy
+from har_daemon.tools.environment import machine_info
 from har_daemon.video.frames import probe_video
 
 
@@ -46,6 +47,7 @@ def _evaluate_stream(args: argparse.Namespace) -> int:
         "figures": result.figures.as_dict(),
         "cuts": result.run.cuts,
         "events": result.run.events(),
+        "environment": machine_info(),
     }
     if args.report is not None:
         write_stream_report(args.report, doc, result, config, meta)

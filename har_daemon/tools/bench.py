@@ -10,53 +10,22 @@ Nothing here is a test: the figures depend on the machine and on what else runs 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import platform
 import tempfile
-from datetime import datetime
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-import cv2
-
-from har_daemon import __version__
 from har_daemon.model.backends import default_threads
 from har_daemon.model.meta import read_meta
+from har_daemon.tools.environment import machine_info
 from har_daemon.tools.inference import measure_inference
 from har_daemon.tools.people import measure_people, stage_ms
 from har_daemon.tools.recognisers import measure_recognisers
 from har_daemon.tools.recording import measure_recording, print_recording
 from har_daemon.tools.streams import measure_streams
 
-__all__ = ["machine_info", "print_table", "run"]
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def machine_info() -> dict[str, Any]:
-    """What the figures were measured on."""
-    info: dict[str, Any] = {
-        "machine": f"{_cpu_model()} ({platform.machine()}), {platform.system()}",
-        "cpu_count": os.cpu_count(),
-        "python": platform.python_version(),
-        "opencv": cv2.__version__,
-        "har_daemon": __version__,
-        "date": datetime.now().astimezone().isoformat(timespec="seconds"),
-    }
-    with contextlib.suppress(PackageNotFoundError):
-        info["ai_edge_litert"] = version("ai-edge-litert")
-    return info
+__all__ = ["print_table", "run"]
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests.infra.media import make_test_video
@@ -76,7 +77,9 @@ def test_evaluate_stream_refuses_truth_past_the_end_of_the_video(tmp_path: Path)
         tmp_path,
     )
     assert ok.returncode == 0, ok.stderr
-    figures = json.loads(ok.stdout)["figures"]
+    doc = json.loads(ok.stdout)
+    figures = doc["figures"]
+    assert doc["environment"]["numpy"] == np.__version__
     assert figures["overall"]["intervals"] == 1 and figures["duration_s"] < 3, figures
 
 

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import cv2
 import pytest
 
 from har_daemon.cli import main
@@ -108,6 +109,9 @@ def test_quiet_eval_reports_per_scene_with_durations_from_frames(
     gated, off = doc["variants"]
     assert off["scenes"][0]["false_alerts"] >= 1  # today's model alerts on people walking
     assert gated["settings"]["enter_threshold"] == 0.5
+    # What decides the figures is recorded beside them (a fresh install resolves new versions).
+    assert doc["environment"]["opencv"] == cv2.__version__
+    assert doc["environment"]["ai_edge_litert"]
 
 
 def test_calibrate_sets_the_lowest_quiet_threshold_and_the_cameras_take_it(

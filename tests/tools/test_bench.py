@@ -44,6 +44,8 @@ REQUIRED = {
     "backend": str,
     "stream": dict,
     "cpu_count": int,
+    "numpy": str,
+    "opencv": str,
     "machine": str,
 }
 

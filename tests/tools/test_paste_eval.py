@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import cv2
 import pytest
 
 from har_daemon.cli import main
@@ -62,6 +63,7 @@ def test_paste_eval_counts_what_the_daemon_raises_on_each_composite(
     assert tables and all(line.startswith("SYNTHETIC") for line in tables)
     assert out[0].startswith("SYNTHETIC paste test")
     assert doc["synthetic"] is True
+    assert doc["environment"]["opencv"] == cv2.__version__
     assert doc["clips"] == {"fight": 1, "noFight": 1}
     assert doc["missing_clips"] == len(held_out["test_clips"]) - 2
 
