@@ -96,6 +96,8 @@ def print_table(result: dict[str, Any]) -> None:
         ("... streams with the person stage on", result.get("streams_realtime_people"), ""),
         (f"... streams with the fight pose stage on ({result.get('pose_model')})",
          result.get("streams_realtime_pose"), ""),
+        (f"... streams with the pretrained fusion on ({result.get('pretrained_model')})",
+         result.get("streams_realtime_pretrained"), ""),
         (f"{result.get('recognisers_model')}, one camera, CPU per s of video",
          result.get("fight_cpu_ms_per_s"), "ms"),
         ("... with the fall recogniser too", result.get("fight_fall_cpu_ms_per_s"), "ms"),
@@ -117,6 +119,8 @@ def print_table(result: dict[str, Any]) -> None:
         ("... and its latency p95", result.get("latency_p95_ms_people"), "ms"),
         ("... with the fight pose stage on", result.get("rss_mb_pose"), "MB"),
         ("... and its latency p95", result.get("latency_p95_ms_pose"), "ms"),
+        ("... with the pretrained fusion on", result.get("rss_mb_pretrained"), "MB"),
+        ("... and its latency p95", result.get("latency_p95_ms_pretrained"), "ms"),
     ]  # fmt: skip
     width = max(len(r[0]) for r in rows)
     print(f"har-daemon bench: {result['model_name']} on {result['machine']}")

@@ -10,9 +10,11 @@ bench model's network relabelled person-centric (the detector and the crops cost
 whatever the classifier learned).
 
 The fight pose stage (`[inference] pose_fusion`: MoveNet on every person the stage finds, the
-pose features and trees) is measured the same way with the fight model (`*_pose` keys): the
-bench model when it has a fight class, else the bundled fight model; with `--model
-models/fight` the person-stage and pose-stage figures differ by the pose stage alone.
+pose features and trees) and the pretrained appearance fusion (`pretrained_fusion`: a
+MobileNetV2 embedding per region and new frame, the logistic head) are measured the same way
+with the fight model (`*_pose` and `*_pretrained` keys): the bench model when it has a fight
+class, else the bundled fight model; with `--model models/fight` the person-stage and these
+figures differ by the second opinion alone.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from har_daemon.model.person import PersonDetector
 from har_daemon.model.pose import PoseEstimator
 from har_daemon.runtime.fight_pose import FIGHT_ACTIVITY
 from har_daemon.tools.inference import median_ms
-from har_daemon.tools.streams import measure_streams, progress
+from har_daemon.tools.streams import FUSION_SETTINGS, Fusion, measure_streams, progress
 from har_daemon.video.ffmpeg import FFMPEG
 
 PEOPLE_CLIP = (
@@ -131,7 +133,8 @@ def measure_people(args: argparse.Namespace, workdir: Path, threads: int) -> dic
         if key in figures:
             out[f"{key}_people"] = figures[key]
     out["people_steps"] = figures["steps"]
-    out.update(_measure_pose(args, workdir, video, model))
+    for fusion in FUSION_SETTINGS:
+        out.update(_measure_fusion(args, workdir, video, model, fusion))
     return out
 
 
@@ -141,20 +144,21 @@ def pose_stage_model(model: Path) -> Path:
     return model if FIGHT_ACTIVITY in read_meta(model).classes else FIGHT_MODEL_DIR
 
 
-def _measure_pose(
-    args: argparse.Namespace, workdir: Path, video: Path, people_model: Path
+def _measure_fusion(
+    args: argparse.Namespace, workdir: Path, video: Path, people_model: Path, fusion: Fusion
 ) -> dict[str, Any]:
+    """The stream figures with a second opinion on (`*_pose`, `*_pretrained` keys)."""
     model = pose_stage_model(people_model)
     meta = read_meta(model)
-    progress(f"fight pose stage: {meta.name} with pose_fusion on, same clip")
-    pose_args = argparse.Namespace(**{**vars(args), "model": model})
-    figures = measure_streams(pose_args, meta, workdir / "pose", video=video, pose_fusion=True)
+    progress(f"fight {fusion} stage: {meta.name} with {FUSION_SETTINGS[fusion]} on, same clip")
+    fusion_args = argparse.Namespace(**{**vars(args), "model": model})
+    figures = measure_streams(fusion_args, meta, workdir / fusion, video=video, fusion=fusion)
     out: dict[str, Any] = {
-        "pose_model": meta.name,
-        "streams_realtime_pose": figures["streams_realtime"],
-        "pose_steps": figures["steps"],
+        f"{fusion}_model": meta.name,
+        f"streams_realtime_{fusion}": figures["streams_realtime"],
+        f"{fusion}_steps": figures["steps"],
     }
     for key in ("latency_p95_ms", "latency_p50_ms", "rss_mb"):
         if key in figures:
-            out[f"{key}_pose"] = figures[key]
+            out[f"{key}_{fusion}"] = figures[key]
     return out

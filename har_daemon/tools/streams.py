@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -39,7 +39,9 @@ from har_daemon.tools.media import STREAM_CODEC, STREAM_CONTENT, make_stream_vid
 from har_daemon.tools.procs import rss_mb, start_process, stop_process
 
 __all__ = [
+    "FUSION_SETTINGS",
     "TOPIC_PREFIX",
+    "Fusion",
     "StepResult",
     "judge",
     "measure_streams",
@@ -51,6 +53,10 @@ __all__ = [
 ]
 
 TOPIC_PREFIX = "harbench"
+
+Fusion = Literal["pose", "pretrained"]
+FUSION_SETTINGS: dict[str, str] = {"pose": "pose_fusion", "pretrained": "pretrained_fusion"}
+"""The `[inference]` switch of each second opinion the bench measures beside the fight model."""
 _BROKER_LOG_TYPES = ("error", "warning", "notice")  # not every message: the broker shares CPUs
 _ONLINE_TIMEOUT_S = 60.0
 _STOP_TIMEOUT_S = 30.0
@@ -88,10 +94,10 @@ def write_config(
     broker_port: int | None,
     state: Path,
     batch_max: int | None = None,
-    pose_fusion: bool = False,
+    fusion: Fusion | None = None,
 ) -> Path:
     """The daemon's TOML for `n` real-time cameras on `video` (litert, stats every second);
-    `pose_fusion` turns on the fight pose stage (`[inference] pose_fusion`)."""
+    `fusion` turns on a second opinion on the fight model's regions (`FUSION_SETTINGS`)."""
     q = json.dumps  # a JSON string is a valid TOML basic string
     mqtt = (
         f'host = "127.0.0.1"\nport = {broker_port}\ntopic_prefix = "{TOPIC_PREFIX}"\n'
@@ -107,7 +113,7 @@ def write_config(
     path.write_text(
         f'[model]\npath = {q(str(model_dir))}\nbackend = "litert"\n'
         + (f"batch_max = {batch_max}\n" if batch_max else "")
-        + ("[inference]\npose_fusion = true\n" if pose_fusion else "")
+        + (f"[inference]\n{FUSION_SETTINGS[fusion]} = true\n" if fusion else "")
         + f"[mqtt]\n{mqtt}"
         f"[spool]\npath = {q(str(state))}\n"
         '[logging]\nlevel = "info"\njson = true\n'
@@ -157,7 +163,7 @@ def run_step(
     args: argparse.Namespace,
     workdir: Path,
     broker: MosquittoBroker | None,
-    pose_fusion: bool = False,
+    fusion: Fusion | None = None,
 ) -> StepResult:
     """Run the daemon on `n` real-time copies of `video` and judge whether it kept up."""
     expected = 1.0 / meta.frame_spacing_s
@@ -170,7 +176,7 @@ def run_step(
         broker.port if broker else None,
         workdir / f"state-{n}",
         args.batch_max,
-        pose_fusion,
+        fusion,
     )
     err_path = workdir / f"daemon-{n}.log"
     recorder = MqttRecorder(broker, f"{TOPIC_PREFIX}/+/scores").start() if broker else None
@@ -319,10 +325,10 @@ def measure_streams(
     meta: ModelMeta,
     workdir: Path,
     video: Path | None = None,
-    pose_fusion: bool = False,
+    fusion: Fusion | None = None,
 ) -> dict[str, Any]:
     """Real-time stream counts, then latency and memory at `--latency-streams` cameras, on
-    `video` (default: a generated clip); `pose_fusion` as in `write_config`."""
+    `video` (default: a generated clip); `fusion` as in `write_config`."""
     workdir.mkdir(parents=True, exist_ok=True)
     out: dict[str, Any] = {}
     broker = _start_broker(workdir)
@@ -336,7 +342,7 @@ def measure_streams(
         video = video or _stream_video(args, workdir)
         for n in stream_counts(args.streams_max):
             progress(f"{n} stream(s) for {args.warmup:g}+{args.seconds:g} s")
-            step = run_step(n, video, args.fps, meta, args, workdir, broker, pose_fusion)
+            step = run_step(n, video, args.fps, meta, args, workdir, broker, fusion)
             steps.append(step)
             progress(f"{n} stream(s): {'ok' if step.ok else 'FAILED: ' + step.reason}")
             if not step.ok:
@@ -346,7 +352,7 @@ def measure_streams(
         if args.latency_streams and at is None:
             progress(f"{args.latency_streams} stream(s) for latency and memory")
             at = run_step(
-                args.latency_streams, video, args.fps, meta, args, workdir, broker, pose_fusion
+                args.latency_streams, video, args.fps, meta, args, workdir, broker, fusion
             )
             steps.append(at)
     finally:

@@ -221,8 +221,8 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comp
     workdir = tmp_path_factory.mktemp("bench")
     env = {k: v for k, v in os.environ.items() if not k.startswith("HAR_")}
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
-    # One stream per stage: the search's step 1 is also the latency step, so each of the three
-    # stages (frame model, person stage, fight pose stage) runs its daemon once.
+    # One stream per stage: the search's step 1 is also the latency step, so each of the four
+    # stages (frame model, person stage, fight pose stage, pretrained fusion) runs its daemon once.
     cmd = [sys.executable, "-m", "har_daemon", "bench", "--json", "--streams-max", "1",
            "--seconds", "6", "--warmup", "3", "--latency-streams", "1", "--runs", "5",
            "--recognisers-seconds", "4", "--workdir", str(workdir)]  # fmt: skip
@@ -286,6 +286,18 @@ def test_bench_json_smoke(
             if e.get("event") == "stats"
         ]
         assert max(looks) > 0
+        # the pretrained fusion's daemon: the same fight model, its embeddings really taken
+        assert result["pretrained_model"] == "fight-person-lrcn"
+        assert 20 < result["rss_mb_pretrained"] < 4000
+        assert [s["streams"] for s in result["pretrained_steps"]][:1] == [1]
+        config = (tmp_path / "pretrained" / "streams-1.toml").read_text()
+        assert "pretrained_fusion = true" in config and "pose_fusion" not in config
+        embedded = [
+            e["cameras"]["cam01"].get("pretrained_embedded", 0)
+            for e in streams._log_events(tmp_path / "pretrained" / "daemon-1.log")
+            if e.get("event") == "stats"
+        ]
+        assert max(embedded) > 0
     else:
         assert "not found" in result["recognisers_note"]
     assert result["stream"]["width"] == 640 and result["stream"]["fps"] == 25
