@@ -56,7 +56,7 @@ for module in "${modules[@]}"; do
   for t in "${selected[@]}"; do
     [ -f "$t" ] || { echo "mutation.sh: no test file $t for $module (use -t)" >&2; exit 2; }
   done
-  work=$(mktemp -d "${TMPDIR:-/tmp}/har-mutation.XXXXXX")
+  work=$(readlink -f "$(mktemp -d "${TMPDIR:-/tmp}/har-mutation.XXXXXX")")  # TMPDIR may be relative
   # The checkout as it is now (uncommitted changes included), without ignored files.
   git ls-files -z --cached --others --exclude-standard \
     | xargs -0 cp -P --parents -t "$work" 2>/dev/null || true
