@@ -56,7 +56,7 @@ for module in "${modules[@]}"; do
   for t in "${selected[@]}"; do
     [ -f "$t" ] || { echo "mutation.sh: no test file $t for $module (use -t)" >&2; exit 2; }
   done
-  work=$(mktemp -d "${TMPDIR:-/tmp}/har-mutation.XXXXXX")
+  work=$(readlink -f "$(mktemp -d "${TMPDIR:-/tmp}/har-mutation.XXXXXX")")  # TMPDIR may be relative
   # The checkout as it is now (uncommitted changes included), without ignored files.
   git ls-files -z --cached --others --exclude-standard \
     | xargs -0 cp -P --parents -t "$work" 2>/dev/null || true
@@ -67,6 +67,10 @@ for module in "${modules[@]}"; do
     printf 'pytest_add_cli_args_test_selection = [%s]\n' \
       "$(printf '"%s",' "${selected[@]}" | sed 's/,$//')"
     printf 'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'
+    # mutmut runs the tests in mutants/, a copy of the Python sources and tests/ only: the
+    # models (read as models/ and as the package's bundled_models link to it) and the scripts
+    # some tests load go too.
+    printf 'also_copy = ["models", "har_daemon/bundled_models", "scripts"]\n'
   } >>"$work/pyproject.toml"
   echo "== $module (tests: ${selected[*]})"
   start=$(date +%s)

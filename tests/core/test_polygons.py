@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from har_daemon.core.polygons import area, open_ring, polygon_problem, self_intersects
+from har_daemon.core.polygons import MIN_AREA, area, open_ring, polygon_problem, self_intersects
 from har_daemon.video.zone_geometry import contains, foot_point, mask_raster, zones_at
 
 SQUARE = [(0.25, 0.25), (0.75, 0.25), (0.75, 0.75), (0.25, 0.75)]
@@ -29,6 +29,7 @@ def test_area_is_a_fraction_of_the_frame() -> None:
         ([(0, 0), (1, 0), (0, 0)], "at least 3"),  # a closed two-point ring
         ([(0, 0), (1.2, 0), (0, 1)], "outside the frame"),
         ([(0, -0.1), (1, 0), (0, 1)], "outside the frame"),
+        ([(0, 0), (1, 0), (0.5, 1.5)], "outside the frame"),
         ([(0, 0), (0.5, 0.5), (1, 1)], "no area"),
         ([(0.1, 0.1), (0.1001, 0.1), (0.1, 0.1001)], "no area"),
         ([(0, 0), (1, 1), (1, 0), (0, 1)], "crosses itself"),  # a bow tie
@@ -37,6 +38,52 @@ def test_area_is_a_fraction_of_the_frame() -> None:
 def test_bad_polygons_say_why(points: list[tuple[float, float]], words: str) -> None:
     problem = polygon_problem(points)
     assert problem is not None and words in problem
+
+
+def test_open_ring_drops_only_a_repeated_closing_point() -> None:
+    p = (0.5, 0.5)
+    assert open_ring([p]) == [p]  # one point is not its own closing point
+    assert open_ring([p, p]) == [p]
+    assert polygon_problem([p]) == "needs at least 3 distinct points, got 1"
+
+
+def test_area_of_a_triangle_and_of_fewer_points() -> None:
+    assert area([(0, 0), (1, 0), (0, 1)]) == pytest.approx(0.5)
+    assert area([(0.2, 0.2), (0.8, 0.6)]) == 0.0
+    assert area([(0.2, 0.2)]) == 0.0 and area([]) == 0.0
+
+
+def test_a_polygon_of_exactly_the_least_area_is_accepted() -> None:
+    tiny = [(0, 0), (0.01, 0), (0.01, 0.01), (0, 0.01)]
+    assert area(tiny) == MIN_AREA and polygon_problem(tiny) is None
+
+
+BOW_TIE = [(0.1, 0.2), (0.9, 0.8), (0.9, 0.2), (0.1, 0.8)]
+NOTCHED = [(0.1, 0.1), (0.9, 0.1), (0.9, 0.9), (0.6, 0.9), (0.5, 0.1), (0.4, 0.9), (0.1, 0.9)]
+"""A square with a notch cut from the top whose tip touches the bottom edge: touching is not
+crossing."""
+
+
+def _orders(points: list[tuple[float, float]]) -> list[list[tuple[float, float]]]:
+    """The same polygon listed from each of its points, in either winding."""
+    turns = [points[k:] + points[:k] for k in range(len(points))]
+    return turns + [t[::-1] for t in turns]
+
+
+@pytest.mark.parametrize("points", _orders(BOW_TIE))
+def test_a_bow_tie_crosses_itself_whichever_point_the_list_starts_at(
+    points: list[tuple[float, float]],
+) -> None:
+    assert self_intersects(points)
+    problem = polygon_problem(points)
+    assert problem is not None and problem.startswith("crosses itself")
+
+
+@pytest.mark.parametrize("points", _orders(NOTCHED))
+def test_a_vertex_touching_another_edge_is_not_a_crossing(
+    points: list[tuple[float, float]],
+) -> None:
+    assert not self_intersects(points) and polygon_problem(points) is None
 
 
 def test_concave_polygon_is_valid_and_not_self_intersecting() -> None:

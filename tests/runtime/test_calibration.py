@@ -13,6 +13,7 @@ from har_daemon.core.errors import ConfigError
 from har_daemon.runtime.calibration import (
     Calibration,
     allowed_alerts,
+    calibration_path,
     camera_thresholds,
     candidates,
     choose_threshold,
@@ -52,6 +53,8 @@ def test_the_lowest_threshold_within_the_budget_is_chosen() -> None:
     assert choose_threshold(alerts_at, ts, 1) == (0.72, 1, True)
     assert choose_threshold(alerts_at, ts, 10) == (0.5, 4, True)
     assert choose_threshold(lambda t: 3, ts, 0) == (1.0, 3, False)  # never within budget
+    with pytest.raises(ValueError, match="^no thresholds to choose from$"):
+        choose_threshold(alerts_at, [], 0)
 
 
 def test_the_file_keeps_every_camera_and_is_replaced_whole(tmp_path: Path) -> None:
@@ -83,10 +86,18 @@ def test_the_config_beats_the_calibration_which_beats_the_default(tmp_path: Path
         '[[cameras]]\nname = "b"\nsource = "b.mp4"\n'
         '[[cameras]]\nname = "c"\nsource = "c.mp4"\n'
         '[[cameras]]\nname = "d"\nsource = "d.mp4"\n'
+        '[[cameras]]\nname = "e"\nsource = "e.mp4"\n'
     )
     config = load_config(toml)
-    cals = {"a": _cal(0.7), "b": _cal(0.8), "d": _cal(0.35)}  # d: under the exit threshold now
-    assert camera_thresholds(config, cals) == {"a": 0.9, "b": 0.8, "c": 0.6, "d": 0.6}
+    # d: under the exit threshold raised since; e: at it (a camera may not enter where it exits)
+    cals = {"a": _cal(0.7), "b": _cal(0.8), "d": _cal(0.35), "e": _cal(0.4)}
+    assert camera_thresholds(config, cals) == {"a": 0.9, "b": 0.8, "c": 0.6, "d": 0.6, "e": 0.6}
+
+
+def test_the_file_lives_in_the_state_directory(tmp_path: Path) -> None:
+    toml = tmp_path / "c.toml"
+    toml.write_text(f'[spool]\npath = "{tmp_path / "state"}"\n')
+    assert calibration_path(load_config(toml)) == tmp_path / "state" / "calibration.json"
 
 
 def test_a_camera_threshold_at_or_under_the_exit_threshold_is_refused(tmp_path: Path) -> None:

@@ -4,6 +4,8 @@ and the numpy model reads what the training script writes."""
 from __future__ import annotations
 
 import json
+import re
+import warnings
 
 import numpy as np
 import pytest
@@ -104,6 +106,11 @@ def test_fused_scores_keep_summing_to_one():
     np.testing.assert_allclose(fused(np.array([1.0, 0.0]), 0, 0.3), [0.3, 0.7], atol=1e-6)
 
 
+STUMP = {"left": [1, -1, -1], "right": [2, -1, -1], "feature": [2, -2, -2],
+         "threshold": [1.5, -2.0, -2.0], "value": [0.0, -1.0, 3.0]}  # fmt: skip
+"""A stump on feature 2: the left leaf (-1) when it is <= 1.5, else the right one (3)."""
+
+
 def test_the_model_file_round_trips_both_kinds(tmp_path):
     n = len(FEATURE_NAMES)
     x = np.arange(n, dtype=np.float64)
@@ -119,23 +126,57 @@ def test_the_model_file_round_trips_both_kinds(tmp_path):
     (tmp_path / "model.json").write_text(json.dumps(logistic))
     z = float(((x - 1.0) / 2.0).sum() * 0.1 - 1.0)
     assert load(tmp_path).score(x) == pytest.approx(1 / (1 + np.exp(-z)))
-    # a stump on feature 2 (x[2] = 2): left leaf when <= 1.5, else right
-    stump = {
-        "left": [1, -1, -1],
-        "right": [2, -1, -1],
-        "feature": [2, -2, -2],
-        "threshold": [1.5, -2.0, -2.0],
-        "value": [0.0, -1.0, 3.0],
-    }
     trees = {"kind": "trees", "threshold": 0.5, "features": list(FEATURE_NAMES), "init": 0.5,
-             "learning_rate": 0.1, "trees": [stump, stump]}  # fmt: skip
+             "learning_rate": 0.1, "trees": [STUMP, STUMP]}  # fmt: skip
     (tmp_path / "model.json").write_text(json.dumps(trees))
-    assert load(tmp_path).score(x) == pytest.approx(1 / (1 + np.exp(-(0.5 + 0.1 * 6.0))))
+    model = load(tmp_path)
+    assert (model.kind, model.threshold) == ("trees", 0.5)
+    assert model.score(x) == pytest.approx(1 / (1 + np.exp(-(0.5 + 0.1 * 6.0))))  # x[2] = 2
+    x[2] = 1.5  # at the threshold: left, as scikit-learn's trees go
+    assert model.score(x) == pytest.approx(1 / (1 + np.exp(-(0.5 + 0.1 * -2.0))))
+    (tmp_path / "model.json").write_text(json.dumps({**logistic, "threshold": 0.7}))
+    assert (load(tmp_path).kind, load(tmp_path).threshold) == ("logistic", 0.7)
+
+
+def test_a_log_odds_far_out_scores_0_or_1_without_overflow():
+    n = len(FEATURE_NAMES)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for intercept, want in ((-1000.0, 0.0), (1000.0, 1.0)):
+            model = FightPoseModel("logistic", 0.5, np.zeros(n), np.ones(n), np.zeros(n), intercept)
+            assert model.score(np.zeros(n)) == pytest.approx(want)
+
+
+PAST = "tree refers past its arrays or the features"
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"kind": "forest"}, "unknown kind 'forest'"),
+        ({"kind": "logistic", "mean": [0.0], "scale": [1.0], "coef": [0.0], "intercept": 0.0},
+         "mean, scale and coef need one number per feature"),
+        ({"trees": [{**STUMP, "value": [0.0, 1.0]}]}, "tree arrays differ in length"),
+        ({"trees": [{**STUMP, "left": [3, -1, -1]}]}, PAST),
+        ({"trees": [{**STUMP, "right": [3, -1, -1]}]}, PAST),
+        ({"trees": [{**STUMP, "feature": [len(FEATURE_NAMES), -2, -2]}]}, PAST),
+    ],
+)  # fmt: skip
+def test_a_bad_model_file_says_what_is_wrong(tmp_path, change, reason):
+    good = {"kind": "trees", "threshold": 0.5, "features": list(FEATURE_NAMES), "init": 0.0,
+            "learning_rate": 0.1, "trees": [STUMP]}  # fmt: skip
+    (tmp_path / "model.json").write_text(json.dumps(good))
+    load(tmp_path)
+    (tmp_path / "model.json").write_text(json.dumps({**good, **change}))
+    with pytest.raises(ModelError, match=f"model.json: {re.escape(reason)}$"):
+        load(tmp_path)
 
 
 def test_a_model_for_other_features_is_refused(tmp_path):
     (tmp_path / "model.json").write_text(json.dumps({"kind": "trees", "features": ["x"]}))
-    with pytest.raises(ModelError, match="FEATURE_NAMES"):
+    with pytest.raises(
+        ModelError, match=r": its features are not model\.fight_pose_features\.FEATURE_NAMES$"
+    ):
         load(tmp_path)
     with pytest.raises(ModelError, match="model.json"):
         load(tmp_path / "missing")

@@ -47,6 +47,42 @@ def test_boxes_standing_in_a_mask_are_dropped_and_counted() -> None:
     kept = zones.unmasked(boxes, (100, 200))
     assert kept.tolist() == boxes[1:].tolist()
     assert zones.stats.masked_boxes == 1
+    zones.unmasked(boxes, (100, 200))
+    assert zones.stats.masked_boxes == 2  # counted over the camera's life
+
+
+def test_a_foot_point_on_the_frames_last_row_or_column_reads_that_pixel() -> None:
+    bottom = [[0, 0.99], [1, 0.99], [1, 1], [0, 1]]  # row 99 of 100 only
+    right = [[0.995, 0], [1, 0], [1, 1], [0.995, 1]]  # column 199 of 200 only
+    zones = _zones(masks=[{"points": bottom}, {"points": right}])
+    boxes = np.array(
+        [
+            [90, 10, 110, 100, 0.9],  # foot (0.5, 1.0): on the bottom edge, in the mask
+            [190, 10, 210, 50, 0.9],  # foot (1.0, 0.5): half out of the frame, in the mask
+            [90, 10, 110, 50, 0.9],  # foot (0.5, 0.5): free
+        ],
+        np.float32,
+    )
+    assert zones.unmasked(boxes, (100, 200)).tolist() == boxes[2:].tolist()
+
+
+def test_zones_without_masks_blank_and_drop_nothing() -> None:
+    zones = _zones(zones=[{"name": "left", "points": LEFT}])
+    frame = np.full((100, 200, 3), 7, np.uint8)
+    assert zones.blank(frame) is frame and (frame == 7).all()
+    boxes = np.array([[10, 10, 30, 90, 0.9]], np.float32)
+    assert zones.unmasked(boxes, (100, 200)) is boxes
+    assert zones.stats.masked_fraction == 0.0 and not zones.all_masked
+
+
+def test_blank_works_in_place_unless_the_frame_is_the_source_and_blanks_grey_frames() -> None:
+    zones = _zones(masks=[{"name": "sky", "points": TOP}])
+    source = np.full((40, 80, 3), 7, np.uint8)
+    frame = source.copy()  # e.g. the working frame, resized from the source
+    assert zones.blank(frame, source=source) is frame and (frame[:10] == BLANK_BGR).all()
+    grey = np.full((40, 80), 7, np.uint8)
+    zones.blank(grey)
+    assert (grey[:10] == int(BLANK_BGR.mean())).all() and (grey[11:] == 7).all()
 
 
 def test_zones_of_people_and_gating() -> None:
@@ -58,6 +94,7 @@ def test_zones_of_people_and_gating() -> None:
     assert zones.zones_of(on_left, (100, 200)) == ["left"]
     probs = np.array([0.9, 0.1], np.float32)
     assert zones.gate(probs, ["left"]).tolist() == [0.0, pytest.approx(0.1)]
+    assert probs.tolist() == [pytest.approx(0.9), pytest.approx(0.1)]  # a copy was gated
     assert zones.gate(probs, ["left", "right"]) is probs  # untouched inside
     assert zones.gate(probs, []).tolist()[0] == 0.0  # nobody in a zone
 
@@ -111,8 +148,19 @@ def test_required_zones_need_known_activities_and_people() -> None:
     problem = zone_problem(swing, demo)
     assert problem is not None and "person-centric" in problem
     bad = _camera(zones=[{"name": "z", "points": LEFT}], required_zones={"punch": ["z"]})
-    problem = zone_problem(bad, fight)
-    assert problem is not None and "'punch'" in problem
+    assert zone_problem(bad, fight) == (
+        "camera 'cam': required_zones names unknown activity 'punch'; the model's classes are "
+        "fight, noFight"
+    )
+    two = _camera(
+        zones=[{"name": "z", "points": LEFT}],
+        required_zones={"punch": ["z"], "kick": ["z"]},
+        recognisers=[{"kind": "classifier"}, {"kind": "fall"}],
+    )
+    assert zone_problem(two, fight) == (
+        "camera 'cam': required_zones names unknown activities 'kick', 'punch'; the model's "
+        "classes are fight, noFight, and the camera's recognisers raise fall"
+    )
 
 
 def test_motion_inside_a_mask_costs_no_detection() -> None:
