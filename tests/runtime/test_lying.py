@@ -186,10 +186,12 @@ def test_estimate_posable_calls_the_pose_model_on_the_big_boxes_only_in_order():
     boxes = np.array(
         [[0, 0, 30, 50, 0.5], [100, 0, 160, 200, 0.9], [0, 300, 100, 340, 0.8]], np.float32
     )
-    kps = estimate_posable(pose, np.zeros((480, 640, 3), np.uint8), boxes, 64.0)
+    kps, big = estimate_posable(pose, np.zeros((480, 640, 3), np.uint8), boxes, 64.0)
+    assert big.tolist() == [False, True, True]
     assert len(pose.calls) == 1 and pose.calls[0][:, :4].tolist() == boxes[1:, :4].tolist()
     assert kps.shape == (3, 17, 3)
     assert not kps[0].any()  # too small: nothing seen, no call
     assert kps[1, 0, :2].tolist() == [130.0, 100.0] and kps[2, 0, :2].tolist() == [50.0, 320.0]
-    none = estimate_posable(pose, np.zeros((480, 640, 3), np.uint8), boxes[:1], 64.0)
-    assert len(pose.calls) == 1 and none.shape == (1, 17, 3)
+    none, big = estimate_posable(pose, np.zeros((480, 640, 3), np.uint8), boxes[:1], 64.0)
+    assert len(pose.calls) == 1 and none.shape == (1, 17, 3) and not none.any()
+    assert big.tolist() == [False]
