@@ -67,6 +67,8 @@ for module in "${modules[@]}"; do
     printf 'pytest_add_cli_args_test_selection = [%s]\n' \
       "$(printf '"%s",' "${selected[@]}" | sed 's/,$//')"
     printf 'pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]\n'
+    # mutmut copies the package's .py files only: the bundled models (a link to models/) too
+    printf 'also_copy = ["har_daemon/bundled_models"]\n'
   } >>"$work/pyproject.toml"
   echo "== $module (tests: ${selected[*]})"
   start=$(date +%s)
