@@ -263,3 +263,11 @@ def test_events_judge_an_unseen_track_as_unseen_and_a_state_is_seen_by_default()
         assert state.step(0.4 + k * STEP, ring, BOX_RULE) is None  # seen: upright keypoints
     assert changes == [(3, "start")]  # down since 0.4 s, held 0.8 s: at 1.2 s
     assert state.down_since is None
+
+
+def test_a_person_seen_with_exactly_min_coverage_is_judged():
+    seq = standing(0.0, 5) + fall(1.0) + lying(1.6, 6)
+    at = [replace(x, coverage=RULE.min_coverage) for x in seq]
+    assert run(at) == run(seq) != []
+    below = [replace(x, coverage=RULE.min_coverage - 0.01) for x in seq]
+    assert run(below) == []  # too poorly seen all along: never judged
