@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from har_daemon.core.errors import ModelError
+from har_daemon.core.paths import DEMO_MODEL_DIR
 from har_daemon.model import pose as mp
 from har_daemon.model.person import PersonDetector
 from tests.shared_data import FALLS_DATA, require
@@ -138,3 +139,13 @@ def test_the_estimator_gives_each_box_keypoints_inside_its_crop():
     np.testing.assert_array_equal(estimator.estimate(frame, box), kp)  # one box, flat
     other = estimator.estimate(frame, np.array([[0, 0, 320, 240, 0.9]], np.float32))
     assert not np.array_equal(other, kp)  # another crop: the model saw another picture
+
+
+def test_a_file_that_is_not_the_pose_model_is_a_model_error_naming_it(tmp_path):
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(ModelError, match=r"cannot load pose model .*junk\.tflite: "):
+        mp.PoseEstimator(junk)
+    other = DEMO_MODEL_DIR / "model.tflite"  # a clip classifier: another input
+    with pytest.raises(ModelError, match=r"model\.tflite: expected one \[1, 192, 192, 3\] input"):
+        mp.PoseEstimator(other)
