@@ -388,3 +388,15 @@ def test_no_look_at_a_box_outside_the_frame():
     models = Scripted([], [])
     assert _look(models, box=(700.0, 10.0, 760.0, 50.0)) == (None, LookStats())
     assert models.detected == [] and models.posed == []
+
+
+def test_a_look_near_the_frames_bottom_maps_back_through_the_clipped_region():
+    near_bottom = (300.0, 380.0, 360.0, 470.0)  # its region reaches past the bottom: clipped
+    region = look_region(near_bottom, (480, 640))
+    assert region[3] == 480
+    models = Scripted([[[0, 0, 50, 40, 0.9]], [], [], []], [_turned_kp(12)])
+    again = RotatedLook(models, models)
+    _, kp = again.look(FRAME, near_bottom)
+    np.testing.assert_allclose(kp, to_frame(_turned_kp(12), region, True))
+    again.look(FRAME, near_bottom)  # nobody this time: a look all the same
+    assert again.stats == LookStats(looks=2, calls=5)
