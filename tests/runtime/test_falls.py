@@ -420,6 +420,8 @@ def test_reset_ends_the_open_falls_and_starts_afresh():
     assert stage.tracks.tracks == [] and stage.events.states == {}
     assert stage.due(5.21) and not stage.watching(5.21)
     assert stage.reset(5.3) == []  # nothing open
+    stage.look(FRAME, 5.5, people.detect(FRAME))  # and the stage goes on: a new track, judged
+    assert [tr.id for tr in stage.tracks.tracks] == [2] and 2 in stage.events.states
 
 
 def test_the_adaptive_watch_stays_open_while_the_rule_has_someone_down():
