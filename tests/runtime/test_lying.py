@@ -8,17 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
+from har_daemon.model import rotated
 from har_daemon.model.person import PersonDetector
 from har_daemon.model.pose import KP, PoseEstimator
 from har_daemon.model.pose_features import Features
-from har_daemon.model.rotated import (
-    box_to_frame,
-    keypoint_box,
-    look_region,
-    to_frame,
-    to_turned,
-    turn_crop,
-)
 from har_daemon.runtime.falls import DETECT_SCORE
 from har_daemon.runtime.lying import (
     DOWN_DROP,
@@ -162,7 +155,9 @@ def test_the_turned_look_sees_a_real_person_lying_across_the_picture(mode, calls
     seen = standing_kp[standing_kp[:, 2] >= 0.3]
     assert len(seen) >= 10  # the person is there, standing
     lying = cv2.rotate(frame, cv2.ROTATE_90_COUNTERCLOCKWISE)
-    box_pts = to_turned(np.array([seen[:, :2].min(0), seen[:, :2].max(0)]), (0, 0, w, h), False)
+    box_pts = rotated.to_turned(
+        np.array([seen[:, :2].min(0), seen[:, :2].max(0)]), (0, 0, w, h), False
+    )
     box = (*box_pts.min(0), *box_pts.max(0))
     again = RotatedLook(PersonDetector(score_threshold=DETECT_SCORE), pose, mode)
     found = again.look(lying, box)
@@ -300,7 +295,7 @@ def test_advance_marks_a_box_at_the_frames_edge():
 
 FRAME = (np.arange(480 * 640 * 3) % 251).astype(np.uint8).reshape(480, 640, 3)
 NEAR_LEFT = (20.0, 100.0, 80.0, 300.0)  # its look region: (0, 25, 225, 375), not square
-REGION = look_region(NEAR_LEFT, (480, 640))
+REGION = rotated.look_region(NEAR_LEFT, (480, 640))
 
 
 def _turned_kp(n_seen: int, score: float = 0.9) -> np.ndarray:
@@ -339,15 +334,17 @@ def test_the_turned_look_shows_the_detector_both_turns_and_poses_its_best_box():
         [_turned_kp(12), _turned_kp(9)],
     )
     (box, kp), stats = _look(models)
-    turns = [turn_crop(FRAME, REGION, clockwise) for clockwise in (True, False)]
+    turns = [rotated.turn_crop(FRAME, REGION, clockwise) for clockwise in (True, False)]
     assert turns[0].shape == (225, 350, 3)
     for shown, turn in zip(models.detected, turns, strict=True):
         np.testing.assert_array_equal(shown, turn)
     np.testing.assert_array_equal(models.posed[0][0], turns[0])
     assert models.posed[0][1].tolist() == [[30, 40, 200, 120, pytest.approx(0.8)]]
     # the clockwise turn saw more keypoints: its box and keypoints, back in the frame
-    np.testing.assert_allclose(box, box_to_frame(np.float32([30, 40, 200, 120, 0.8]), REGION, True))
-    np.testing.assert_allclose(kp, to_frame(_turned_kp(12), REGION, True))
+    np.testing.assert_allclose(
+        box, rotated.box_to_frame(np.float32([30, 40, 200, 120, 0.8]), REGION, True)
+    )
+    np.testing.assert_allclose(kp, rotated.to_frame(_turned_kp(12), REGION, True))
     assert stats == LookStats(looks=1, calls=4)
 
 
@@ -363,14 +360,16 @@ def test_the_better_turn_wins(clockwise, anticlockwise, winner):
     boxes = [[[0, 0, 350, 225, 0.9]]] * 2
     (_, kp), _ = _look(Scripted(boxes, [clockwise, anticlockwise]))
     expected = clockwise if winner else anticlockwise
-    np.testing.assert_allclose(kp, to_frame(expected, REGION, winner))
+    np.testing.assert_allclose(kp, rotated.to_frame(expected, REGION, winner))
 
 
 def test_a_turn_where_the_detector_finds_nobody_costs_no_pose_call():
     (box, kp), stats = _look(Scripted([[], [[0, 0, 350, 225, 0.9]]], [_turned_kp(5)]))
     assert stats == LookStats(looks=1, calls=3)
-    np.testing.assert_allclose(box, box_to_frame(np.float32([0, 0, 350, 225, 0.9]), REGION, False))
-    np.testing.assert_allclose(kp, to_frame(_turned_kp(5), REGION, False))
+    np.testing.assert_allclose(
+        box, rotated.box_to_frame(np.float32([0, 0, 350, 225, 0.9]), REGION, False)
+    )
+    np.testing.assert_allclose(kp, rotated.to_frame(_turned_kp(5), REGION, False))
     assert _look(Scripted([[], []], [])) == (None, LookStats(looks=1, calls=2))
 
 
@@ -379,8 +378,8 @@ def test_the_pose_mode_poses_each_whole_turn_and_boxes_its_keypoints():
     (box, kp), stats = _look(models, "pose")
     assert models.detected == [] and stats == LookStats(looks=1, calls=2)
     assert [b.tolist() for _, b in models.posed] == [[[0, 0, 350, 225, 1.0]]] * 2
-    np.testing.assert_allclose(kp, to_frame(_turned_kp(6), REGION, False))
-    np.testing.assert_allclose(box, keypoint_box(kp))  # one keypoint seen clockwise: no box
+    np.testing.assert_allclose(kp, rotated.to_frame(_turned_kp(6), REGION, False))
+    np.testing.assert_allclose(box, rotated.keypoint_box(kp))  # one keypoint seen clockwise: no box
     assert _look(Scripted([], [_turned_kp(1)] * 2), "pose")[0] is None
 
 
@@ -392,11 +391,11 @@ def test_no_look_at_a_box_outside_the_frame():
 
 def test_a_look_near_the_frames_bottom_maps_back_through_the_clipped_region():
     near_bottom = (300.0, 380.0, 360.0, 470.0)  # its region reaches past the bottom: clipped
-    region = look_region(near_bottom, (480, 640))
+    region = rotated.look_region(near_bottom, (480, 640))
     assert region[3] == 480
     models = Scripted([[[0, 0, 50, 40, 0.9]], [], [], []], [_turned_kp(12)])
     again = RotatedLook(models, models)
     _, kp = again.look(FRAME, near_bottom)
-    np.testing.assert_allclose(kp, to_frame(_turned_kp(12), region, True))
+    np.testing.assert_allclose(kp, rotated.to_frame(_turned_kp(12), region, True))
     again.look(FRAME, near_bottom)  # nobody this time: a look all the same
     assert again.stats == LookStats(looks=2, calls=5)
