@@ -75,12 +75,14 @@ def crop_matrix(crop: Crop, side: int = INPUT_SIDE) -> np.ndarray:
 
 
 def crop_input(frame_bgr: np.ndarray, crop: Crop, side: int = INPUT_SIDE) -> np.ndarray:
-    """The model's [1, side, side, 3] int32 RGB input for one crop; outside the frame is black."""
+    """The model's [1, side, side, 3] int32 RGB input for one crop; outside the frame is black.
+    Bilinear, also for a crop larger than `side`: warpAffine has no area mode (OpenCV turns
+    INTER_AREA into INTER_LINEAR there), so a big person is sampled, not averaged."""
     patch = cv2.warpAffine(
         frame_bgr,
         crop_matrix(crop, side),
         (side, side),
-        flags=cv2.INTER_AREA if crop.side > side else cv2.INTER_LINEAR,
+        flags=cv2.INTER_LINEAR,
         borderMode=cv2.BORDER_CONSTANT,
         borderValue=(0, 0, 0),
     )

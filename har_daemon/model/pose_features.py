@@ -184,7 +184,7 @@ def features(
     return Features(
         t=t,
         torso_deg=obs.torso_deg,
-        hip_drop=drop if not math.isnan(drop) else math.nan,
+        hip_drop=drop,
         hip_speed=speed if not math.isnan(speed) else 0.0,
         coverage=obs.coverage,
         aspect=obs.aspect,

@@ -190,9 +190,10 @@ class FallStage:
             if boxes is None:
                 boxes = self.detector.detect(frame)
             boxes = np.asarray(boxes, np.float32).reshape(-1, 5)
-            keypoints = list(estimate_posable(self.pose, frame, boxes, self.min_side_px))
-            big = int(np.count_nonzero(posable(boxes, self.min_side_px)))
-            self.posed, self.unposed = self.posed + big, self.unposed + len(boxes) - big
+            found, big = estimate_posable(self.pose, frame, boxes, self.min_side_px)
+            keypoints = list(found)
+            n_big = int(np.count_nonzero(big))
+            self.posed, self.unposed = self.posed + n_big, self.unposed + len(boxes) - n_big
         again = self.again
         assert again is not None
         seen = advance(

@@ -62,17 +62,18 @@ class PoseModel(Protocol):
 
 def estimate_posable(
     pose: PoseModel, frame: np.ndarray, boxes: np.ndarray, min_side: float = MIN_SIDE_PX
-) -> np.ndarray:
-    """(N, 17, 3) keypoints for the (N, 5) `boxes`: the pose model's for those big enough
-    (`model.pose.posable`), none seen (all zero) for the others, whom the rule's keypoints
-    then never have down (under its `min_coverage`) and who cost no pose call. Their boxes
-    still go to the tracks as before, so who matches whom does not change."""
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 17, 3) keypoints for the (N, 5) `boxes` and which of them were posed: the pose
+    model's for those big enough (`model.pose.posable`), none seen (all zero) for the others,
+    whom the rule's keypoints then never have down (under its `min_coverage`) and who cost no
+    pose call. Their boxes still go to the tracks as before, so who matches whom does not
+    change."""
     boxes = np.asarray(boxes, np.float32).reshape(-1, 5)
     out = np.zeros((len(boxes), len(KEYPOINTS), 3), np.float32)
     big = posable(boxes, min_side)
     if big.any():
         out[big] = pose.estimate(frame, boxes[big])
-    return out
+    return out, big
 
 
 def went_down(ring: Sequence[Features], t: float, look_s: float) -> bool:

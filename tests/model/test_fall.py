@@ -6,7 +6,15 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from har_daemon.model.fall import FallEvents, FallRule, FallState, fell_fast, is_down
+from har_daemon.model.fall import (
+    FallEvents,
+    FallRule,
+    FallState,
+    box_down,
+    fell_fast,
+    is_down,
+    lost_down,
+)
 from har_daemon.model.pose_features import Features
 
 RULE = FallRule(torso_deg=50, low_height=0.55, hip_drop=0.2, speed=0.5, hold_s=0.8, up_s=1.0)
@@ -179,3 +187,87 @@ def test_a_person_lost_after_keypoints_said_down_counts_when_seen_almost_well_en
             ring = [*ring, feat]
             state.step(feat.t, ring, off, True)
         assert all(state.step(1.4 + k * STEP, ring, off, False) is None for k in range(1, 7))
+
+
+def test_down_counts_at_each_threshold():
+    at = replace(f(0, torso=RULE.torso_deg, drop=RULE.hip_drop), coverage=RULE.min_coverage)
+    assert is_down(at, RULE)  # torso, hips and coverage each exactly at the rule's value
+    short = f(0, torso=10, drop=0.3, ratio=RULE.low_height)
+    assert is_down(short, RULE)
+    tall_enough = replace(RULE, min_height_px=200.0)  # f stands 200 px tall
+    assert is_down(f(0, torso=80, drop=0.3), tall_enough)
+
+
+def test_box_down_needs_every_one_of_its_conditions():
+    down = boxed(0.4, 0.5, 0.45)
+    assert box_down(down, BOX_RULE)
+    assert not box_down(replace(down, top_drop=0.3), BOX_RULE)  # short, but the top is high
+    assert not box_down(replace(down, height_ratio=0.6), BOX_RULE)  # top low, box tall
+    assert not box_down(replace(down, at_edge=True), BOX_RULE)
+    assert not box_down(down, replace(BOX_RULE, min_height_px=250.0))  # stood too small
+    at = boxed(0.4, BOX_RULE.box_drop, BOX_RULE.box_height)  # exactly at both thresholds
+    assert box_down(at, replace(BOX_RULE, min_height_px=200.0))
+
+
+def test_a_lost_person_whose_box_went_down_slowly_is_not_down_by_fast_hips():
+    # the hips dropped fast at the end, the box's top slowly all along (0.5/s): by the box,
+    # only the top's speed counts
+    tops, hips = (0.0, 0.1, 0.2, 0.3, 0.4), (0.0, 0.0, 0.0, 0.1, 0.4)
+    ring = [boxed(i * STEP, top, 0.45 if i == 4 else 0.9, drop=hip)
+            for i, (top, hip) in enumerate(zip(tops, hips, strict=True))]  # fmt: skip
+    assert box_down(ring[-1], BOX_RULE) and fell_fast(ring, 0.8, BOX_RULE)  # by the hips
+    assert not fell_fast(ring, 0.8, BOX_RULE, by_box=True)
+    assert not lost_down(ring, BOX_RULE)
+
+
+def test_lost_coverage_counts_at_its_value():
+    ring = standing(0.0, 5) + fall(1.0)
+    ring[-1] = replace(ring[-1], coverage=0.5)
+    assert lost_down(ring, replace(RULE, min_coverage=0.65, lost_coverage=0.5))
+    assert not lost_down(ring, replace(RULE, min_coverage=0.65, lost_coverage=0.55))
+
+
+def test_speed_counts_at_its_value_and_over_one_step_as_long_as_speed_span_s():
+    at = [f(0.0), f(0.5, drop=0.25)]  # 0.5 standing heights/s over 0.5 s: two looks only
+    assert fell_fast(at, 0.5, RULE)
+    assert not fell_fast([f(0.0), f(0.5, drop=0.24)], 0.5, RULE)
+
+
+def test_one_jumpy_step_late_in_a_clip_is_not_speed_either():
+    jump = [f(10.0), f(10.2, drop=0.15), f(10.4, drop=0.0), f(10.6)]
+    assert not fell_fast(jump, 10.6, RULE)
+
+
+def test_the_fall_window_includes_its_start_and_ends_at_t_down():
+    way_down = [f(0.0), f(0.5, drop=0.4)]
+    assert fell_fast(way_down, RULE.fall_window_s, RULE)  # starts exactly fall_window_s before
+    assert not fell_fast(way_down, 0.0, RULE)  # the way down came after t_down
+
+
+def test_a_box_top_cut_by_the_frame_says_nothing_about_its_speed():
+    ring = [boxed(0.0, 0.0, 0.95), boxed(0.2, 0.1, 0.8), boxed(0.4, 0.45, 0.5)]
+    assert fell_fast(ring, 0.4, BOX_RULE)  # the top: 0.45 standing heights in 0.4 s
+    # the first sample cut by the frame's edge: what is left spans under speed_span_s
+    assert not fell_fast([replace(ring[0], at_edge=True), *ring[1:]], 0.4, BOX_RULE)
+
+
+def test_events_judge_an_unseen_track_as_unseen_and_a_state_is_seen_by_default():
+    way_down = [boxed(0.0, 0.0, 0.95), boxed(0.2, 0.05, 0.9), boxed(0.4, 0.5, 0.45)]
+    events, state, ring, changes = FallEvents(BOX_RULE), FallState(), [], []
+    for feat in way_down:
+        ring.append(feat)
+        changes += events.step(feat.t, [(3, ring, True)])
+        assert state.step(feat.t, ring, BOX_RULE) is None
+    for k in range(1, 5):  # lost after the box went down fast (the ring keeps the last sample)
+        changes += events.step(0.4 + k * STEP, [(3, ring, False)])
+        assert state.step(0.4 + k * STEP, ring, BOX_RULE) is None  # seen: upright keypoints
+    assert changes == [(3, "start")]  # down since 0.4 s, held 0.8 s: at 1.2 s
+    assert state.down_since is None
+
+
+def test_a_person_seen_with_exactly_min_coverage_is_judged():
+    seq = standing(0.0, 5) + fall(1.0) + lying(1.6, 6)
+    at = [replace(x, coverage=RULE.min_coverage) for x in seq]
+    assert run(at) == run(seq) != []
+    below = [replace(x, coverage=RULE.min_coverage - 0.01) for x in seq]
+    assert run(below) == []  # too poorly seen all along: never judged

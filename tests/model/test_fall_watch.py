@@ -93,3 +93,27 @@ def test_the_watch_lasts_its_window_after_the_last_way_down_and_while_down():
     assert watch_until(still, 10.0, True, window) == pytest.approx(10.0 + window)
     assert watch_until(still, 10.0, False, window) is None
     assert watch_until([_f(0.0, drop=0.3)], 0.0, False, window) is None  # one sample: no pair
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        # each route exactly at its thresholds, the others quiet: "at least" counts
+        (_f(0.0), _f(1.0, drop=WATCH_SPEED)),  # hips: exactly WATCH_SPEED per second
+        (_f(0.0), _f(0.25, drop=WATCH_DROP)),  # hips: exactly WATCH_DROP below standing
+        (_f(0.0), _f(1.0, drop=0.3, cov=WATCH_COVERAGE)),  # exactly WATCH_COVERAGE seen
+        (_f(0.0), _f(1.0, top=WATCH_TOP_SPEED)),  # top: exactly WATCH_TOP_SPEED
+        (_f(0.0), _f(0.05, top=WATCH_DROP)),  # top: exactly WATCH_DROP below
+        (_f(0.0, torso=0.0), _f(1.0, torso=WATCH_TURN_DEG_S)),  # exactly WATCH_TURN_DEG_S
+        (_f(0.0, torso=5.0), _f(0.5, torso=WATCH_TORSO_DEG)),  # exactly WATCH_TORSO_DEG
+    ],
+)
+def test_a_way_down_exactly_at_the_thresholds_counts(before: Features, after: Features):
+    assert way_down(before, after)
+
+
+def test_the_watch_is_judged_on_the_last_two_samples_of_a_longer_ring():
+    window = 2.4
+    ring = [_f(0.0), _f(STEP), _f(2 * STEP, drop=0.3)]  # went down between the last two
+    assert watch_until(ring, 2 * STEP, False, window) == pytest.approx(2 * STEP + window)
+    assert watch_until([*ring, _f(3 * STEP, drop=0.3)], 3 * STEP, False, window) is None

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from har_daemon.core.errors import ModelError
+from har_daemon.core.paths import DEMO_MODEL_DIR
 from har_daemon.model import pose as mp
 from har_daemon.model.person import PersonDetector
 from tests.shared_data import FALLS_DATA, require
@@ -98,3 +99,53 @@ def test_posable_judges_a_box_by_its_longer_side():
     assert mp.posable(boxes).tolist() == [False, True, True, False]
     assert mp.posable(boxes, 30.0).tolist() == [True, True, True, True]
     assert mp.posable(np.zeros((0, 5), np.float32)).shape == (0,)
+
+
+def test_crop_square_takes_the_longer_side_of_a_wide_box_and_one_pixel_at_least():
+    wide = mp.crop_square(np.array([100, 50, 300, 90, 0.9]), margin=0.1)
+    assert wide.side == pytest.approx(200 * 1.2)
+    assert (wide.x0 + wide.side / 2, wide.y0 + wide.side / 2) == pytest.approx((200, 70))
+    assert mp.crop_square(np.array([50, 60, 50, 60]), margin=0.1).side == pytest.approx(1.2)
+
+
+def test_crop_input_maps_the_crop_onto_an_input_of_the_side_asked():
+    frame = np.zeros((100, 100, 3), np.uint8)
+    frame[:50] = (0, 255, 0)  # the top half green
+    x = mp.crop_input(frame, mp.Crop(x0=0.0, y0=0.0, side=100.0), side=96)
+    assert x.shape == (1, 96, 96, 3)
+    assert tuple(x[0, 10, 48]) == (0, 255, 0) and tuple(x[0, 86, 48]) == (0, 0, 0)
+
+
+def test_posable_measures_boxes_away_from_the_origin_and_takes_a_single_flat_box():
+    boxes = np.array(
+        [[100, 200, 140, 263, 0.9], [100, 20, 140, 83, 0.9], [300, 200, 364, 210, 0.9]]
+    )
+    assert mp.posable(boxes[:, :4]).tolist() == [False, False, True]
+    assert mp.posable(np.array([300, 200, 364, 210, 0.9])).tolist() == [True]
+    assert mp.posable([]).shape == (0,)
+
+
+def test_the_estimator_gives_each_box_keypoints_inside_its_crop():
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 255, (240, 320, 3), np.uint8)
+    box = np.array([100, 40, 160, 200, 0.9], np.float32)
+    estimator = mp.PoseEstimator()
+    kp = estimator.estimate(frame, box[None])
+    assert kp.shape == (1, 17, 3) and kp.dtype == np.float32
+    crop = mp.crop_square(box)
+    assert (kp[0, :, 0] >= crop.x0).all() and (kp[0, :, 0] <= crop.x0 + crop.side).all()
+    assert (kp[0, :, 1] >= crop.y0).all() and (kp[0, :, 1] <= crop.y0 + crop.side).all()
+    assert ((kp[0, :, 2] >= 0) & (kp[0, :, 2] <= 1)).all()
+    np.testing.assert_array_equal(estimator.estimate(frame, box), kp)  # one box, flat
+    other = estimator.estimate(frame, np.array([[0, 0, 320, 240, 0.9]], np.float32))
+    assert not np.array_equal(other, kp)  # another crop: the model saw another picture
+
+
+def test_a_file_that_is_not_the_pose_model_is_a_model_error_naming_it(tmp_path):
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"not a model")
+    with pytest.raises(ModelError, match=r"cannot load pose model .*junk\.tflite: "):
+        mp.PoseEstimator(junk)
+    other = DEMO_MODEL_DIR / "model.tflite"  # a clip classifier: another input
+    with pytest.raises(ModelError, match=r"model\.tflite: expected one \[1, 192, 192, 3\] input"):
+        mp.PoseEstimator(other)

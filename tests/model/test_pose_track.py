@@ -61,3 +61,37 @@ def test_a_tracked_persons_box_is_padded_like_a_detector_box_and_clipped():
     assert box == pytest.approx([300 - left, 100 - top, 340 + right, 300 + bottom, 0.5])
     assert seen_box(_keypoints([(2.0, 5.0), (40.0, 90.0)], 6), HW)[:2] == pytest.approx([0, 0])
     assert seen_box(_keypoints([(5.0, 5.0)], 1), HW) is None
+
+
+def test_exactly_track_min_keypoints_seen_are_enough_for_their_own_box():
+    kp = _keypoints([(300.0, 100.0), (340.0, 300.0), (320.0, 200.0)], TRACK_MIN_KEYPOINTS)
+    pad = 200.0 * TRACK_GROW
+    region = track_region(kp, (0.0, 0.0, 10.0, 10.0), HW)
+    assert region == pytest.approx([300 - pad, 100 - pad, 340 + pad, 300 + pad, 1.0])
+
+
+def test_a_person_lying_across_the_view_is_grown_by_the_width_of_their_box():
+    kp = _keypoints([(100.0, 300.0), (300.0, 340.0), (200.0, 320.0)], 12)  # 200 wide, 40 high
+    pad = 200.0 * TRACK_GROW
+    region = track_region(kp, (0.0, 0.0, 10.0, 10.0), HW)
+    assert region == pytest.approx([100 - pad, 300 - pad, 300 + pad, 340 + pad, 1.0])
+
+
+def test_a_box_of_no_size_is_grown_as_one_pixel():
+    region = track_region(np.zeros((17, 3)), (100.0, 200.0, 100.0, 200.0), HW)
+    grow = TRACK_GROW * 1.0
+    assert region == pytest.approx([100 - grow, 200 - grow, 100 + grow, 200 + grow, 1.0])
+
+
+def test_a_region_that_only_touches_the_frames_edge_is_none():
+    # longer side 10, grown by 2.5: the region starts exactly on the right / bottom edge
+    assert track_region(np.zeros((17, 3)), (642.5, 100.0, 652.5, 110.0), HW) is None
+    assert track_region(np.zeros((17, 3)), (100.0, 482.5, 110.0, 492.5), HW) is None
+    inside = track_region(np.zeros((17, 3)), (642.4, 100.0, 652.4, 110.0), HW)
+    assert inside is not None and inside[0] == pytest.approx(639.9)
+
+
+def test_each_side_of_a_tracked_persons_box_gets_its_own_pad(monkeypatch):
+    monkeypatch.setattr("har_daemon.model.pose_track.SEEN_PAD", (0.1, 0.2, 0.3, 0.4))
+    kp = _keypoints([(300.0, 100.0), (340.0, 200.0)], 12)  # longer side 100
+    assert seen_box(kp, HW) == pytest.approx([290.0, 80.0, 370.0, 240.0, 1.0])

@@ -12,9 +12,20 @@ import pytest
 from har_daemon.core.errors import ModelError
 from har_daemon.model.person import PersonDetector
 from har_daemon.model.pose import KP, PoseEstimator
-from har_daemon.runtime.falls import FallStage, load_rule, play_file, pose_min_side, rule_file
+from har_daemon.model.pose_features import coverage
+from har_daemon.model.pose_track import TRACK_GROW
+from har_daemon.runtime.falls import (
+    FallChange,
+    FallStage,
+    load_rule,
+    play_file,
+    pose_min_side,
+    rule_file,
+)
 from har_daemon.runtime.lying import RotatedLook
+from har_daemon.runtime.poses import MISSED_SAMPLES
 from tests.shared_data import FALLS_DATA, require
+from tests.video.test_frames import _write_avi
 
 
 class ScriptedPeople:
@@ -48,13 +59,14 @@ def test_load_rule_reads_the_shipped_thresholds_and_names_a_bad_file(tmp_path):
     rule = load_rule()
     assert 0 < rule.hip_drop < 1 and rule.hold_s > 0
     (tmp_path / "rule.json").write_text('{"hip_drop": 0.2, "colour": 1}')
-    with pytest.raises(ModelError, match="rule.json.*colour"):
+    with pytest.raises(ModelError, match=r"rule\.json: unknown keys \['colour'\]"):
         load_rule(tmp_path)
     with pytest.raises(ModelError, match="cannot read"):
         load_rule(tmp_path / "none")
 
 
 def test_load_rule_takes_the_looks_modes_own_file_else_the_shared_one(tmp_path):
+    assert (rule_file(), rule_file("tracked")) == ("rule.json", "rule-tracked.json")
     (tmp_path / "rule.json").write_text('{"hip_drop": 0.2}')
     (tmp_path / rule_file("tracked")).write_text('{"hip_drop": 0.3, "min_coverage": 0.3}')
     assert load_rule(tmp_path).hip_drop == 0.2
@@ -84,7 +96,13 @@ def test_scripted_fall_starts_updates_and_ends_when_the_person_gets_up():
     assert 2.0 <= start.t <= 2.4 + load_rule().hold_s + 0.4  # down from ~2.2 s
     downs = [c.down_s for c in changes if c.change == "update"]
     assert downs == sorted(downs) and downs[-1] > 2.0  # "down for N s" grows
-    assert changes[-1].t >= 28 * 0.2  # ends only after the person is up again
+    # down since hold_s before the start, and by the looks' 0.2 s since
+    assert load_rule().hold_s <= start.down_s <= load_rule().hold_s + 0.2
+    assert np.diff([start.down_s, *downs]) == pytest.approx([0.2] * len(downs))
+    end = changes[-1]
+    assert end.t >= 28 * 0.2  # ends only after the person is up again
+    assert (end.down_s, end.gone) == (0.0, False) and end.box == stage.tracks.tracks[0].box
+    assert stage.looks_made == stage.own_looks == len(script)  # the detector at every look
 
 
 class LostLyingPerson(ScriptedPeople):
@@ -246,12 +264,21 @@ class FadingPeople(ScriptedPeople):
     def __init__(self) -> None:
         super().__init__()
         self.score = 0.9
+        self.seen = 17
+        """The first `seen` keypoints have `score`, the others 0."""
         self.asked: list[np.ndarray] = []
+        self.frames: list[np.ndarray] = []
+
+    def detect(self, frame: np.ndarray) -> np.ndarray:
+        self.frames.append(frame)
+        return super().detect(frame)
 
     def estimate(self, frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         self.asked.append(np.asarray(boxes, np.float32))
+        self.frames.append(frame)
         kp = super().estimate(frame, boxes)
         kp[:, :, 2] = self.score
+        kp[:, self.seen :, 2] = 0.0
         return kp
 
 
@@ -311,3 +338,230 @@ def test_adaptive_looks_stay_sparse_while_a_person_walks_and_turn_dense_for_a_re
     assert stage.own_looks > 0 and stage.followed > 0
     starts = [c for c in changes if c.change == "start"]
     assert len(starts) == 1 and 0.3 <= starts[0].t <= 5.0 + 3.0
+
+
+def test_a_stage_looks_every_spacing_s_and_again_with_its_own_models():
+    people = FadingPeople()
+    stage = FallStage(people, people, load_rule())
+    assert stage.again is not None
+    assert stage.again.detector is people and stage.again.pose is people
+    assert stage.due(1.0)
+    stage.look(FRAME, 1.0)
+    assert people.frames[0] is FRAME  # the detector looked at the frame
+    assert not stage.due(1.1) and stage.due(1.2)
+    assert (stage.looks_made, stage.own_looks) == (1, 1)
+    stage.look(FRAME, 1.2, people.detect(FRAME))  # the person stage's boxes given
+    assert (stage.looks_made, stage.own_looks) == (2, 1)
+
+
+class LeavingPeople(ScriptedPeople):
+    """The scripted person, who may leave the picture (`here` False: nobody detected)."""
+
+    def __init__(self, x: float = 0.0) -> None:
+        super().__init__()
+        self.here, self.x = True, x
+
+    def detect(self, frame: np.ndarray) -> np.ndarray:
+        boxes = super().detect(frame) + np.float32([self.x, 0, self.x, 0, 0])
+        return boxes if self.here else np.zeros((0, 5), np.float32)
+
+
+def test_a_fall_whose_person_is_gone_ends_as_gone():
+    people = LeavingPeople()
+    stage = FallStage(people, people, load_rule())
+    changes = []
+    for i, hip in enumerate([200.0] * 10 + [230.0, 275.0, 290.0] + [290.0] * 6):
+        people.hip_y = hip
+        changes += stage.look(FRAME, i * 0.2)
+    assert changes[0].change == "start"
+    people.here = False
+    for k in range(1, MISSED_SAMPLES + 2):
+        changes += stage.look(FRAME, (18 + k) * 0.2)
+    end = changes[-1]
+    assert (end.change, end.gone, end.box, end.down_s) == ("end", True, (0.0, 0.0, 0.0, 0.0), 0.0)
+    assert stage.tracks.tracks == [] and {c.change for c in changes[1:-1]} == {"update"}
+
+
+def test_a_persons_box_at_the_frames_edge_is_marked():
+    people = LeavingPeople(x=-170.0)  # the box from x 0 to 60
+    stage = FallStage(people, people, load_rule())
+    stage.look(FRAME, 0.0)
+    assert stage.tracks.tracks[0].ring[-1].at_edge
+
+
+def test_down_for_is_rounded_to_hundredths_at_the_person_stages_spacing():
+    # the person stage's looks every 0.5175 s: "down for" 0.5175 x k s is published as 0.52 x k
+    people = ScriptedPeople()
+    stage = FallStage(people, people, load_rule())
+    script = [200.0] * 6 + [290.0] * 8
+    downs, people_downs = [], []
+    for i, hip in enumerate(script):
+        people.hip_y, t = hip, i * 0.5175
+        changes = stage.look(FRAME, t)
+        since = stage.events.states[1].down_since
+        downs += [(c.down_s, round(t - since, 2)) for c in changes]
+        want = None if since is None else round(t - since, 2)
+        people_downs.append((stage.people(t)[0].down_s, want))
+    assert downs and all(got == want for got, want in downs)
+    assert downs[0][0] == 1.04  # 2 x 0.5175 = 1.035 s down at the start
+    assert all(got == want for got, want in people_downs)
+    assert [got for got, _ in people_downs[:6]] == [None] * 6  # standing: not down
+
+
+def test_reset_ends_the_open_falls_and_starts_afresh():
+    people = ScriptedPeople()
+    stage = FallStage(people, people, load_rule(), adaptive=True)
+    for i, hip in enumerate([200.0] * 4 + [300.0] * 6):
+        people.hip_y = hip
+        stage.look(FRAME, i * 0.5175, people.detect(FRAME))
+    (track,) = stage.tracks.tracks
+    assert stage.events.states[track.id].open_since is not None and stage.watching(5.2)
+    assert stage.reset(5.2) == [FallChange(track.id, "end", 5.2, 0.0, (0.0, 0.0, 0.0, 0.0))]
+    assert stage.tracks.tracks == [] and stage.events.states == {}
+    assert stage.due(5.21) and not stage.watching(5.21)
+    assert stage.reset(5.3) == []  # nothing open
+    stage.look(FRAME, 5.5, people.detect(FRAME))  # and the stage goes on: a new track, judged
+    assert [tr.id for tr in stage.tracks.tracks] == [2] and 2 in stage.events.states
+
+
+def test_the_adaptive_watch_stays_open_while_the_rule_has_someone_down():
+    # only the person stage's looks (0.5175 s); down at 2.07 s for 6 s, then up again
+    people = ScriptedPeople()
+    stage = FallStage(people, people, load_rule(), adaptive=True)
+    window = stage.rule.fall_window_s + stage.rule.hold_s
+    t = 0.0
+    for i in range(28):
+        t = i * 0.5175
+        people.hip_y = 300.0 if 2.0 <= t < 8.0 else 200.0
+        stage.look(FRAME, t, people.detect(FRAME))
+        if 2.0 + window < t < 8.0:  # the way down is long past: the rule keeps it open
+            assert stage.watching(t + 0.2)
+    assert not stage.watching(t + 0.2)  # up for over the window since
+
+
+class LyingDownSlowly(ScriptedPeople):
+    """Sits down (a shorter box, the torso upright, the hips 60 px lower) as `sitting` goes
+    from 0 to 1, then lies back (the torso level) with the hips sinking `lie` px more, slowly:
+    down by the rule, but never fast, so no fall."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sitting, self.lie = 0.0, 0.0
+        self.lying = False
+        self.down_at = 1e9  # the torso is level only when `lying`
+
+    def _hips(self) -> float:
+        return 260.0 + self.lie if self.lying else 200.0 + 60.0 * self.sitting
+
+    def detect(self, frame: np.ndarray) -> np.ndarray:
+        hip = self._hips()
+        if self.lying:
+            return np.array([[100, hip - 40, 300, hip + 30, 0.9]], np.float32)
+        return np.array([[170, 90 + 90 * self.sitting, 230, hip + 90, 0.9]], np.float32)
+
+    def estimate(self, frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        self.hip_y = self._hips()
+        kp = super().estimate(frame, boxes)
+        if self.lying:
+            kp[:, [KP["left_shoulder"], KP["right_shoulder"]], :2] = (140, self.hip_y)
+        return kp
+
+
+def test_the_adaptive_watch_stays_open_for_someone_down_without_a_fall():
+    people = LyingDownSlowly()
+    stage = FallStage(people, people, load_rule(), adaptive=True)
+    window = stage.rule.fall_window_s + stage.rule.hold_s
+    changes, opened = [], None
+    for i in range(40):
+        t = i * 0.5175
+        people.sitting = min(max((t - 1.0) / 8.0, 0.0), 1.0)  # 7.5 px/s
+        people.lying, people.lie = t >= 10.0, max(t - 10.0, 0.0) * 8.0  # 8 px/s
+        changes += stage.look(FRAME, t, people.detect(FRAME))
+        opened = opened if opened is not None or not stage.watching(t + 0.01) else t
+    assert changes == [] and opened is not None and [tr.id for tr in stage.tracks.tracks] == [1]
+    assert stage.events.states[1].down_since is not None  # down by the rule, never fast
+    assert opened + window < t and stage.watching(t + 0.2)
+
+
+def test_a_followed_look_is_clipped_to_the_frame_and_poses_the_frame():
+    people = FadingPeople()
+    people.hip_y = 470.0  # near the bottom: keypoints 410-470, grown past the frame
+    stage = FallStage(people, people, load_rule(), tracked=True)
+    stage.look(FRAME, 0.0, people.detect(FRAME))
+    stage.look(FRAME, 0.2)
+    (region,) = people.asked[-1]
+    assert region[3] == 480.0 and people.frames[-1] is FRAME
+
+
+def test_a_followed_look_around_a_poorly_seen_person_uses_their_last_box():
+    people = FadingPeople()
+    people.score = 0.2  # nothing seen: where the keypoints are says nothing
+    stage = FallStage(people, people, load_rule(), tracked=True)
+    stage.look(FRAME, 0.0, people.detect(FRAME))
+    stage.look(FRAME, 0.2)
+    grow = TRACK_GROW * 200.0
+    assert people.asked[-1][0].tolist() == pytest.approx([170 - grow, 90 - grow, 230 + grow,
+                                                          290 + grow, 1.0])  # fmt: skip
+
+
+@pytest.mark.parametrize(("seen", "followed"), [(10, True), (9, False), (5, False)])
+def test_a_followed_person_continues_with_at_least_min_coverage_seen(seen, followed):
+    people = FadingPeople()
+    kp = np.zeros((17, 3), np.float32)
+    kp[:10, 2] = 0.9
+    rule = replace(load_rule(), min_coverage=coverage(kp))  # 10 of 17
+    stage = FallStage(people, people, rule, tracked=True)
+    stage.look(FRAME, 0.0, people.detect(FRAME))
+    people.seen = seen  # 5: enough for a box of its own, too few to count
+    stage.look(FRAME, 0.2)
+    assert stage.followed == 1 and (stage.tracks.tracks[0].missed == 0) is followed
+
+
+@pytest.mark.parametrize(("min_side", "followed"), [(0.0, 2), (64.0, 1)])
+def test_a_tracked_stage_follows_the_people_it_poses(min_side, followed):
+    people = ScriptedWithSmall()  # and a 30 x 50 px person
+    stage = FallStage(people, people, load_rule(), tracked=True, min_side_px=min_side)
+    stage.look(FRAME, 0.0, people.detect(FRAME))
+    stage.look(FRAME, 0.2)
+    assert stage.followed == followed
+
+
+def _scripted_clip(path, hips: list[float]):
+    """A 5 fps clip whose frame i is flat grey `hips[i] - 200` (what ClipPeople reads back)."""
+    frames = [np.full((480, 640, 3), int(h - 200), np.uint8) for h in hips]
+    return _write_avi(path, frames, fps=5.0)
+
+
+class ClipPeople(FadingPeople):
+    """The scripted person whose hips the frame's brightness says (200 + grey)."""
+
+    def detect(self, frame: np.ndarray) -> np.ndarray:
+        self.hip_y = 200.0 + round(float(frame.mean()))
+        return super().detect(frame)
+
+    def estimate(self, frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        self.hip_y = 200.0 + round(float(frame.mean()))
+        return super().estimate(frame, boxes)
+
+
+def test_play_file_looks_every_spacing_s_and_ends_what_is_open_at_the_end(tmp_path):
+    hips = [200.0] * 10 + [230.0, 275.0, 290.0] + [290.0] * 12
+    clip = _scripted_clip(tmp_path / "fall.avi", hips)
+    people = ClipPeople()
+    stage = FallStage(people, people, load_rule())
+    changes = play_file(clip, stage)
+    kinds = [c.change for c in changes]
+    assert kinds[0] == "start" and set(kinds[1:-1]) == {"update"} and kinds[-1] == "end"
+    assert changes[-1].t == pytest.approx(24 * 0.2) and stage.looks_made == len(hips)
+    assert changes[-1] == FallChange(changes[0].track_id, "end", changes[-1].t, 0.0,
+                                     (0.0, 0.0, 0.0, 0.0))  # fmt: skip
+
+
+@pytest.mark.parametrize(("every_s", "detected"), [(0.6, 4), (None, 10)])
+def test_play_file_with_a_tracked_stage_detects_every_detect_every_s(tmp_path, every_s, detected):
+    clip = _scripted_clip(tmp_path / "walk.avi", [200.0] * 10)
+    people = ClipPeople()
+    stage = FallStage(people, people, load_rule(), tracked=True)
+    assert play_file(clip, stage, detect_every_s=every_s) == []
+    assert stage.looks_made == 10 and stage.own_looks == 10 - detected
+    assert stage.followed == 10 - detected  # the others: the detector's boxes given
