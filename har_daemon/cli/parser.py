@@ -8,6 +8,7 @@ command runs, and the packages it needs beyond the daemon's own (`needs`).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -124,6 +125,22 @@ class OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"har-daemon: error: {message} (see {self.prog} --help)\n")
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        """As argparse's, but an unknown option points at its own command's help: argparse
+        finds leftovers at the top level, after the subcommand has parsed what it knows."""
+        parsed, extra = self.parse_known_args(args, namespace)
+        if extra:
+            command = getattr(parsed, "command", None)
+            prog = f"{self.prog} {command}" if command else self.prog
+            self.exit(
+                2,
+                f"har-daemon: error: unrecognized arguments: {' '.join(extra)} "
+                f"(see {prog} --help)\n",
+            )
+        return parsed
 
 
 def build_parser() -> argparse.ArgumentParser:

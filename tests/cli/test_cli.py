@@ -68,6 +68,15 @@ def test_a_usage_mistake_is_one_line_found_while_parsing(capsys: pytest.CaptureF
         "har-daemon: error: argument --streams-max: -2 must be 0 or more "
         "(see har-daemon bench --help)"
     ]
+    # An unknown option is found after the subcommand parsed: its help is still the one named.
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--nope", "x"])
+    assert capsys.readouterr().err.splitlines() == [
+        "har-daemon: error: unrecognized arguments: --nope x (see har-daemon run --help)"
+    ]
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--nope"])
+    assert "(see har-daemon --help)" in capsys.readouterr().err
 
 
 def test_missing_inputs_are_one_line_errors(tmp_path: Path) -> None:
