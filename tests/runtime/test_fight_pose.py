@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import warnings
+from collections import deque
 
 import numpy as np
 import pytest
@@ -196,3 +197,110 @@ def test_with_min_pose_vetoes_but_does_not_raise():
     prob, sig = stage(fight, "min").signal(EVERYWHERE, fight[0][-1].t, quiet)
     assert sig.used == "pose" and sig.pose is not None and sig.pose > 0.9
     assert prob[0] == pytest.approx(0.1)
+
+
+def test_max_takes_the_higher_score_and_fused_keeps_the_dtype():
+    assert combine("max", 0.9, 0.2) == 0.9 and combine("max", 0.3, 0.8) == 0.8
+    out = fused(np.array([0.2, 0.8], np.float32), 0, 0.6)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, [0.6, 0.4], atol=1e-6)
+
+
+class ScriptedPose:
+    """Our PoseModel interface: a standing body in each box; logs the boxes it was given."""
+
+    def __init__(self) -> None:
+        self.given: list[np.ndarray] = []
+
+    def estimate(self, frame: np.ndarray, boxes: np.ndarray) -> list[np.ndarray]:
+        assert frame is FRAME
+        self.given.append(boxes)
+        return [body((b[0] + b[2]) / 2, b[1], b[3] - b[1]) for b in boxes]
+
+
+class FixedDetector:
+    def __init__(self, boxes: list[list[float]]) -> None:
+        self.boxes, self.calls = np.array(boxes, np.float32), 0
+
+    def detect(self, frame: np.ndarray) -> np.ndarray:
+        assert frame is FRAME
+        self.calls += 1
+        return self.boxes
+
+
+FRAME = np.zeros((100, 300, 3), np.uint8)
+
+
+def own_stage(boxes: list[list[float]]) -> FightPoseStage:
+    st = stage([])
+    st.detector, st.pose = FixedDetector(boxes), ScriptedPose()
+    return st
+
+
+def test_a_stage_of_its_own_looks_every_spacing_and_again_after_a_reset():
+    assert not stage([]).due(0.0)  # the fall stage's tracks: it never looks itself
+    st = own_stage([])
+    assert st.due(0.0)
+    st.look(FRAME, 1.0)
+    assert not st.due(1.0 + st.spacing_s - 0.01) and st.due(1.0 + st.spacing_s)
+    st.reset()
+    assert st.due(1.05)
+
+
+def test_a_look_poses_the_detectors_people_above_min_score_in_the_frame():
+    near_right, middle, faint = [200, 20, 297, 90, 0.35], [60, 20, 150, 90, 0.9], [0, 0, 9, 9, 0.3]
+    st = own_stage([middle, near_right, faint])
+    st.look(FRAME, 1.0)
+    st.look(FRAME, 1.2)
+    assert (st.looks, st.detector.calls) == (2, 2)  # type: ignore[union-attr]
+    want = np.array([middle, near_right], np.float32)  # 0.35 kept: at min_score
+    np.testing.assert_array_equal(st.pose.given[0], want)  # type: ignore[union-attr]
+    a, b = st.tracks.tracks
+    assert len(a.poses) == len(b.poses) == 2
+    # The frame's own width (not its height) says who touches its right edge.
+    assert (a.ring[-1].at_edge, b.ring[-1].at_edge) == (False, True)
+    st.reset()
+    assert st.tracks.tracks == []
+
+
+def test_a_look_takes_the_person_stages_boxes_and_poses_no_one_when_there_is_none():
+    st = own_stage([[60, 20, 150, 90, 0.9]])
+    st.look(FRAME, 1.0, np.array([[60, 20, 150, 90, 0.4]], np.float32))
+    assert st.detector.calls == 0 and len(st.tracks.tracks) == 1  # type: ignore[union-attr]
+    st.look(FRAME, 1.2, np.zeros((0, 5), np.float32))
+    assert len(st.pose.given) == 1  # type: ignore[union-attr]
+
+
+def test_the_fall_stages_tracks_are_not_reset_here():
+    tracks = strike()
+    st = stage(tracks)
+    st.reset()
+    assert len(st.tracks.tracks) == 2
+
+
+def test_the_window_holds_the_poses_of_the_last_window_s_edges_included():
+    times = [0.2 * k for k in range(22)]
+    track = PersonTrack(1, (0.0, 0.0, 1.0, 1.0))
+    track.poses = deque(pose(t, body(300, 50, 200.0), 200.0) for t in times)  # type: ignore[assignment]
+    (window,) = window_tracks([track], times[16])
+    assert [p.t for p in window] == times[1:17]  # exactly WINDOW_S before in, later out
+
+
+def test_fused_shares_an_empty_rest_evenly_among_the_other_classes():
+    np.testing.assert_allclose(fused(np.array([1.0, 0.0, 0.0]), 0, 0.4), [0.4, 0.3, 0.3])
+
+
+def test_too_few_reliable_people_leave_appearance_but_report_the_pose_score():
+    tracks = strike()
+    st = stage(tracks, min_people=3)
+    prob, sig = st.signal(EVERYWHERE, tracks[0][-1].t, APPEARANCE)
+    assert prob is APPEARANCE and sig.used == "appearance" and sig.reliable_people == 2
+    assert sig.pose is not None and sig.pose > 0.9 and st.pose_windows == 0
+
+
+def test_each_window_pose_scores_is_counted():
+    tracks = strike()
+    st = stage(tracks)
+    for _ in range(3):
+        st.signal(EVERYWHERE, tracks[0][-1].t, APPEARANCE)
+    assert st.pose_windows == 3

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from har_daemon.config import InferenceConfig
+from har_daemon.model.meta import read_meta
 from har_daemon.runtime.policy import DecisionPolicy
+from tests.shared_data import REPO
 
 CLASSES = ["NonViolence", "Violence", "fall"]
 
@@ -55,5 +59,45 @@ def test_unknown_activity_is_named() -> None:
     policy = DecisionPolicy.from_config(InferenceConfig(alert_activities=["fight"]), ())
     with pytest.raises(ValueError, match="unknown activity 'fight'"):
         policy.check_classes(CLASSES)
+    with pytest.raises(ValueError, match="unknown activity 'fight'"):
+        policy.tracker(CLASSES)  # the tracker checks its classes too
     tracker = policy.tracker(["fight", "noFight"], camera="yard")
     assert tracker.camera == "yard" and tracker.config is policy.tracker_config
+    assert tracker.classes == ["fight", "noFight"]
+
+
+def test_every_setting_reaches_the_smoother_and_the_tracker() -> None:
+    policy = DecisionPolicy.from_config(
+        InferenceConfig(smoothing="mean", smoothing_window=4, update_interval_s=7.5), ()
+    )
+    smoother = policy.smoother()
+    assert (smoother.method, smoother.window) == ("mean", 4)
+    assert policy.tracker_config.update_interval_s == 7.5
+    tracker = policy.tracker(CLASSES)
+    assert tracker.camera is None and tracker.config is policy.tracker_config
+
+
+def test_ignored_activities_add_up_with_the_models_background() -> None:
+    policy = DecisionPolicy.from_config(
+        InferenceConfig(ignore_activities=["fall"]), ["NonViolence"]
+    )
+    assert policy.tracker_config.ignore_activities == frozenset({"fall", "NonViolence"})
+    assert policy.alerting(CLASSES) == ["Violence"]
+
+
+def test_a_model_directorys_background_classes_are_read_from_its_meta() -> None:
+    policy = DecisionPolicy.for_model(InferenceConfig(), read_meta(REPO / "models" / "fight"))
+    assert policy.alerting(["fight", "noFight"]) == ["fight"]
+
+
+def test_a_cameras_enter_threshold_changes_only_that() -> None:
+    policy = DecisionPolicy.from_config(InferenceConfig(enter_threshold=0.7), ())
+    own = policy.with_enter_threshold(0.55)
+    assert own.tracker_config.enter_threshold == 0.55
+    assert policy.tracker_config.enter_threshold == 0.7  # the shared policy is left alone
+    assert own == DecisionPolicy(
+        policy.smoothing,
+        policy.smoothing_window,
+        policy.ema_alpha,
+        replace(policy.tracker_config, enter_threshold=0.55),
+    )

@@ -15,6 +15,7 @@ from har_daemon.model.pretrained_head import PRETRAINED_DIR, PretrainedHead, con
 from har_daemon.runtime import crop_ring, pretrained
 from har_daemon.runtime.cameras import build_cameras
 from har_daemon.runtime.crop_ring import KeptFrames
+from har_daemon.runtime.events import Signal
 from har_daemon.runtime.fight_pose import combine
 from har_daemon.runtime.people import iou
 from har_daemon.runtime.pretrained import REUSE_IOU, PretrainedStage
@@ -180,3 +181,53 @@ def test_the_daemon_runs_the_encoder_at_the_heads_input_side(tmp_path: Path) -> 
     stage = cams["c"].pipeline.pretrained
     assert stage is not None
     assert stage.head.input_side == stage.encoder.input_side == 96
+
+
+def test_a_box_exactly_reuse_iou_close_reuses_the_closest_cached_embedding() -> None:
+    stage, _ = _stage()
+    near, far = np.full(EMBED_DIM, 1.0), np.full(EMBED_DIM, 2.0)
+    stage._cache[0.5] = [((0, 0, 10, 5), far), ((0, 0, 10, 10), near)]
+    assert iou((0, 0, 10, 10), (0, 0, 10, 8)) == REUSE_IOU  # 80 / 100: on the edge, reused
+    assert stage._cached(0.5, (0, 0, 10, 8)) is near
+    assert stage._cached(0.5, (0, 0, 10, 5)) is far
+    assert stage._cached(0.5, (0, 0, 10, 7)) is None  # 0.71 and 0.7
+    assert stage._cached(0.6, (0, 0, 10, 10)) is None  # another frame's boxes do not count
+
+
+def test_a_full_cache_forgets_its_oldest_frames_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pretrained, "CACHE_MAX", 3)
+    stage, _ = _stage()
+    e = np.zeros(EMBED_DIM)
+    box = (0, 0, 10, 10)
+    stage._cache = {0.0: [(box, e)], 0.1: [(box, e), (box, e)]}
+    stage._forget(0.0)  # exactly CACHE_MAX: all kept, the frame at `oldest` too
+    assert sorted(stage._cache) == [0.0, 0.1]
+    stage._cache[0.2] = [(box, e)]
+    stage._forget(0.0)
+    assert sorted(stage._cache) == [0.1, 0.2]
+    stage._forget(0.15)  # older than the window: gone whatever the size
+    assert sorted(stage._cache) == [0.2]
+
+
+def test_each_window_is_counted_and_says_no_pose_spoke() -> None:
+    stage, _ = _stage()
+    for _ in range(2):
+        _, signal = stage.signal(np.array([0.8, 0.2], np.float32), 0.2)
+    assert signal == Signal("pretrained", pytest.approx(0.8), None, 0, 0.2)
+    assert stage.windows == 2
+
+
+def test_a_window_fused_with_pose_too_keeps_both_appearance_scores() -> None:
+    own = Signal("pretrained", 0.8, None, 0, 0.3)
+    spoke = PretrainedStage.with_pose(Signal("pose", 0.5, 0.9, 2), own)
+    assert spoke == Signal("pose", 0.8, 0.9, 2, 0.3)
+    silent = PretrainedStage.with_pose(Signal("appearance", 0.5, None, 1), own)
+    assert silent == Signal("pretrained", 0.8, None, 1, 0.3)
+
+
+def test_an_encoder_giving_another_number_of_embeddings_is_an_error() -> None:
+    stage, enc = _stage()
+    real = enc.embed
+    enc.embed = lambda images: np.concatenate([real(images), real(images[:1])])  # type: ignore[method-assign]
+    with pytest.raises(ValueError, match="zip"):
+        stage.score(_kept(0), (40, 30, 80, 70))

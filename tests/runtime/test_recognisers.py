@@ -20,6 +20,7 @@ from har_daemon.comms.homeassistant import discovery_messages
 from har_daemon.comms.payloads import event_payload
 from har_daemon.config import CameraConfig
 from har_daemon.model.meta import read_meta
+from har_daemon.runtime.events import ActivityState
 from har_daemon.runtime.falls import FallChange, TrackedPerson
 from har_daemon.runtime.recognisers import FallRecogniser, fall_problem
 from har_daemon.runtime.zones import CameraZones, zone_problem
@@ -43,6 +44,9 @@ class ScriptedStage:
     adaptive: bool = False
     is_due: bool = True
     is_watching: bool = False
+    asked: list[float] = field(default_factory=list)
+    """The times own_look_due was asked about."""
+    frames: list[np.ndarray] = field(default_factory=list)
 
     def due(self, t: float) -> bool:
         return self.is_due
@@ -52,9 +56,11 @@ class ScriptedStage:
         return self.tracked or self.adaptive
 
     def own_look_due(self, t: float) -> bool:
+        self.asked.append(t)
         return self.is_due and (not self.adaptive or self.is_watching)
 
     def look(self, frame: np.ndarray, t: float, boxes: np.ndarray | None = None):
+        self.frames.append(frame)
         self.given.append(boxes)
         return [
             FallChange(tid, kind, t, down, (0.0,) * 4 if gone else self.box, gone)  # type: ignore[arg-type]
@@ -75,10 +81,13 @@ class ScriptedStage:
 class Detector:
     def __init__(self) -> None:
         self.calls = 0
+        self.frames: list[np.ndarray] = []
+        self.boxes = np.array([[*BOX, 0.9]], np.float32)
 
     def detect(self, frame: np.ndarray) -> np.ndarray:
+        self.frames.append(frame)
         self.calls += 1
-        return np.array([[*BOX, 0.9]], np.float32)
+        return self.boxes
 
 
 def _recogniser(
@@ -300,3 +309,122 @@ def test_required_zones_may_name_the_fall_of_a_camera_that_runs_it() -> None:
     )
     problem = zone_problem(without, fight)
     assert problem is not None and "unknown activity 'fall'" in problem, problem
+
+
+def test_a_look_of_its_own_drops_the_people_standing_in_a_mask() -> None:
+    bottom_right = [[0.5, 0.6], [1, 0.6], [1, 1], [0.5, 1]]  # the frame's height counts
+    cam = CameraConfig.model_validate(
+        {"name": "hall", "source": 0, "masks": [{"points": bottom_right}]}
+    )  # fmt: skip
+    zones = CameraZones.from_config(cam, ["fight", "noFight"])
+    rec, stage = _recogniser({}, zones=zones)
+    right, left = [*ON_RIGHT, 0.9], [*BOX, 0.8]
+    stage.detector.boxes = np.array([right, left], np.float32)  # type: ignore[attr-defined]
+    rec.look(FRAME, 0.2)
+    np.testing.assert_array_equal(stage.given[0], np.array([left], np.float32))
+    assert stage.frames[0] is FRAME and stage.detector.frames[0] is FRAME  # type: ignore[attr-defined]
+    shared = np.array([right], np.float32)  # the person stage dropped its own already
+    rec.look(FRAME, 0.4, shared)
+    assert stage.given[1] is shared
+    # masks only: no zone to name, on falls or on the state
+    stage.script = {0.6: [(1, "start", 0.8, False)]}
+    assert rec.look(FRAME, 0.6).transitions[0].zones is None and rec.state.zones is None
+
+
+def test_the_state_is_the_earliest_open_fall_and_idle_since_the_last_one_ended() -> None:
+    script = {0.2: [(1, "start", 0.8, False)], 0.4: [(2, "start", 0.8, False)],
+              0.6: [(1, "end", 0.0, False)], 0.8: [(2, "end", 0.0, False)]}  # fmt: skip
+    rec, _ = _recogniser(script, update_s=0.0)
+    assert rec.state == ActivityState(None, 0.0, None, False, None, "hall", None)
+    (first,) = rec.look(FRAME, 0.2).transitions
+    (second,) = rec.look(FRAME, 0.4).transitions
+    assert rec.state == ActivityState("fall", 1.0, 0.2, True, first.occurrence_id, "hall", None)
+    rec.look(FRAME, 0.6)  # person 1 is up, person 2 still down
+    assert (rec.state.since, rec.state.occurrence_id) == (0.4, second.occurrence_id)
+    rec.look(FRAME, 0.8)
+    rec.look(FRAME, 1.0)
+    assert rec.state == ActivityState(None, 0.0, 0.8, False, None, "hall", None)
+
+
+def test_the_zones_of_the_people_down_are_named_in_the_configurations_order() -> None:
+    script = {0.2: [(1, "start", 0.8, False)], 0.4: [(2, "start", 0.8, False)]}
+    rec, stage = _recogniser(script, zones=_zones())
+    stage.box = ON_RIGHT
+    rec.look(FRAME, 0.2)
+    stage.box = BOX
+    rec.look(FRAME, 0.4)
+    assert rec.state.zones == ("left", "right")
+
+
+def test_updates_come_every_interval_to_the_microsecond_and_say_what_they_are() -> None:
+    ts = [0.2 * i for i in range(1, 6)]  # 1.0 - 0.6000000000000001 is 0.3999999999999999
+    script = {ts[0]: [(7, "start", 0.8, False)]}  # 7: the person the scripted reset ends
+    script.update({t: [(7, "update", t, False)] for t in ts[1:]})
+    rec, _ = _recogniser(script, update_s=0.4)
+    trs = [tr for t in ts for tr in rec.look(FRAME, t).transitions]
+    assert [tr.at for tr in trs] == [ts[0], ts[2], ts[4]]
+    start, update = trs[0], trs[1]
+    assert (start.confidence, start.peak_confidence, start.duration_s) == (1.0, 1.0, 0.0)
+    assert (start.ended_at, update.ended_at, update.reason, start.camera) == (
+        None, None, None, "hall",
+    )  # fmt: skip
+    assert update.started_at == ts[0] and update.duration_s == pytest.approx(0.4)
+    (end,) = rec.reset(2.0).transitions
+    assert (end.ended_at, end.at, end.down_s) == (2.0, 2.0, None)
+
+
+def test_the_region_is_the_person_of_the_newest_change_that_is_not_an_end() -> None:
+    script = {0.2: [(1, "start", 0.8, False), (2, "start", 0.8, False)],
+              0.4: [(2, "update", 1.0, False), (1, "end", 0.0, True)]}  # fmt: skip
+    rec, _ = _recogniser(script, update_s=0.0)
+    rec.look(FRAME, 0.2)
+    assert rec.look(FRAME, 0.4).region == [0.1, 0.5, 0.3, 1.0]  # not the lost person's zeros
+    assert rec.reset(0.6).region is None
+
+
+def test_a_reset_ends_at_its_own_time_once_the_last_look_is_forgotten() -> None:
+    rec, _ = _recogniser({})
+    rec.look(FRAME, 0.2)
+    assert rec.reset(0.1).at == 0.2
+    assert rec.reset(0.05).at == 0.05
+    fresh, _ = _recogniser({})
+    assert fresh.reset(0.3).at == 0.3
+
+
+def test_fall_problem_names_the_camera_and_what_is_wrong(tmp_path) -> None:
+    fight = read_meta(REPO / "models" / "fight")
+    plain = CameraConfig(name="a", source="x.mp4")
+    assert fall_problem(plain, read_meta(REPO / "models" / "demo")) is None  # no fall recogniser
+    cam = CameraConfig(name="a", source="x.mp4", recognisers=[{"kind": "fall"}])
+    own = fight.model_copy(update={"classes": ["fall", "noFight"]})
+    assert fall_problem(cam, own) == "camera 'a': the [model] has a class 'fall' of its own"
+    demo = read_meta(REPO / "models" / "demo")
+    assert fall_problem(cam, demo) == (
+        "camera 'a': the fall recogniser needs a person-centric [model] (one with a person "
+        f"stage, e.g. models/fight); {demo.name} classifies whole frames"
+    )
+    bad = CameraConfig(
+        name="a", source="x.mp4", recognisers=[{"kind": "fall", "model": str(tmp_path)}]
+    )
+    problem = fall_problem(bad, fight)
+    assert problem is not None and problem.startswith("camera 'a': ") and "rule.json" in problem
+
+
+def test_a_look_says_whose_what_and_when_and_counts_only_followed_looks_as_tracked() -> None:
+    rec, stage = _recogniser({})
+    result = rec.look(FRAME, 0.2, captured_at=5.0)
+    assert (result.camera, result.activity, result.at, result.captured_at) == (
+        "hall", "fall", 0.2, 5.0,
+    )  # fmt: skip
+    stage.tracked = True
+    rec.look(FRAME, 0.4, np.array([[*BOX, 0.8]], np.float32))  # the person stage's boxes
+    assert rec.stats.tracked_looks == 0
+    assert rec.due(0.6, people_looked=False) and stage.asked == [0.6]
+
+
+def test_every_fall_outside_the_required_zones_is_counted() -> None:
+    script = {0.2: [(1, "start", 0.8, False)], 0.4: [(2, "start", 0.8, False)]}
+    rec, _ = _recogniser(script, zones=_zones({"fall": ["right"]}))  # BOX lies on the left
+    rec.look(FRAME, 0.2)
+    rec.look(FRAME, 0.4)
+    assert rec.stats.outside_zones == 2
