@@ -10,6 +10,8 @@ import re
 import pytest
 
 from har_daemon.comms.control import (
+    LOG_BURST,
+    LOG_EVERY_S,
     MAX_PAYLOAD,
     ControlCommand,
     ControlError,
@@ -252,3 +254,58 @@ def test_a_flood_of_junk_gives_a_burst_of_lines_and_the_count_of_the_rest() -> N
     assert "suppressed" not in rejected[0] and rejected[-1]["suppressed"] == 20_000 - 10
     assert [e["event"] for e in logs].count("control.applied") == 1
     assert apply.calls == [("lobby", False)]
+
+
+def test_reason_shortens_a_value_past_32_characters_to_exactly_32() -> None:
+    # repr of 30 letters is 32 characters: shown whole; one more letter and it is cut to 29 + "...".
+    with pytest.raises(ControlError) as whole:
+        parse_control(b'{"enabled": "' + b"y" * 30 + b'"}')
+    assert str(whole.value) == "'enabled' must be true or false, not '" + "y" * 30 + "'"
+    with pytest.raises(ControlError) as cut:
+        parse_control(b'{"enabled": "' + b"y" * 31 + b'"}')
+    assert str(cut.value) == "'enabled' must be true or false, not '" + "y" * 28 + "..."
+
+
+def test_unknown_keys_named_up_to_five_then_an_ellipsis() -> None:
+    five = b'{"a": 1, "b": 1, "c": 1, "d": 1, "e": 1}'
+    with pytest.raises(ControlError) as err:
+        parse_control(five)
+    assert str(err.value) == "unknown key(s) 'a', 'b', 'c', 'd', 'e'; expected only 'enabled'"
+    with pytest.raises(ControlError) as err:
+        parse_control(five[:-1] + b', "f": 1}')
+    assert str(err.value) == (
+        "unknown key(s) 'a', 'b', 'c', 'd', 'e', ...; expected only 'enabled'"
+    )
+
+
+def test_preview_escapes_bytes_that_are_not_utf8_and_marks_only_a_longer_payload() -> None:
+    apply = Recorder()
+    handler = _handler(apply)
+    exact = b"\xff" + b"x" * 63  # exactly the 64 bytes a preview shows
+    with capture_logs() as logs:
+        handler("har/lobby/set", exact, False)
+        handler("har/lobby/set", exact + b"x", False)
+    previews = [e["payload_preview"] for e in logs if e["event"] == "control.rejected"]
+    assert previews == ["\\xff" + "x" * 63, "\\xff" + "x" * 63 + "..."]
+
+
+def test_a_retained_command_is_logged_with_its_size_and_how_to_clear_it() -> None:
+    with capture_logs() as logs:
+        _handler(Recorder())("har/lobby/set", b'{"enabled": false}', True)
+    (ignored,) = logs
+    assert ignored["payload_bytes"] == 18
+    assert ignored["hint"] == (
+        "commands are not retained; publish an empty retained message to clear it"
+    )
+
+
+def test_apply_failure_is_logged_with_its_topic() -> None:
+    with capture_logs() as logs:
+        _handler(Recorder(fail_for="yard"))("har/yard/set", b'{"enabled": true}', False)
+    failed = [e for e in logs if e["event"] == "control.apply_failed"]
+    assert [(e["topic"], e["camera"]) for e in failed] == [("har/yard/set", "yard")]
+
+
+def test_default_throttle_lets_a_burst_through_per_minute() -> None:
+    throttle = _handler(Recorder()).throttle
+    assert (throttle.every_s, throttle.burst) == (LOG_EVERY_S, LOG_BURST) == (60.0, 10)

@@ -6,10 +6,14 @@ import json
 import re
 from datetime import UTC, datetime
 
+import pytest
+
 from har_daemon.comms.payloads import (
     activity_payload,
     enabled_payload,
+    encode_json,
     event_payload,
+    instance_payload,
     iso_utc,
     scores_payload,
 )
@@ -120,3 +124,67 @@ def test_scores_payload_names_every_class() -> None:
     p = scores_payload(["a", "b"], [0.25, 0.75], [0.5, 0.5], 0.0)
     assert p["probabilities"] == {"a": 0.25, "b": 0.75}
     assert p["smoothed"] == {"a": 0.5, "b": 0.5}
+
+
+def test_encode_json_is_compact_utf8_and_refuses_nan() -> None:
+    assert (
+        encode_json({"camera": "café", "seq": [1, 2]}) == '{"camera":"café","seq":[1,2]}'.encode()
+    )
+    assert encode_json(b'{"x":1}') == b'{"x":1}'
+    assert encode_json(bytearray(b"ab")) == b"ab" and encode_json(memoryview(b"cd")) == b"cd"
+    assert encode_json("é") == "é".encode()
+    for bad in (float("nan"), float("inf")):
+        with pytest.raises(ValueError):
+            encode_json({"confidence": bad})
+
+
+def test_event_fields_are_rounded_to_their_published_precision() -> None:
+    tr = _transition(
+        "end",
+        peak_confidence=0.956789,
+        ended_at=T0 + 10.5,
+        duration_s=10.123456,
+        reason="below_exit",
+        down_s=12.3456,
+    )
+    p = event_payload(tr, "lobby", "m", 3)
+    assert p["peak_confidence"] == 0.9568
+    assert p["at"] == "2026-11-18T09:46:44.500Z"
+    assert p["duration_s"] == 10.123
+    assert p["down_s"] == 12.3
+    assert "down_s" not in event_payload(_transition("start"), "lobby", "m", 4)
+
+
+def test_scores_payload_time_rounding_and_matching_lengths() -> None:
+    p = scores_payload(["a", "b"], [0.123456, 0.876544], [0.333333, 0.666667], T0)
+    assert p == {
+        "at": "2026-11-18T09:46:40.250Z",
+        "probabilities": {"a": 0.1235, "b": 0.8765},
+        "smoothed": {"a": 0.3333, "b": 0.6667},
+    }
+    # A model whose output does not match its class list is an error, never a silent cut.
+    with pytest.raises(ValueError):
+        scores_payload(["a", "b"], [0.5, 0.5, 0.0], [0.5, 0.5], T0)
+    with pytest.raises(ValueError):
+        scores_payload(["a", "b"], [0.5, 0.5], [1.0], T0)
+
+
+def test_instance_payload_schema() -> None:
+    p = instance_payload(
+        instance="site-a",
+        client_id="har-site-a",
+        host="box1",
+        status_topic="har/instances/site-a/status",
+        cameras=["yard", "lobby"],
+        version="1.2.3",
+        started_at=T0,
+    )
+    assert p == {
+        "instance": "site-a",
+        "client_id": "har-site-a",
+        "host": "box1",
+        "status_topic": "har/instances/site-a/status",
+        "cameras": ["lobby", "yard"],
+        "version": "1.2.3",
+        "started_at": "2026-11-18T09:46:40.250Z",
+    }

@@ -91,3 +91,32 @@ def test_hold_zero_never_holds_and_flush_empties_in_order() -> None:
     assert r.held() == 0 and r.offer("a", 6, "a6", 0.0) == ["a6"]
     with pytest.raises(ValueError):
         Reorder(-1.0)
+
+
+def test_a_negative_hold_is_refused_with_its_reason() -> None:
+    with pytest.raises(ValueError, match=r"^hold_s must be >= 0$"):
+        Reorder(-0.5)
+
+
+def test_get_for_a_camera_never_seen_is_none() -> None:
+    r: Reorder[str] = Reorder(2.0)
+    assert r.get("nobody", 1) is None
+
+
+def test_hold_zero_never_waits_even_for_a_known_camera_and_a_short_hold_does() -> None:
+    r: Reorder[str] = Reorder(0.0)
+    r.know("cam", 1)
+    assert r.offer("cam", 9, "e9", 0.0) == ["e9"] and r.held() == 0
+    short: Reorder[str] = Reorder(0.5)
+    short.know("cam", 1)
+    assert short.offer("cam", 9, "e9", 0.0) == []
+    assert short.due(0.5) == [("cam", "e9")]
+
+
+def test_after_a_flush_numbering_goes_on_from_the_last_flushed() -> None:
+    r: Reorder[str] = Reorder(2.0)
+    r.know("cam", 1)
+    r.offer("cam", 3, "e3", 0.0)
+    assert r.flush() == [("cam", "e3")]
+    assert r.offer("cam", 5, "e5", 0.1) == []  # 4 is missing after 3: waited for
+    assert r.offer("cam", 4, "e4", 0.2) == ["e4", "e5"]
