@@ -18,7 +18,7 @@ from importlib.util import find_spec
 from har_daemon.cli.parser import build_parser
 from har_daemon.core.errors import TRAIN_EXTRA_HINT, HarError
 from har_daemon.core.logs import configure_logging
-from har_daemon.core.stderr import native_stderr_held
+from har_daemon.core.stderr import json_stderr, native_stderr_held
 
 EXIT_USAGE = 2
 
@@ -55,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 handler = _handler(args.handler)
         else:
             handler = _handler(args.handler)
+        if getattr(args, "native_stderr", False):
+            with json_stderr():
+                return int(handler(args))
         return int(handler(args))
     except HarError as exc:
         print(f"har-daemon: error: {exc}", file=sys.stderr)

@@ -9,7 +9,6 @@ from typing import Any
 
 from har_daemon.config import DaemonConfig, load_config
 from har_daemon.core.logs import configure_logging
-from har_daemon.core.stderr import json_stderr
 from har_daemon.model.backends import Backend, default_threads
 from har_daemon.model.meta import ModelMeta
 from har_daemon.model.person import PersonDetector
@@ -47,12 +46,6 @@ def _model_section(config: DaemonConfig) -> dict[str, Any]:
 
 
 def predict(args: argparse.Namespace) -> int:
-    # LiteRT and FFmpeg write to fd 2 directly: captured, so an error stays one line.
-    with json_stderr():
-        return _predict(args)
-
-
-def _predict(args: argparse.Namespace) -> int:
     config, meta, backend = load(args)
     if args.clip:
         detector = (

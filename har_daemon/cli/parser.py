@@ -33,6 +33,9 @@ from har_daemon.model.backends import BACKENDS
 TRAIN = ("tensorflow",)
 """What commands of the [train] extra need; the daemon itself needs none of it."""
 REPORT = ("jinja2", "matplotlib")
+NATIVE = {"native_stderr": True}
+"""For commands that load a model: LiteRT and FFmpeg write to fd 2 directly, so `main` runs
+them with it captured (`core.stderr.json_stderr`) and an error after the load stays one line."""
 
 
 def add_offline_options(p: argparse.ArgumentParser) -> None:
@@ -113,7 +116,7 @@ def add_paste_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[t
     )
     pe.add_argument("--keep", type=Path, help="keep the composites in this folder (to look at)")
     pe.add_argument("--json", action="store_true", help="also print one JSON document")
-    pe.set_defaults(handler="paste:paste_eval")
+    pe.set_defaults(handler="paste:paste_eval", **NATIVE)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -263,7 +266,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="classify the whole file as one clip, sampled exactly as in training",
     )
-    pr.set_defaults(handler="offline:predict")
+    pr.set_defaults(handler="offline:predict", **NATIVE)
 
     es = sub.add_parser(
         "evaluate-stream",
@@ -276,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_offline_options(es)
     es.add_argument("--json", action="store_true", help="print one JSON document")
     es.add_argument("--report", type=Path, help="folder for stream.json and timeline.png")
-    es.set_defaults(handler="streams:evaluate_stream", needs=("matplotlib",))
+    es.set_defaults(handler="streams:evaluate_stream", needs=("matplotlib",), **NATIVE)
 
     st = sub.add_parser(
         "streams",
@@ -354,7 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the part of each scene's footage that calibrates (0.5)",
     )
     qe.add_argument("--json", action="store_true", help="also print one JSON document")
-    qe.set_defaults(handler="quiet:quiet_eval")
+    qe.set_defaults(handler="quiet:quiet_eval", **NATIVE)
 
     add_paste_parser(sub)
 
@@ -378,7 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ca.add_argument("--dry-run", action="store_true", help="print the threshold, write nothing")
     ca.add_argument("--json", action="store_true", help="print one JSON document")
-    ca.set_defaults(handler="quiet:calibrate")
+    ca.set_defaults(handler="quiet:calibrate", **NATIVE)
 
     im = sub.add_parser("import-model", help="turn a Keras 2 .h5 (tutorial code) into a model dir")
     im.add_argument("h5", type=Path)

@@ -12,7 +12,6 @@ from typing import Any
 from har_daemon.cli.offline import load
 from har_daemon.cli.quiet import gate_name, with_gate
 from har_daemon.core.errors import DataError
-from har_daemon.core.stderr import json_stderr
 from har_daemon.offline.paste import Look
 from har_daemon.tools.environment import machine_info
 from har_daemon.tools.paste import (
@@ -70,12 +69,6 @@ def format_rows(rows: list[SizeRow]) -> str:
 
 
 def paste_eval(args: argparse.Namespace) -> int:
-    # LiteRT and FFmpeg write to fd 2 directly: captured, so an error stays one line.
-    with json_stderr():
-        return _paste_eval(args)
-
-
-def _paste_eval(args: argparse.Namespace) -> int:
     config, meta, backend = load(args)
     configs = [(gate_name(config), config)]
     for d in args.gate or []:

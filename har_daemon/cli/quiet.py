@@ -12,7 +12,6 @@ from typing import Any
 from har_daemon.cli.offline import load
 from har_daemon.config import DaemonConfig
 from har_daemon.core.errors import DataError
-from har_daemon.core.stderr import json_stderr
 from har_daemon.model.backends import Backend
 from har_daemon.model.meta import ModelMeta
 from har_daemon.offline.quiet import (
@@ -73,12 +72,6 @@ def _stream_line(name: str, doc: dict[str, Any]) -> str:
 
 
 def quiet_eval(args: argparse.Namespace) -> int:
-    # LiteRT and FFmpeg write to fd 2 directly: captured, so an error stays one line.
-    with json_stderr():
-        return _quiet_eval(args)
-
-
-def _quiet_eval(args: argparse.Namespace) -> int:
     config, meta, backend = load(args)
     clips = read_quiet(args.data)
     settings = [config] + [with_gate(config, d) for d in args.gate or []]
@@ -155,11 +148,6 @@ def _calibration_check(
 
 
 def calibrate(args: argparse.Namespace) -> int:
-    with json_stderr():
-        return _calibrate(args)
-
-
-def _calibrate(args: argparse.Namespace) -> int:
     config, meta, backend = load(args)
     camera = next((c for c in config.cameras if c.name == args.camera), None)
     if camera is None:

@@ -10,7 +10,6 @@ from typing import Any
 
 from har_daemon.cli.offline import load
 from har_daemon.config import DaemonConfig
-from har_daemon.core.stderr import json_stderr
 from har_daemon.model.meta import ModelMeta
 from har_daemon.offline.replay import replay_activities
 from har_daemon.offline.stream_eval import (
@@ -28,12 +27,6 @@ from har_daemon.video.frames import probe_video
 
 
 def evaluate_stream(args: argparse.Namespace) -> int:
-    # LiteRT and FFmpeg write to fd 2 directly: captured, so an error stays one line.
-    with json_stderr():
-        return _evaluate_stream(args)
-
-
-def _evaluate_stream(args: argparse.Namespace) -> int:
     truth = read_truth(args.truth)
     config, meta, backend = load(args)
     check_activities(truth, replay_activities(config, meta), args.truth)

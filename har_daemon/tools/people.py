@@ -138,9 +138,9 @@ def measure_people(args: argparse.Namespace, workdir: Path, threads: int) -> dic
     return out
 
 
-def pose_stage_model(model: Path) -> Path:
-    """The classifier the pose stage runs beside: `model` if it can alert on a fight, else the
-    bundled fight model (the pose stage only fuses with a fight class)."""
+def fusion_model(model: Path) -> Path:
+    """The classifier a fusion stage runs beside: `model` if it can alert on a fight, else the
+    bundled fight model (pose and pretrained fusion only fuse with a fight class)."""
     return model if FIGHT_ACTIVITY in read_meta(model).classes else FIGHT_MODEL_DIR
 
 
@@ -148,7 +148,7 @@ def _measure_fusion(
     args: argparse.Namespace, workdir: Path, video: Path, people_model: Path, fusion: Fusion
 ) -> dict[str, Any]:
     """The stream figures with a second opinion on (`*_pose`, `*_pretrained` keys)."""
-    model = pose_stage_model(people_model)
+    model = fusion_model(people_model)
     meta = read_meta(model)
     progress(f"fight {fusion} stage: {meta.name} with {FUSION_SETTINGS[fusion]} on, same clip")
     fusion_args = argparse.Namespace(**{**vars(args), "model": model})

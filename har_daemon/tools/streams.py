@@ -55,7 +55,7 @@ __all__ = [
 TOPIC_PREFIX = "harbench"
 
 Fusion = Literal["pose", "pretrained"]
-FUSION_SETTINGS: dict[str, str] = {"pose": "pose_fusion", "pretrained": "pretrained_fusion"}
+FUSION_SETTINGS: dict[Fusion, str] = {"pose": "pose_fusion", "pretrained": "pretrained_fusion"}
 """The `[inference]` switch of each second opinion the bench measures beside the fight model."""
 _BROKER_LOG_TYPES = ("error", "warning", "notice")  # not every message: the broker shares CPUs
 _ONLINE_TIMEOUT_S = 60.0
